@@ -1,0 +1,219 @@
+"""The `socialbot` command: serve, demo, chat, database, and the intents / knowledge tools."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot import __version__
+from bot.commands.intents import app as intents_app
+from bot.commands.knowledge import app as knowledge_app
+from bot.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="socialbot",
+    help="A social-channel responder with a lightweight social CRM.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The CRM database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(intents_app, name="intents", help="Understanding: classify, train and evaluate the heads.")
+app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
+
+log = logging.getLogger("socialbot")
+
+
+def _configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("httpx", "transformers", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"socialbot: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _settings(ctx: typer.Context, **overrides) -> Settings:
+    try:
+        return load_settings(ctx.obj.get("config") if ctx.obj else None, **overrides)
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"socialbot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="settings file (default: $SOCIALBOT_CONFIG, else ./settings.toml)"
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    ctx.obj = {"config": config}
+
+
+def _runtime(settings: Settings):
+    from bot.policy import PolicyError
+    from bot.runtime import build_runtime
+    from intents.encoder import EncoderLoadError
+
+    try:
+        return build_runtime(settings)
+    except (PolicyError, EncoderLoadError) as error:
+        raise _fail(str(error)) from None
+    except Exception as error:
+        # Errors from the knowledge base and the heads name the file; anything else is a bug: re-raise.
+        from intents import HeadsError
+        from knowledge import KnowledgeBaseError
+
+        if isinstance(error, KnowledgeBaseError | HeadsError):
+            raise _fail(str(error)) from None
+        raise
+
+
+def _serve(settings: Settings, *, banner: str | None = None) -> None:
+    import uvicorn
+
+    from bot.pipeline import recover_unprocessed
+    from bot.scheduler import start_scheduler
+    from bot.web.app import create_app
+
+    runtime = _runtime(settings)
+    recover_unprocessed(runtime, older_than_seconds=0)
+    scheduler = start_scheduler(runtime)
+    web = create_app(runtime)
+    if banner:
+        typer.echo(banner)
+    try:
+        uvicorn.run(web, host=settings.server.host, port=settings.server.port, log_level="info")
+    finally:
+        scheduler.shutdown(wait=True)
+        runtime.engine.dispose()
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="address to listen on (default: [server] host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: [server] port)")] = None,
+) -> None:
+    """Run socialbot: web chat, API and enabled channels, in one process."""
+    _configure_logging()
+    settings = _settings(ctx)
+    server = settings.server.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+    _serve(settings.model_copy(update={"server": server}))
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="where the demo keeps its database")] = Path("data"),
+) -> None:
+    """Run the sample brand (Fernhill Outdoor) with its knowledge base and web chat; no tokens needed."""
+    _configure_logging()
+    settings = _settings(ctx)
+    settings = settings.model_copy(
+        update={
+            "data": settings.data.model_copy(update={"dir": data_dir.resolve()}),
+            "server": settings.server.model_copy(update={"host": "127.0.0.1", "port": port}),
+        }
+    )
+    url = f"http://127.0.0.1:{port}/"
+    _serve(
+        settings,
+        banner=(
+            f"\n  {settings.brand.name} is ready: open {url} and chat.\n"
+            f"  Try: 'how long does delivery take?', 'my parcel never arrived and nobody answers!!',\n"
+            f"       'you should sell kids' hiking boots', 'love my new tent!'\n"
+            f"  Database: {settings.database_url_for_display}\n"
+        ),
+    )
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option(help="who you are in this conversation")] = "terminal-user",
+) -> None:
+    """Talk to the bot in the terminal, through the same pipeline as every channel (channel `cli`)."""
+    _configure_logging(logging.WARNING)
+    settings = _settings(ctx)
+    from bot.pipeline import handle_inbound
+    from channels.base import Author, InboundMessage
+
+    runtime = _runtime(settings)
+    interactive = sys.stdin.isatty()
+    brand = settings.brand.name
+    if interactive:
+        typer.echo(f"Chatting with {brand}. Ctrl-D to leave.")
+    while True:
+        if interactive:
+            typer.echo("you> ", nl=False)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        result = handle_inbound(
+            runtime,
+            InboundMessage(
+                channel="cli",
+                external_id=f"cli:{user}:{uuid.uuid4().hex}",
+                thread_id=f"cli:{user}",
+                author=Author(external_id=user, display_name=user),
+                text=text,
+            ),
+        )
+        for reply in result.replies:
+            typer.echo(f"{brand}> {reply.text}")
+        if not result.replies and result.state == "human":
+            typer.echo(f"({brand}: a person from the team will reply here.)")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+) -> None:
+    """Create or migrate the database to the latest schema (safe to run again)."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.crm.db import create_db_engine, current_revision, upgrade_database
+
+    settings = _settings(ctx)
+    try:
+        upgrade_database(settings.database_url, revision)
+        revision_now = current_revision(create_db_engine(settings.database_url))
+    except OperationalError as error:
+        raise _fail(f"database {settings.database_url_for_display}: {error.orig}") from None
+    typer.echo(f"database at revision {revision_now}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The database: engine with the right per-engine settings, sessions, and migrations.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout; PostgreSQL is used
+as it is. The schema is owned by Alembic (`bot/migrations`); `upgrade_database` brings any database to head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+__all__ = ["DatabaseUnavailable", "check_database", "create_db_engine", "session_scope", "upgrade_database"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class DatabaseUnavailable(Exception):
+    """The database is locked, down or unreachable; the caller should retry later."""
+
+
+def create_db_engine(url: str, *, echo: bool = False, busy_timeout_seconds: float = 5.0) -> Engine:
+    """Create the engine for `url`, creating the SQLite file's folder if needed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_seconds},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+            # Let SQLAlchemy, not the driver, open transactions (see _sqlite_begin).
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:  # pragma: no cover - trivial
+            # Take the write lock when the transaction starts: a deferred transaction that reads and then
+            # writes fails at once with "database is locked" when another writer went first, instead of
+            # waiting for the busy timeout.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def check_database(engine: Engine) -> None:
+    """Raise `DatabaseUnavailable` unless a trivial query works."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as error:
+        raise DatabaseUnavailable(str(error.orig)) from error
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (idempotent: an up-to-date database is left as it is)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,289 @@
+"""The social CRM's tables.
+
+Times are timezone-aware UTC in Python (`utcnow()`); SQLModel's UTC column type stores them as UTC on both
+engines and gives them back aware. Every schema change is an Alembic migration in `bot/migrations`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AuditEvent",
+    "AuthorKind",
+    "Contact",
+    "Conversation",
+    "ConversationState",
+    "DeliveryStatus",
+    "Direction",
+    "FollowUp",
+    "FollowUpStatus",
+    "Idea",
+    "Identity",
+    "LadderChange",
+    "LadderStage",
+    "Message",
+    "Outbox",
+    "OutboxStatus",
+    "ProcessingStatus",
+    "Staff",
+    "StaffRole",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC (the convention of every timestamp column)."""
+    return datetime.now(UTC)
+
+
+class LadderStage(StrEnum):
+    """Where a customer stands on the advocacy ladder (bot/crm/ladder.py decides)."""
+
+    DETRACTOR = "detractor"
+    TIRE_KICKER = "tire-kicker"
+    OWNER = "owner"
+    LOYAL = "loyal"
+    ADVOCATE = "advocate"
+
+
+class ConversationState(StrEnum):
+    """Who speaks in a conversation: the bot, a person, nobody (resolved) or nobody for now (snoozed)."""
+
+    BOT = "bot"
+    HUMAN = "human"
+    RESOLVED = "resolved"
+    SNOOZED = "snoozed"
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class AuthorKind(StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    STAFF = "staff"
+
+
+class ProcessingStatus(StrEnum):
+    """An inbound message is stored as `received` and becomes `processed` in the same transaction that
+    records the decision and queues the replies, so it is decided exactly once."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class FollowUpStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class StaffRole(StrEnum):
+    AGENT = "agent"
+    MARKETER = "marketer"
+    ADMIN = "admin"
+
+
+class Contact(SQLModel, table=True):
+    """One customer, however many channels they use."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str | None = None
+    email: str | None = Field(default=None, index=True)
+    ladder_stage: str = Field(default=LadderStage.TIRE_KICKER.value, index=True)
+    ladder_updated_at: datetime | None = None
+    opted_out: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+
+
+class Identity(SQLModel, table=True):
+    """A customer's account on one channel; (channel, external_user_id) names one contact."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_user_id", name="uq_identity_channel_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str
+    external_user_id: str
+    handle: str | None = None
+    display_name: str | None = None
+    verified: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Conversation(SQLModel, table=True):
+    """A thread on one channel with one contact. `state` alone decides who speaks."""
+
+    __table_args__ = (Index("ix_conversation_channel_thread", "channel", "thread_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str
+    thread_id: str
+    state: str = Field(default=ConversationState.BOT.value, index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="staff.id")
+    priority: int = 0
+    escalation_reason: str | None = None
+    opened_at: datetime = Field(default_factory=utcnow)
+    last_message_at: datetime = Field(default_factory=utcnow, index=True)
+    escalated_at: datetime | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    csat: int | None = None
+
+
+class Message(SQLModel, table=True):
+    """Every message in and out, with the bot's understanding and decision for inbound ones."""
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_message_channel_external_id"),
+        Index("ix_message_conversation_id_id", "conversation_id", "id"),
+        Index("ix_message_created_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str
+    # The platform's id; None for an outbound message not yet delivered.
+    external_id: str | None = None
+    direction: str
+    author_kind: str
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    public: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    reply_to_id: int | None = Field(default=None, foreign_key="message.id")
+    # Inbound: received -> processed.  Outbound: pending -> sent | failed.
+    status: str = Field(default=ProcessingStatus.RECEIVED.value, index=True)
+    # Understanding (inbound only).
+    intent: str | None = Field(default=None, index=True)
+    intent_confidence: float | None = None
+    low_confidence: bool | None = None
+    sentiment: str | None = None
+    sentiment_confidence: float | None = None
+    abusive: bool | None = None
+    abusive_score: float | None = None
+    wants_human: bool | None = None
+    language: str | None = None
+    # Decision (inbound only).
+    kb_article_id: str | None = None
+    kb_score: float | None = None
+    action: str | None = None
+    reason: str | None = None
+    processed_at: datetime | None = None
+    raw: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Idea(SQLModel, table=True):
+    """A customer's recommendation for the brand."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = "new"
+    votes: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LadderChange(SQLModel, table=True):
+    """The history of a contact's advocacy stage: every move, with the rule that caused it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    from_stage: str | None = None
+    to_stage: str
+    reason: str
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    changed_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class FollowUp(SQLModel, table=True):
+    """A message to send later ("did that fix it?"), claimed by one worker when due."""
+
+    __table_args__ = (Index("ix_followup_status_due_at", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str
+    template: str
+    due_at: datetime
+    status: str = FollowUpStatus.PENDING.value
+    attempts: int = 0
+    last_error: str | None = None
+    claimed_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class Staff(SQLModel, table=True):
+    """A person on the brand's side: agent, marketer or admin."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    name: str | None = None
+    role: str = StaffRole.AGENT.value
+    password_hash: str | None = None
+    api_token_hash: str | None = Field(default=None, index=True)
+    slack_user_id: str | None = Field(default=None, index=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when, and why: state changes, staff actions, exports, merges, erasures."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_kind: str  # system | bot | staff | customer
+    actor_id: int | None = None
+    action: str = Field(index=True)
+    subject_type: str
+    subject_id: int | None = None
+    details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Outbox(SQLModel, table=True):
+    """Every outbound message is a row here before it is sent; `idempotency_key` makes it happen once."""
+
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    channel: str
+    thread_id: str
+    reply_to_external_id: str | None = None
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = OutboxStatus.PENDING.value
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    last_error: str | None = None
+    external_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

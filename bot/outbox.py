@@ -1,0 +1,210 @@
+"""The outbox: every outbound message is a row before it is sent, and is sent by whoever claims it.
+
+`enqueue` writes the outbound `Message` and its `Outbox` row in the caller's transaction, keyed by an
+idempotency key (inbound message + purpose), so a decision replayed after a crash or a platform retry queues
+nothing new. `deliver_due` claims due rows (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so any number of
+workers can run it), sends them through their channel, and writes the platform's id back. Temporary failures
+are retried with exponential backoff, honouring the platform's `retry_after`; after `max_attempts` the row is
+marked failed for staff to see.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, or_
+from sqlmodel import Session, select
+
+from bot.crm.db import session_scope
+from bot.crm.models import (
+    AuthorKind,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+    Outbox,
+    OutboxStatus,
+    utcnow,
+)
+from channels.base import Channel, OutboundMessage, PermanentSendError, TemporarySendError
+
+__all__ = ["DeliveryReport", "deliver_due", "enqueue"]
+
+log = logging.getLogger("socialbot.outbox")
+
+# How long a worker may hold a claimed row before another may take it (a crashed worker's claim expires).
+CLAIM_SECONDS = 60
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def enqueue(
+    session: Session,
+    *,
+    conversation: Conversation,
+    text: str,
+    idempotency_key: str,
+    reply_to: Message | None = None,
+    author_kind: AuthorKind = AuthorKind.BOT,
+    staff_id: int | None = None,
+) -> Message:
+    """Queue `text` for the conversation's channel and thread; return the outbound message row.
+
+    If a row with `idempotency_key` exists already, nothing is queued and its message is returned.
+    """
+    existing = session.exec(select(Outbox).where(Outbox.idempotency_key == idempotency_key)).first()
+    if existing is not None:
+        return session.get(Message, existing.message_id)
+    message = Message(
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        channel=conversation.channel,
+        direction=Direction.OUTBOUND.value,
+        author_kind=author_kind.value,
+        staff_id=staff_id,
+        text=text,
+        reply_to_id=reply_to.id if reply_to is not None else None,
+        status=DeliveryStatus.PENDING.value,
+    )
+    session.add(message)
+    session.flush()
+    session.add(
+        Outbox(
+            idempotency_key=idempotency_key,
+            message_id=message.id,
+            channel=conversation.channel,
+            thread_id=conversation.thread_id,
+            reply_to_external_id=reply_to.external_id if reply_to is not None else None,
+            text=text,
+        )
+    )
+    return message
+
+
+def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
+    """Exponential backoff: base, 2*base, 4*base, ... never more than cap."""
+    return min(cap, base * (2 ** max(0, attempts - 1)))
+
+
+def _claim(engine: Engine, channels: Mapping[str, Channel], now: datetime, limit: int) -> list[Outbox]:
+    with session_scope(engine) as session:
+        query = (
+            select(Outbox)
+            .where(
+                Outbox.status == OutboxStatus.PENDING.value,
+                Outbox.next_attempt_at <= now,
+                Outbox.channel.in_(list(channels)),
+                or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),
+            )
+            .order_by(Outbox.id)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.exec(query).all())
+        for row in rows:
+            row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+            session.add(row)
+        return rows
+
+
+def deliver_due(
+    engine: Engine,
+    channels: Mapping[str, Channel],
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+    max_attempts: int = 8,
+    backoff_base_seconds: float = 2.0,
+    backoff_cap_seconds: float = 600.0,
+) -> DeliveryReport:
+    """Send every due row whose channel is in `channels`; return what happened to each."""
+    now = now or utcnow()
+    report = DeliveryReport()
+    for row in _claim(engine, channels, now, limit):
+        outbound = OutboundMessage(
+            channel=row.channel,
+            thread_id=row.thread_id,
+            text=row.text,
+            reply_to_external_id=row.reply_to_external_id,
+            idempotency_key=row.idempotency_key,
+        )
+        try:
+            external_id = channels[row.channel].send(outbound)
+        except TemporarySendError as error:
+            _record_failure(
+                engine,
+                row.id,
+                str(error),
+                error.retry_after,
+                now,
+                max_attempts,
+                backoff_base_seconds,
+                backoff_cap_seconds,
+                report,
+            )
+            continue
+        except PermanentSendError as error:
+            _record_failure(engine, row.id, str(error), None, now, 0, 0, 0, report)
+            continue
+        _record_sent(engine, row.id, external_id)
+        report.sent.append(row.id)
+    return report
+
+
+def _record_sent(engine: Engine, outbox_id: int, external_id: str) -> None:
+    with session_scope(engine) as session:
+        row = session.get(Outbox, outbox_id)
+        sent_at = utcnow()
+        row.status, row.external_id, row.sent_at, row.claimed_until = (
+            OutboxStatus.SENT.value,
+            external_id,
+            sent_at,
+            None,
+        )
+        row.attempts += 1
+        message = session.get(Message, row.message_id)
+        message.status, message.external_id = DeliveryStatus.SENT.value, external_id
+        conversation = session.get(Conversation, message.conversation_id)
+        if conversation.first_response_at is None:
+            conversation.first_response_at = sent_at
+        session.add_all([row, message, conversation])
+
+
+def _record_failure(
+    engine: Engine,
+    outbox_id: int,
+    error: str,
+    retry_after: float | None,
+    now: datetime,
+    max_attempts: int,
+    base: float,
+    cap: float,
+    report: DeliveryReport,
+) -> None:
+    with session_scope(engine) as session:
+        row = session.get(Outbox, outbox_id)
+        row.attempts += 1
+        row.last_error = error[:2000]
+        row.claimed_until = None
+        if row.attempts >= max_attempts:
+            row.status = OutboxStatus.FAILED.value
+            message = session.get(Message, row.message_id)
+            message.status = DeliveryStatus.FAILED.value
+            session.add(message)
+            report.failed.append(row.id)
+            log.warning("outbox row %s failed after %s attempts", row.id, row.attempts)
+        else:
+            delay = max(retry_after or 0.0, backoff_seconds(row.attempts, base=base, cap=cap))
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            report.retried.append(row.id)
+            log.info("outbox row %s retry in %.1fs", row.id, delay)
+        session.add(row)

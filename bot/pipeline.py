@@ -1,0 +1,317 @@
+"""The one path every inbound message takes.
+
+store (idempotent on channel + external id) -> identify contact -> find or open conversation -> if a human
+owns the conversation, stay silent -> understand (one encoder pass) -> decide (policy) -> queue the reply in
+the outbox -> log the decision -> update the advocacy stage -> deliver.
+
+Two transactions keep the model out of any database lock: the first stores the message (after it commits, the
+message is never lost: `recover_unprocessed` finishes it after a crash); the second records the decision and
+queues the reply, and only the transaction that moves the message from `received` to `processed` may do that,
+so a message is decided and answered once however often it is delivered or retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.crm.db import session_scope
+from bot.crm.ladder import update_ladder
+from bot.crm.models import (
+    AuthorKind,
+    Contact,
+    Conversation,
+    ConversationState,
+    Direction,
+    Idea,
+    Identity,
+    Message,
+    ProcessingStatus,
+    utcnow,
+)
+from bot.handoff import bot_may_reply, escalate_conversation, reopen_conversation
+from bot.outbox import deliver_due, enqueue
+from bot.policy import Action, Decision
+from bot.runtime import Analysis, Runtime
+from channels.base import InboundMessage
+from knowledge import format_reply
+
+__all__ = [
+    "PipelineResult",
+    "Reply",
+    "handle_inbound",
+    "process_stored",
+    "recover_unprocessed",
+    "store_inbound",
+]
+
+log = logging.getLogger("socialbot.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    message_id: int
+    text: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """What happened to one inbound message.
+
+    Args:
+        duplicate: the message had been received before; nothing new was stored or sent.
+        state: the conversation's state afterwards (who speaks next).
+        replies: the replies queued for this message (for a duplicate: the ones queued the first time).
+    """
+
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    duplicate: bool
+    state: str
+    action: str | None
+    reason: str | None
+    replies: tuple[Reply, ...]
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text can't hold NUL; nothing legitimate needs it.
+    return text.replace("\x00", "")
+
+
+def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
+    author = inbound.author
+    identity = session.exec(
+        select(Identity).where(
+            Identity.channel == inbound.channel, Identity.external_user_id == author.external_id
+        )
+    ).first()
+    if identity is not None:
+        contact = session.get(Contact, identity.contact_id)
+        contact.last_seen_at = utcnow()
+        if author.handle and identity.handle != author.handle:
+            identity.handle = author.handle
+            session.add(identity)
+        session.add(contact)
+        return contact
+    contact = Contact(display_name=author.display_name or author.handle)
+    session.add(contact)
+    session.flush()
+    session.add(
+        Identity(
+            contact_id=contact.id,
+            channel=inbound.channel,
+            external_user_id=author.external_id,
+            handle=author.handle,
+            display_name=author.display_name,
+            verified=True,  # the platform vouches for its own account ids
+        )
+    )
+    return contact
+
+
+def _find_or_open_conversation(session: Session, inbound: InboundMessage, contact: Contact) -> Conversation:
+    conversation = session.exec(
+        select(Conversation)
+        .where(Conversation.channel == inbound.channel, Conversation.thread_id == inbound.thread_id)
+        .order_by(Conversation.id.desc())
+    ).first()
+    if conversation is None:
+        conversation = Conversation(
+            contact_id=contact.id, channel=inbound.channel, thread_id=inbound.thread_id
+        )
+        session.add(conversation)
+        session.flush()
+    elif conversation.state == ConversationState.RESOLVED:
+        reopen_conversation(session, conversation)
+    conversation.last_message_at = utcnow()
+    session.add(conversation)
+    return conversation
+
+
+def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]:
+    """Store the message (the first, fast step: a webhook calls it before acknowledging the platform).
+
+    Returns its id and whether it had been stored before (a platform's retry: don't process it again).
+    """
+    try:
+        with session_scope(runtime.engine) as session:
+            contact = _identify_contact(session, inbound)
+            conversation = _find_or_open_conversation(session, inbound, contact)
+            message = Message(
+                conversation_id=conversation.id,
+                contact_id=contact.id,
+                channel=inbound.channel,
+                external_id=inbound.external_id,
+                direction=Direction.INBOUND.value,
+                author_kind=AuthorKind.CUSTOMER.value,
+                text=_clean(inbound.text),
+                public=inbound.public,
+                created_at=inbound.received_at,
+                raw=inbound.raw or None,
+            )
+            session.add(message)
+            session.flush()
+            return message.id, False
+    except IntegrityError:
+        with session_scope(runtime.engine) as session:
+            existing = session.exec(
+                select(Message.id).where(
+                    Message.channel == inbound.channel, Message.external_id == inbound.external_id
+                )
+            ).first()
+        if existing is None:  # the conflict was something else; let it surface
+            raise
+        return existing, True
+
+
+def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineResult:
+    message = session.get(Message, message_id)
+    conversation = session.get(Conversation, message.conversation_id)
+    replies = session.exec(
+        select(Message)
+        .where(Message.reply_to_id == message_id, Message.direction == Direction.OUTBOUND.value)
+        .order_by(Message.id)
+    ).all()
+    return PipelineResult(
+        message_id=message.id,
+        conversation_id=conversation.id,
+        contact_id=message.contact_id,
+        duplicate=duplicate,
+        state=conversation.state,
+        action=message.action,
+        reason=message.reason,
+        replies=tuple(Reply(r.id, r.text, r.status) for r in replies),
+    )
+
+
+def _reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None:
+    if decision.action == Action.ANSWER:
+        return format_reply(decision.article, channel)
+    if decision.template is not None:
+        return runtime.policy.render(decision.template, article=decision.article)
+    return None
+
+
+def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
+    understanding, answer = analysis.understanding, analysis.answer
+    message.intent = understanding.intent
+    message.intent_confidence = understanding.confidence
+    message.low_confidence = understanding.low_confidence
+    message.sentiment = understanding.sentiment
+    message.sentiment_confidence = understanding.sentiment_confidence
+    message.abusive = understanding.abusive
+    message.abusive_score = understanding.abusive_score
+    message.wants_human = understanding.wants_human
+    message.kb_article_id = decision.article.id if decision.article is not None else None
+    message.kb_score = answer.score if answer is not None else None
+    message.action = decision.action.value
+    message.reason = decision.reason
+    message.status = ProcessingStatus.PROCESSED.value
+    message.processed_at = utcnow()
+
+
+def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> bool:
+    """Record the decision and queue the reply; False if another worker had already done it."""
+    with session_scope(runtime.engine) as session:
+        claimed = session.exec(
+            update(Message)
+            .where(Message.id == message_id, Message.status == ProcessingStatus.RECEIVED.value)
+            .values(status=ProcessingStatus.PROCESSED.value)
+        )
+        if claimed.rowcount != 1:
+            return False
+        message = session.get(Message, message_id)
+        query = select(Conversation).where(Conversation.id == message.conversation_id)
+        if runtime.engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        conversation = session.exec(query).one()
+        if bot_may_reply(conversation):
+            decision = runtime.policy.decide(analysis.understanding, analysis.answer, public=message.public)
+        else:
+            decision = Decision(
+                Action.HUMAN_OWNS, f"conversation is {conversation.state}: the bot stays silent"
+            )
+        _record(message, analysis, decision)
+        session.add(message)
+        text = (
+            _reply_text(runtime, decision, message.channel) if decision.action != Action.HUMAN_OWNS else None
+        )
+        if text:
+            enqueue(
+                session,
+                conversation=conversation,
+                text=text,
+                reply_to=message,
+                idempotency_key=f"reply:{message.id}",
+            )
+        if decision.escalate:
+            escalate_conversation(
+                session,
+                conversation,
+                reason=decision.reason,
+                message_id=message.id,
+                priority=1 if analysis.understanding.sentiment == "negative" else 0,
+            )
+        if decision.record_idea:
+            session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
+        contact = session.get(Contact, message.contact_id)
+        update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
+    log.info("message %s: %s", message_id, decision.action.value)
+    return True
+
+
+def process_stored(runtime: Runtime, message_id: int) -> None:
+    """Understand, decide and reply to a stored message (a no-op if it was processed already)."""
+    with session_scope(runtime.engine) as session:
+        message = session.get(Message, message_id)
+        text, status, channel = message.text, message.status, message.channel
+    if status == ProcessingStatus.RECEIVED:
+        analysis = runtime.models.analyse(text)
+        _decide_and_queue(runtime, message_id, analysis)
+    _deliver(runtime, channel)
+
+
+def _deliver(runtime: Runtime, channel: str) -> None:
+    if channel in runtime.channels:
+        deliver_due(runtime.engine, {channel: runtime.channels[channel]})
+
+
+def handle_inbound(runtime: Runtime, inbound: InboundMessage) -> PipelineResult:
+    """Take one inbound message through the whole path and return what happened.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the database is locked or down; nothing was half-stored, the caller
+            should tell the sender to retry.
+    """
+    message_id, duplicate = store_inbound(runtime, inbound)
+    if not duplicate:
+        process_stored(runtime, message_id)
+    with session_scope(runtime.engine) as session:
+        return _result(session, message_id, duplicate=duplicate)
+
+
+def recover_unprocessed(runtime: Runtime, *, older_than_seconds: float = 30.0) -> int:
+    """Finish messages that were stored but not decided (the process stopped in between); return how many."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with session_scope(runtime.engine) as session:
+        pending = session.exec(
+            select(Message.id, Message.channel)
+            .where(
+                Message.direction == Direction.INBOUND.value,
+                Message.status == ProcessingStatus.RECEIVED.value,
+                Message.created_at <= cutoff,
+            )
+            .order_by(Message.id)
+        ).all()
+    for message_id, _channel in pending:
+        process_stored(runtime, message_id)
+    if pending:
+        log.info("recovered %d message(s) stored before a stop", len(pending))
+    return len(pending)

@@ -1,0 +1,143 @@
+"""What a running socialbot holds: settings, database, the encoder and its heads, the knowledge base, the
+policy and the channels. Built once per process by `build_runtime`; the leaves get what they need from here
+(the encoder is built here and passed to both `intents` and `knowledge`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine
+
+from bot.crm.db import create_db_engine, upgrade_database
+from bot.policy import Policy
+from bot.settings import Settings
+from channels.base import Channel
+from channels.webchat import StoredChannel
+from intents import Understander, Understanding
+from intents.encoder import SentenceEncoder
+from knowledge import Answer, KnowledgeBase
+
+__all__ = ["Analysis", "Models", "Runtime", "build_runtime", "load_models", "sample_knowledge_dir"]
+
+log = logging.getLogger("socialbot")
+
+
+def sample_knowledge_dir() -> Path:
+    """The sample brand's (Fernhill Outdoor) knowledge base shipped with socialbot."""
+    return Path(str(resources.files("knowledge") / "sample" / "fernhill"))
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything the models say about one message, from one encoder pass."""
+
+    understanding: Understanding
+    answer: Answer
+
+
+@dataclass
+class Models:
+    """The encoder, the heads on it and the knowledge base: loaded once, shared by every request."""
+
+    encoder: SentenceEncoder
+    understander: Understander
+    knowledge: KnowledgeBase
+    refresh_seconds: float = 30.0
+    _last_refresh: float = field(default_factory=time.monotonic)
+    _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def analyse(self, text: str) -> Analysis:
+        """Understand `text` and find its best article, with a single encoder pass."""
+        self._maybe_refresh_knowledge()
+        embedding: np.ndarray = self.encoder.encode([text])[0]
+        return Analysis(
+            understanding=self.understander.understand(text, embedding),
+            answer=self.knowledge.answer(text, embedding),
+        )
+
+    def _maybe_refresh_knowledge(self) -> None:
+        if not self.refresh_seconds or time.monotonic() - self._last_refresh < self.refresh_seconds:
+            return
+        if not self._refresh_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_refresh = time.monotonic()
+            if self.knowledge.refresh():
+                log.info("knowledge base reloaded: %d articles", len(self.knowledge.articles))
+        finally:
+            self._refresh_lock.release()
+
+
+def load_models(settings: Settings) -> Models:
+    """Load the encoder, the heads and the knowledge base named by the settings."""
+    encoder = SentenceEncoder.load(threads=settings.intents.threads or None)
+    understander = Understander.load(settings.intents.heads_dir)
+    knowledge_dir = settings.knowledge.dir or sample_knowledge_dir()
+    knowledge = KnowledgeBase.build(
+        knowledge_dir,
+        encoder,
+        threshold=settings.knowledge.threshold,
+        cache_dir=settings.data.dir / "cache" / "knowledge",
+        on_invalid=settings.knowledge.on_invalid,
+    )
+    if not knowledge.articles:
+        log.warning("knowledge base %s has no articles: every question will be escalated", knowledge_dir)
+    return Models(encoder, understander, knowledge, refresh_seconds=settings.knowledge.refresh_seconds)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    models: Models
+    policy: Policy
+    channels: dict[str, Channel]
+
+    @property
+    def owner_article_ids(self) -> set[str]:
+        from bot.crm.ladder import OWNER_TAGS
+
+        return {a.id for a in self.models.knowledge.articles if set(a.tags) & set(OWNER_TAGS)}
+
+
+def build_policy(settings: Settings) -> Policy:
+    return Policy(
+        brand=settings.brand.name,
+        support_hours=settings.brand.support_hours,
+        human_reply_estimate=settings.brand.human_reply_estimate,
+        routes=settings.policy.routes,
+        templates=settings.policy.templates,
+    )
+
+
+def build_runtime(settings: Settings, *, models: Models | None = None, migrate: bool = True) -> Runtime:
+    """Upgrade the database and load everything a worker needs.
+
+    Args:
+        models: already loaded models to share (tests load them once per session).
+        migrate: apply database migrations first (what `serve` and `demo` do).
+    """
+    if migrate:
+        upgrade_database(settings.database_url)
+    engine = create_db_engine(
+        settings.database_url,
+        echo=settings.database.echo,
+        busy_timeout_seconds=settings.database.busy_timeout_seconds,
+    )
+    channels: dict[str, Channel] = {"cli": StoredChannel("cli")}
+    if settings.webchat.enabled:
+        channels["webchat"] = StoredChannel("webchat")
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        models=models or load_models(settings),
+        policy=build_policy(settings),
+        channels=channels,
+    )

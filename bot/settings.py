@@ -1,0 +1,259 @@
+"""Settings: `settings.toml` (or the file in `SOCIALBOT_CONFIG` / `--config`), overridden by the environment.
+
+Every key can be overridden by `SOCIALBOT_<SECTION>__<KEY>`, e.g. `SOCIALBOT_DATABASE__URL`. Secrets (tokens,
+signing secrets, passwords) are read from the environment only: a secret written in the TOML file is refused,
+so it can't end up in version control.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.policy import DEFAULT_ROUTES, Action
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "SOCIALBOT_"
+CONFIG_ENV = "SOCIALBOT_CONFIG"
+DEFAULT_CONFIG = Path("settings.toml")
+
+
+class SettingsError(Exception):
+    """The settings are wrong; the message names the setting and says what is wrong (one line)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrandSettings(_Section):
+    name: str = "Fernhill Outdoor"
+    # Handles customers use to address the brand, without "@"; the brand's own posts are never answered.
+    handles: list[str] = Field(default_factory=lambda: ["fernhill"])
+    website: str = "https://fernhill.example"
+    support_hours: str = "Monday to Friday, 9:00-18:00 CET"
+    # How long a person usually takes to answer an escalated conversation, said to the customer.
+    human_reply_estimate: str = "within a few hours"
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class DatabaseSettings(_Section):
+    # Empty means a SQLite file `socialbot.sqlite3` inside [data] dir.
+    url: str = ""
+    echo: bool = False
+    # Seconds a SQLite writer waits for a lock before the request fails with 503.
+    busy_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class DataSettings(_Section):
+    dir: Path = Path("data")
+
+
+class IntentsSettings(_Section):
+    # Folder of heads from `socialbot intents train --out DIR`; empty = the heads shipped in the package.
+    heads_dir: Path | None = None
+    # torch threads for the encoder; 0 = one per core.
+    threads: int = Field(default=0, ge=0)
+
+
+class KnowledgeSettings(_Section):
+    # Folder of Markdown articles; empty = the sample brand's knowledge base shipped with socialbot.
+    dir: Path | None = None
+    # Score below which the bot says "I don't know" and escalates; empty = the calibrated default.
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # What to do with an article whose front matter is invalid: stop start-up ("fail") or skip it ("skip").
+    on_invalid: Literal["fail", "skip"] = "fail"
+    # Seconds between checks for changed articles; 0 = only on `socialbot knowledge reindex` or restart.
+    refresh_seconds: float = Field(default=30.0, ge=0)
+
+
+class PolicySettings(_Section):
+    # What the bot does per intent; the actions and the defaults are in bot/policy.py.
+    # intent (or "abusive", "wants_human") -> action, e.g. routes = { other = "ignore" }.
+    routes: dict[str, Action] = Field(default_factory=dict)
+    # Extra or replacement reply templates (Jinja2), by name; see bot/policy.py for the defaults.
+    templates: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("routes")
+    @classmethod
+    def _known_intents(cls, routes: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(routes) - set(DEFAULT_ROUTES))
+        if unknown:
+            raise ValueError(f"unknown intent(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_ROUTES)}")
+        return routes
+
+
+class WebchatSettings(_Section):
+    enabled: bool = True
+    # Longest message accepted from the web chat, in characters; longer ones get 413.
+    max_text_chars: int = Field(default=4000, ge=1, le=100_000)
+
+
+class Settings(BaseSettings):
+    """All of socialbot's settings. Build it with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    brand: BrandSettings = Field(default_factory=BrandSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    intents: IntentsSettings = Field(default_factory=IntentsSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    webchat: WebchatSettings = Field(default_factory=WebchatSettings)
+    # Secrets: environment only (SOCIALBOT_SECRET_KEY signs staff sessions once the console exists).
+    secret_key: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _CURRENT_TOML.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, with the embedded SQLite default filled in."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data.dir / 'socialbot.sqlite3').resolve()}"
+
+    @property
+    def database_url_for_display(self) -> str:
+        """The database URL with any password masked, for logs and messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+# Names of keys that hold secrets: refused in the TOML file, accepted from the environment.
+SECRET_KEYS = {
+    "secret_key",
+    "token",
+    "bot_token",
+    "signing_secret",
+    "webhook_secret",
+    "password",
+    "bearer_token",
+    "consumer_secret",
+    "access_token",
+    "access_token_secret",
+    "app_token",
+}
+
+_CURRENT_TOML: dict[str, Path | None] = {"path": None}
+
+
+def _config_path(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise SettingsError(f"config file {explicit}: not found")
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise SettingsError(f"{CONFIG_ENV}={from_env}: no such file")
+        return path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def _check_no_secrets_in_file(path: Path) -> None:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingsError(f"config file {path}: not valid TOML: {error}") from error
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(value, name)
+            elif key in SECRET_KEYS and value not in ("", None):
+                env = ENV_PREFIX + name.upper().replace(".", "__")
+                raise SettingsError(
+                    f"{path}: {name} is a secret; remove it from the file and set {env} in the environment"
+                )
+
+    walk(document, "")
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "settings"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    return f"setting {location}: {message} (env {ENV_PREFIX}{location.upper().replace('.', '__')})"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings file and the environment.
+
+    Args:
+        config: the TOML file; else `SOCIALBOT_CONFIG`; else `./settings.toml` if present; else defaults.
+        overrides: values that win over both (used by tests and the CLI).
+
+    Raises:
+        SettingsError: one line naming the wrong setting and what is wrong.
+    """
+    path = _config_path(config)
+    if path is not None:
+        _check_no_secrets_in_file(path)
+    _CURRENT_TOML["path"] = path
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+    finally:
+        _CURRENT_TOML["path"] = None
+    if path is not None:
+        settings = _resolve_relative_paths(settings, path.parent)
+    return settings
+
+
+def _resolve_relative_paths(settings: Settings, base: Path) -> Settings:
+    """Paths in the file are relative to the file, not to the working directory."""
+
+    def fix(value: Path | None) -> Path | None:
+        if value is None or value.is_absolute() or str(value) == "":
+            return value
+        return (base / value).resolve()
+
+    return settings.model_copy(
+        update={
+            "data": settings.data.model_copy(update={"dir": fix(settings.data.dir)}),
+            "intents": settings.intents.model_copy(update={"heads_dir": fix(settings.intents.heads_dir)}),
+            "knowledge": settings.knowledge.model_copy(update={"dir": fix(settings.knowledge.dir)}),
+        }
+    )

@@ -1,0 +1,217 @@
+"""The HTTP face of socialbot: the web chat page and API, health, and (later) webhooks and the console."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot import __version__
+from bot.crm.db import DatabaseUnavailable, check_database, session_scope
+from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
+from bot.pipeline import handle_inbound
+from bot.runtime import Runtime
+from channels.base import Author, InboundMessage
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("socialbot.web")
+WEB_DIR = Path(__file__).resolve().parent
+# Any request body larger than this is refused before it is read (webhooks and the chat API alike).
+MAX_BODY_BYTES = 1_000_000
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_\-:.]{8,128}$"
+
+
+class ChatRequest(BaseModel):
+    """A customer's message from the web chat widget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN, description="the browser's random chat session id")
+    text: str = Field(description="the customer's message")
+    name: str | None = Field(default=None, max_length=100, description="the name the customer gave, if any")
+    message_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_\-:.]{1,128}$",
+        description="the client's id for this message; a retry with the same id is answered once",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be empty or only whitespace")
+        return text
+
+
+class ChatReply(BaseModel):
+    id: int
+    text: str
+
+
+class ChatResponse(BaseModel):
+    conversation_id: int
+    message_id: int
+    state: str
+    replies: list[ChatReply]
+    duplicate: bool = False
+
+
+class ChatMessage(BaseModel):
+    id: int
+    direction: str
+    author: str
+    text: str
+    created_at: str
+
+
+def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = []
+    status = 422
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if part != "body") or "body"
+        if item["type"] == "json_invalid":
+            status = 400
+            problems.append(
+                f"the request body is not valid JSON ({item.get('ctx', {}).get('error', 'parse error')})"
+            )
+        elif item["type"] == "extra_forbidden":
+            problems.append(f"{location}: unknown field")
+        elif item["type"] == "missing":
+            problems.append(f"{location}: required")
+        else:
+            problems.append(f"{location}: {item['msg']}")
+    return JSONResponse({"error": "; ".join(problems)}, status_code=status)
+
+
+def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    detail = error.detail
+    if error.status_code == 400 and detail == "There was an error parsing the body":
+        detail = "the request body is not valid JSON in UTF-8"
+    return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)
+
+
+def _database_unavailable(_request: Request, error: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", type(error).__name__)
+    return JSONResponse(
+        {
+            "error": "the database is busy or unreachable; nothing was stored, retry the request",
+            "retry": True,
+        },
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the web application around an already built `Runtime`."""
+    settings = runtime.settings
+    app = FastAPI(title=f"socialbot - {settings.brand.name}", version=__version__)
+    app.state.runtime = runtime
+    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+
+    @app.middleware("http")
+    async def limit_body_size(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def chat_page(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request, "chat.html", {"brand": settings.brand, "max_chars": settings.webchat.max_text_chars}
+        )
+
+    @app.post("/api/v1/chat", response_model=ChatResponse, tags=["web chat"])
+    def post_chat_message(body: ChatRequest) -> ChatResponse | JSONResponse:
+        """Send a customer's web chat message; the bot's replies come back in the response."""
+        if not settings.webchat.enabled:
+            return JSONResponse({"error": "the web chat is disabled"}, status_code=404)
+        limit = settings.webchat.max_text_chars
+        if len(body.text) > limit:
+            return JSONResponse(
+                {"error": f"text is {len(body.text)} characters; the limit is {limit}"}, status_code=413
+            )
+        inbound = InboundMessage(
+            channel="webchat",
+            external_id=f"{body.session_id}:{body.message_id or uuid.uuid4().hex}",
+            thread_id=body.session_id,
+            author=Author(external_id=body.session_id, display_name=body.name),
+            text=body.text,
+            public=False,
+        )
+        result = handle_inbound(runtime, inbound)
+        return ChatResponse(
+            conversation_id=result.conversation_id,
+            message_id=result.message_id,
+            state=result.state,
+            replies=[
+                ChatReply(id=r.message_id, text=r.text)
+                for r in result.replies
+                if r.status == DeliveryStatus.SENT
+            ],
+            duplicate=result.duplicate,
+        )
+
+    @app.get("/api/v1/chat/{session_id}/messages", response_model=list[ChatMessage], tags=["web chat"])
+    def list_chat_messages(
+        session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)],
+        after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
+    ) -> list[ChatMessage]:
+        """The messages of a web chat session, for the page to poll (replies from staff arrive here)."""
+        with session_scope(runtime.engine) as session:
+            rows = session.exec(
+                select(Message)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(
+                    Conversation.channel == "webchat",
+                    Conversation.thread_id == session_id,
+                    Message.id > after,
+                    (Message.direction == Direction.INBOUND.value)
+                    | (Message.status == DeliveryStatus.SENT.value),
+                )
+                .order_by(Message.id)
+                .limit(200)
+            ).all()
+            return [
+                ChatMessage(
+                    id=m.id,
+                    direction=m.direction,
+                    author=m.author_kind,
+                    text=m.text,
+                    created_at=m.created_at.isoformat(),
+                )
+                for m in rows
+            ]
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> JSONResponse:
+        """Liveness and readiness: the database answers and the model is loaded."""
+        checks = {"model": runtime.models is not None, "database": True}
+        try:
+            check_database(runtime.engine)
+        except DatabaseUnavailable:
+            checks["database"] = False
+        healthy = all(checks.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", **checks}, status_code=200 if healthy else 503
+        )
+
+    return app

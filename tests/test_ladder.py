@@ -1,0 +1,42 @@
+"""The advocacy ladder's rules, on scripted customer histories."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.crm.ladder import Behaviour, compute_stage
+from bot.crm.models import LadderStage
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "stage"),
+    [
+        (Behaviour(), LadderStage.TIRE_KICKER),
+        (Behaviour(owner_questions=1), LadderStage.OWNER),
+        (Behaviour(complaints=1, negative=1), LadderStage.OWNER),
+        (Behaviour(complaints=2, negative=2, positive=1), LadderStage.DETRACTOR),
+        (Behaviour(complaints=2, negative=2, positive=3, praise=2), LadderStage.ADVOCATE),
+        (Behaviour(positive=2, positive_conversations=2), LadderStage.LOYAL),
+        (Behaviour(ideas=1, positive=1), LadderStage.ADVOCATE),
+        (Behaviour(praise=2, positive=2), LadderStage.ADVOCATE),
+    ],
+)
+def test_stage_rules(behaviour, stage):
+    computed, reason = compute_stage(behaviour)
+    assert computed == stage
+    assert reason
+
+
+def test_a_customer_moves_down_the_ladder_with_repeated_angry_complaints(client, runtime):
+    from sqlmodel import Session, select
+
+    from bot.crm.models import Contact, LadderChange
+
+    session_id = "ladder-session-1"
+    for text in ("my order is late AGAIN, this is a joke", "the replacement arrived broken, worst shop ever"):
+        client.post("/api/v1/chat", json={"session_id": session_id, "text": text})
+    with Session(runtime.engine) as session:
+        contact = session.exec(select(Contact)).one()
+        changes = session.exec(select(LadderChange).order_by(LadderChange.id)).all()
+    assert contact.ladder_stage == "detractor"
+    assert changes[-1].to_stage == "detractor" and changes[-1].from_stage == "owner"

@@ -1,0 +1,132 @@
+"""The outbox sends each queued message once, retries temporary failures with backoff honouring the
+platform's retry-after, and marks a message failed for staff after the last attempt."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, func, select
+
+from bot.crm.db import create_db_engine, session_scope, upgrade_database
+from bot.crm.models import Contact, Conversation, Message, Outbox, utcnow
+from bot.outbox import deliver_due, enqueue
+from channels.base import Channel, OutboundMessage, PermanentSendError, TemporarySendError
+
+
+class ScriptedChannel(Channel):
+    """An in-process channel (the errbot-style test backend): fails as scripted, records what it sent."""
+
+    name = "slack"
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, message: OutboundMessage) -> str:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+        return f"ts-{len(self.sent)}"
+
+
+@pytest.fixture
+def engine(tmp_path):
+    url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def queue_reply(engine, key: str = "reply:1") -> int:
+    with session_scope(engine) as session:
+        contact = Contact()
+        session.add(contact)
+        session.flush()
+        conversation = Conversation(contact_id=contact.id, channel="slack", thread_id="C1:1700000000.1")
+        session.add(conversation)
+        session.flush()
+        message = enqueue(session, conversation=conversation, text="Hello!", idempotency_key=key)
+        return message.id
+
+
+def outbox_row(engine) -> Outbox:
+    with Session(engine) as session:
+        return session.exec(select(Outbox)).one()
+
+
+def test_a_queued_message_is_sent_once_and_its_platform_id_recorded(engine):
+    message_id = queue_reply(engine)
+    channel = ScriptedChannel()
+
+    first = deliver_due(engine, {"slack": channel})
+    second = deliver_due(engine, {"slack": channel})
+
+    assert len(first.sent) == 1 and second.sent == []
+    assert [m.thread_id for m in channel.sent] == ["C1:1700000000.1"]
+    with Session(engine) as session:
+        message = session.get(Message, message_id)
+        conversation = session.get(Conversation, message.conversation_id)
+    assert (message.status, message.external_id) == ("sent", "ts-1")
+    assert conversation.first_response_at is not None
+
+
+def test_the_same_idempotency_key_queues_one_message(engine):
+    queue_reply(engine, key="reply:7")
+    with session_scope(engine) as session:
+        conversation = session.exec(select(Conversation)).one()
+        enqueue(session, conversation=conversation, text="Hello again!", idempotency_key="reply:7")
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(Outbox)).one() == 1
+
+
+def test_a_rate_limit_is_waited_out_then_the_message_goes_once(engine):
+    queue_reply(engine)
+    channel = ScriptedChannel(TemporarySendError("429 rate limited", retry_after=30))
+    now = utcnow()
+
+    report = deliver_due(engine, {"slack": channel}, now=now)
+    assert report.retried and not channel.sent
+    assert outbox_row(engine).next_attempt_at >= now + timedelta(seconds=30)
+
+    assert deliver_due(engine, {"slack": channel}, now=now + timedelta(seconds=10)).sent == []
+    assert len(deliver_due(engine, {"slack": channel}, now=now + timedelta(seconds=31)).sent) == 1
+    assert len(channel.sent) == 1
+    assert outbox_row(engine).attempts == 2
+
+
+def test_server_errors_back_off_exponentially_and_fail_after_the_last_attempt(engine):
+    message_id = queue_reply(engine)
+    channel = ScriptedChannel(*[TemporarySendError("500") for _ in range(3)])
+    now = utcnow()
+    delays = []
+    for _ in range(3):
+        deliver_due(engine, {"slack": channel}, now=now, max_attempts=3, backoff_base_seconds=2)
+        row = outbox_row(engine)
+        delays.append((row.next_attempt_at - now).total_seconds())
+        now = row.next_attempt_at
+    row = outbox_row(engine)
+    assert row.status == "failed" and row.attempts == 3 and row.last_error == "500"
+    assert delays[:2] == [2.0, 4.0]
+    with Session(engine) as session:
+        assert session.get(Message, message_id).status == "failed"
+
+
+def test_a_permanent_error_fails_at_once(engine):
+    queue_reply(engine)
+    deliver_due(engine, {"slack": ScriptedChannel(PermanentSendError("channel_not_found"))})
+    row = outbox_row(engine)
+    assert (row.status, row.attempts) == ("failed", 1)
+
+
+def test_a_row_claimed_by_another_worker_is_left_alone_until_the_claim_expires(engine):
+    queue_reply(engine)
+    now = utcnow()
+    with session_scope(engine) as session:
+        row = session.exec(select(Outbox)).one()
+        row.claimed_until = now + timedelta(seconds=60)
+        session.add(row)
+    channel = ScriptedChannel()
+    assert deliver_due(engine, {"slack": channel}, now=now).sent == []
+    assert len(deliver_due(engine, {"slack": channel}, now=now + timedelta(seconds=61)).sent) == 1
