@@ -265,7 +265,7 @@ class KnowledgeBase:
                 texts.append(text)
                 weights.append(weight)
                 labels.append(number)
-        vectors = self._embed(texts)
+        vectors, encoded = self._embed(texts)
         cached = self._cached_scorer(key, len(articles), vectors.shape[1])
         if cached is not None:
             scorer = cached
@@ -274,7 +274,8 @@ class KnowledgeBase:
                 vectors, np.array(labels, dtype=np.int64), len(articles), np.array(weights)
             )
         index = _Index(articles, vectors, np.array(starts, dtype=np.int64), scorer, key, stamp)
-        self._save_cache(index, texts)
+        if cached is None or encoded:
+            self._save_cache(index)
         logger.info(
             "knowledge base %s: %d articles, %d examples indexed in %.2f s",
             self.directory,
@@ -284,7 +285,8 @@ class KnowledgeBase:
         )
         return index
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """The texts' vectors, encoding only those not seen before; also returns how many were encoded."""
         keys = [_text_key(text) for text in texts]
         missing = list(
             {key: text for key, text in zip(keys, texts, strict=True) if key not in self._vectors}.items()
@@ -298,8 +300,8 @@ class KnowledgeBase:
             logger.info("knowledge base %s: encoded %d new texts", self.directory, len(missing))
         self._vectors = {key: self._vectors[key] for key in keys}
         if not keys:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([self._vectors[key] for key in keys])
+            return np.zeros((0, 0), dtype=np.float32), 0
+        return np.stack([self._vectors[key] for key in keys]), len(missing)
 
     # The cache: one .npz file per knowledge base directory, replaced atomically.
 
@@ -338,7 +340,7 @@ class KnowledgeBase:
             return None
         return SoftmaxScorer(weights.astype(np.float32), biases.astype(np.float32))
 
-    def _save_cache(self, index: _Index, texts: list[str]) -> None:
+    def _save_cache(self, index: _Index) -> None:
         self._cached = {
             "content_key": np.array(index.content_key),
             "weights": index.scorer.weights,
