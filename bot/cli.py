@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The CRM database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+channels_app = typer.Typer(help="The platform channels (Slack, Telegram, X).", no_args_is_help=True)
+app.add_typer(channels_app, name="channels")
 app.add_typer(intents_app, name="intents", help="Understanding: classify, train and evaluate the heads.")
 app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
 
@@ -102,13 +104,14 @@ def _serve(settings: Settings, *, banner: str | None = None) -> None:
     recover_unprocessed(runtime, older_than_seconds=0)
     scheduler = start_scheduler(runtime)
     web = create_app(runtime)
+    runtime.start_channels()
     if banner:
         typer.echo(banner)
     try:
         uvicorn.run(web, host=settings.server.host, port=settings.server.port, log_level="info")
     finally:
         scheduler.shutdown(wait=True)
-        runtime.engine.dispose()
+        runtime.close()
 
 
 @app.command()
@@ -190,6 +193,39 @@ def chat(
             typer.echo(f"{brand}> {reply.text}")
         if not result.replies and result.state == "human":
             typer.echo(f"({brand}: a person from the team will reply here.)")
+
+
+@channels_app.command("check")
+def channels_check(ctx: typer.Context) -> None:
+    """Ask each enabled platform who we are (auth.test, getMe, get_me) and say which channels are ready."""
+    from bot.connectors import build_platform_channels
+    from channels.base import ChannelError
+
+    settings = _settings(ctx)
+
+    def refuse(_message) -> bool:
+        raise RuntimeError("channels check does not accept messages")
+
+    class NoCursors:
+        def get(self, key: str) -> str | None:
+            return None
+
+        def set(self, key: str, value: str) -> None:
+            return None
+
+    channels = build_platform_channels(settings, sink=refuse, cursors=NoCursors())
+    if not channels:
+        typer.echo("no platform channel is enabled ([slack], [telegram], [twitter] enabled = true)")
+        return
+    failed = False
+    for name, channel in sorted(channels.items()):
+        try:
+            typer.echo(f"{name}: ready - {channel.check()}")
+        except ChannelError as error:
+            failed = True
+            typer.echo(f"{name}: NOT ready - {error}")
+    if failed:
+        raise typer.Exit(code=1)
 
 
 @db_app.command("upgrade")

@@ -94,7 +94,11 @@ def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
     return min(cap, base * (2 ** max(0, attempts - 1)))
 
 
-def _claim(engine: Engine, channels: Mapping[str, Channel], now: datetime, limit: int) -> list[Outbox]:
+def _claim(
+    engine: Engine, channels: Mapping[str, Channel], now: datetime, limit: int
+) -> list[tuple[Outbox, bool]]:
+    """Claim up to `limit` due rows; each comes with whether an earlier claim of it expired unrecorded (a
+    worker stopped mid-send, so the platform may already have the message)."""
     with session_scope(engine) as session:
         query = (
             select(Outbox)
@@ -109,11 +113,12 @@ def _claim(engine: Engine, channels: Mapping[str, Channel], now: datetime, limit
         )
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        rows = list(session.exec(query).all())
-        for row in rows:
+        claimed = []
+        for row in session.exec(query).all():
+            claimed.append((row, row.claimed_until is not None))
             row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
             session.add(row)
-        return rows
+        return claimed
 
 
 def deliver_due(
@@ -129,7 +134,7 @@ def deliver_due(
     """Send every due row whose channel is in `channels`; return what happened to each."""
     now = now or utcnow()
     report = DeliveryReport()
-    for row in _claim(engine, channels, now, limit):
+    for row, maybe_sent in _claim(engine, channels, now, limit):
         outbound = OutboundMessage(
             channel=row.channel,
             thread_id=row.thread_id,
@@ -137,8 +142,15 @@ def deliver_due(
             reply_to_external_id=row.reply_to_external_id,
             idempotency_key=row.idempotency_key,
         )
+        channel = channels[row.channel]
         try:
-            external_id = channels[row.channel].send(outbound)
+            external_id = channel.find_sent(outbound) if maybe_sent else None
+            if external_id is not None:
+                log.info(
+                    "outbox row %s had been sent before a stop (%s); not sending again", row.id, external_id
+                )
+            else:
+                external_id = channel.send(outbound)
         except TemporarySendError as error:
             _record_failure(
                 engine,
@@ -154,6 +166,21 @@ def deliver_due(
             continue
         except PermanentSendError as error:
             _record_failure(engine, row.id, str(error), None, now, 0, 0, 0, report)
+            continue
+        except Exception as error:
+            # A bug or an unexpected SDK error must not stop the other rows; retry this one like a 5xx.
+            log.exception("outbox row %s: unexpected error from channel %s", row.id, row.channel)
+            _record_failure(
+                engine,
+                row.id,
+                f"{type(error).__name__}: {error}",
+                None,
+                now,
+                max_attempts,
+                backoff_base_seconds,
+                backoff_cap_seconds,
+                report,
+            )
             continue
         _record_sent(engine, row.id, external_id)
         report.sent.append(row.id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -37,13 +38,16 @@ from bot.crm.models import (
 from bot.handoff import bot_may_reply, escalate_conversation, reopen_conversation
 from bot.outbox import deliver_due, enqueue
 from bot.policy import Action, Decision
-from bot.runtime import Analysis, Runtime
-from channels.base import InboundMessage
+from channels.base import InboundKind, InboundMessage
 from knowledge import format_reply
+
+if TYPE_CHECKING:
+    from bot.runtime import Analysis, Runtime
 
 __all__ = [
     "PipelineResult",
     "Reply",
+    "accept_inbound",
     "handle_inbound",
     "process_stored",
     "recover_unprocessed",
@@ -155,6 +159,7 @@ def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]
                 public=inbound.public,
                 created_at=inbound.received_at,
                 raw=inbound.raw or None,
+                kind=inbound.kind.value,
             )
             session.add(message)
             session.flush()
@@ -232,7 +237,13 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         if runtime.engine.dialect.name == "postgresql":
             query = query.with_for_update()
         conversation = session.exec(query).one()
-        if bot_may_reply(conversation):
+        if message.kind == InboundKind.LISTENED:
+            decision = Decision(
+                Action.LISTEN, "found by brand listening: logged, not answered (the post does not address us)"
+            )
+        elif message.kind == InboundKind.GREETING and bot_may_reply(conversation):
+            decision = Decision(Action.GREET, "the customer opened the conversation: greeted", "greeting")
+        elif bot_may_reply(conversation):
             decision = runtime.policy.decide(analysis.understanding, analysis.answer, public=message.public)
         else:
             decision = Decision(
@@ -240,9 +251,7 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             )
         _record(message, analysis, decision)
         session.add(message)
-        text = (
-            _reply_text(runtime, decision, message.channel) if decision.action != Action.HUMAN_OWNS else None
-        )
+        text = _reply_text(runtime, decision, message.channel)
         if text:
             enqueue(
                 session,
@@ -281,6 +290,22 @@ def process_stored(runtime: Runtime, message_id: int) -> None:
 def _deliver(runtime: Runtime, channel: str) -> None:
     if channel in runtime.channels:
         deliver_due(runtime.engine, {channel: runtime.channels[channel]})
+
+
+def accept_inbound(runtime: Runtime, inbound: InboundMessage) -> bool:
+    """Store a message from a channel adapter and process it in the background (the `InboundSink`).
+
+    Returns once the message is stored, so a webhook can acknowledge the platform at once; False when it had
+    been stored before (a platform's retry), in which case nothing more happens.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the database is locked or down; nothing was stored, so the adapter
+            must not acknowledge (the platform will retry).
+    """
+    message_id, duplicate = store_inbound(runtime, inbound)
+    if not duplicate:
+        runtime.submit(process_stored, runtime, message_id)
+    return not duplicate
 
 
 def handle_inbound(runtime: Runtime, inbound: InboundMessage) -> PipelineResult:

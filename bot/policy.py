@@ -34,6 +34,8 @@ class Action(StrEnum):
     MODERATE = "moderate"  # no reply; flagged for moderation
     IGNORE = "ignore"  # no reply
     HUMAN_OWNS = "human_owns"  # a person owns the conversation; the bot stays silent
+    LISTEN = "listen"  # found by brand listening: logged and understood, never answered
+    GREET = "greet"  # the customer opened the conversation (Telegram /start): greeted
 
 
 #: The routing table: intent -> action. "abusive" and "wants_human" are flags that win over the intent.
@@ -71,6 +73,10 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "praise": "Thank you so much - that's lovely to hear! We'll pass it on to the whole {{ brand }} team.",
     "recommendation": (
         "Thanks for the idea! I've recorded it for the {{ brand }} product team - they read every suggestion."
+    ),
+    "greeting": (
+        "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your "
+        'account, tell us what you think, or say "talk to a person" any time.'
     ),
     "small_talk": (
         "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your account "

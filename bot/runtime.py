@@ -5,9 +5,12 @@ policy and the channels. Built once per process by `build_runtime`; the leaves g
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -15,7 +18,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine
 
+from bot.connectors import DatabaseCursors, build_platform_channels
 from bot.crm.db import create_db_engine, upgrade_database
+from bot.pipeline import accept_inbound
 from bot.policy import Policy
 from bot.settings import Settings
 from channels.base import Channel
@@ -94,11 +99,58 @@ def load_models(settings: Settings) -> Models:
 
 @dataclass
 class Runtime:
+    """One worker's state. `submit` runs pipeline work in the background (webhooks return at once)."""
+
     settings: Settings
     engine: Engine
     models: Models
     policy: Policy
     channels: dict[str, Channel]
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="pipeline")
+    )
+    _pending: set[Future] = field(default_factory=set)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def submit(self, function: Callable[..., object], *args: object) -> Future:
+        """Run `function(*args)` in the background; an exception is logged (the recovery job retries)."""
+
+        def run() -> None:
+            try:
+                function(*args)
+            except Exception:
+                log.exception("background %s failed; the recovery job will retry", function.__name__)
+
+        future = self.background.submit(run)
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future) -> None:
+        with self._pending_lock:
+            self._pending.discard(future)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every submitted job has finished; False if some are still running at `timeout`."""
+        with self._pending_lock:
+            pending = set(self._pending)
+        return not wait(pending, timeout=timeout).not_done
+
+    def start_channels(self) -> None:
+        """Start the pollers (X mentions, Telegram long polling)."""
+        for channel in self.channels.values():
+            channel.start()
+
+    def close(self) -> None:
+        """Stop the pollers, finish background work, and release the database."""
+        for channel in self.channels.values():
+            try:
+                channel.stop()
+            except Exception:
+                log.exception("stopping channel %s failed", channel.name)
+        self.background.shutdown(wait=True)
+        self.engine.dispose()
 
     @property
     def owner_article_ids(self) -> set[str]:
@@ -134,10 +186,18 @@ def build_runtime(settings: Settings, *, models: Models | None = None, migrate: 
     channels: dict[str, Channel] = {"cli": StoredChannel("cli")}
     if settings.webchat.enabled:
         channels["webchat"] = StoredChannel("webchat")
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         models=models or load_models(settings),
         policy=build_policy(settings),
         channels=channels,
     )
+    runtime.channels.update(
+        build_platform_channels(
+            settings,
+            sink=functools.partial(accept_inbound, runtime),
+            cursors=DatabaseCursors(engine),
+        )
+    )
+    return runtime

@@ -105,6 +105,50 @@ class WebchatSettings(_Section):
     max_text_chars: int = Field(default=4000, ge=1, le=100_000)
 
 
+class SlackSettings(_Section):
+    enabled: bool = False
+    # Secrets, from the environment: SOCIALBOT_SLACK__BOT_TOKEN (xoxb-...), SOCIALBOT_SLACK__SIGNING_SECRET,
+    # and for Socket Mode SOCIALBOT_SLACK__APP_TOKEN (xapp-...).
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    # Receive events over a WebSocket (Socket Mode) instead of at POST /slack/events.
+    socket_mode: bool = False
+    # Channel id (C...) where escalations are posted for staff; empty = none.
+    support_channel: str = ""
+    # Slack's Web API base; point it at a local server for tests or staging.
+    api_base_url: str = "https://slack.com/api/"
+
+
+class TelegramSettings(_Section):
+    enabled: bool = False
+    # Secrets, from the environment: SOCIALBOT_TELEGRAM__TOKEN, SOCIALBOT_TELEGRAM__WEBHOOK_SECRET.
+    token: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    # "webhook": Telegram posts updates to POST /telegram/webhook; "polling": we ask with getUpdates.
+    mode: Literal["webhook", "polling"] = "webhook"
+    # The Bot API base the token is appended to.
+    api_base_url: str = "https://api.telegram.org/bot"
+
+
+class TwitterSettings(_Section):
+    enabled: bool = False
+    # Secrets, from the environment: SOCIALBOT_TWITTER__BEARER_TOKEN (reading) and the four OAuth 1.0a user
+    # keys SOCIALBOT_TWITTER__CONSUMER_KEY / __CONSUMER_SECRET / __ACCESS_TOKEN / __ACCESS_TOKEN_SECRET
+    # (posting replies as the brand account).
+    bearer_token: SecretStr | None = None
+    consumer_key: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+    access_token_secret: SecretStr | None = None
+    # The brand account's numeric user id, whose mentions are polled.
+    user_id: str = ""
+    # Brand listening: posts matching these are logged as unsolicited mentions and never answered.
+    keywords: list[str] = Field(default_factory=list)
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    api_base_url: str = "https://api.twitter.com"
+
+
 class Settings(BaseSettings):
     """All of socialbot's settings. Build it with `load_settings`."""
 
@@ -123,6 +167,9 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     webchat: WebchatSettings = Field(default_factory=WebchatSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    twitter: TwitterSettings = Field(default_factory=TwitterSettings)
     # Secrets: environment only (SOCIALBOT_SECRET_KEY signs staff sessions once the console exists).
     secret_key: SecretStr | None = None
 
@@ -165,6 +212,7 @@ SECRET_KEYS = {
     "webhook_secret",
     "password",
     "bearer_token",
+    "consumer_key",
     "consumer_secret",
     "access_token",
     "access_token_secret",
@@ -239,7 +287,46 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         _CURRENT_TOML["path"] = None
     if path is not None:
         settings = _resolve_relative_paths(settings, path.parent)
+    _check_enabled_channels(settings)
     return settings
+
+
+def _required_secrets(settings: Settings) -> list[str]:
+    """The `section.key` secrets each enabled channel needs."""
+    needed = []
+    if settings.slack.enabled:
+        needed.append("slack.bot_token")
+        needed.append("slack.app_token" if settings.slack.socket_mode else "slack.signing_secret")
+    if settings.telegram.enabled:
+        needed.append("telegram.token")
+        if settings.telegram.mode == "webhook":
+            needed.append("telegram.webhook_secret")
+    if settings.twitter.enabled:
+        needed += [
+            f"twitter.{key}"
+            for key in (
+                "bearer_token",
+                "consumer_key",
+                "consumer_secret",
+                "access_token",
+                "access_token_secret",
+            )
+        ]
+    return needed
+
+
+def _check_enabled_channels(settings: Settings) -> None:
+    for name in _required_secrets(settings):
+        section, key = name.split(".")
+        value = getattr(getattr(settings, section), key)
+        if value is None or not value.get_secret_value():
+            env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise SettingsError(f"setting {name}: required when {section}.enabled is true; set {env}")
+    if settings.twitter.enabled and not settings.twitter.user_id.isdigit():
+        raise SettingsError(
+            "setting twitter.user_id: the brand account's numeric user id is required when twitter.enabled "
+            f"is true (env {ENV_PREFIX}TWITTER__USER_ID)"
+        )
 
 
 def _resolve_relative_paths(settings: Settings, base: Path) -> Settings:

@@ -7,19 +7,26 @@ It knows the platform and nothing about intents, the knowledge base or the CRM.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 __all__ = [
     "CHANNEL_NAMES",
     "Author",
     "Channel",
     "ChannelError",
+    "CursorStore",
+    "InboundKind",
     "InboundMessage",
+    "InboundSink",
     "OutboundMessage",
     "PermanentSendError",
     "TemporarySendError",
+    "WebhookChannel",
+    "WebhookResponse",
 ]
 
 #: Every channel the product knows. `cli` is the terminal conversation of `socialbot chat`.
@@ -46,6 +53,14 @@ class Author:
     display_name: str | None = None
 
 
+class InboundKind(StrEnum):
+    """Why a message reached the bot, which decides whether it may be answered."""
+
+    MESSAGE = "message"  # addressed to the brand (a mention, a DM, a reply): understood and answered
+    LISTENED = "listened"  # found by brand listening (keyword search): logged and understood, never answered
+    GREETING = "greeting"  # the customer opened the conversation (Telegram /start): greeted
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     """A message a customer sent to the brand on some channel.
@@ -61,6 +76,7 @@ class InboundMessage:
         public: whether other people can see it (a public post or group message) or it is private (a DM).
         received_at: when the platform says it was sent, timezone-aware UTC.
         raw: the platform's payload, kept for debugging and for replies that need platform details.
+        kind: why it reached the bot (`InboundKind`); only `MESSAGE` and `GREETING` may get a reply.
     """
 
     channel: str
@@ -71,6 +87,7 @@ class InboundMessage:
     public: bool = False
     received_at: datetime = field(default_factory=_utcnow)
     raw: dict[str, Any] = field(default_factory=dict)
+    kind: InboundKind = InboundKind.MESSAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,20 +130,51 @@ class PermanentSendError(ChannelError):
     """Sending failed and retrying will not help (the thread is gone, the bot was blocked)."""
 
 
+#: What an adapter hands every inbound message to. The bot stores the message before it returns (so a
+#: webhook may acknowledge the platform afterwards) and processes it in the background. Returns False when
+#: the message had been received before (a platform's retry): the adapter does nothing more with it.
+InboundSink = Callable[[InboundMessage], bool]
+
+
+class CursorStore(Protocol):
+    """Where a poller keeps its position (X's `since_id`, Telegram's update offset) across restarts."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+
 class Channel(abc.ABC):
     """One platform adapter.
 
-    Pollers override `start` and `stop`; webhook-driven adapters are fed by the web app and leave them as
-    they are. `send` is called by the outbox, never by the pipeline directly.
+    Pollers override `start` and `stop` (both return quickly; polling runs in the adapter's own thread);
+    webhook-driven adapters also implement `WebhookChannel`. `send` is called by the outbox, never by the
+    pipeline directly, and may block (it runs in a worker thread).
     """
 
     name: str
 
-    async def start(self) -> None:  # noqa: B027 - optional hook: only pollers override it
-        """Start listening (pollers only)."""
+    def start(self) -> None:  # noqa: B027 - optional hook: only pollers override it
+        """Start listening in a background thread (pollers only)."""
 
-    async def stop(self) -> None:  # noqa: B027 - optional hook: only pollers override it
-        """Stop listening and release what `start` took."""
+    def stop(self) -> None:  # noqa: B027 - optional hook: only pollers override it
+        """Stop listening and release what `start` took; waits for the poller to finish its round."""
+
+    def check(self) -> str:
+        """Ask the platform who we are (`auth.test`, `getMe`, `get_me`) and describe the account.
+
+        Raises:
+            ChannelError: the platform can't be reached or refuses the credentials; the message says which.
+        """
+        return f"{self.name}: nothing to check"
+
+    def find_sent(self, message: OutboundMessage) -> str | None:
+        """The platform id of `message` if an earlier attempt did post it, else None.
+
+        The outbox asks before re-sending a row whose previous attempt may have reached the platform (the
+        worker stopped between sending and recording). Platforms that can't be asked return None.
+        """
+        return None
 
     @abc.abstractmethod
     def send(self, message: OutboundMessage) -> str:
@@ -135,4 +183,28 @@ class Channel(abc.ABC):
         Raises:
             TemporarySendError: the platform refused for now; the outbox retries later.
             PermanentSendError: the platform refused for good; the outbox marks the row failed.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    """What a webhook answers the platform (framework-neutral, like Bolt's `BoltResponse`)."""
+
+    status: int
+    body: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class WebhookChannel(Channel):
+    """An adapter the platform calls over HTTP; the web app routes `POST webhook_path` to it."""
+
+    webhook_path: str
+
+    @abc.abstractmethod
+    def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse:
+        """Verify and parse one delivery, hand its messages to the sink, and say what to answer.
+
+        Runs in a worker thread; must return within the platform's deadline (Slack: 3 s), so it only
+        stores messages (through the sink) and never waits for the model. `headers` keys are lower-case.
+        Malformed or unverifiable deliveries get a 4xx and are never handed on.
         """

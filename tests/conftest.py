@@ -1,10 +1,5 @@
 """Shared fixtures: the repository root, the real encoder and models (loaded once per session), settings in
-a temporary data folder, a runtime over them and a web client.
-
-NOTE (knowledge engineer): this file was accidentally overwritten while adding the `encoder` fixture and
-was rebuilt from how the tests use it (REPO, encoder, models, make_settings, runtime, client); the lead
-should compare it with the original.
-"""
+a temporary data folder, a runtime over them and a web client."""
 
 from __future__ import annotations
 
@@ -56,7 +51,7 @@ def runtime(make_settings: Callable[..., Any], models) -> Iterator[Any]:
 
     built = build_runtime(make_settings(), models=models)
     yield built
-    built.engine.dispose()
+    built.close()
 
 
 @pytest.fixture

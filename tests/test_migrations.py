@@ -12,7 +12,15 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import bot.crm.models  # noqa: F401
-from bot.crm.db import create_db_engine, current_revision, upgrade_database
+from bot.crm.db import alembic_config, create_db_engine, current_revision, upgrade_database
+
+HEAD = "0003"
+
+
+def test_head_is_the_newest_migration():
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD
 
 
 def run_cli(tmp_path, *args):
@@ -29,7 +37,7 @@ def run_cli(tmp_path, *args):
 def test_db_upgrade_creates_every_table_on_an_empty_database(tmp_path):
     result = run_cli(tmp_path, "db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0002" in result.stdout
+    assert f"database at revision {HEAD}" in result.stdout
     engine = create_db_engine(f"sqlite:///{tmp_path / 'd' / 'socialbot.sqlite3'}")
     tables = set(inspect(engine).get_table_names())
     assert {
@@ -43,9 +51,10 @@ def test_db_upgrade_creates_every_table_on_an_empty_database(tmp_path):
         "auditevent",
         "outbox",
         "ladderchange",
+        "channelcursor",
     } <= tables
     again = run_cli(tmp_path, "db", "upgrade")
-    assert again.returncode == 0 and "0002" in again.stdout
+    assert again.returncode == 0 and HEAD in again.stdout
 
 
 def test_db_upgrade_from_the_previous_revision_keeps_the_data(tmp_path):
@@ -65,10 +74,10 @@ def test_db_upgrade_from_the_previous_revision_keeps_the_data(tmp_path):
     result = run_cli(tmp_path, "db", "upgrade")
 
     assert result.returncode == 0, result.stderr
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == HEAD
     with engine.connect() as connection:
         assert connection.execute(text("SELECT ladder_stage FROM contact")).scalar_one() == "owner"
-    assert "outbox" in inspect(engine).get_table_names()
+    assert {"outbox", "channelcursor"} <= set(inspect(engine).get_table_names())
 
 
 def test_the_migrations_match_the_models(tmp_path):

@@ -130,3 +130,47 @@ def test_a_row_claimed_by_another_worker_is_left_alone_until_the_claim_expires(e
     channel = ScriptedChannel()
     assert deliver_due(engine, {"slack": channel}, now=now).sent == []
     assert len(deliver_due(engine, {"slack": channel}, now=now + timedelta(seconds=61)).sent) == 1
+
+
+class RememberingChannel(ScriptedChannel):
+    """A platform that can be asked whether an earlier attempt posted the message (like Slack's history)."""
+
+    def __init__(self, already_posted: dict[str, str]) -> None:
+        super().__init__()
+        self.already_posted = already_posted
+        self.asked: list[str] = []
+
+    def find_sent(self, message: OutboundMessage) -> str | None:
+        self.asked.append(message.idempotency_key)
+        return self.already_posted.get(message.idempotency_key)
+
+
+def test_a_send_interrupted_by_a_stop_is_not_repeated_where_the_platform_can_be_asked(engine):
+    message_id = queue_reply(engine, key="reply:9")
+    now = utcnow()
+    with session_scope(engine) as session:  # a worker claimed the row, posted it, and died before recording
+        row = session.exec(select(Outbox)).one()
+        row.claimed_until = now - timedelta(seconds=1)
+        session.add(row)
+    channel = RememberingChannel({"reply:9": "ts-posted-before-the-crash"})
+
+    report = deliver_due(engine, {"slack": channel}, now=now)
+
+    assert report.sent and channel.sent == [] and channel.asked == ["reply:9"]
+    with Session(engine) as session:
+        assert session.get(Message, message_id).external_id == "ts-posted-before-the-crash"
+
+
+def test_a_fresh_row_is_sent_without_asking_the_platform(engine):
+    queue_reply(engine, key="reply:10")
+    channel = RememberingChannel({})
+    assert len(deliver_due(engine, {"slack": channel}).sent) == 1
+    assert channel.asked == [] and len(channel.sent) == 1
+
+
+def test_an_unexpected_error_in_one_channel_is_retried_and_does_not_stop_delivery(engine):
+    queue_reply(engine)
+    channel = ScriptedChannel(RuntimeError("bug in an adapter"))
+    report = deliver_due(engine, {"slack": channel})
+    row = outbox_row(engine)
+    assert report.retried == [row.id] and row.status == "pending" and "RuntimeError" in row.last_error

@@ -62,7 +62,13 @@ def policy() -> Policy:
             "unsure",
         ),
         (Understood("praise", low_confidence=True, confidence=0.3), FOUND, Action.ANSWER, False, None),
-        (Understood("complaint", low_confidence=True, confidence=0.5), FOUND, Action.ESCALATE, True, "complaint"),
+        (
+            Understood("complaint", low_confidence=True, confidence=0.5),
+            FOUND,
+            Action.ESCALATE,
+            True,
+            "complaint",
+        ),
     ],
 )
 def test_routing(policy, understood, answer, action, escalate, template):

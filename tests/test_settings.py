@@ -96,3 +96,34 @@ def test_start_up_with_a_wrong_setting_prints_one_line_and_no_traceback(tmp_path
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "setting server.port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SOCIALBOT_SLACK__ENABLED": "true"}, "SOCIALBOT_SLACK__BOT_TOKEN"),
+        (
+            {"SOCIALBOT_SLACK__ENABLED": "true", "SOCIALBOT_SLACK__BOT_TOKEN": "xoxb-1"},
+            "SOCIALBOT_SLACK__SIGNING_SECRET",
+        ),
+        (
+            {"SOCIALBOT_TELEGRAM__ENABLED": "true", "SOCIALBOT_TELEGRAM__TOKEN": "1:abc"},
+            "SOCIALBOT_TELEGRAM__WEBHOOK_SECRET",
+        ),
+        ({"SOCIALBOT_TWITTER__ENABLED": "true"}, "SOCIALBOT_TWITTER__BEARER_TOKEN"),
+    ],
+)
+def test_an_enabled_channel_without_its_secret_stops_start_up_naming_the_variable(
+    tmp_path, monkeypatch, env, variable
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(data={"dir": tmp_path})
+
+
+def test_telegram_polling_needs_no_webhook_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOCIALBOT_TELEGRAM__ENABLED", "true")
+    monkeypatch.setenv("SOCIALBOT_TELEGRAM__TOKEN", "1:abc")
+    monkeypatch.setenv("SOCIALBOT_TELEGRAM__MODE", "polling")
+    assert load_settings(data={"dir": tmp_path}).telegram.mode == "polling"

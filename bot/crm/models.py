@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AuditEvent",
     "AuthorKind",
+    "ChannelCursor",
     "Contact",
     "Conversation",
     "ConversationState",
@@ -174,6 +175,8 @@ class Message(SQLModel, table=True):
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
     text: str = Field(sa_column=Column(Text, nullable=False))
     public: bool = False
+    # Inbound: why it reached the bot (channels.base.InboundKind): message | listened | greeting.
+    kind: str = Field(default="message", sa_column_kwargs={"server_default": "message"})
     created_at: datetime = Field(default_factory=utcnow)
     reply_to_id: int | None = Field(default=None, foreign_key="message.id")
     # Inbound: received -> processed.  Outbound: pending -> sent | failed.
@@ -287,3 +290,11 @@ class Outbox(SQLModel, table=True):
     external_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class ChannelCursor(SQLModel, table=True):
+    """A poller's position on its platform (X's `since_id`, Telegram's offset), kept across restarts."""
+
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -9,12 +9,13 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__
@@ -22,7 +23,7 @@ from bot.crm.db import DatabaseUnavailable, check_database, session_scope
 from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
 from bot.pipeline import handle_inbound
 from bot.runtime import Runtime
-from channels.base import Author, InboundMessage
+from channels.base import Author, InboundMessage, WebhookChannel
 
 __all__ = ["create_app"]
 
@@ -114,6 +115,33 @@ def _database_unavailable(_request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _mount_webhook(app: FastAPI, channel: WebhookChannel) -> None:
+    """Route `POST channel.webhook_path` to the adapter, which verifies, stores and says what to answer."""
+
+    async def receive_webhook(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            log.warning("%s webhook: body of %d bytes refused", channel.name, len(body))
+            return JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        answer = await run_in_threadpool(channel.handle_webhook, body, headers)
+        return Response(
+            content=answer.body,
+            status_code=answer.status,
+            headers=dict(answer.headers),
+            media_type=answer.headers.get("content-type", "application/json" if answer.body else None),
+        )
+
+    app.add_api_route(
+        channel.webhook_path,
+        receive_webhook,
+        methods=["POST"],
+        name=f"{channel.name}_webhook",
+        tags=["webhooks"],
+        summary=f"{channel.name} webhook",
+    )
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     """Build the web application around an already built `Runtime`."""
     settings = runtime.settings
@@ -132,6 +160,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await call_next(request)
+
+    for channel in runtime.channels.values():
+        if isinstance(channel, WebhookChannel):
+            _mount_webhook(app, channel)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat_page(request: Request) -> HTMLResponse:
