@@ -1,0 +1,216 @@
+"""A fake Slack: the few Web API methods socialbot calls, and Events API deliveries signed like Slack's.
+
+Web API (https://docs.slack.dev/reference/methods): `auth.test`, `chat.postMessage`, `conversations.replies`,
+`conversations.history` and `apps.connections.open`, served under `/api/` with Slack's envelope
+(`{"ok": true, ...}` or `{"ok": false, "error": "..."}`, HTTP 200 either way; a rate limit is HTTP 429 with
+`Retry-After`). Posted messages are kept per channel, so the bot's replies can be read back the way Slack
+returns them (message metadata only with `include_all_metadata`).
+
+Events API (https://docs.slack.dev/apis/events-api): `event_callback` envelopes and the `v0` request
+signature (`v0=` + HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.fakes.server import FakeResponse, FakeServer, RecordedRequest
+
+__all__ = ["BOT_ID", "BOT_USER_ID", "FakeSlack", "PostedMessage", "event_callback", "signed_headers"]
+
+TEAM_ID = "T0FERNHILL"
+BOT_USER_ID = "U0SOCIALBOT"
+BOT_ID = "B0SOCIALBOT"
+
+
+@dataclass
+class PostedMessage:
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None = None
+    metadata: dict[str, Any] | None = None
+    user: str = BOT_USER_ID
+    bot_id: str | None = BOT_ID
+
+    def as_slack(self, *, with_metadata: bool) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts}
+        if self.bot_id:
+            message["bot_id"] = self.bot_id
+        if self.thread_ts:
+            message["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata:
+            message["metadata"] = self.metadata
+        return message
+
+
+@dataclass
+class FakeSlack:
+    """A Slack workspace on loopback. `api_base_url` is what the bot's `slack.api_base_url` should be."""
+
+    bot_token: str = "xoxb-fake-token"
+    app_token: str = "xapp-fake-token"
+    server: FakeServer = field(default_factory=FakeServer)
+    messages: list[PostedMessage] = field(default_factory=list)
+    #: Channels `chat.postMessage` answers with the given error (e.g. {"C0GONE": "channel_not_found"}).
+    refused_channels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self.server.route("POST", "/api/auth.test", self._auth_test)
+        self.server.route("POST", "/api/chat.postMessage", self._post_message)
+        for method in ("GET", "POST"):
+            self.server.route(method, "/api/conversations.replies", self._replies)
+            self.server.route(method, "/api/conversations.history", self._history)
+        self.server.route("POST", "/api/apps.connections.open", self._open_connection)
+
+    def __enter__(self) -> FakeSlack:
+        self.server.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.stop()
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.server.base_url}/api/"
+
+    def posted(self) -> list[RecordedRequest]:
+        """Every `chat.postMessage` request received (including refused ones)."""
+        return self.server.calls("/api/chat.postMessage")
+
+    def bot_replies(self) -> list[PostedMessage]:
+        """The messages the bot did post."""
+        return [message for message in self.messages if message.user == BOT_USER_ID]
+
+    def next_ts(self) -> str:
+        with self._lock:
+            return f"{int(time.time())}.{next(self._ts):06d}"
+
+    # Web API methods
+
+    def _authorized(self, request: RecordedRequest, token: str) -> bool:
+        return request.headers.get("authorization") == f"Bearer {token}"
+
+    def _auth_test(self, request: RecordedRequest) -> FakeResponse:
+        if not self._authorized(request, self.bot_token):
+            return FakeResponse(200, {"ok": False, "error": "invalid_auth"})
+        return FakeResponse(
+            200,
+            {
+                "ok": True,
+                "url": "https://fernhill.slack.com/",
+                "team": "Fernhill Outdoor",
+                "user": "socialbot",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            },
+        )
+
+    def _post_message(self, request: RecordedRequest) -> FakeResponse:
+        if not self._authorized(request, self.bot_token):
+            return FakeResponse(200, {"ok": False, "error": "invalid_auth"})
+        params = request.params
+        channel, text = params.get("channel"), params.get("text")
+        if not channel:
+            return FakeResponse(200, {"ok": False, "error": "channel_not_found"})
+        if channel in self.refused_channels:
+            return FakeResponse(200, {"ok": False, "error": self.refused_channels[channel]})
+        if not text:
+            return FakeResponse(200, {"ok": False, "error": "no_text"})
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        message = PostedMessage(
+            channel=channel,
+            ts=self.next_ts(),
+            text=text,
+            thread_ts=params.get("thread_ts") or None,
+            metadata=metadata,
+        )
+        with self._lock:
+            self.messages.append(message)
+        return FakeResponse(
+            200,
+            {
+                "ok": True,
+                "channel": channel,
+                "ts": message.ts,
+                "message": message.as_slack(with_metadata=True),
+            },
+        )
+
+    def _replies(self, request: RecordedRequest) -> FakeResponse:
+        params = request.params
+        channel, ts = params.get("channel"), params.get("ts")
+        if not channel or not ts:
+            return FakeResponse(200, {"ok": False, "error": "invalid_arguments"})
+        with_metadata = str(params.get("include_all_metadata")).lower() in ("1", "true")
+        thread = [m for m in self.messages if m.channel == channel and (m.ts == ts or m.thread_ts == ts)]
+        return FakeResponse(
+            200,
+            {
+                "ok": True,
+                "messages": [m.as_slack(with_metadata=with_metadata) for m in thread],
+                "has_more": False,
+                "response_metadata": {"next_cursor": ""},
+            },
+        )
+
+    def _history(self, request: RecordedRequest) -> FakeResponse:
+        params = request.params
+        with_metadata = str(params.get("include_all_metadata")).lower() in ("1", "true")
+        top_level = [m for m in self.messages if m.channel == params.get("channel") and not m.thread_ts]
+        return FakeResponse(
+            200,
+            {
+                "ok": True,
+                "messages": [m.as_slack(with_metadata=with_metadata) for m in reversed(top_level)],
+                "has_more": False,
+                "response_metadata": {"next_cursor": ""},
+            },
+        )
+
+    def _open_connection(self, request: RecordedRequest) -> FakeResponse:
+        if not self._authorized(request, self.app_token):
+            return FakeResponse(200, {"ok": False, "error": "invalid_auth"})
+        return FakeResponse(200, {"ok": False, "error": "not_allowed_token_type"})
+
+
+# Events API
+
+
+def event_callback(event: dict[str, Any], *, event_id: str = "Ev0001") -> dict[str, Any]:
+    """The envelope Slack posts to the Request URL for one event."""
+    return {
+        "token": "deprecated-verification-token",
+        "team_id": TEAM_ID,
+        "api_app_id": "A0SOCIALBOT",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+    }
+
+
+def signed_headers(body: bytes, signing_secret: str, *, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack sends with `body`: its timestamp and the v0 signature over both."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    signature = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-slack-request-timestamp": str(timestamp),
+        "x-slack-signature": signature,
+    }
