@@ -139,9 +139,8 @@ class SlackChannel(WebhookChannel):
             return WebhookResponse(404, json.dumps({"error": "the Slack Events API is not configured"}))
         try:
             text = body.decode("utf-8")
-            is_json = headers.get("content-type", "").startswith("application/json") or text.startswith("{")
-            if is_json and not isinstance(json.loads(text), dict):
-                raise ValueError("the body is not a JSON object")
+            if headers.get("content-type", "").startswith("application/json") or text.startswith("{"):
+                _check_envelope(json.loads(text))
             request = BoltRequest(body=text, headers=dict(headers))
         except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             log.warning("slack webhook: malformed delivery refused: %s", error)
@@ -191,7 +190,8 @@ class SlackChannel(WebhookChannel):
         channel, ts, user = event.get("channel"), event.get("ts"), event.get("user")
         text = event.get("text") or ""
         if not all(isinstance(value, str) and value for value in (channel, ts, user)):
-            return _ignored(event, "no channel, ts or user")
+            log.warning("slack: ignored a %s event without channel, ts or user", kind)
+            return None
         if bot_user_id is not None and user == bot_user_id:
             return _ignored(event, "the bot's own message")
         direct = kind == "message" and channel_type == "im"
@@ -324,6 +324,14 @@ class SlackChannel(WebhookChannel):
         handler, self._socket_handler = self._socket_handler, None
         if handler is not None:
             handler.close()
+
+
+def _check_envelope(payload: object) -> None:
+    """Refuse JSON that is not an Events API envelope Bolt can read (it expects objects all the way down)."""
+    if not isinstance(payload, dict):
+        raise ValueError("the body is not a JSON object")
+    if payload.get("type") == "event_callback" and not isinstance(payload.get("event"), dict):
+        raise ValueError("an event_callback without an event object")
 
 
 def _keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
