@@ -13,6 +13,7 @@ import typer
 from bot import __version__
 from bot.commands.intents import app as intents_app
 from bot.commands.knowledge import app as knowledge_app
+from bot.commands.staff import app as staff_app
 from bot.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ channels_app = typer.Typer(help="The platform channels (Slack, Telegram, X).", n
 app.add_typer(channels_app, name="channels")
 app.add_typer(intents_app, name="intents", help="Understanding: classify, train and evaluate the heads.")
 app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
+app.add_typer(staff_app, name="staff", help="Staff accounts: add people, issue API tokens.")
 
 log = logging.getLogger("socialbot")
 

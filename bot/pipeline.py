@@ -120,7 +120,9 @@ def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
     return contact
 
 
-def _find_or_open_conversation(session: Session, inbound: InboundMessage, contact: Contact) -> Conversation:
+def _find_or_open_conversation(
+    session: Session, inbound: InboundMessage, contact: Contact, *, reopen_to_assignee: bool
+) -> Conversation:
     conversation = session.exec(
         select(Conversation)
         .where(Conversation.channel == inbound.channel, Conversation.thread_id == inbound.thread_id)
@@ -133,7 +135,7 @@ def _find_or_open_conversation(session: Session, inbound: InboundMessage, contac
         session.add(conversation)
         session.flush()
     elif conversation.state == ConversationState.RESOLVED:
-        reopen_conversation(session, conversation)
+        reopen_conversation(session, conversation, to_assignee=reopen_to_assignee)
     conversation.last_message_at = utcnow()
     session.add(conversation)
     return conversation
@@ -147,7 +149,12 @@ def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]
     try:
         with session_scope(runtime.engine) as session:
             contact = _identify_contact(session, inbound)
-            conversation = _find_or_open_conversation(session, inbound, contact)
+            conversation = _find_or_open_conversation(
+                session,
+                inbound,
+                contact,
+                reopen_to_assignee=runtime.settings.handoff.reopen_to == "assignee",
+            )
             message = Message(
                 conversation_id=conversation.id,
                 contact_id=contact.id,

@@ -143,14 +143,19 @@ class Runtime:
             channel.start()
 
     def close(self) -> None:
-        """Stop the pollers, finish background work, and release the database."""
+        """Stop the pollers, finish background work (which may still send), then release the channels and
+        the database. `Channel.stop` is called again after the drain, so it must be safe to repeat."""
+        self._stop_channels()
+        self.background.shutdown(wait=True)
+        self._stop_channels()
+        self.engine.dispose()
+
+    def _stop_channels(self) -> None:
         for channel in self.channels.values():
             try:
                 channel.stop()
             except Exception:
                 log.exception("stopping channel %s failed", channel.name)
-        self.background.shutdown(wait=True)
-        self.engine.dispose()
 
     @property
     def owner_article_ids(self) -> set[str]:

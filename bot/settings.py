@@ -105,6 +105,22 @@ class WebchatSettings(_Section):
     max_text_chars: int = Field(default=4000, ge=1, le=100_000)
 
 
+class HandoffSettings(_Section):
+    # Who owns a resolved conversation when the customer writes in it again: the bot, or the person who had
+    # it ("assignee": it goes back to them, silently for the bot).
+    reopen_to: Literal["bot", "assignee"] = "bot"
+
+
+class ConsoleSettings(_Section):
+    # How long a staff login lasts without activity, in seconds.
+    session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    # Failed logins allowed per e-mail address and per client address in `login_window_seconds`.
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    # Send the session cookie only over HTTPS; turn on when public_url is https.
+    secure_cookies: bool = False
+
+
 class SlackSettings(_Section):
     enabled: bool = False
     # Secrets, from the environment: SOCIALBOT_SLACK__BOT_TOKEN (xoxb-...), SOCIALBOT_SLACK__SIGNING_SECRET,
@@ -167,6 +183,8 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     webchat: WebchatSettings = Field(default_factory=WebchatSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     twitter: TwitterSettings = Field(default_factory=TwitterSettings)

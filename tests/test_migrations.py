@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 import bot.crm.models  # noqa: F401
 from bot.crm.db import alembic_config, create_db_engine, current_revision, upgrade_database
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def test_head_is_the_newest_migration():
@@ -52,6 +52,7 @@ def test_db_upgrade_creates_every_table_on_an_empty_database(tmp_path):
         "outbox",
         "ladderchange",
         "channelcursor",
+        "note",
     } <= tables
     again = run_cli(tmp_path, "db", "upgrade")
     assert again.returncode == 0 and HEAD in again.stdout

@@ -29,6 +29,7 @@ __all__ = [
     "LadderChange",
     "LadderStage",
     "Message",
+    "Note",
     "Outbox",
     "OutboxStatus",
     "ProcessingStatus",
@@ -298,3 +299,13 @@ class ChannelCursor(SQLModel, table=True):
     key: str = Field(primary_key=True)
     value: str
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Note(SQLModel, table=True):
+    """An internal note staff leave on a conversation; never sent to the customer."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    staff_id: int = Field(foreign_key="staff.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

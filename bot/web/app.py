@@ -1,15 +1,17 @@
-"""The HTTP face of socialbot: the web chat page and API, health, and (later) webhooks and the console."""
+"""The HTTP face of socialbot: web chat page and API, platform webhooks, staff console and API, health."""
 
 from __future__ import annotations
 
+import html
 import logging
 import uuid
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,12 +19,16 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 
 from bot import __version__
 from bot.crm.db import DatabaseUnavailable, check_database, session_scope
 from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
 from bot.pipeline import handle_inbound
 from bot.runtime import Runtime
+from bot.web.auth import LoginRequired, session_secret
+from bot.web.console import console_router
+from bot.web.staff_api import staff_api_router
 from channels.base import Author, InboundMessage, WebhookChannel
 
 __all__ = ["create_app"]
@@ -96,11 +102,21 @@ def _validation_error(_request: Request, error: RequestValidationError) -> JSONR
     return JSONResponse({"error": "; ".join(problems)}, status_code=status)
 
 
-def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+def _http_error(request: Request, error: StarletteHTTPException) -> Response:
     detail = error.detail
     if error.status_code == 400 and detail == "There was an error parsing the body":
         detail = "the request body is not valid JSON in UTF-8"
+    if request.url.path.startswith("/console") and not request.url.path.endswith("/updates"):
+        page = (
+            f"<!doctype html><title>{error.status_code}</title><p>{html.escape(str(detail))}</p>"
+            '<p><a href="/console">Back to the console</a></p>'
+        )
+        return HTMLResponse(page, status_code=error.status_code, headers=error.headers)
     return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)
+
+
+def _login_required(_request: Request, error: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/console/login?next={quote(error.next_path)}", status_code=303)
 
 
 def _database_unavailable(_request: Request, error: Exception) -> JSONResponse:
@@ -153,6 +169,18 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(LoginRequired, _login_required)
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(secret),
+        session_cookie="socialbot_session",
+        max_age=settings.console.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.console.secure_cookies,
+    )
+    app.include_router(console_router(runtime, templates))
+    app.include_router(staff_api_router(runtime))
 
     @app.middleware("http")
     async def limit_body_size(request: Request, call_next):

@@ -1,0 +1,207 @@
+"""The staff JSON API under /api/v1 (bearer token from `socialbot staff token EMAIL`): conversations, their
+messages, reply, assign, resolve, hand back. Same rules and code paths as the console."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.conversations import (
+    ConversationSummary,
+    HistoryItem,
+    apply_action,
+    conversation_detail,
+    list_conversations,
+    reply_as_staff,
+)
+from bot.crm.models import Staff
+from bot.handoff import ConversationNotFound
+from bot.outbox import deliver_due
+from bot.runtime import Runtime
+from bot.web.auth import api_staff
+
+__all__ = ["staff_api_router"]
+
+
+class ConversationOut(BaseModel):
+    id: int
+    channel: str
+    state: str
+    contact_id: int
+    contact_name: str | None
+    assignee_id: int | None
+    reason: str | None
+    priority: int
+    escalated_at: datetime | None
+    last_message_at: datetime
+    waiting_seconds: float
+
+    @classmethod
+    def of(cls, summary: ConversationSummary) -> ConversationOut:
+        return cls(
+            id=summary.id,
+            channel=summary.channel,
+            state=summary.state,
+            contact_id=summary.contact_id,
+            contact_name=summary.contact_name,
+            assignee_id=summary.assignee_id,
+            reason=summary.reason,
+            priority=summary.priority,
+            escalated_at=summary.escalated_at,
+            last_message_at=summary.last_message_at,
+            waiting_seconds=round(summary.waiting_seconds, 1),
+        )
+
+
+class MessageOut(BaseModel):
+    id: int
+    conversation_id: int
+    channel: str
+    direction: str
+    author: str | None
+    text: str
+    created_at: datetime
+    status: str
+    intent: str | None
+    sentiment: str | None
+    abusive: bool | None
+    kb_article_id: str | None
+    action: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, item: HistoryItem) -> MessageOut:
+        return cls(
+            id=item.id,
+            conversation_id=item.conversation_id,
+            channel=item.channel,
+            direction=item.direction,
+            author=item.author,
+            text=item.text,
+            created_at=item.created_at,
+            status=item.status,
+            intent=item.intent,
+            sentiment=item.sentiment,
+            abusive=item.abusive,
+            kb_article_id=item.kb_article_id,
+            action=item.action,
+            reason=item.reason,
+        )
+
+
+class ConversationWithMessages(ConversationOut):
+    messages: list[MessageOut] = Field(description="the contact's messages on every channel, oldest first")
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=10_000)
+    idempotency_key: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_\-:.]{1,100}$",
+        description="your id for this reply: a retry with the same key is sent once",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be empty or only whitespace")
+        return text.strip()
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    staff_id: int | None = Field(description="who gets it; null = unassigned (still with staff)")
+
+
+class StateOut(BaseModel):
+    id: int
+    state: str
+
+
+class ReplyOut(BaseModel):
+    message_id: int
+
+
+def staff_api_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["staff"])
+    engine = runtime.engine
+    reader = Depends(api_staff("conversations.read"))
+    writer = Depends(api_staff("conversations.write"))
+
+    def not_found(error: ConversationNotFound) -> HTTPException:
+        return HTTPException(404, str(error))
+
+    @router.get("/conversations", response_model=list[ConversationOut])
+    def get_conversations(
+        state: Annotated[str | None, Query(pattern="^(bot|human|resolved|snoozed)$")] = "human",
+        channel: Annotated[str | None, Query(max_length=20)] = None,
+        assignee_id: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        staff: Staff = reader,
+    ) -> list[ConversationOut]:
+        """Conversations by state (escalated ones oldest-waiting first), channel and assignee."""
+        rows = list_conversations(engine, state=state, channel=channel, assignee_id=assignee_id, limit=limit)
+        return [ConversationOut.of(row) for row in rows]
+
+    @router.get("/conversations/{conversation_id}", response_model=ConversationWithMessages)
+    def get_conversation(conversation_id: int, staff: Staff = reader) -> ConversationWithMessages:
+        """One conversation with its contact's whole history across channels."""
+        try:
+            detail = conversation_detail(engine, conversation_id)
+        except ConversationNotFound as error:
+            raise not_found(error) from None
+        return ConversationWithMessages(
+            **ConversationOut.of(detail.conversation).model_dump(),
+            messages=[MessageOut.of(item) for item in detail.history],
+        )
+
+    @router.post("/conversations/{conversation_id}/reply", response_model=ReplyOut, status_code=202)
+    def post_reply(conversation_id: int, body: ReplyIn, staff: Staff = writer) -> ReplyOut:
+        """Send a reply on the customer's channel (queued in the outbox); the conversation becomes staff's."""
+        key = body.idempotency_key or uuid.uuid4().hex
+        try:
+            message_id, _ = reply_as_staff(
+                engine,
+                conversation_id,
+                staff_id=staff.id,
+                text=body.text,
+                idempotency_key=f"api:{staff.id}:{key}",
+            )
+        except ConversationNotFound as error:
+            raise not_found(error) from None
+        runtime.submit(deliver_due, engine, runtime.channels)
+        return ReplyOut(message_id=message_id)
+
+    def act(conversation_id: int, action: str, staff: Staff, assignee_id: int | None = None) -> StateOut:
+        try:
+            state = apply_action(engine, conversation_id, action, staff_id=staff.id, assignee_id=assignee_id)
+        except ConversationNotFound as error:
+            raise not_found(error) from None
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        return StateOut(id=conversation_id, state=state)
+
+    @router.post("/conversations/{conversation_id}/assign", response_model=StateOut)
+    def post_assign(conversation_id: int, body: AssignIn, staff: Staff = writer) -> StateOut:
+        """Assign to a staff member (or unassign); the bot stays silent."""
+        return act(conversation_id, "assign", staff, body.staff_id)
+
+    @router.post("/conversations/{conversation_id}/resolve", response_model=StateOut)
+    def post_resolve(conversation_id: int, staff: Staff = writer) -> StateOut:
+        """Resolve the conversation."""
+        return act(conversation_id, "resolve", staff)
+
+    @router.post("/conversations/{conversation_id}/hand-back", response_model=StateOut)
+    def post_hand_back(conversation_id: int, staff: Staff = writer) -> StateOut:
+        """Give the conversation back to the bot."""
+        return act(conversation_id, "hand_back", staff)
+
+    return router

@@ -1,0 +1,50 @@
+// Live updates for the conversation view: new messages (any of the customer's channels) appear without a
+// reload. Customer text is untrusted: it is only ever set with textContent.
+(function () {
+  "use strict";
+  const root = document.querySelector(".conversation");
+  if (!root) return;
+  const id = root.dataset.conversationId;
+  const log = document.getElementById("log");
+  const stateLabel = document.getElementById("state");
+  let lastId = Number(root.dataset.lastMessageId || 0);
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function render(message) {
+    const item = element("li", `msg msg--${message.direction} msg--new` + (String(message.conversation_id) !== id ? " msg--other" : ""));
+    item.dataset.id = message.id;
+    const meta = element("div", "msg__meta");
+    meta.append(element("span", `chip chip--${message.channel}`, message.channel), element("span", "", message.author || ""));
+    meta.append(element("time", "", new Date(message.created_at).toLocaleString()));
+    item.append(meta, element("div", "msg__text", message.text));
+    if (message.direction === "in" && message.intent) {
+      item.append(element("div", "msg__understanding", `${message.intent} · ${message.sentiment} · ${message.action || ""}`));
+    }
+    return item;
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch(`/console/conversations/${id}/updates?after=${lastId}`, { credentials: "same-origin" });
+      if (response.status === 401 || response.redirected) return;
+      if (!response.ok) return;
+      const body = await response.json();
+      if (stateLabel) stateLabel.textContent = body.state;
+      for (const message of body.messages) {
+        if (message.id <= lastId || log.querySelector(`[data-id="${message.id}"]`)) continue;
+        log.append(render(message));
+        lastId = message.id;
+      }
+    } catch (error) {
+      // The server may be restarting; try again on the next tick.
+    }
+  }
+
+  setInterval(poll, 3000);
+})();
