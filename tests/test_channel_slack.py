@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from bot.crm.models import Direction, Message, Outbox, OutboxStatus, utcnow
+from bot.crm.models import Contact, Direction, Identity, Message, Outbox, OutboxStatus, utcnow
 from bot.outbox import deliver_due
 from bot.runtime import Runtime, build_runtime
 from bot.web.app import create_app
@@ -181,6 +181,18 @@ def test_the_same_message_as_a_mention_and_as_a_channel_message_is_answered_once
     assert len(slack_bot.fake.server.calls("/api/auth.test")) == 1  # the bot's identity is asked once
 
 
+def test_a_delivery_that_arrives_while_slack_auth_is_down_is_refused_so_slack_delivers_it_again(slack_bot):
+    slack_bot.fake.server.fail_next("/api/auth.test", FakeResponse(503, {"ok": False}))
+    payload = event_callback(mention())
+
+    assert slack_bot.deliver(payload).status_code == 500
+    assert slack_bot.inbound() == []
+
+    assert slack_bot.deliver(payload, retry_num=1).status_code == 200
+    assert len(slack_bot.inbound()) == 1
+    assert len(slack_bot.fake.bot_replies()) == 1
+
+
 def test_a_reply_in_a_thread_is_answered_in_that_thread(slack_bot):
     parent = "1700000000.000200"
     slack_bot.deliver(event_callback(mention(thread_ts=parent)))
@@ -192,12 +204,17 @@ def test_a_reply_in_a_thread_is_answered_in_that_thread(slack_bot):
 
 
 def test_a_direct_message_is_answered_in_the_conversation(slack_bot):
-    dm = channel_message(QUESTION, channel="D0CUSTOMER") | {"channel_type": "im"}
+    profile = {"name": "jane.doe", "display_name": "Jane", "real_name": "Jane Doe"}
+    dm = channel_message(QUESTION, channel="D0CUSTOMER") | {"channel_type": "im", "user_profile": profile}
 
     slack_bot.deliver(event_callback(dm))
 
     [stored] = slack_bot.inbound()
     assert stored.public is False
+    with Session(slack_bot.runtime.engine) as session:
+        identity = session.exec(select(Identity).where(Identity.channel == "slack")).one()
+        assert (identity.external_user_id, identity.handle) == (CUSTOMER, "jane.doe")
+        assert session.get(Contact, identity.contact_id).display_name == "Jane"
     [posted] = slack_bot.fake.posted()
     assert posted.params["channel"] == "D0CUSTOMER"
     assert "thread_ts" not in posted.params
