@@ -92,10 +92,24 @@ class _ForwardingAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-class _RateLimited(Exception):
-    def __init__(self, endpoint: str, resume_at: float) -> None:
-        super().__init__(endpoint)
-        self.endpoint, self.resume_at = endpoint, resume_at
+class _RedactSecrets(logging.Filter):
+    """Blank our tokens out of tweepy's DEBUG log lines (they print request headers, bearer token too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, ()
+        return True
+
+
+_redact = _RedactSecrets()
+logging.getLogger("tweepy.client").addFilter(_redact)
 
 
 def _reset_time(error: tweepy.TooManyRequests) -> float | None:
@@ -180,6 +194,11 @@ class TwitterChannel(Channel):
         self.sink = sink
         self.cursors = cursors
         self.clock = clock
+        _redact.secrets.update(
+            secret
+            for secret in (bearer_token, consumer_key, consumer_secret, access_token, access_token_secret)
+            if secret
+        )
         forward_to = None if api_base_url.rstrip("/") == X_API_HOST else api_base_url
         self.reader = self._client(bearer_token, None, None, None, None, forward_to)
         self.poster = self._client(

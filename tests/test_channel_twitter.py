@@ -313,9 +313,10 @@ def test_a_failing_poll_round_is_logged_without_secrets_and_the_next_round_goes_
     x.server.fail_next(MENTIONS, FakeResponse(503, {"title": "Service Unavailable", "status": 503}))
     mention = x.mention(CUSTOMER_ID, DELIVERY_QUESTION)
 
-    with caplog.at_level("INFO", logger="socialbot"):
+    with caplog.at_level("DEBUG"):  # tweepy's DEBUG lines print request headers
         assert poll(bot) == 0
     assert "HTTP 503" in caplog.text
+    assert "Making API request" in caplog.text
     assert "app-bearer-token" not in caplog.text and "access-token" not in caplog.text
 
     assert poll(bot) == 1
@@ -341,3 +342,9 @@ def test_check_names_the_account_and_rejects_tokens_of_another_account(start_bot
     assert start_bot().channels["twitter"].check() == f"@fernhill (id {BRAND_ID})"
     with pytest.raises(ChannelError, match="not to twitter.user_id 9999"):
         start_bot(user_id="9999").channels["twitter"].check()
+
+
+def test_check_fails_with_a_clear_error_when_x_refuses_the_signature(start_bot, x):
+    channel = start_bot(consumer_secret="a-wrong-secret").channels["twitter"]
+    with pytest.raises(ChannelError, match="get_me failed: HTTP 401"):
+        channel.check()

@@ -16,7 +16,10 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
+
+from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 
 from tests.fakes.server import FakeResponse, FakeServer, RecordedRequest
 
@@ -37,11 +40,19 @@ class FakeX:
     Args:
         brand_id, brand_username: the account the tokens belong to (whose mentions are served).
         page_size: the most posts per page, whatever `max_results` asks (X may return fewer), to test paging.
+        consumer_secret, access_token_secret: the OAuth 1.0a secrets posts and `/2/users/me` must be signed
+            with (a bad signature gets 401, as on X).
     """
 
     def __init__(
-        self, brand_id: str = "1000", brand_username: str = "fernhill", page_size: int = 100
+        self,
+        brand_id: str = "1000",
+        brand_username: str = "fernhill",
+        page_size: int = 100,
+        consumer_secret: str = "consumer-secret",
+        access_token_secret: str = "access-token-secret",
     ) -> None:
+        self.oauth_secrets = (consumer_secret, access_token_secret)
         self.brand = {"id": brand_id, "username": brand_username, "name": "Fernhill Outdoor"}
         self.users: dict[str, dict] = {brand_id: self.brand}
         self.tweets: list[dict] = []
@@ -121,11 +132,35 @@ class FakeX:
 
     # Endpoints
 
+    def _signed(self, request: RecordedRequest) -> bool:
+        """Whether an OAuth 1.0a HMAC-SHA1 signature is valid for the public URL X would have seen
+        (`https://api.twitter.com` + path: clients sign that, whatever host the bytes went to)."""
+        header = request.headers.get("authorization", "")
+        if not header.startswith("OAuth "):
+            return False
+        query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
+        params = oauth_signature.collect_parameters(
+            uri_query=query, headers={"Authorization": header}, exclude_oauth_signature=True
+        )
+        sent = dict(
+            oauth_signature.collect_parameters(
+                headers={"Authorization": header}, exclude_oauth_signature=False
+            )
+        )["oauth_signature"]
+        base = oauth_signature.signature_base_string(
+            request.method,
+            oauth_signature.base_string_uri("https://api.twitter.com" + request.path),
+            oauth_signature.normalize_parameters(params),
+        )
+        client_secret, resource_owner_secret = self.oauth_secrets
+        keys = SimpleNamespace(client_secret=client_secret, resource_owner_secret=resource_owner_secret)
+        return oauth_signature.sign_hmac_sha1_with_client(base, keys) == sent
+
     def _users(self, request: RecordedRequest) -> FakeResponse:
         parts = request.path.strip("/").split("/")  # 2, users, <id|me>, [mentions|tweets]
         if parts[2:] == ["me"]:
-            if not request.headers.get("authorization", "").startswith("OAuth "):
-                return FakeResponse(403, {"title": "Unsupported Authentication", "status": 403})
+            if not self._signed(request):
+                return FakeResponse(401, {"title": "Unauthorized", "status": 401})
             return FakeResponse(200, {"data": self.brand})
         if len(parts) == 4 and parts[3] == "mentions":
             user = self.users.get(parts[2], {})
@@ -180,8 +215,8 @@ class FakeX:
         return FakeResponse(200, body)
 
     def _create(self, request: RecordedRequest) -> FakeResponse:
-        if not request.headers.get("authorization", "").startswith("OAuth "):
-            return FakeResponse(403, {"title": "Unsupported Authentication", "status": 403})
+        if not self._signed(request):
+            return FakeResponse(401, {"title": "Unauthorized", "status": 401})
         payload = request.json
         reply_to_id = (payload.get("reply") or {}).get("in_reply_to_tweet_id")
         reply_to = next((t for t in self.tweets if t["id"] == reply_to_id), None)
