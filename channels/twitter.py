@@ -347,16 +347,27 @@ class TwitterChannel(Channel):
 
     def _poll_search(self, first_poll_at: str) -> int:
         terms = " OR ".join(_search_term(keyword) for keyword in self.keywords)
-        tweets = self._fetch_all(
-            self.reader.search_recent_tweets,
-            "next_token",
-            query=f"({terms}) -is:retweet -from:{self.user_id}",
-            expansions=["author_id"],
-            user_fields=_USER_FIELDS,
-            tweet_fields=[*_TWEET_FIELDS, "in_reply_to_user_id"],
-            max_results=100,
-            **self._since(SEARCH_CURSOR, first_poll_at, window=SEARCH_WINDOW),
-        )
+        since = self._since(SEARCH_CURSOR, first_poll_at, window=SEARCH_WINDOW)
+        try:
+            tweets = self._fetch_all(
+                self.reader.search_recent_tweets,
+                "next_token",
+                query=f"({terms}) -is:retweet -from:{self.user_id}",
+                expansions=["author_id"],
+                user_fields=_USER_FIELDS,
+                tweet_fields=[*_TWEET_FIELDS, "in_reply_to_user_id"],
+                max_results=100,
+                **since,
+            )
+        except tweepy.BadRequest:
+            if "since_id" in since:
+                # Recent search refuses a since_id older than its 7-day window (listening was off or the
+                # bot down that long): restart from the window's edge instead of failing every round.
+                log.warning(
+                    "X search refused since_id %s; listening resumes from 7 days ago", since["since_id"]
+                )
+                self.cursors.set(SEARCH_CURSOR, "")
+            raise
         accepted = sum(
             self.sink(self._inbound(tweet, InboundKind.LISTENED))
             for tweet in tweets

@@ -204,6 +204,23 @@ def test_a_keyword_match_that_does_not_mention_the_brand_is_logged_as_listened_a
     assert x.server.calls("/2/tweets/search/recent")[-1].query["since_id"] == [mention["id"]]
 
 
+def test_listening_restarts_from_the_search_window_when_x_refuses_a_stale_since_id(start_bot, x):
+    bot = start_bot(keywords=["fernhill"])
+    bot.channels["twitter"].cursors.set(SEARCH_CURSOR, "1")  # from a bot that was off for weeks
+    x.server.fail_next(
+        "/2/tweets/search/recent",
+        FakeResponse(400, {"errors": [{"message": "Invalid 'since_id'"}], "title": "Invalid Request"}),
+    )
+    poll(bot)
+    listened = x.post("5005", "fernhill boots are comfy")
+    poll(bot)
+
+    searches = x.server.calls("/2/tweets/search/recent")
+    assert searches[0].query["since_id"] == ["1"]
+    assert "since_id" not in searches[1].query and "start_time" in searches[1].query
+    assert stored(bot, listened["id"]).kind == "listened"
+
+
 def test_a_429_on_posting_is_waited_out_until_the_reset_and_the_reply_goes_once(start_bot, x):
     bot = start_bot()
     poll(bot)
