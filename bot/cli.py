@@ -233,7 +233,7 @@ def channels_check(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def db_upgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+    revision: Annotated[str, typer.Argument(help="target revision")] = "heads",
 ) -> None:
     """Create or migrate the database to the latest schema (safe to run again)."""
     from sqlalchemy.exc import OperationalError

@@ -114,6 +114,8 @@ class SlackChannel(WebhookChannel):
         self._identity: SlackResponse | None = None
         self._identity_lock = threading.Lock()
         self._socket_handler: Any = None
+        # Idempotency keys whose last attempt may have reached Slack unrecorded: `send` looks before posting.
+        self._unconfirmed: set[str] = set()
         self.app = App(
             # Bolt's own client has no token: each request's client gets it from `_authorize`.
             client=WebClient(base_url=api_base_url, timeout=timeout_seconds, retry_handlers=[]),
@@ -188,7 +190,7 @@ class SlackChannel(WebhookChannel):
         if event.get("bot_id") or event.get("bot_profile"):
             return _ignored(event, "written by a bot")
         channel, ts, user = event.get("channel"), event.get("ts"), event.get("user")
-        text = event.get("text") or ""
+        text = event.get("text") if isinstance(event.get("text"), str) else ""
         if not all(isinstance(value, str) and value for value in (channel, ts, user)):
             log.warning("slack: ignored a %s event without channel, ts or user", kind)
             return None
@@ -198,9 +200,14 @@ class SlackChannel(WebhookChannel):
         if kind == "message" and not direct and not self._names_the_brand(text):
             return _ignored(event, "a channel message that does not name the brand")
         thread_ts = event.get("thread_ts")
-        # A direct message is one conversation with the customer; the bot answers in it, not in threads.
-        thread_id = f"{channel}:{thread_ts}" if thread_ts else channel if direct else f"{channel}:{ts}"
-        profile = event.get("user_profile") or {}
+        if isinstance(thread_ts, str) and thread_ts:
+            thread_id = f"{channel}:{thread_ts}"
+        elif direct:
+            # A direct message is one conversation with the customer: the bot answers in it, not in threads.
+            thread_id = channel
+        else:
+            thread_id = f"{channel}:{ts}"
+        profile = event.get("user_profile") if isinstance(event.get("user_profile"), dict) else {}
         return InboundMessage(
             channel=self.name,
             external_id=f"{channel}:{ts}",
@@ -224,44 +231,70 @@ class SlackChannel(WebhookChannel):
     def send(self, message: OutboundMessage) -> str:
         """Post `message` in its thread with `chat.postMessage`; return `channel:ts` of the posted message.
 
+        If an earlier attempt with the same idempotency key failed in a way that may still have posted it
+        (a 5xx, a dropped connection), or `find_sent` could not tell, the thread is searched first and an
+        earlier post is returned instead of posting again.
+
         Raises:
             TemporarySendError: rate limited (with Slack's `Retry-After`), a 5xx, or no connection.
             PermanentSendError: Slack refused the request (channel_not_found, not_in_channel, is_archived,
                 invalid_auth, ...).
         """
+        key = message.idempotency_key
+        if key and key in self._unconfirmed:
+            earlier = self.find_sent(message)
+            if earlier is not None:
+                return earlier
         channel, thread_ts = _split_thread(message.thread_id)
-        with _send_errors("chat.postMessage"):
-            response = self.client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=message.text,
-                metadata={
-                    "event_type": REPLY_EVENT_TYPE,
-                    "event_payload": {"idempotency_key": message.idempotency_key},
-                },
-            )
+        try:
+            with _send_errors("chat.postMessage"):
+                response = self.client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=message.text,
+                    metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"idempotency_key": key}},
+                )
+        except TemporarySendError as error:
+            if key and _may_have_posted(error):
+                self._unconfirmed.add(key)
+            raise
+        self._unconfirmed.discard(key)
         return f"{response.get('channel') or channel}:{response['ts']}"
 
     def find_sent(self, message: OutboundMessage) -> str | None:
         """Look in the thread (or, for a direct message, the conversation) for a reply the bot posted with
         `message`'s idempotency key; return its `channel:ts`, else None.
 
+        When Slack refuses to show the conversation (a missing `*:history` scope, the bot was removed), the
+        answer is None: sending again risks a duplicate, not asking would lose the reply.
+
         Raises:
-            TemporarySendError / PermanentSendError: Slack could not be asked (then the outbox does not
-                send blindly: it tries again later).
+            TemporarySendError: Slack could not be asked for now (rate limit, 5xx, no connection); the outbox
+                tries again later, and the next `send` of this message asks again before posting.
         """
-        if not message.idempotency_key:
+        key = message.idempotency_key
+        if not key:
             return None
         channel, thread_ts = _split_thread(message.thread_id)
-        with _send_errors("find_sent"):
-            for posted in self._recent_messages(channel, thread_ts):
-                metadata = posted.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == REPLY_EVENT_TYPE
-                    and payload.get("idempotency_key") == message.idempotency_key
-                ):
-                    return f"{channel}:{posted['ts']}"
+        try:
+            with _send_errors("find_sent"):
+                for posted in self._recent_messages(channel, thread_ts):
+                    metadata = posted.get("metadata") or {}
+                    payload = metadata.get("event_payload") or {}
+                    if (
+                        metadata.get("event_type") == REPLY_EVENT_TYPE
+                        and payload.get("idempotency_key") == key
+                    ):
+                        self._unconfirmed.discard(key)
+                        return f"{channel}:{posted['ts']}"
+        except TemporarySendError:
+            # The outbox forgets that this row may have been sent once this attempt is recorded as failed;
+            # remember it here so the next `send` asks before posting.
+            self._unconfirmed.add(key)
+            raise
+        except PermanentSendError as error:
+            log.warning("slack: can't look for an earlier reply (%s); sending it again", error)
+        self._unconfirmed.discard(key)
         return None
 
     def _recent_messages(self, channel: str, thread_ts: str | None) -> Iterator[dict[str, Any]]:
@@ -391,6 +424,15 @@ def _send_errors(what: str) -> Iterator[None]:
         raise TemporarySendError(f"slack {what}: connection failed: {error}") from error
     except SlackClientError as error:
         raise PermanentSendError(f"slack {what}: {error}") from error
+
+
+def _may_have_posted(error: TemporarySendError) -> bool:
+    """Whether the failed request may still have been carried out (anything but a rate limit may)."""
+    cause = error.__cause__
+    rate_limited = isinstance(cause, SlackApiError) and (
+        cause.response.status_code == 429 or _error_code(cause) == "ratelimited"
+    )
+    return not rate_limited
 
 
 def _retry_after(response: SlackResponse) -> float | None:

@@ -1,8 +1,12 @@
 """Shared fixtures: the repository root, the real encoder and models (loaded once per session), settings in
-a temporary data folder, a runtime over them and a web client."""
+a temporary data folder, a runtime over them, a web client, and for browser tests a real server on a free
+port and a Playwright page in Debian's chromium."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,7 @@ import pytest
 from intents.encoder import SentenceEncoder
 
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +67,45 @@ def client(runtime) -> Iterator[Any]:
 
     with TestClient(create_app(runtime)) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server_url(runtime) -> Iterator[str]:
+    """The app served by a real uvicorn in a thread on a free port, over the `runtime` fixture."""
+    import uvicorn
+
+    from bot.web.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A Playwright page in Debian's chromium (520x760; tests may resize it)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-background-networking"]
+        )
+        page = browser.new_page(viewport={"width": 520, "height": 760})
+        yield page
+        browser.close()

@@ -1,10 +1,8 @@
-"""The web chat page in a real browser (Playwright driving Debian's chromium)."""
+"""The web chat page in a real browser (Playwright driving Debian's chromium); the `server_url` and `page`
+fixtures live in conftest.py."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -18,46 +16,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def server_url(runtime):
-    import uvicorn
-
-    from bot.web.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-background-networking"]
-        )
-        page = browser.new_page(viewport={"width": 520, "height": 760})
-        yield page
-        browser.close()
 
 
 def test_a_customer_types_a_question_and_sees_the_answer(server_url, page):

@@ -419,3 +419,28 @@ def test_socket_mode_with_a_refused_app_token_fails_to_start_with_slacks_error(f
     with pytest.raises(ChannelError, match="invalid_auth"):
         channel.start()
     assert channel.handle_webhook(b"{}", {}).status == 404
+
+
+def test_when_slack_cannot_say_whether_the_reply_went_out_the_outbox_waits_instead_of_posting_blindly(
+    slack_bot,
+):
+    slack_bot.fake.server.fail_next("/api/chat.postMessage", FakeResponse(503, {"ok": False}))
+    slack_bot.deliver(event_callback(mention()))
+    later = utcnow() + timedelta(seconds=30)
+    with pytest.raises(WorkerDied):
+        deliver_due(slack_bot.runtime.engine, {"slack": DiesAfterPosting(slack_bot.channel)}, now=later)
+    slack_bot.fake.server.fail_next(
+        "/api/conversations.replies",
+        FakeResponse(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "20"}),
+    )
+
+    asked_while_limited = deliver_due(
+        slack_bot.runtime.engine, slack_bot.runtime.channels, now=later + timedelta(minutes=5)
+    )
+    assert asked_while_limited.retried and not asked_while_limited.sent
+    recovered = deliver_due(
+        slack_bot.runtime.engine, slack_bot.runtime.channels, now=later + timedelta(minutes=10)
+    )
+
+    assert len(recovered.sent) == 1
+    assert len(slack_bot.fake.bot_replies()) == 1

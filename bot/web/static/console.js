@@ -7,7 +7,11 @@
   const id = root.dataset.conversationId;
   const log = document.getElementById("log");
   const stateLabel = document.getElementById("state");
+  const seenInput = document.querySelector('.reply input[name="seen_message_id"]');
   let lastId = Number(root.dataset.lastMessageId || 0);
+
+  // The newest messages are at the bottom of the (scrollable) log: start there.
+  log.scrollTop = log.scrollHeight;
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -36,10 +40,18 @@
       if (!response.ok) return;
       const body = await response.json();
       if (stateLabel) stateLabel.textContent = body.state;
+      let shown = null;
       for (const message of body.messages) {
         if (message.id <= lastId || log.querySelector(`[data-id="${message.id}"]`)) continue;
-        log.append(render(message));
+        shown = render(message);
+        log.append(shown);
         lastId = message.id;
+      }
+      if (shown) {
+        log.scrollTop = log.scrollHeight;
+        // The agent now has these messages on screen: the reply form must not warn that the customer
+        // "wrote again meanwhile" about a message it just showed (the collision guard compares ids).
+        if (seenInput && Number(seenInput.value) < lastId) seenInput.value = String(lastId);
       }
     } catch (error) {
       // The server may be restarting; try again on the next tick.
