@@ -152,6 +152,8 @@ def deliver_due(
             else:
                 external_id = channel.send(outbound)
         except TemporarySendError as error:
+            # A rate limit means the platform refused the post; any other temporary failure (5xx, timeout,
+            # a failed `find_sent`) may hide a post that went out, so the next attempt asks first.
             _record_failure(
                 engine,
                 row.id,
@@ -162,6 +164,7 @@ def deliver_due(
                 backoff_base_seconds,
                 backoff_cap_seconds,
                 report,
+                maybe_sent=maybe_sent or error.retry_after is None,
             )
             continue
         except PermanentSendError as error:
@@ -180,6 +183,7 @@ def deliver_due(
                 backoff_base_seconds,
                 backoff_cap_seconds,
                 report,
+                maybe_sent=True,
             )
             continue
         _record_sent(engine, row.id, external_id)
@@ -216,12 +220,15 @@ def _record_failure(
     base: float,
     cap: float,
     report: DeliveryReport,
+    *,
+    maybe_sent: bool = False,
 ) -> None:
     with session_scope(engine) as session:
         row = session.get(Outbox, outbox_id)
         row.attempts += 1
         row.last_error = error[:2000]
-        row.claimed_until = None
+        # An expired claim is how `_claim` recognises a row that may have reached the platform.
+        row.claimed_until = now if maybe_sent else None
         if row.attempts >= max_attempts:
             row.status = OutboxStatus.FAILED.value
             message = session.get(Message, row.message_id)

@@ -174,3 +174,28 @@ def test_an_unexpected_error_in_one_channel_is_retried_and_does_not_stop_deliver
     report = deliver_due(engine, {"slack": channel})
     row = outbox_row(engine)
     assert report.retried == [row.id] and row.status == "pending" and "RuntimeError" in row.last_error
+
+
+def test_after_a_server_error_the_next_attempt_asks_the_platform_before_posting(engine):
+    queue_reply(engine, key="reply:11")
+    now = utcnow()
+    channel = RememberingChannel({})
+    channel.failures = [TemporarySendError("502 bad gateway (the post may have gone out)")]
+    deliver_due(engine, {"slack": channel}, now=now)
+    assert channel.asked == []
+
+    channel.already_posted["reply:11"] = "ts-from-the-502"
+    report = deliver_due(engine, {"slack": channel}, now=now + timedelta(seconds=10))
+
+    assert report.sent and channel.asked == ["reply:11"] and channel.sent == []
+    assert outbox_row(engine).external_id == "ts-from-the-502"
+
+
+def test_after_a_rate_limit_the_next_attempt_posts_without_asking(engine):
+    queue_reply(engine, key="reply:12")
+    now = utcnow()
+    channel = RememberingChannel({})
+    channel.failures = [TemporarySendError("429", retry_after=5)]
+    deliver_due(engine, {"slack": channel}, now=now)
+    deliver_due(engine, {"slack": channel}, now=now + timedelta(seconds=6))
+    assert channel.asked == [] and len(channel.sent) == 1
