@@ -187,6 +187,10 @@ def build_runtime(settings: Settings, *, models: Models | None = None, migrate: 
         settings.database_url,
         echo=settings.database.echo,
         busy_timeout_seconds=settings.database.busy_timeout_seconds,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+        pool_timeout_seconds=settings.database.pool_timeout_seconds,
+        pool_recycle_seconds=settings.database.pool_recycle_seconds,
     )
     channels: dict[str, Channel] = {"cli": StoredChannel("cli")}
     if settings.webchat.enabled:

@@ -59,6 +59,12 @@ class DatabaseSettings(_Section):
     echo: bool = False
     # Seconds a SQLite writer waits for a lock before the request fails with 503.
     busy_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Connection pool of each worker process (PostgreSQL; SQLite ignores these): connections kept open, extra
+    # ones allowed at peaks, seconds to wait for a free one (then 503), seconds after which one is replaced.
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    pool_recycle_seconds: int = Field(default=1800, ge=-1)
 
 
 class DataSettings(_Section):

@@ -109,3 +109,23 @@ def page() -> Iterator[Any]:
         page = browser.new_page(viewport={"width": 520, "height": 760})
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (see tests/pg.py); skips when the binaries are absent."""
+    from tests.pg import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer()
+        server.start()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> str:
+    """The URL of a fresh, empty PostgreSQL database (`postgresql+psycopg://...`)."""
+    return postgres_server.database()

@@ -14,19 +14,37 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 __all__ = ["DatabaseUnavailable", "check_database", "create_db_engine", "session_scope", "upgrade_database"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# PostgreSQL advisory lock held while migrating (an arbitrary constant: "socialbt" in ASCII).
+MIGRATION_LOCK_KEY = 0x736F6369616C6274
 
 
 class DatabaseUnavailable(Exception):
     """The database is locked, down or unreachable; the caller should retry later."""
 
 
-def create_db_engine(url: str, *, echo: bool = False, busy_timeout_seconds: float = 5.0) -> Engine:
-    """Create the engine for `url`, creating the SQLite file's folder if needed."""
+def create_db_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    busy_timeout_seconds: float = 5.0,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout_seconds: float = 10.0,
+    pool_recycle_seconds: int = 1800,
+) -> Engine:
+    """Create the engine for `url`, creating the SQLite file's folder if needed.
+
+    Args:
+        busy_timeout_seconds: SQLite only: how long a writer waits for the lock.
+        pool_size, max_overflow, pool_timeout_seconds, pool_recycle_seconds: the connection pool of a server
+            database (PostgreSQL); connections are checked before use, so a restarted server costs one retry.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -57,7 +75,15 @@ def create_db_engine(url: str, *, echo: bool = False, busy_timeout_seconds: floa
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_seconds,
+        pool_recycle=pool_recycle_seconds,
+    )
 
 
 @contextmanager
@@ -96,6 +122,21 @@ def upgrade_database(url: str, revision: str = "heads") -> None:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if make_url(url).get_backend_name() == "postgresql":
+        # Several workers start at once: one migrates while the others wait on a session advisory lock
+        # (released when its connection closes, so a crashed migrator doesn't block the rest).
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                try:
+                    command.upgrade(alembic_config(url), revision)
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                    connection.commit()
+        finally:
+            engine.dispose()
+        return
     command.upgrade(alembic_config(url), revision)
 
 
