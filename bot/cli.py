@@ -13,6 +13,7 @@ import typer
 from bot import __version__
 from bot.commands.intents import app as intents_app
 from bot.commands.knowledge import app as knowledge_app
+from bot.commands.setup import slack_app, telegram_app
 from bot.commands.staff import app as staff_app
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -27,6 +28,8 @@ db_app = typer.Typer(help="The CRM database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 channels_app = typer.Typer(help="The platform channels (Slack, Telegram, X).", no_args_is_help=True)
 app.add_typer(channels_app, name="channels")
+app.add_typer(slack_app, name="slack")
+app.add_typer(telegram_app, name="telegram")
 app.add_typer(intents_app, name="intents", help="Understanding: classify, train and evaluate the heads.")
 app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
 app.add_typer(staff_app, name="staff", help="Staff accounts: add people, issue API tokens.")
@@ -200,22 +203,11 @@ def chat(
 @channels_app.command("check")
 def channels_check(ctx: typer.Context) -> None:
     """Ask each enabled platform who we are (auth.test, getMe, get_me) and say which channels are ready."""
-    from bot.connectors import build_platform_channels
+    from bot.connectors import build_detached_channels
     from channels.base import ChannelError
 
     settings = _settings(ctx)
-
-    def refuse(_message) -> bool:
-        raise RuntimeError("channels check does not accept messages")
-
-    class NoCursors:
-        def get(self, key: str) -> str | None:
-            return None
-
-        def set(self, key: str, value: str) -> None:
-            return None
-
-    channels = build_platform_channels(settings, sink=refuse, cursors=NoCursors())
+    channels = build_detached_channels(settings)
     if not channels:
         typer.echo("no platform channel is enabled ([slack], [telegram], [twitter] enabled = true)")
         return
@@ -226,6 +218,8 @@ def channels_check(ctx: typer.Context) -> None:
         except ChannelError as error:
             failed = True
             typer.echo(f"{name}: NOT ready - {error}")
+        finally:
+            channel.stop()
     if failed:
         raise typer.Exit(code=1)
 

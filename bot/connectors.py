@@ -16,7 +16,7 @@ from bot.crm.models import ChannelCursor, utcnow
 from bot.settings import Settings
 from channels.base import Channel, CursorStore, InboundSink
 
-__all__ = ["DatabaseCursors", "brand_keywords", "build_platform_channels"]
+__all__ = ["DatabaseCursors", "brand_keywords", "build_detached_channels", "build_platform_channels"]
 
 log = logging.getLogger("socialbot.channels")
 
@@ -100,3 +100,21 @@ def build_platform_channels(
     if channels:
         log.info("channels enabled: %s", ", ".join(sorted(channels)))
     return channels
+
+
+class _NoCursors(CursorStore):
+    def get(self, key: str) -> str | None:
+        return None
+
+    def set(self, key: str, value: str) -> None:
+        return None
+
+
+def _refuse_messages(_message: object) -> bool:
+    raise RuntimeError("this channel was built for a one-off command and does not take messages")
+
+
+def build_detached_channels(settings: Settings) -> dict[str, Channel]:
+    """The enabled adapters for one-off commands (`channels check`, `telegram set-webhook`): no database, no
+    message intake. Call `stop()` on them when done."""
+    return build_platform_channels(settings, sink=_refuse_messages, cursors=_NoCursors())

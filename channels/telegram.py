@@ -400,6 +400,24 @@ class TelegramChannel(WebhookChannel):
             raise TemporarySendError(f"telegram error: {error}") from error
         return f"{sent.chat_id}:{sent.message_id}"
 
+    def set_webhook(self, url: str) -> None:
+        """Tell Telegram to post updates to `url` with our secret token (``setWebhook``), messages only.
+
+        Raises:
+            ChannelError: there is no webhook secret, or Telegram refused (it names the reason, e.g. a URL
+                that is not HTTPS).
+        """
+        if not self.webhook_secret:
+            raise ChannelError("telegram: set a webhook secret (SOCIALBOT_TELEGRAM__WEBHOOK_SECRET) first")
+        try:
+            self._run(
+                self.bot.set_webhook(url=url, secret_token=self.webhook_secret, allowed_updates=["message"])
+            )
+        except InvalidToken as error:
+            raise ChannelError(f"telegram: the token is refused: {error}") from error
+        except (TelegramError, concurrent.futures.TimeoutError) as error:
+            raise ChannelError(f"telegram: setWebhook failed: {error or type(error).__name__}") from error
+
     def check(self) -> str:
         """Ask ``getMe`` who the bot is: ``"@username (id N)"``.
 

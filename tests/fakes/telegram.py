@@ -65,6 +65,7 @@ class FakeTelegram:
             "sendMessage": self._send_message,
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
+            "setWebhook": self._set_webhook,
         }.items():
             self.server.route("POST", self.path(method), handler)
 
@@ -151,6 +152,11 @@ class FakeTelegram:
         return _ok(BOT_USER)
 
     def _delete_webhook(self, _request: RecordedRequest) -> FakeResponse:
+        return _ok(True)
+
+    def _set_webhook(self, request: RecordedRequest) -> FakeResponse:
+        if not str(request.params.get("url", "")).startswith("https://"):
+            return _error(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
         return _ok(True)
 
     def _send_message(self, request: RecordedRequest) -> FakeResponse:
