@@ -7,6 +7,7 @@ that maps settings onto adapters; an SDK is imported only when its channel is en
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from sqlalchemy import Engine
@@ -96,6 +97,23 @@ def build_platform_channels(
             api_base_url=twitter.api_base_url,
             sink=sink,
             cursors=cursors,
+        )
+    if settings.email.enabled:
+        from bot.followups import unsubscribe_url
+        from channels.email import EmailChannel
+
+        email = settings.email
+        channels["email"] = EmailChannel(
+            smtp_host=email.smtp_host,
+            smtp_port=email.smtp_port,
+            username=email.username,
+            password=_secret(email.password),
+            from_address=email.from_address,
+            use_tls=email.use_tls,
+            inbound_secret=_secret(email.inbound_secret),
+            brand_name=settings.brand.name,
+            unsubscribe_url=functools.partial(unsubscribe_url, settings),
+            sink=sink,
         )
     if channels:
         log.info("channels enabled: %s", ", ".join(sorted(channels)))

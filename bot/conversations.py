@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
@@ -25,6 +26,7 @@ from bot.crm.models import (
     Staff,
     utcnow,
 )
+from bot.followups import schedule_resolution_followup
 from bot.handoff import (
     ConversationNotFound,
     add_note,
@@ -35,6 +37,9 @@ from bot.handoff import (
     resolve_conversation,
     staff_reply,
 )
+
+if TYPE_CHECKING:
+    from bot.settings import FollowupSettings
 
 __all__ = [
     "ConversationDetail",
@@ -321,9 +326,17 @@ def reply_as_staff(
 
 
 def apply_action(
-    engine: Engine, conversation_id: int, action: str, *, staff_id: int, assignee_id: int | None = None
+    engine: Engine,
+    conversation_id: int,
+    action: str,
+    *,
+    staff_id: int,
+    assignee_id: int | None = None,
+    followup_settings: FollowupSettings | None = None,
 ) -> str:
-    """Take, assign, resolve or hand back a conversation; returns its new state.
+    """Take, assign, resolve or hand back a conversation; returns its new state. Resolving a complaint
+    schedules its "did that fix it?" follow-up (`followup_settings`: the delays; default settings if None).
+
 
     Raises:
         ConversationNotFound: there is no such conversation.
@@ -343,6 +356,7 @@ def apply_action(
             assign_conversation(session, conversation, assignee=assignee, actor=actor)
         elif action == "resolve":
             resolve_conversation(session, conversation, actor=actor)
+            schedule_resolution_followup(session, conversation, settings=followup_settings)
         else:
             hand_back_to_bot(session, conversation, actor=actor)
         return conversation.state

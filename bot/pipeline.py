@@ -36,6 +36,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.handoff import bot_may_reply, escalate_conversation, reopen_conversation
+from bot.identity import before_policy
 from bot.outbox import deliver_due, enqueue
 from bot.policy import Action, Decision
 from channels.base import InboundKind, InboundMessage
@@ -244,7 +245,14 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         if runtime.engine.dialect.name == "postgresql":
             query = query.with_for_update()
         conversation = session.exec(query).one()
-        if message.kind == InboundKind.LISTENED:
+        step = (
+            before_policy(runtime, session, message, conversation)
+            if message.kind == InboundKind.MESSAGE and bot_may_reply(conversation)
+            else None
+        )
+        if step is not None:
+            decision = step
+        elif message.kind == InboundKind.LISTENED:
             decision = Decision(
                 Action.LISTEN, "found by brand listening: logged, not answered (the post does not address us)"
             )
@@ -258,7 +266,7 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             )
         _record(message, analysis, decision)
         session.add(message)
-        text = _reply_text(runtime, decision, message.channel)
+        text = step.reply if step is not None else _reply_text(runtime, decision, message.channel)
         if text:
             enqueue(
                 session,

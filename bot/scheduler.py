@@ -6,9 +6,11 @@ Every job is safe to run in several workers at once: the rows it works on are cl
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.followups import send_due_followups, sync_followup_delivery
 from bot.outbox import deliver_due
 from bot.pipeline import recover_unprocessed
 from bot.runtime import Runtime
@@ -19,12 +21,19 @@ log = logging.getLogger("socialbot.scheduler")
 
 OUTBOX_INTERVAL_SECONDS = 2
 RECOVERY_INTERVAL_SECONDS = 60
+FOLLOWUP_INTERVAL_SECONDS = 30
 
 
 def _deliver_outbox(runtime: Runtime) -> None:
     report = deliver_due(runtime.engine, runtime.channels)
     if report.failed:
         log.warning("outbox: %d message(s) failed for good", len(report.failed))
+
+
+def _send_followups(runtime: Runtime) -> None:
+    send_due_followups(runtime)
+    deliver_due(runtime.engine, runtime.channels)
+    sync_followup_delivery(runtime.engine)
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -47,6 +56,15 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         seconds=RECOVERY_INTERVAL_SECONDS,
         id="recovery",
         name="finish messages interrupted by a stop",
+    )
+    scheduler.add_job(
+        _send_followups,
+        "interval",
+        args=[runtime],
+        seconds=FOLLOWUP_INTERVAL_SECONDS,
+        next_run_time=datetime.now(UTC),  # at start too: follow-ups that fell due while down go out now
+        id="followups",
+        name="send due follow-ups",
     )
     scheduler.start()
     return scheduler

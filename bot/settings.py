@@ -171,6 +171,47 @@ class TwitterSettings(_Section):
     api_base_url: str = "https://api.twitter.com"
 
 
+class EmailSettings(_Section):
+    enabled: bool = False
+    # SMTP server for outgoing mail (follow-ups, verification codes, replies).
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    username: str = ""
+    # Secrets, from the environment: SOCIALBOT_EMAIL__PASSWORD (SMTP login) and
+    # SOCIALBOT_EMAIL__INBOUND_SECRET (the shared secret the mail provider sends to POST /email/inbound).
+    password: SecretStr | None = None
+    inbound_secret: SecretStr | None = None
+    from_address: str = "support@fernhill.example"
+    # STARTTLS after connecting (port 587); off only for a local relay.
+    use_tls: bool = True
+
+
+class FollowupSettings(_Section):
+    # Hours after a complaint is resolved until "did that fix it?" (with the 1-5 rating question).
+    resolved_delay_hours: float = Field(default=24.0, ge=0)
+    # Hours after an idea's status changes until the customer is told.
+    idea_delay_hours: float = Field(default=0.0, ge=0)
+    # Remind staff when an escalated conversation has had no staff answer for this many hours (0 = never).
+    staff_reminder_hours: float = Field(default=4.0, ge=0)
+    # No message to customers between these local times (HH:MM; equal = no quiet hours); due ones wait.
+    quiet_hours_start: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_hours_end: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "Europe/London"
+    # Days a rating reply (1-5) is accepted after the question was sent.
+    csat_window_days: float = Field(default=7.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (an IANA name like Europe/London)") from None
+        return name
+
+
 class Settings(BaseSettings):
     """All of socialbot's settings. Build it with `load_settings`."""
 
@@ -194,6 +235,8 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     twitter: TwitterSettings = Field(default_factory=TwitterSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    followups: FollowupSettings = Field(default_factory=FollowupSettings)
     # Secrets: environment only (SOCIALBOT_SECRET_KEY signs staff sessions once the console exists).
     secret_key: SecretStr | None = None
 
@@ -241,6 +284,7 @@ SECRET_KEYS = {
     "access_token",
     "access_token_secret",
     "app_token",
+    "inbound_secret",
 }
 
 _CURRENT_TOML: dict[str, Path | None] = {"path": None}
@@ -336,6 +380,8 @@ def _required_secrets(settings: Settings) -> list[str]:
                 "access_token_secret",
             )
         ]
+    if settings.email.enabled:
+        needed.append("email.inbound_secret")
     return needed
 
 
@@ -346,6 +392,11 @@ def _check_enabled_channels(settings: Settings) -> None:
         if value is None or not value.get_secret_value():
             env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
             raise SettingsError(f"setting {name}: required when {section}.enabled is true; set {env}")
+    if settings.email.enabled and (settings.secret_key is None or not settings.secret_key.get_secret_value()):
+        raise SettingsError(
+            "setting secret_key: required when email.enabled is true (it signs the unsubscribe links); "
+            f"set {ENV_PREFIX}SECRET_KEY"
+        )
     if settings.twitter.enabled and not settings.twitter.user_id.isdigit():
         raise SettingsError(
             "setting twitter.user_id: the brand account's numeric user id is required when twitter.enabled "

@@ -19,6 +19,7 @@ __all__ = [
     "ChannelCursor",
     "Contact",
     "Conversation",
+    "ContactMerge",
     "ConversationState",
     "DeliveryStatus",
     "Direction",
@@ -26,6 +27,7 @@ __all__ = [
     "FollowUpStatus",
     "Idea",
     "Identity",
+    "IdentityVerification",
     "LadderChange",
     "LadderStage",
     "Message",
@@ -242,6 +244,11 @@ class FollowUp(SQLModel, table=True):
     claimed_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # The outbound message it was queued as (the outbox then sends it); None while still due.
+    message_id: int | None = Field(default=None, index=True)
+    # A follow-up written by staff: its text, and who scheduled it.
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    staff_id: int | None = None
 
 
 class Staff(SQLModel, table=True):
@@ -309,3 +316,36 @@ class Note(SQLModel, table=True):
     staff_id: int = Field(foreign_key="staff.id")
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+class IdentityVerification(SQLModel, table=True):
+    """A customer proving they own an e-mail address: the bot mails a one-time code (only its hash is
+    kept), the customer sends it back in the conversation they asked from (bot/identity.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    # awaiting_email (the bot asked for an address) | pending (code sent) | verified | failed | expired
+    status: str = Field(index=True)
+    email: str | None = None
+    code_hash: str | None = None
+    attempts: int = 0
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+
+
+class ContactMerge(SQLModel, table=True):
+    """Two contacts made one (`from_contact` folded into `into_contact`), with the rows that moved, so the
+    merge can be undone exactly."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    into_contact_id: int = Field(foreign_key="contact.id", index=True)
+    from_contact_id: int = Field(foreign_key="contact.id", index=True)
+    # {"identity": [ids], "conversation": [...], "message": [...], ...} moved from `from_contact`.
+    moved: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    reason: str
+    staff_id: int | None = None
+    merged_at: datetime = Field(default_factory=utcnow)
+    undone_at: datetime | None = None
+    undone_by_staff_id: int | None = None
+

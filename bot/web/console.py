@@ -272,6 +272,7 @@ def console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
                 action,
                 staff_id=staff.id,
                 assignee_id=int(assignee_id) if assignee_id.isdigit() else None,
+                followup_settings=runtime.settings.followups,
             )
         except ConversationNotFound as error:
             raise HTTPException(404, str(error)) from None

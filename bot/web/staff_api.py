@@ -182,7 +182,14 @@ def staff_api_router(runtime: Runtime) -> APIRouter:
 
     def act(conversation_id: int, action: str, staff: Staff, assignee_id: int | None = None) -> StateOut:
         try:
-            state = apply_action(engine, conversation_id, action, staff_id=staff.id, assignee_id=assignee_id)
+            state = apply_action(
+                engine,
+                conversation_id,
+                action,
+                staff_id=staff.id,
+                assignee_id=assignee_id,
+                followup_settings=runtime.settings.followups,
+            )
         except ConversationNotFound as error:
             raise not_found(error) from None
         except ValueError as error:
