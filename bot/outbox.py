@@ -11,6 +11,7 @@ marked failed for staff to see.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,9 +30,10 @@ from bot.crm.models import (
     OutboxStatus,
     utcnow,
 )
+from bot.metrics import MESSAGES_OUT, SEND_FAILURES
 from channels.base import Channel, OutboundMessage, PermanentSendError, TemporarySendError
 
-__all__ = ["DeliveryReport", "deliver_due", "enqueue"]
+__all__ = ["DeliveryReport", "deliver_due", "enqueue", "release_claims"]
 
 log = logging.getLogger("socialbot.outbox")
 
@@ -95,7 +97,7 @@ def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
 
 
 def _claim(
-    engine: Engine, channels: Mapping[str, Channel], now: datetime, limit: int
+    engine: Engine, channels: Mapping[str, Channel], now: datetime, limit: int, claim_seconds: float
 ) -> list[tuple[Outbox, bool]]:
     """Claim up to `limit` due rows; each comes with whether an earlier claim of it expired unrecorded (a
     worker stopped mid-send, so the platform may already have the message)."""
@@ -116,7 +118,7 @@ def _claim(
         claimed = []
         for row in session.exec(query).all():
             claimed.append((row, row.claimed_until is not None))
-            row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+            row.claimed_until = now + timedelta(seconds=claim_seconds)
             session.add(row)
         return claimed
 
@@ -130,11 +132,24 @@ def deliver_due(
     max_attempts: int = 8,
     backoff_base_seconds: float = 2.0,
     backoff_cap_seconds: float = 600.0,
+    claim_seconds: float = CLAIM_SECONDS,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Send every due row whose channel is in `channels`; return what happened to each."""
+    """Send every due row whose channel is in `channels`; return what happened to each.
+
+    Args:
+        claim_seconds: how long the rows claimed now stay this worker's; if it dies, another worker takes
+            them after that (and asks the platform first whether they went out).
+        stop: set when the worker is shutting down: the row being sent is finished, the other claimed rows
+            are released at once for other workers.
+    """
     now = now or utcnow()
     report = DeliveryReport()
-    for row, maybe_sent in _claim(engine, channels, now, limit):
+    claimed = _claim(engine, channels, now, limit, claim_seconds)
+    for position, (row, maybe_sent) in enumerate(claimed):
+        if stop is not None and stop.is_set():
+            release_claims(engine, [r.id for r, _ in claimed[position:]])
+            break
         outbound = OutboundMessage(
             channel=row.channel,
             thread_id=row.thread_id,
@@ -202,6 +217,7 @@ def _record_sent(engine: Engine, outbox_id: int, external_id: str) -> None:
             None,
         )
         row.attempts += 1
+        MESSAGES_OUT.labels(row.channel).inc()
         message = session.get(Message, row.message_id)
         message.status, message.external_id = DeliveryStatus.SENT.value, external_id
         conversation = session.get(Conversation, message.conversation_id)
@@ -229,6 +245,8 @@ def _record_failure(
         row.last_error = error[:2000]
         # An expired claim is how `_claim` recognises a row that may have reached the platform.
         row.claimed_until = now if maybe_sent else None
+        kind = "permanent" if max_attempts == 0 else "rate_limited" if retry_after else "temporary"
+        SEND_FAILURES.labels(row.channel, kind).inc()
         if row.attempts >= max_attempts:
             row.status = OutboxStatus.FAILED.value
             message = session.get(Message, row.message_id)
@@ -242,3 +260,18 @@ def _record_failure(
             report.retried.append(row.id)
             log.info("outbox row %s retry in %.1fs", row.id, delay)
         session.add(row)
+
+
+def release_claims(engine: Engine, outbox_ids: list[int]) -> None:
+    """Give claimed rows that were not attempted back at once (a worker shutting down), so another worker
+    sends them without waiting for the claim to expire. Nothing was sent for them, so none is marked as
+    possibly sent."""
+    if not outbox_ids:
+        return
+    with session_scope(engine) as session:
+        for row in session.exec(
+            select(Outbox).where(Outbox.id.in_(outbox_ids), Outbox.status == OutboxStatus.PENDING.value)
+        ).all():
+            row.claimed_until = None
+            session.add(row)
+    log.info("released %d claimed outbox row(s) for other workers", len(outbox_ids))

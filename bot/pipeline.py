@@ -13,6 +13,7 @@ so a message is decided and answered once however often it is delivered or retri
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from bot.crm.models import (
 )
 from bot.handoff import bot_may_reply, escalate_conversation, reopen_conversation
 from bot.identity import before_policy
+from bot.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, PIPELINE_SECONDS
 from bot.outbox import deliver_due, enqueue
 from bot.policy import Action, Decision
 from channels.base import InboundKind, InboundMessage
@@ -147,6 +149,24 @@ def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]
 
     Returns its id and whether it had been stored before (a platform's retry: don't process it again).
     """
+    for attempt in range(3):
+        try:
+            return _store_once(runtime, inbound)
+        except _ConcurrentFirstContact:
+            # Another worker stored this customer's first message at the same moment; now they exist.
+            log.info("a new contact was created concurrently by another worker (attempt %d)", attempt + 1)
+    return _store_once(runtime, inbound, last_attempt=True)
+
+
+class _ConcurrentFirstContact(Exception):
+    """Storing conflicted on the contact's identity or conversation, not on the message itself."""
+
+
+def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool = False) -> tuple[int, bool]:
+    # A platform's retry of a stored message touches nothing (no locks taken, no timestamps moved).
+    existing = _stored_before(runtime, inbound)
+    if existing is not None:
+        return existing, True
     try:
         with session_scope(runtime.engine) as session:
             contact = _identify_contact(session, inbound)
@@ -171,17 +191,30 @@ def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]
             )
             session.add(message)
             session.flush()
-            return message.id, False
+            message_id = message.id
     except IntegrityError:
-        with session_scope(runtime.engine) as session:
-            existing = session.exec(
-                select(Message.id).where(
-                    Message.channel == inbound.channel, Message.external_id == inbound.external_id
-                )
-            ).first()
+        existing = _stored_before(runtime, inbound)
         if existing is None:  # the conflict was something else; let it surface
-            raise
+            if last_attempt:
+                raise
+            raise _ConcurrentFirstContact from None
         return existing, True
+    MESSAGES_IN.labels(inbound.channel).inc()
+    return message_id, False
+
+
+def _stored_before(runtime: Runtime, inbound: InboundMessage) -> int | None:
+    """The id of the stored message with `inbound`'s channel and external id (a platform retry), or None."""
+    with session_scope(runtime.engine) as session:
+        existing = session.exec(
+            select(Message.id).where(
+                Message.channel == inbound.channel, Message.external_id == inbound.external_id
+            )
+        ).first()
+    if existing is not None:
+        DUPLICATES.labels(inbound.channel).inc()
+        log.info("message %s: delivered again by %s; not processed again", existing, inbound.channel)
+    return existing
 
 
 def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineResult:
@@ -241,9 +274,14 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         if claimed.rowcount != 1:
             return False
         message = session.get(Message, message_id)
+        # Lock the contact, then the conversation: the order `store_inbound` takes them in (it updates both),
+        # so two workers never wait on each other in a circle.
+        contact_query = select(Contact).where(Contact.id == message.contact_id)
         query = select(Conversation).where(Conversation.id == message.conversation_id)
         if runtime.engine.dialect.name == "postgresql":
+            contact_query = contact_query.with_for_update()
             query = query.with_for_update()
+        session.exec(contact_query).one()
         conversation = session.exec(query).one()
         step = (
             before_policy(runtime, session, message, conversation)
@@ -287,7 +325,8 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
         contact = session.get(Contact, message.contact_id)
         update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
-    log.info("message %s: %s", message_id, decision.action.value)
+    DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
+    log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
     return True
 
 
@@ -297,8 +336,10 @@ def process_stored(runtime: Runtime, message_id: int) -> None:
         message = session.get(Message, message_id)
         text, status, channel = message.text, message.status, message.channel
     if status == ProcessingStatus.RECEIVED:
+        started = time.perf_counter()
         analysis = runtime.models.analyse(text)
-        _decide_and_queue(runtime, message_id, analysis)
+        if _decide_and_queue(runtime, message_id, analysis):
+            PIPELINE_SECONDS.observe(time.perf_counter() - started)
     _deliver(runtime, channel)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from bot.connectors import DatabaseCursors, build_platform_channels
 from bot.crm.db import create_db_engine, upgrade_database
+from bot.leadership import PollerLeadership
 from bot.pipeline import accept_inbound
 from bot.policy import Policy
 from bot.settings import Settings
@@ -111,6 +112,9 @@ class Runtime:
     )
     _pending: set[Future] = field(default_factory=set)
     _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+    leaderships: list[PollerLeadership] = field(default_factory=list)
+    # Set when the worker is shutting down: jobs stop taking new work and release what they claimed.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def submit(self, function: Callable[..., object], *args: object) -> Future:
         """Run `function(*args)` in the background; an exception is logged (the recovery job retries)."""
@@ -138,13 +142,28 @@ class Runtime:
         return not wait(pending, timeout=timeout).not_done
 
     def start_channels(self) -> None:
-        """Start the pollers (X mentions, Telegram long polling)."""
+        """Start the pollers (X mentions, Telegram long polling).
+
+        On PostgreSQL several workers share the accounts, so each poller runs only in the worker holding its
+        advisory lock (`bot.leadership`); on SQLite there is one process and the pollers just start.
+        """
+        shared = self.engine.dialect.name == "postgresql"
         for channel in self.channels.values():
-            channel.start()
+            if shared and type(channel).start is not Channel.start:
+                leadership = PollerLeadership(
+                    self.settings.database_url, channel, _account_of(self.settings, channel.name)
+                )
+                self.leaderships.append(leadership)
+                leadership.start()
+            else:
+                channel.start()
 
     def close(self) -> None:
         """Stop the pollers, finish background work (which may still send), then release the channels and
         the database. `Channel.stop` is called again after the drain, so it must be safe to repeat."""
+        self.stopping.set()
+        for leadership in self.leaderships:
+            leadership.stop()
         self._stop_channels()
         self.background.shutdown(wait=True)
         self._stop_channels()
@@ -162,6 +181,15 @@ class Runtime:
         from bot.crm.ladder import OWNER_TAGS
 
         return {a.id for a in self.models.knowledge.articles if set(a.tags) & set(OWNER_TAGS)}
+
+
+def _account_of(settings: Settings, channel: str) -> str:
+    """What identifies the account a poller polls (the part of the advisory-lock name after the channel)."""
+    if channel == "twitter":
+        return settings.twitter.user_id
+    if channel == "telegram" and settings.telegram.token is not None:
+        return settings.telegram.token.get_secret_value().split(":", 1)[0]  # the bot id, not the secret
+    return "default"
 
 
 def build_policy(settings: Settings) -> Policy:
