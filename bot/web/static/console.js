@@ -20,12 +20,23 @@
     return node;
   }
 
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  // The same "23 Nov 18:12" (UTC) the server renders, so a live message reads like its neighbours.
+  function shortTime(iso) {
+    const date = new Date(/(Z|[+-]\d\d:\d\d)$/i.test(iso) ? iso : iso + "Z");
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${pad(date.getUTCDate())} ${MONTHS[date.getUTCMonth()]} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}`;
+  }
+
   function render(message) {
     const item = element("li", `msg msg--${message.direction} msg--new` + (String(message.conversation_id) !== id ? " msg--other" : ""));
     item.dataset.id = message.id;
     const meta = element("div", "msg__meta");
     meta.append(element("span", `chip chip--${message.channel}`, message.channel), element("span", "", message.author || ""));
-    meta.append(element("time", "", new Date(message.created_at).toLocaleString()));
+    const time = element("time", "", shortTime(message.created_at));
+    time.dateTime = message.created_at;
+    meta.append(time);
     item.append(meta, element("div", "msg__text", message.text));
     if (message.direction === "in" && message.intent) {
       item.append(element("div", "msg__understanding", `${message.intent} · ${message.sentiment} · ${message.action || ""}`));
