@@ -71,6 +71,7 @@ MAX_WORDS_AROUND_ADDRESS = 6
 _ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']*")
 _CODE = re.compile(r"^\s*(?:(?:my |the )?code(?: is)?:?\s*)?(\d{3})[\s-]?(\d{3})\s*[.!]?\s*$", re.IGNORECASE)
 _RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/|out of)\s*5)?(?:\s*stars?)?\s*[.!]*\s*$", re.IGNORECASE)
+_LEADING_MENTIONS = re.compile(r"^(?:\s*@\w+)+")
 _RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 
 #: What the bot says (format fields: brand, address, tries, error).
@@ -189,15 +190,16 @@ def before_policy(
     """
     now = now or utcnow()
     cancel_nudges_on_reply(session, message.contact_id)
-    rating = parse_rating(message.text)
+    text = _LEADING_MENTIONS.sub("", message.text)  # "@brand 4/5" on X is a plain "4/5"
+    rating = parse_rating(text)
     if rating is not None:
         rated = awaiting_csat(session, message.contact_id, settings=runtime.settings.followups, now=now)
         if rated is not None:
             return _record_csat(session, message, conversation, rated, rating, now)
     pending = _open_verification(session, conversation.id)
-    if pending is not None and pending.status == "pending" and _CODE.match(message.text):
-        return _check_code(runtime, session, message, pending, now)
-    attempt = _address_attempt(message.text)
+    if pending is not None and pending.status == "pending" and _CODE.match(text):
+        return _check_code(runtime, session, text, message, pending, now)
+    attempt = _address_attempt(text)
     if attempt is None:
         if pending is not None and pending.status == "awaiting_email":
             pending.status, pending.completed_at = "expired", now  # they moved on
@@ -341,11 +343,12 @@ def _redact_code_mail(session: Session, verification: IdentityVerification) -> N
 def _check_code(
     runtime: Runtime,
     session: Session,
+    text: str,
     message: Message,
     verification: IdentityVerification,
     now: datetime,
 ) -> StepDecision:
-    code = "".join(_CODE.match(message.text).groups())
+    code = "".join(_CODE.match(text).groups())
     if verification.expires_at < now:
         verification.status, verification.completed_at = "expired", now
         _redact_code_mail(session, verification)

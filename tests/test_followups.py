@@ -1,0 +1,328 @@
+"""Follow-ups across channels: a customer complains on X, staff resolve it, and the next day a "did that fix
+it?" with a rating question arrives on X (a reply in their thread) and by e-mail (a real SMTP server on
+loopback), once each, whatever restarts or extra workers happen in between; an opted-out customer gets
+nothing; the rating they reply is stored on the conversation. The clock is passed in, never slept."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from bot.crm.models import (
+    AuditEvent,
+    Contact,
+    Conversation,
+    FollowUp,
+    Identity,
+    Message,
+    Outbox,
+    Staff,
+    utcnow,
+)
+from bot.followups import in_quiet_hours, send_due_followups, sync_followup_delivery
+from bot.outbox import deliver_due
+from bot.runtime import build_runtime
+from bot.scheduler import start_scheduler
+from bot.settings import FollowupSettings
+from bot.staff import create_staff, issue_api_token
+from bot.web.app import create_app
+from tests.fakes.smtp import LocalSMTP
+from tests.fakes.twitter import FakeX
+
+BRAND_ID = "1000"
+CUSTOMER_ID = "2001"
+EMAIL = "jane@customer.example"
+COMPLAINT = "@fernhill my new tent leaked all night and the zip broke on day one. Really disappointed."
+
+
+@pytest.fixture
+def x() -> Iterator[FakeX]:
+    with FakeX(brand_id=BRAND_ID, brand_username="fernhill") as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp() -> Iterator[LocalSMTP]:
+    with LocalSMTP() as server:
+        yield server
+
+
+@pytest.fixture
+def start_bot(make_settings: Callable[..., Any], models, x: FakeX, smtp: LocalSMTP) -> Iterator[Callable]:
+    """A runtime with X (fake) and e-mail (aiosmtpd) enabled; every call is a new process on the same DB."""
+    runtimes = []
+
+    def start(**followups: Any):
+        settings = make_settings(
+            twitter={
+                "enabled": True,
+                "bearer_token": "app-bearer-token",
+                "consumer_key": "consumer-key",
+                "consumer_secret": "consumer-secret",
+                "access_token": "access-token",
+                "access_token_secret": "access-token-secret",
+                "user_id": BRAND_ID,
+                "api_base_url": x.base_url,
+            },
+            email={
+                "enabled": True,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp.port,
+                "use_tls": False,
+                "from_address": "care@fernhill.example",
+                "inbound_secret": "inbound-secret",
+            },
+            secret_key="test-secret-key",
+            followups={"quiet_hours_start": "00:00", "quiet_hours_end": "00:00", **followups},
+        )
+        runtime = build_runtime(settings, models=models)
+        runtimes.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in runtimes:
+        runtime.close()
+
+
+def poll(runtime) -> int:
+    accepted = runtime.channels["twitter"].poll_once()
+    assert runtime.wait_idle()
+    return accepted
+
+
+def agent_token(runtime) -> str:
+    with Session(runtime.engine) as session:
+        staff = session.exec(select(Staff).where(Staff.email == "ana@fernhill.example")).first()
+        if staff is None:
+            staff = create_staff(session, "ana@fernhill.example", role="agent", password="a long password!")
+        token = issue_api_token(session, staff)
+        session.commit()
+        return token
+
+
+def complain_on_x_and_resolve(runtime, x: FakeX) -> tuple[int, dict]:
+    """Jane (verified e-mail on file) complains on X, the bot escalates, an agent resolves it over the API.
+    Returns the X conversation's id and her post."""
+    poll(runtime)  # the poller's first round: nothing yet
+    complaint = x.mention(CUSTOMER_ID, COMPLAINT, username="jane")
+    assert poll(runtime) == 1
+    with Session(runtime.engine) as session:
+        message = session.exec(select(Message).where(Message.external_id == complaint["id"])).one()
+        assert message.intent == "complaint" and message.action == "escalate"
+        session.add(
+            Identity(contact_id=message.contact_id, channel="email", external_user_id=EMAIL, verified=True)
+        )
+        session.commit()
+        conversation_id = message.conversation_id
+    token = agent_token(runtime)
+    with TestClient(create_app(runtime)) as client:
+        resolved = client.post(
+            f"/api/v1/conversations/{conversation_id}/resolve", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert resolved.status_code == 200 and resolved.json()["state"] == "resolved"
+    return conversation_id, complaint
+
+
+def followups(runtime) -> list[FollowUp]:
+    with Session(runtime.engine) as session:
+        return list(session.exec(select(FollowUp).order_by(FollowUp.id)).all())
+
+
+def run_followups(runtime, now: datetime) -> None:
+    """What the scheduler's job does, at `now`."""
+    send_due_followups(runtime, now=now)
+    deliver_due(runtime.engine, runtime.channels, now=now)
+    sync_followup_delivery(runtime.engine)
+
+
+def fix_check_posts(x: FakeX) -> list[dict]:
+    return [t for t in x.replies_by_brand() if "Did that fix it?" in t["text"]]
+
+
+def test_a_resolved_x_complaint_is_followed_up_next_day_on_x_and_by_email_once_each(start_bot, x, smtp):
+    bot = start_bot()
+    conversation_id, complaint = complain_on_x_and_resolve(bot, x)
+    resolved_at = utcnow()
+
+    rows = followups(bot)
+    assert sorted(r.channel for r in rows) == ["email", "twitter"]
+    assert all(r.status == "pending" and r.template == "resolution_check" for r in rows)
+    assert all(abs((r.due_at - resolved_at).total_seconds() - 24 * 3600) < 60 for r in rows)
+
+    run_followups(bot, resolved_at + timedelta(hours=23))
+    assert fix_check_posts(x) == [] and smtp.mails == []
+
+    next_day = resolved_at + timedelta(hours=24, minutes=1)
+    for _ in range(3):  # the job runs again and again: nothing goes twice
+        run_followups(bot, next_day)
+    posts = fix_check_posts(x)
+    assert len(posts) == 1
+    assert posts[0]["referenced_tweets"] == [{"type": "replied_to", "id": complaint["id"]}]
+    assert "1 (poor) to 5 (great)" in posts[0]["text"]
+    assert len(smtp.to(EMAIL)) == 1
+    mail = smtp.to(EMAIL)[0]
+    assert "Did that fix it?" in mail.get_body(("plain",)).get_content()
+    assert all(r.status == "sent" and r.sent_at is not None for r in followups(bot))
+
+    # Jane answers on X with a rating: stored on the conversation, thanked, not treated as a new question.
+    x.post(CUSTOMER_ID, "@fernhill 4/5", reply_to=posts[0], username="jane")
+    assert poll(bot) == 1
+    with Session(bot.engine) as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation.csat == 4 and conversation.state == "resolved"
+        rating = session.exec(select(Message).where(Message.text == "@fernhill 4/5")).one()
+        assert rating.action == "record_csat"
+        assert session.exec(select(AuditEvent).where(AuditEvent.action == "conversation.rated")).one()
+    assert "rating us 4/5" in x.replies_by_brand()[-1]["text"]
+
+
+def test_a_restart_between_scheduling_and_due_time_sends_once_after_the_restart(start_bot, x, smtp):
+    first = start_bot(resolved_delay_hours=0.0005)  # due 1.8 s after resolving
+    complain_on_x_and_resolve(first, x)
+    first.close()  # the process stops before the follow-up is due
+    time.sleep(2)
+
+    second = start_bot(resolved_delay_hours=0.0005)
+    scheduler = start_scheduler(second)  # its follow-up job runs at start, then every 30 s
+    try:
+        deadline = time.monotonic() + 20
+        while (len(smtp.to(EMAIL)) < 1 or len(fix_check_posts(x)) < 1) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        scheduler.shutdown()
+    run_followups(second, utcnow() + timedelta(days=2))
+    assert len(smtp.to(EMAIL)) == 1 and len(fix_check_posts(x)) == 1
+
+
+def test_two_scheduler_instances_on_one_database_send_each_follow_up_once(start_bot, x, smtp):
+    one = start_bot()
+    complain_on_x_and_resolve(one, x)
+    two = start_bot()  # a second worker on the same SQLite database
+    due = utcnow() + timedelta(hours=25)
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def worker(runtime) -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):
+                run_followups(runtime, due)
+        except Exception as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(rt,)) for rt in (one, two, one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not [e for e in errors if "database is locked" not in str(e)]
+    run_followups(one, due)  # a worker that lost a race to a lock just runs again on its next round
+    assert len(smtp.to(EMAIL)) == 1
+    assert len(fix_check_posts(x)) == 1
+    expected = sorted(f"followup:{r.id}" for r in followups(one))
+    with Session(one.engine) as session:
+        keys = session.exec(select(Outbox.idempotency_key).where(Outbox.idempotency_key.like("followup:%")))
+        assert sorted(keys.all()) == expected
+
+
+def test_an_opted_out_customer_gets_no_follow_up(start_bot, x, smtp):
+    bot = start_bot()
+    complain_on_x_and_resolve(bot, x)
+    with Session(bot.engine) as session:
+        contact = session.get(Contact, followups(bot)[0].contact_id)
+        contact.opted_out = True
+        session.add(contact)
+        session.commit()
+    run_followups(bot, utcnow() + timedelta(hours=25))
+    assert smtp.mails == [] and fix_check_posts(x) == []
+    assert {(r.status, r.last_error) for r in followups(bot)} == {("cancelled", "the contact opted out")}
+
+
+def test_a_new_message_from_the_customer_cancels_the_pending_nudge(start_bot, x, smtp):
+    bot = start_bot()
+    _, complaint = complain_on_x_and_resolve(bot, x)
+    x.post(CUSTOMER_ID, "@fernhill it is still leaking, what now?", reply_to=complaint, username="jane")
+    assert poll(bot) == 1
+    assert {r.status for r in followups(bot)} == {"cancelled"}
+    run_followups(bot, utcnow() + timedelta(hours=25))
+    assert smtp.mails == [] and fix_check_posts(x) == []
+
+
+def test_smtp_down_the_email_follow_up_is_retried_then_failed_and_visible_to_staff(start_bot, x, smtp):
+    bot = start_bot()
+    complain_on_x_and_resolve(bot, x)
+    smtp.stop()
+    now = utcnow() + timedelta(hours=25)
+    for _ in range(10):
+        send_due_followups(bot, now=now)
+        deliver_due(bot.engine, bot.channels, now=now, max_attempts=3)
+        sync_followup_delivery(bot.engine)
+        now += timedelta(minutes=15)
+    by_channel = {r.channel: r for r in followups(bot)}
+    assert by_channel["twitter"].status == "sent"
+    email = by_channel["email"]
+    assert email.status == "failed" and email.attempts == 3 and "unreachable" in email.last_error
+    token = agent_token(bot)
+    with TestClient(create_app(bot)) as client:
+        listed = client.get(
+            f"/api/v1/contacts/{email.contact_id}/followups?status=failed",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert listed.status_code == 200
+    assert [(f["channel"], f["status"]) for f in listed.json()] == [("email", "failed")]
+
+
+def test_staff_list_schedule_and_cancel_a_contacts_follow_ups(start_bot, x, smtp):
+    bot = start_bot()
+    conversation_id, _ = complain_on_x_and_resolve(bot, x)
+    contact_id = followups(bot)[0].contact_id
+    token = agent_token(bot)
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(bot)) as client:
+        assert client.get(f"/api/v1/contacts/{contact_id}/followups").status_code == 401
+        listed = client.get(f"/api/v1/contacts/{contact_id}/followups", headers=auth).json()
+        assert [f["channel"] for f in listed] == ["twitter", "email"]
+        cancelled = client.post(f"/api/v1/followups/{listed[0]['id']}/cancel", headers=auth)
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        again = client.post(f"/api/v1/followups/{listed[0]['id']}/cancel", headers=auth)
+        assert again.status_code == 409
+        due = (utcnow() + timedelta(hours=2)).isoformat()
+        made = client.post(
+            f"/api/v1/contacts/{contact_id}/followups",
+            json={"text": "Your replacement zip is on its way.", "due_at": due, "channels": ["email"]},
+            headers=auth,
+        )
+        assert made.status_code == 201, made.text
+        assert [(f["channel"], f["template"]) for f in made.json()] == [("email", "custom")]
+        naive = client.post(
+            f"/api/v1/contacts/{contact_id}/followups",
+            json={"text": "hi", "due_at": "2026-12-01T09:00:00"},
+            headers=auth,
+        )
+        assert naive.status_code in (400, 422) and "time zone" in naive.text
+        contact = client.get(f"/api/v1/contacts/{contact_id}", headers=auth).json()
+        assert {i["channel"] for i in contact["identities"]} == {"twitter", "email"}
+        assert conversation_id in [c["id"] for c in contact["conversations"]]
+    run_followups(bot, utcnow() + timedelta(hours=3))
+    assert [m.get_body(("plain",)).get_content().splitlines()[0] for m in smtp.to(EMAIL)] == [
+        "Your replacement zip is on its way."
+    ]
+    assert fix_check_posts(x) == []  # the X one was cancelled; the e-mail one is not due yet
+
+
+def test_quiet_hours_hold_follow_ups_until_they_end():
+    settings = FollowupSettings(quiet_hours_start="21:00", quiet_hours_end="08:00", timezone="Europe/London")
+    late = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)
+    assert in_quiet_hours(late, settings) == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    early = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    assert in_quiet_hours(early, settings) == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    assert in_quiet_hours(datetime(2026, 11, 24, 12, 0, tzinfo=UTC), settings) is None
+    summer = datetime(2026, 7, 1, 6, 30, tzinfo=UTC)  # 07:30 in London (BST)
+    assert in_quiet_hours(summer, settings) == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
