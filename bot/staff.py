@@ -35,12 +35,20 @@ MIN_PASSWORD_LENGTH = 10
 # Verified against when the e-mail is unknown, so a login takes as long whether or not the account exists.
 _DUMMY_HASH = _hasher.hash("socialbot-no-such-account")
 
-#: What each role may do. Agents work conversations; marketers read the log and dashboards; admins do all.
+#: What each role may do. Agents work conversations; marketers read the log and dashboards and move ideas
+#: through the ideas board; admins do all.
 PERMISSIONS: dict[str, frozenset[str]] = {
     StaffRole.AGENT: frozenset({"conversations.read", "conversations.write"}),
-    StaffRole.MARKETER: frozenset({"log.read", "dashboards.read"}),
+    StaffRole.MARKETER: frozenset({"log.read", "dashboards.read", "ideas.write"}),
     StaffRole.ADMIN: frozenset(
-        {"conversations.read", "conversations.write", "log.read", "dashboards.read", "staff.manage"}
+        {
+            "conversations.read",
+            "conversations.write",
+            "log.read",
+            "dashboards.read",
+            "ideas.write",
+            "staff.manage",
+        }
     ),
 }
 

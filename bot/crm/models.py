@@ -349,3 +349,6 @@ class ContactMerge(SQLModel, table=True):
     undone_at: datetime | None = None
     undone_by_staff_id: int | None = None
 
+
+# The response log (bot/insights.py) finds each message's reply by `reply_to_id`.
+Index("ix_message_reply_to_id", Message.reply_to_id)

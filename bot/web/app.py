@@ -28,6 +28,7 @@ from bot.pipeline import handle_inbound
 from bot.runtime import Runtime
 from bot.web.auth import LoginRequired, session_secret
 from bot.web.console import console_router
+from bot.web.insights import insights_router
 from bot.web.contacts_api import contacts_router
 from bot.web.staff_api import staff_api_router
 from channels.base import Author, InboundMessage, WebhookChannel
@@ -182,6 +183,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.include_router(console_router(runtime, templates))
     app.include_router(staff_api_router(runtime))
+    app.include_router(insights_router(runtime, templates))
     app.include_router(contacts_router(runtime))
 
     @app.middleware("http")

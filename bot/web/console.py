@@ -29,7 +29,7 @@ from bot.crm.models import Staff
 from bot.handoff import ConversationNotFound
 from bot.outbox import deliver_due
 from bot.runtime import Runtime
-from bot.staff import LoginRateLimiter, authenticate_password
+from bot.staff import LoginRateLimiter, authenticate_password, may
 from bot.web.auth import console_staff, csrf_token, verify_csrf
 
 __all__ = ["console_router"]
@@ -100,6 +100,7 @@ def console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
             staff = authenticate_password(session, email, password)
             session.commit()
             staff_id = staff.id if staff is not None else None
+            works_conversations = staff is not None and may(staff, "conversations.read")
         if staff_id is None:
             limiter.failed(*keys)
             return render(
@@ -115,7 +116,10 @@ def console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
         request.session.clear()
         request.session["staff_id"] = staff_id
         request.session["csrf"] = secrets.token_urlsafe(24)
-        return RedirectResponse(_safe_next(next), status_code=303)
+        target = _safe_next(next)
+        if target == "/console" and not works_conversations:
+            target = "/console/insights"  # marketers have no queue; their home is the dashboard
+        return RedirectResponse(target, status_code=303)
 
     @router.post("/logout")
     def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:

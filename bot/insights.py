@@ -1,0 +1,785 @@
+"""What marketers read: the response log (filtered, keyset-paged), streamed CSV exports, the insights
+dashboard's figures, the ideas board and the advocacy ladder's movements.
+
+Every query is plain SQLAlchemy that runs the same on SQLite and PostgreSQL. Days are grouped with `date()`,
+which both engines have (SQLite on its ISO text timestamps, PostgreSQL as a function-style cast; timestamps
+are stored in UTC, so days are UTC days). Paging is by message id (`id < cursor ORDER BY id DESC`), never
+OFFSET, so the thousandth page costs what the first does. Exports read in batches of `batch_size` rows by id,
+each batch its own short query, so a million rows never sit in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, func, or_
+from sqlmodel import Session, select
+
+from bot.crm.db import session_scope
+from bot.crm.ladder import count_by_stage
+from bot.crm.models import (
+    AuditEvent,
+    Contact,
+    Conversation,
+    Direction,
+    Idea,
+    LadderChange,
+    LadderStage,
+    Message,
+    Staff,
+    utcnow,
+)
+
+__all__ = [
+    "AUTHORS",
+    "CONVERSATION_COLUMNS",
+    "IDEA_STATUSES",
+    "MESSAGE_COLUMNS",
+    "FilterError",
+    "IdeaNotFound",
+    "LogFilters",
+    "LogPage",
+    "LogRow",
+    "csv_lines",
+    "dashboard_data",
+    "iter_conversation_rows",
+    "iter_message_rows",
+    "list_ideas",
+    "parse_when",
+    "record_export",
+    "response_log",
+    "safe_cell",
+    "set_idea_status",
+]
+
+#: Who wrote a message (the log's "who replied" filter): the customer, the bot or a staff member.
+AUTHORS = ("customer", "bot", "staff")
+#: The ideas board's columns, in the order an idea moves through them.
+IDEA_STATUSES = ("new", "under review", "planned", "done", "declined")
+PAGE_SIZE = 50
+EXPORT_BATCH_SIZE = 1000
+#: A spreadsheet runs a cell starting with one of these as a formula; such cells get a leading quote.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MAX_TEXT_FILTER = 200
+#: Complaint topics are computed over at most this many recent complaints (the dashboard stays fast).
+TOPIC_SAMPLE = 5000
+STOPWORDS = frozenset(
+    re.split(
+        r"\s+",
+        """a about after again all am an and any are as at be been before being but by can cannot could did do
+    does doing don't for from get got had has have having he her here hers him his how i i'm if in into is
+    it it's its just me more most my no nor not now of off on once one only or other our out over own same
+    she so some still such than that the their them then there these they this those through to too under
+    until up very was we were what when where which while who why will with would you your yours also ever
+    never really even am pm u im dont cant wont didnt isnt thats ive youre please thanks thank hi hello hey
+    get still again want need know like yet two days day week weeks time""".strip(),
+    )
+)
+_WORD = re.compile(r"[a-z][a-z']{2,}")
+
+
+class FilterError(ValueError):
+    """A filter value can't be understood; the message names the filter and what was expected."""
+
+
+class IdeaNotFound(LookupError):
+    """No idea has this id."""
+
+
+def parse_when(value: str | None, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """Parse a filter bound: `YYYY-MM-DD` (a UTC day; with `end_of_day`, the start of the next day, so a
+    date given as `until` includes that whole day) or an ISO 8601 date-time (UTC if it has no offset).
+
+    Raises:
+        FilterError: the value is neither.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, tzinfo=UTC)
+            return moment + timedelta(days=1) if end_of_day else moment
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise FilterError(f"{name}: expected YYYY-MM-DD or an ISO 8601 date-time, got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _blank(value: str | None) -> str | None:
+    return value.strip() if value and value.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilters:
+    """The response log's filters, shared by the page, both exports and the CLI. Blank means "any".
+
+    `since` is inclusive and `until` exclusive; `author` is who wrote the message (customer, bot, staff);
+    `state` is the conversation's state; `text` matches a substring, case-insensitively.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    channel: str | None = None
+    intent: str | None = None
+    sentiment: str | None = None
+    state: str | None = None
+    author: str | None = None
+    text: str | None = None
+    conversation_id: int | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        channel: str | None = None,
+        intent: str | None = None,
+        sentiment: str | None = None,
+        state: str | None = None,
+        author: str | None = None,
+        text: str | None = None,
+        conversation_id: int | None = None,
+    ) -> LogFilters:
+        """Build filters from request or command-line strings.
+
+        Raises:
+            FilterError: a date is malformed, `since` is not before `until`, `author` is unknown, or the text
+                is too long.
+        """
+        filters = cls(
+            since=parse_when(since, "since"),
+            until=parse_when(until, "until", end_of_day=True),
+            channel=_blank(channel),
+            intent=_blank(intent),
+            sentiment=_blank(sentiment),
+            state=_blank(state),
+            author=_blank(author),
+            text=_blank(text),
+            conversation_id=conversation_id,
+        )
+        if filters.since and filters.until and filters.since >= filters.until:
+            raise FilterError("since: must be before until")
+        if filters.author and filters.author not in AUTHORS:
+            raise FilterError(f"author: expected one of {', '.join(AUTHORS)}, got {filters.author!r}")
+        if filters.text and len(filters.text) > MAX_TEXT_FILTER:
+            raise FilterError(f"text: at most {MAX_TEXT_FILTER} characters")
+        return filters
+
+    def describe(self) -> dict[str, str]:
+        """The filters that are set, as strings (for the audit log and links)."""
+        return {
+            key: value.isoformat() if isinstance(value, datetime) else str(value)
+            for key, value in asdict(self).items()
+            if value is not None
+        }
+
+    def message_conditions(self) -> list[Any]:
+        """WHERE conditions on `Message` (the state filter needs `Conversation` joined)."""
+        conditions: list[Any] = []
+        if self.since:
+            conditions.append(Message.created_at >= self.since)
+        if self.until:
+            conditions.append(Message.created_at < self.until)
+        if self.channel:
+            conditions.append(Message.channel == self.channel)
+        if self.intent:
+            conditions.append(Message.intent == self.intent)
+        if self.sentiment:
+            conditions.append(Message.sentiment == self.sentiment)
+        if self.author:
+            conditions.append(Message.author_kind == self.author)
+        if self.text:
+            conditions.append(Message.text.ilike(f"%{_escape_like(self.text)}%", escape="\\"))
+        if self.state:
+            conditions.append(Conversation.state == self.state)
+        if self.conversation_id is not None:
+            conditions.append(Message.conversation_id == self.conversation_id)
+        return conditions
+
+    def conversation_conditions(self) -> list[Any]:
+        """WHERE conditions on `Conversation`: opened in the range, on the channel, in the state, and having
+        at least one message matching the message-level filters (intent, sentiment, author, text)."""
+        conditions: list[Any] = []
+        if self.since:
+            conditions.append(Conversation.opened_at >= self.since)
+        if self.until:
+            conditions.append(Conversation.opened_at < self.until)
+        if self.channel:
+            conditions.append(Conversation.channel == self.channel)
+        if self.state:
+            conditions.append(Conversation.state == self.state)
+        if self.conversation_id is not None:
+            conditions.append(Conversation.id == self.conversation_id)
+        inner = LogFilters(
+            intent=self.intent, sentiment=self.sentiment, author=self.author, text=self.text
+        ).message_conditions()
+        if inner:
+            conditions.append(exists().where(Message.conversation_id == Conversation.id, *inner))
+        return conditions
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One line of the response log."""
+
+    id: int
+    conversation_id: int
+    contact_id: int
+    contact_name: str | None
+    channel: str
+    created_at: datetime
+    direction: str
+    author_kind: str
+    staff_name: str | None
+    text: str
+    state: str
+    intent: str | None
+    intent_confidence: float | None
+    sentiment: str | None
+    abusive: bool | None
+    kb_article_id: str | None
+    action: str | None
+    reason: str | None
+    #: Inbound: seconds until the first reply to it; outbound: seconds since the message it answers.
+    response_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """A page of the log, newest first; `next_before` is the cursor of the next (older) page, if any."""
+
+    rows: list[LogRow]
+    next_before: int | None
+
+
+def _log_query(filters: LogFilters):
+    return (
+        select(Message, Conversation.state, Contact.display_name, Staff.name, Staff.email)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(Contact, Contact.id == Message.contact_id)
+        .outerjoin(Staff, Staff.id == Message.staff_id)
+        .where(*filters.message_conditions())
+    )
+
+
+def _response_times(session: Session, messages: list[Message]) -> dict[int, float]:
+    """Seconds between each message and its reply (inbound) or the message it replies to (outbound)."""
+    inbound_ids = [m.id for m in messages if m.direction == Direction.INBOUND.value]
+    parent_ids = [m.reply_to_id for m in messages if m.reply_to_id is not None]
+    times: dict[int, float] = {}
+    if inbound_ids:
+        first_reply = session.exec(
+            select(Message.reply_to_id, func.min(Message.created_at))
+            .where(Message.reply_to_id.in_(inbound_ids))
+            .group_by(Message.reply_to_id)
+        ).all()
+        created = {m.id: m.created_at for m in messages}
+        for parent_id, replied_at in first_reply:
+            times[parent_id] = (_aware(replied_at) - created[parent_id]).total_seconds()
+    if parent_ids:
+        parents = dict(
+            session.exec(select(Message.id, Message.created_at).where(Message.id.in_(parent_ids))).all()
+        )
+        for m in messages:
+            if m.reply_to_id in parents:
+                times[m.id] = (m.created_at - _aware(parents[m.reply_to_id])).total_seconds()
+    return times
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def response_log(
+    engine: Engine, filters: LogFilters, *, before: int | None = None, limit: int = PAGE_SIZE
+) -> LogPage:
+    """One page of the log, newest first, starting below message id `before` (None: the newest)."""
+    query = _log_query(filters)
+    if before is not None:
+        query = query.where(Message.id < before)
+    with Session(engine) as session:
+        found = session.exec(query.order_by(Message.id.desc()).limit(limit + 1)).all()
+        page = found[:limit]
+        times = _response_times(session, [m for m, *_ in page])
+        rows = [
+            LogRow(
+                id=m.id,
+                conversation_id=m.conversation_id,
+                contact_id=m.contact_id,
+                contact_name=contact_name,
+                channel=m.channel,
+                created_at=m.created_at,
+                direction=m.direction,
+                author_kind=m.author_kind,
+                staff_name=staff_name or staff_email,
+                text=m.text,
+                state=state,
+                intent=m.intent,
+                intent_confidence=m.intent_confidence,
+                sentiment=m.sentiment,
+                abusive=m.abusive,
+                kb_article_id=m.kb_article_id,
+                action=m.action,
+                reason=m.reason,
+                response_seconds=times.get(m.id),
+            )
+            for m, state, contact_name, staff_name, staff_email in page
+        ]
+    return LogPage(rows, rows[-1].id if len(found) > limit else None)
+
+
+# --- CSV export ----------------------------------------------------------------------------------------
+
+MESSAGE_COLUMNS = (
+    "message_id",
+    "created_at",
+    "channel",
+    "conversation_id",
+    "conversation_state",
+    "contact_id",
+    "contact_name",
+    "direction",
+    "author",
+    "staff",
+    "text",
+    "intent",
+    "intent_confidence",
+    "sentiment",
+    "abusive",
+    "kb_article_id",
+    "action",
+    "reason",
+    "response_seconds",
+)
+CONVERSATION_COLUMNS = (
+    "conversation_id",
+    "channel",
+    "contact_id",
+    "contact_name",
+    "opened_at",
+    "state",
+    "escalated",
+    "first_response_seconds",
+    "resolution_seconds",
+    "intents_seen",
+    "messages",
+    "csat",
+    "outcome",
+)
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will show as text: strings that would start a formula get a leading `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_lines(header: Iterable[str], batches: Iterable[list[list[Any]]]) -> Iterator[str]:
+    """CSV text, one chunk per batch of rows (the header first), every cell passed through `safe_cell`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    yield buffer.getvalue()
+    for batch in batches:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows([safe_cell(cell) for cell in row] for row in batch)
+        yield buffer.getvalue()
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((_aware(end) - _aware(start)).total_seconds(), 1)
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _iso(moment: datetime | None) -> str:
+    return _aware(moment).isoformat() if moment is not None else ""
+
+
+def iter_message_rows(
+    engine: Engine, filters: LogFilters, *, batch_size: int = EXPORT_BATCH_SIZE
+) -> Iterator[list[list[Any]]]:
+    """The filtered messages, oldest first, as CSV rows in `MESSAGE_COLUMNS` order, one list per batch."""
+    after = 0
+    while True:
+        with Session(engine) as session:
+            found = session.exec(
+                _log_query(filters).where(Message.id > after).order_by(Message.id).limit(batch_size)
+            ).all()
+            if not found:
+                return
+            times = _response_times(session, [m for m, *_ in found])
+        yield [
+            [
+                m.id,
+                _iso(m.created_at),
+                m.channel,
+                m.conversation_id,
+                state,
+                m.contact_id,
+                contact_name or "",
+                m.direction,
+                m.author_kind,
+                staff_name or staff_email or "",
+                m.text,
+                m.intent or "",
+                "" if m.intent_confidence is None else round(m.intent_confidence, 3),
+                m.sentiment or "",
+                "" if m.abusive is None else str(m.abusive).lower(),
+                m.kb_article_id or "",
+                m.action or "",
+                m.reason or "",
+                "" if m.id not in times else round(times[m.id], 1),
+            ]
+            for m, state, contact_name, staff_name, staff_email in found
+        ]
+        after = found[-1][0].id
+        if len(found) < batch_size:
+            return
+
+
+def _outcome(conversation: Conversation) -> str:
+    if conversation.state == "resolved":
+        return "resolved by staff" if conversation.escalated_at else "resolved"
+    if conversation.state == "human":
+        return "with staff"
+    if conversation.escalated_at:
+        return "handed back to the bot"
+    return "answered by the bot" if conversation.first_response_at else "no reply"
+
+
+def iter_conversation_rows(
+    engine: Engine, filters: LogFilters, *, batch_size: int = EXPORT_BATCH_SIZE
+) -> Iterator[list[list[Any]]]:
+    """The filtered conversations, oldest first, as CSV rows in `CONVERSATION_COLUMNS` order, per batch."""
+    after = 0
+    while True:
+        with Session(engine) as session:
+            found = session.exec(
+                select(Conversation, Contact.display_name)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Conversation.id > after, *filters.conversation_conditions())
+                .order_by(Conversation.id)
+                .limit(batch_size)
+            ).all()
+            if not found:
+                return
+            ids = [c.id for c, _ in found]
+            intents: dict[int, set[str]] = defaultdict(set)
+            counts: Counter[int] = Counter()
+            for conversation_id, intent, n in session.exec(
+                select(Message.conversation_id, Message.intent, func.count())
+                .where(Message.conversation_id.in_(ids))
+                .group_by(Message.conversation_id, Message.intent)
+            ).all():
+                counts[conversation_id] += n
+                if intent:
+                    intents[conversation_id].add(intent)
+        yield [
+            [
+                c.id,
+                c.channel,
+                c.contact_id,
+                contact_name or "",
+                _iso(c.opened_at),
+                c.state,
+                "true" if c.escalated_at else "false",
+                _cell(_seconds(c.opened_at, c.first_response_at)),
+                _cell(_seconds(c.opened_at, c.resolved_at)),
+                " ".join(sorted(intents[c.id])),
+                counts[c.id],
+                "" if c.csat is None else c.csat,
+                _outcome(c),
+            ]
+            for c, contact_name in found
+        ]
+        after = found[-1][0].id
+        if len(found) < batch_size:
+            return
+
+
+def record_export(
+    engine: Engine, *, kind: str, filters: LogFilters, staff_id: int | None, via: str, who: str | None = None
+) -> None:
+    """Write the AuditEvent for an export (before it streams, so an aborted download is audited too)."""
+    with session_scope(engine) as session:
+        session.add(
+            AuditEvent(
+                actor_kind="staff" if staff_id is not None else "operator",
+                actor_id=staff_id,
+                action=f"export.{kind}",
+                subject_type="export",
+                details={"filters": filters.describe(), "via": via, **({"who": who} if who else {})},
+            )
+        )
+
+
+# --- Dashboard -----------------------------------------------------------------------------------------
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (`fraction` 0.5 is the median), or None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return round(ordered[rank - 1], 1)
+
+
+def _day_series(rows: Iterable[tuple[Any, str | None, int]], days: list[str]) -> dict[str, list[int]]:
+    index = {day: i for i, day in enumerate(days)}
+    series: dict[str, list[int]] = {}
+    for day, key, count in rows:
+        position = index.get(str(day)[:10])
+        if position is None:
+            continue
+        series.setdefault(key or "unknown", [0] * len(days))[position] += count
+    return dict(sorted(series.items()))
+
+
+def _timing(pairs: list[tuple[float | None, float | None]]) -> dict[str, Any]:
+    first = [f for f, _ in pairs if f is not None]
+    resolution = [r for _, r in pairs if r is not None]
+    return {
+        "conversations": len(pairs),
+        "first_response_median": _percentile(first, 0.5),
+        "first_response_p90": _percentile(first, 0.9),
+        "resolution_median": _percentile(resolution, 0.5),
+        "resolution_p90": _percentile(resolution, 0.9),
+    }
+
+
+def _keywords(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def complaint_topics(texts_and_articles: list[tuple[str, str | None]], *, top: int = 10) -> list[dict]:
+    """Group complaints by the KB article they matched; those that matched none by their most telling word.
+
+    The keyword of an unmatched complaint is the word of it that is most frequent across all unmatched
+    complaints (stopwords left out): complaints about the same thing share their commonest content word
+    ("zip", "refund", "courier"), and the label says in one word what breaks. It is explainable and needs no
+    model; embedding clusters would merge paraphrases better, at the cost of a label nobody can check.
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    unmatched: list[list[str]] = []
+    for text, article in texts_and_articles:
+        if article:
+            counts[("article", article)] += 1
+        else:
+            unmatched.append(_keywords(text))
+    frequency = Counter(word for words in unmatched for word in set(words))
+    for words in unmatched:
+        if words:
+            counts[("keyword", max(set(words), key=lambda w: (frequency[w], w)))] += 1
+        else:
+            counts[("keyword", "(no words)")] += 1
+    return [{"kind": kind, "label": label, "count": n} for (kind, label), n in counts.most_common(top)]
+
+
+def _direction(rank: dict[str, int], change: LadderChange) -> str:
+    return "up" if rank.get(change.to_stage, 0) > rank.get(change.from_stage or "", 0) else "down"
+
+
+def dashboard_data(engine: Engine, *, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
+    """Every figure of the insights dashboard for the last `days` UTC days, JSON-ready."""
+    now = now or utcnow()
+    first_day = (now - timedelta(days=days - 1)).date()
+    since = datetime.combine(first_day, time.min, tzinfo=UTC)
+    day_labels = [(first_day + timedelta(days=i)).isoformat() for i in range(days)]
+    day = func.date(Message.created_at)
+    inbound = and_(Message.direction == Direction.INBOUND.value, Message.created_at >= since)
+    with Session(engine) as session:
+
+        def by_day(column):
+            return session.exec(select(day, column, func.count()).where(inbound).group_by(day, column)).all()
+
+        by_channel = _day_series(by_day(Message.channel), day_labels)
+        by_intent = _day_series(by_day(Message.intent), day_labels)
+        by_sentiment = _day_series(by_day(Message.sentiment), day_labels)
+
+        conversations = session.exec(
+            select(
+                Conversation.channel,
+                Conversation.opened_at,
+                Conversation.first_response_at,
+                Conversation.resolved_at,
+                Conversation.escalated_at,
+                Conversation.csat,
+            ).where(Conversation.opened_at >= since)
+        ).all()
+        per_channel: dict[str, list] = defaultdict(list)
+        per_handler: dict[str, list] = defaultdict(list)
+        csat: dict[str, list[int]] = defaultdict(list)
+        for channel, opened, first, resolved, escalated, score in conversations:
+            pair = (_seconds(opened, first), _seconds(opened, resolved))
+            per_channel[channel].append(pair)
+            per_handler["staff" if escalated else "bot"].append(pair)
+            if score is not None:
+                csat[channel].append(score)
+
+        complaints = session.exec(
+            select(Message.text, Message.kb_article_id)
+            .where(inbound, Message.intent == "complaint")
+            .order_by(Message.id.desc())
+            .limit(TOPIC_SAMPLE)
+        ).all()
+        top_articles = session.exec(
+            select(Message.kb_article_id, func.count())
+            .where(inbound, Message.action == "answer", Message.kb_article_id.is_not(None))
+            .group_by(Message.kb_article_id)
+            .order_by(func.count().desc())
+            .limit(10)
+        ).all()
+        gaps = session.exec(
+            select(Message.id, Message.created_at, Message.channel, Message.text)
+            .where(
+                inbound,
+                Message.intent == "question",
+                or_(Message.kb_article_id.is_(None), Message.action != "answer"),
+            )
+            .order_by(Message.id.desc())
+            .limit(10)
+        ).all()
+        ladder = count_by_stage(session)
+        moves = session.exec(
+            select(LadderChange, Contact.display_name)
+            .join(Contact, Contact.id == LadderChange.contact_id)
+            .where(LadderChange.changed_at >= now - timedelta(days=7), LadderChange.from_stage.is_not(None))
+            .order_by(LadderChange.id.desc())
+            .limit(20)
+        ).all()
+
+    rank = {stage.value: i for i, stage in enumerate(LadderStage)}
+    return {
+        "days": day_labels,
+        "volume_by_channel": by_channel,
+        "volume_by_intent": by_intent,
+        "sentiment": by_sentiment,
+        "response_times": {
+            "by_channel": {channel: _timing(pairs) for channel, pairs in sorted(per_channel.items())},
+            "by_handler": {handler: _timing(pairs) for handler, pairs in sorted(per_handler.items())},
+        },
+        "handled": {handler: len(pairs) for handler, pairs in sorted(per_handler.items())},
+        "csat": {
+            channel: {"average": round(statistics.fmean(scores), 2), "responses": len(scores)}
+            for channel, scores in sorted(csat.items())
+        },
+        "complaint_topics": complaint_topics(list(complaints)),
+        "top_articles": [{"article": a, "answers": n} for a, n in top_articles],
+        "content_gaps": [
+            {"message_id": i, "at": _iso(at), "channel": channel, "text": text}
+            for i, at, channel, text in gaps
+        ],
+        "ladder": [{"stage": stage.value, "contacts": ladder.get(stage.value, 0)} for stage in LadderStage],
+        "ladder_moves": [
+            {
+                "contact_id": change.contact_id,
+                "contact": name or f"contact #{change.contact_id}",
+                "from": change.from_stage,
+                "to": change.to_stage,
+                "direction": "up"
+                if rank.get(change.to_stage, 0) > rank.get(change.from_stage, 0)
+                else "down",
+                "reason": change.reason,
+                "at": _iso(change.changed_at),
+            }
+            for change, name in moves
+        ],
+    }
+
+
+# --- Ideas board ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IdeaView:
+    id: int
+    text: str
+    status: str
+    votes: int
+    contact_id: int
+    contact_name: str | None
+    message_id: int
+    conversation_id: int
+    created_at: datetime
+    statuses: tuple[str, ...] = field(default=IDEA_STATUSES)
+
+
+def list_ideas(engine: Engine, *, status: str | None = None, limit: int = 200) -> list[IdeaView]:
+    """The ideas board: most votes first, then newest."""
+    query = (
+        select(Idea, Contact.display_name, Message.conversation_id)
+        .join(Contact, Contact.id == Idea.contact_id)
+        .join(Message, Message.id == Idea.message_id)
+    )
+    if status:
+        query = query.where(Idea.status == status)
+    with Session(engine) as session:
+        found = session.exec(query.order_by(Idea.votes.desc(), Idea.id.desc()).limit(limit)).all()
+        return [
+            IdeaView(
+                id=idea.id,
+                text=idea.text,
+                status=idea.status,
+                votes=idea.votes,
+                contact_id=idea.contact_id,
+                contact_name=name,
+                message_id=idea.message_id,
+                conversation_id=conversation_id,
+                created_at=idea.created_at,
+            )
+            for idea, name, conversation_id in found
+        ]
+
+
+def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int) -> str:
+    """Move an idea to `status` and audit who did it; returns the previous status.
+
+    Raises:
+        FilterError: `status` is not one of IDEA_STATUSES.
+        IdeaNotFound: no idea has this id.
+    """
+    if status not in IDEA_STATUSES:
+        raise FilterError(f"status: expected one of {', '.join(IDEA_STATUSES)}, got {status!r}")
+    with session_scope(engine) as session:
+        idea = session.get(Idea, idea_id)
+        if idea is None:
+            raise IdeaNotFound(f"there is no idea #{idea_id}")
+        previous = idea.status
+        if previous != status:
+            idea.status = status
+            session.add(idea)
+            session.add(
+                AuditEvent(
+                    actor_kind="staff",
+                    actor_id=staff_id,
+                    action="idea.status_changed",
+                    subject_type="idea",
+                    subject_id=idea_id,
+                    details={"from": previous, "to": status},
+                )
+            )
+    return previous

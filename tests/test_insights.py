@@ -1,0 +1,571 @@
+"""Marketers read what happened: the response log (filters, keyset paging), CSV exports (contents, formula
+guard, batched streaming, audit), the dashboard's figures (hand-checked response times, complaint topics,
+ladder), the ideas board, roles, the `socialbot export` command, and the dashboard in a real browser.
+
+Traffic goes through the real pipeline (POST /api/v1/chat); rows are inserted by hand only where a test needs
+timestamps it can check by hand."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import Session, select
+
+from bot.crm.db import session_scope
+from bot.crm.models import AuditEvent, Contact, Conversation, Idea, Message, utcnow
+from bot.insights import (
+    CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    LogFilters,
+    complaint_topics,
+    dashboard_data,
+    iter_message_rows,
+    response_log,
+    safe_cell,
+)
+from bot.staff import create_staff, issue_api_token
+
+PASSWORD = "correct horse battery staple"
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+INJECTION = '=HYPERLINK("http://evil.example","click")'
+
+#: Scripted customers: (session, name, messages). Mixed intents so every filter and chart has something.
+TRAFFIC = [
+    (
+        "web-ana-session",
+        "Ana",
+        ["how much does delivery cost?", "thanks, that was really helpful, love your shop!"],
+    ),
+    (
+        "web-ben-session",
+        "Ben",
+        ["my order is late AGAIN, this is a joke", "the replacement arrived broken, worst shop"],
+    ),
+    ("web-cem-session", "Cem", ["you should sell the jacket in more colours, a green one would be great"]),
+    ("web-dee-session", "Dee", [INJECTION, "+cmd|' /C calc'!A0 what is your returns policy?"]),
+    (
+        "web-eli-session",
+        "Eli",
+        ["I love your boots, best purchase this year!", "can I return a jacket I bought online?"],
+    ),
+    ("web-fay-session", "Fay", ["the zip on my jacket broke after one week, really disappointed"]),
+]
+
+
+def add_staff(runtime, email: str, role: str) -> tuple[int, str]:
+    with session_scope(runtime.engine) as session:
+        staff = create_staff(session, email, role=role, password=PASSWORD)
+        return staff.id, issue_api_token(session, staff)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def log_in(client, email: str):
+    page = client.get("/console/login")
+    return client.post(
+        "/console/login",
+        data={"email": email, "password": PASSWORD, "csrf": csrf_of(page.text), "next": "/console"},
+        follow_redirects=False,
+    )
+
+
+@pytest.fixture
+def traffic(client):
+    """The scripted customers' messages, pushed through the pipeline; returns {session: conversation id}."""
+    conversations = {}
+    for session_id, name, texts in TRAFFIC:
+        for text in texts:
+            response = client.post(
+                "/api/v1/chat", json={"session_id": session_id, "text": text, "name": name}
+            )
+            assert response.status_code == 200, response.text
+            conversations[session_id] = response.json()["conversation_id"]
+    return conversations
+
+
+@pytest.fixture
+def marketer(client, runtime):
+    staff_id, token = add_staff(runtime, "mia@fernhill.example", "marketer")
+    assert log_in(client, "mia@fernhill.example").headers["location"] == "/console/insights"
+    return staff_id, token
+
+
+def all_messages(runtime) -> list[Message]:
+    with Session(runtime.engine) as session:
+        return session.exec(select(Message).order_by(Message.id)).all()
+
+
+def log_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr class="log__row[^"]*" data-id="(\d+)"', html)]
+
+
+def test_the_log_shows_every_message_and_each_filter_narrows_it(client, runtime, traffic, marketer):
+    messages = all_messages(runtime)
+    page = client.get("/console/log")
+    assert page.status_code == 200
+    assert log_ids(page.text) == [m.id for m in reversed(messages)]
+    # customer text is escaped, not markup
+    assert "&lt;" not in INJECTION and "=HYPERLINK(&#34;http://evil.example&#34;" in page.text
+
+    complaints = log_ids(client.get("/console/log", params={"intent": "complaint"}).text)
+    assert complaints and complaints == [m.id for m in reversed(messages) if m.intent == "complaint"]
+    by_bot = log_ids(client.get("/console/log", params={"author": "bot"}).text)
+    assert by_bot == [m.id for m in reversed(messages) if m.author_kind == "bot"]
+    found = log_ids(client.get("/console/log", params={"q": "JACKET"}).text)
+    assert found == [m.id for m in reversed(messages) if "jacket" in m.text.lower()]
+    negative = log_ids(client.get("/console/log", params={"sentiment": "negative"}).text)
+    assert negative == [m.id for m in reversed(messages) if m.sentiment == "negative"]
+    with Session(runtime.engine) as session:
+        escalated = {c.id for c in session.exec(select(Conversation).where(Conversation.state == "human"))}
+    assert escalated
+    human = log_ids(client.get("/console/log", params={"state": "human"}).text)
+    assert human == [m.id for m in reversed(messages) if m.conversation_id in escalated]
+    one = log_ids(client.get("/console/log", params={"conversation": traffic["web-ben-session"]}).text)
+    assert one == [m.id for m in reversed(messages) if m.conversation_id == traffic["web-ben-session"]]
+    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
+    assert log_ids(client.get("/console/log", params={"since": tomorrow}).text) == []
+    assert "No messages match" in client.get("/console/log", params={"channel": "telegram"}).text
+
+    bad = client.get("/console/log", params={"since": "last tuesday"})
+    assert bad.status_code == 422 and "since" in bad.text
+    assert client.get("/console/log", params={"author": "robot"}).status_code == 422
+
+
+def test_the_log_pages_by_message_id_without_gaps_or_repeats(client, runtime, traffic):
+    expected = [m.id for m in reversed(all_messages(runtime))]
+    seen, before, pages = [], None, 0
+    while True:
+        page = response_log(runtime.engine, LogFilters(), before=before, limit=4)
+        seen += [r.id for r in page.rows]
+        pages += 1
+        if page.next_before is None:
+            break
+        before = page.next_before
+    assert seen == expected and pages == -(-len(expected) // 4)
+
+    # an inbound message answered by the bot carries the time to its reply
+    question = next(
+        r for r in response_log(runtime.engine, LogFilters(text="delivery cost", author="customer")).rows
+    )
+    assert question.direction == "in" and question.response_seconds is not None
+    assert 0 <= question.response_seconds < 60
+
+
+def test_the_log_page_links_to_older_pages(client, runtime, marketer):
+    insert_volume(runtime, 120)
+    first = client.get("/console/log", params={"channel": "email"})
+    ids = log_ids(first.text)
+    assert len(ids) == 50
+    older = re.search(r'href="/console/log\?([^"]+)" id="older"', first.text).group(1).replace("&amp;", "&")
+    assert "before=" in older and "channel=email" in older
+    second = log_ids(client.get("/console/log?" + older).text)
+    assert len(second) == 50 and max(second) < min(ids)
+
+
+def read_csv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_messages_export_has_every_row_and_neutralises_formulas(client, runtime, traffic, marketer):
+    staff_id, token = marketer
+    response = client.get("/api/v1/export/messages.csv", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = read_csv(response.text)
+    messages = all_messages(runtime)
+    assert response.text.splitlines()[0] == ",".join(MESSAGE_COLUMNS)
+    assert [int(r["message_id"]) for r in rows] == [m.id for m in messages]
+    texts = [r["text"] for r in rows]
+    assert "'" + INJECTION in texts and INJECTION not in texts
+    assert any(t.startswith("'+cmd|") for t in texts)
+    assert not any(t.startswith(("=", "+", "-", "@")) for t in texts)
+    answered = next(r for r in rows if r["text"] == "how much does delivery cost?")
+    assert answered["intent"] == "question" and answered["action"] == "answer" and answered["kb_article_id"]
+    assert float(answered["response_seconds"]) >= 0
+
+    filtered = read_csv(
+        client.get(
+            "/api/v1/export/messages.csv",
+            params={"intent": "complaint"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).text
+    )
+    assert filtered and {r["intent"] for r in filtered} == {"complaint"}
+
+    with Session(runtime.engine) as session:
+        audits = session.exec(select(AuditEvent).where(AuditEvent.action == "export.messages")).all()
+    assert [(a.actor_id, a.details["via"]) for a in audits] == [(staff_id, "api"), (staff_id, "api")]
+    assert audits[1].details["filters"] == {"intent": "complaint"}
+
+
+def test_the_console_export_uses_the_session_and_the_page_filters(client, runtime, traffic, marketer):
+    page = client.get("/console/log", params={"sentiment": "negative"}).text
+    link = (
+        re.search(r'href="(/console/export/conversations.csv\?[^"]+)"', page).group(1).replace("&amp;", "&")
+    )
+    response = client.get(link)
+    assert response.status_code == 200
+    rows = read_csv(response.text)
+    assert response.text.splitlines()[0] == ",".join(CONVERSATION_COLUMNS)
+    with Session(runtime.engine) as session:
+        negative = sorted(
+            {m.conversation_id for m in session.exec(select(Message).where(Message.sentiment == "negative"))}
+        )
+        audit = session.exec(select(AuditEvent).where(AuditEvent.action == "export.conversations")).one()
+    assert [int(r["conversation_id"]) for r in rows] == negative
+    assert audit.details == {"filters": {"sentiment": "negative"}, "via": "console"}
+    ben = next(r for r in rows if int(r["conversation_id"]) == traffic["web-ben-session"])
+    assert ben["contact_name"] == "Ben" and "complaint" in ben["intents_seen"].split()
+    assert ben["state"] == "human" and ben["escalated"] == "true" and ben["outcome"] == "with staff"
+    assert int(ben["messages"]) >= 2
+
+
+def test_an_export_reads_in_batches_and_never_all_rows_at_once(runtime):
+    insert_volume(runtime, 25)
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM message" in statement:
+            statements.append(statement)
+
+    event.listen(runtime.engine, "before_cursor_execute", count)
+    try:
+        batches = iter_message_rows(runtime.engine, LogFilters(), batch_size=10)
+        first = next(batches)
+        assert len(first) == 10
+        reads_for_first_batch = len([s for s in statements if "LIMIT" in s.upper()])
+        rest = list(batches)
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", count)
+    assert reads_for_first_batch == 1  # the generator had read only one batch when it yielded
+    assert [len(b) for b in rest] == [10, 5]
+    assert len([s for s in statements if "LIMIT" in s.upper()]) == 3
+
+
+def test_agents_cannot_read_the_log_or_export_and_logged_out_users_are_sent_to_log_in(client, runtime):
+    _agent_id, agent_token = add_staff(runtime, "ana@fernhill.example", "agent")
+    assert (
+        client.get("/console/insights", follow_redirects=False)
+        .headers["location"]
+        .startswith("/console/login?next=/console/insights")
+    )
+    assert client.get("/console/log", follow_redirects=False).status_code == 303
+    assert client.get("/console/insights/data", follow_redirects=False).status_code == 303
+    no_token = client.get("/api/v1/export/messages.csv")
+    assert no_token.status_code == 401 and "token" in no_token.json()["error"]
+    bad_token = client.get("/api/v1/export/messages.csv", headers={"Authorization": "Bearer sbt_nope"})
+    assert bad_token.status_code == 401
+    as_agent = client.get(
+        "/api/v1/export/conversations.csv", headers={"Authorization": f"Bearer {agent_token}"}
+    )
+    assert as_agent.status_code == 403
+
+    assert log_in(client, "ana@fernhill.example").headers["location"] == "/console"
+    for path in (
+        "/console/log",
+        "/console/insights",
+        "/console/insights/data",
+        "/console/export/messages.csv",
+    ):
+        assert client.get(path).status_code == 403, path
+    with Session(runtime.engine) as session:
+        assert session.exec(select(AuditEvent).where(AuditEvent.action.startswith("export."))).all() == []
+
+
+def test_a_marketer_moves_an_idea_along_the_board_and_it_is_audited(client, runtime, traffic, marketer):
+    staff_id, _ = marketer
+    with Session(runtime.engine) as session:
+        idea = session.exec(select(Idea)).one()
+    assert "green one" in idea.text and idea.status == "new"
+    page = client.get("/console/insights")
+    assert f'data-idea="{idea.id}"' in page.text
+    csrf = csrf_of(page.text)
+
+    moved = client.post(
+        f"/console/ideas/{idea.id}/status", data={"status": "planned", "csrf": csrf}, follow_redirects=False
+    )
+    assert moved.status_code == 303
+    assert "new+-%3E+planned" in moved.headers["location"] or "new -> planned" in moved.headers["location"]
+    assert (
+        client.post(f"/console/ideas/{idea.id}/status", data={"status": "someday", "csrf": csrf}).status_code
+        == 422
+    )
+    assert (
+        client.post(f"/console/ideas/{idea.id}/status", data={"status": "done"}).status_code == 403
+    )  # no CSRF
+    assert client.post("/console/ideas/9999/status", data={"status": "done", "csrf": csrf}).status_code == 404
+    with Session(runtime.engine) as session:
+        assert session.get(Idea, idea.id).status == "planned"
+        audit = session.exec(select(AuditEvent).where(AuditEvent.action == "idea.status_changed")).one()
+    assert (audit.actor_id, audit.subject_id, audit.details) == (
+        staff_id,
+        idea.id,
+        {"from": "new", "to": "planned"},
+    )
+
+    add_staff(runtime, "ana@fernhill.example", "agent")
+    client.cookies.clear()
+    log_in(client, "ana@fernhill.example")
+    agent_page_csrf = csrf_of(client.get("/console").text)
+    refused = client.post(
+        f"/console/ideas/{idea.id}/status", data={"status": "done", "csrf": agent_page_csrf}
+    )
+    assert refused.status_code == 403
+
+
+def test_the_dashboard_figures_match_the_traffic(client, runtime, traffic, marketer):
+    data = client.get("/console/insights/data", params={"days": 7}).json()
+    inbound = [m for m in all_messages(runtime) if m.direction == "in"]
+    assert len(data["days"]) == 7 and data["days"][-1] == utcnow().date().isoformat()
+    assert sum(data["volume_by_channel"]["webchat"]) == len(inbound)
+    assert data["volume_by_channel"]["webchat"][-1] == len(inbound)
+    by_intent = {intent: sum(series) for intent, series in data["volume_by_intent"].items()}
+    assert by_intent["complaint"] == sum(1 for m in inbound if m.intent == "complaint") >= 2
+    assert sum(sum(s) for s in data["sentiment"].values()) == len(inbound)
+    assert data["handled"]["staff"] >= 1 and data["handled"]["bot"] >= 1
+    assert sum(data["handled"].values()) == len(TRAFFIC)
+    assert sum(t["count"] for t in data["complaint_topics"]) == by_intent["complaint"]
+    ladder = {row["stage"]: row["contacts"] for row in data["ladder"]}
+    assert list(ladder) == ["detractor", "tire-kicker", "owner", "loyal", "advocate"]
+    assert sum(ladder.values()) == len(TRAFFIC) and ladder["detractor"] >= 1
+    ben = next(m for m in data["ladder_moves"] if m["contact"] == "Ben")
+    assert (ben["from"], ben["to"], ben["direction"]) == ("owner", "detractor", "down")
+    assert data["top_articles"] and all(a["answers"] >= 1 for a in data["top_articles"])
+
+
+def test_response_times_are_computed_right_for_hand_checked_conversations(runtime):
+    opened = utcnow() - timedelta(days=1)
+    with session_scope(runtime.engine) as session:
+        contact = Contact(display_name="Gus")
+        session.add(contact)
+        session.flush()
+        # first responses 10 s, 30 s, 50 s; resolutions 600 s and 1800 s (one still open)
+        for first, resolved, escalated in ((10, 600, True), (30, None, False), (50, 1800, True)):
+            session.add(
+                Conversation(
+                    contact_id=contact.id,
+                    channel="telegram",
+                    thread_id=uuid.uuid4().hex,
+                    state="resolved" if resolved else "bot",
+                    opened_at=opened,
+                    first_response_at=opened + timedelta(seconds=first),
+                    resolved_at=opened + timedelta(seconds=resolved) if resolved else None,
+                    escalated_at=opened + timedelta(seconds=5) if escalated else None,
+                )
+            )
+    data = dashboard_data(runtime.engine, days=7)
+    telegram = data["response_times"]["by_channel"]["telegram"]
+    assert telegram == {
+        "conversations": 3,
+        "first_response_median": 30.0,
+        "first_response_p90": 50.0,
+        "resolution_median": 600.0,
+        "resolution_p90": 1800.0,
+    }
+    assert data["response_times"]["by_handler"]["staff"]["first_response_median"] == 10.0
+    assert data["response_times"]["by_handler"]["bot"]["conversations"] == 1
+    assert data["handled"] == {"bot": 1, "staff": 2}
+
+
+def test_complaint_topics_group_by_article_then_by_the_commonest_word():
+    topics = complaint_topics(
+        [
+            ("where is my parcel", "delivery-times"),
+            ("still no parcel", "delivery-times"),
+            ("the zip broke on day two", None),
+            ("zip stuck, jacket useless", None),
+            ("my zip is broken", None),
+            ("the seams on the jacket split", None),
+        ]
+    )
+    assert topics == [
+        {"kind": "keyword", "label": "zip", "count": 3},
+        {"kind": "article", "label": "delivery-times", "count": 2},
+        {"kind": "keyword", "label": "jacket", "count": 1},
+    ]
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_cells_that_would_run_as_formulas_get_a_leading_quote(prefix):
+    assert safe_cell(prefix + "1+1") == "'" + prefix + "1+1"
+    assert safe_cell("fine " + prefix) == "fine " + prefix
+    assert safe_cell(-3) == -3
+
+
+def insert_volume(runtime, count: int) -> None:
+    """`count` inbound messages on the email channel, one conversation, for paging and batching tests."""
+    with session_scope(runtime.engine) as session:
+        contact = Contact(display_name="Volume")
+        session.add(contact)
+        session.flush()
+        conversation = Conversation(contact_id=contact.id, channel="email", thread_id="volume")
+        session.add(conversation)
+        session.flush()
+        start = utcnow() - timedelta(hours=1)
+        session.add_all(
+            Message(
+                conversation_id=conversation.id,
+                contact_id=contact.id,
+                channel="email",
+                external_id=f"v{i}",
+                direction="in",
+                author_kind="customer",
+                text=f"message {i}",
+                created_at=start + timedelta(seconds=i),
+                intent="question",
+                sentiment="neutral",
+            )
+            for i in range(count)
+        )
+
+
+def test_the_export_command_writes_a_filtered_csv_and_is_audited(tmp_path, make_settings):
+    from bot.crm.db import create_db_engine, upgrade_database
+
+    settings = make_settings()
+    upgrade_database(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+
+    class Holder:
+        pass
+
+    runtime = Holder()
+    runtime.engine = engine
+    insert_volume(runtime, 30)
+    with session_scope(engine) as session:
+        session.add(
+            Message(
+                conversation_id=1,
+                contact_id=1,
+                channel="email",
+                external_id="old",
+                direction="in",
+                author_kind="customer",
+                text="@SUM(A1:A9) from last year",
+                created_at=datetime(2025, 1, 5, 12, tzinfo=UTC),
+            )
+        )
+    engine.dispose()
+    env = {**os.environ, "SOCIALBOT_DATA__DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "old.csv"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "export",
+            "messages",
+            "--since",
+            "2025-01-01",
+            "--until",
+            "2025-01-31",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"wrote 1 messages to {out}"
+    rows = read_csv(out.read_text(encoding="utf-8"))
+    assert [r["text"] for r in rows] == ["'@SUM(A1:A9) from last year"]
+
+    everything = subprocess.run(
+        [sys.executable, "-m", "bot", "export", "conversations", "--out", str(tmp_path / "c.csv")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert everything.returncode == 0 and "wrote 1 conversations" in everything.stdout
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot", "export", "messages", "--since", "yesterday", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "since: expected YYYY-MM-DD" in bad.stderr
+    engine = create_db_engine(settings.database_url)
+    with Session(engine) as session:
+        audits = session.exec(select(AuditEvent).where(AuditEvent.action.startswith("export."))).all()
+    engine.dispose()
+    assert [(a.action, a.actor_kind, a.details["via"]) for a in audits] == [
+        ("export.messages", "operator", "cli"),
+        ("export.conversations", "operator", "cli"),
+    ]
+    assert audits[0].details["filters"]["since"].startswith("2025-01-01")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
+)
+def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, runtime, page):
+    import httpx
+
+    for session_id, name, texts in TRAFFIC:
+        for text in texts:
+            response = httpx.post(
+                f"{server_url}/api/v1/chat",
+                json={"session_id": session_id, "text": text, "name": name},
+                timeout=60,
+            )
+            assert response.status_code == 200, response.text
+    with session_scope(runtime.engine) as session:
+        create_staff(session, "mia@fernhill.example", role="marketer", password=PASSWORD, name="Mia")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(server_url + "/console/insights")
+    page.get_by_label("E-mail").fill("mia@fernhill.example")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(server_url + "/console/insights")
+    page.wait_for_function("document.getElementById('insights').dataset.ready === 'true'", timeout=20_000)
+
+    canvases = page.locator("#insights canvas")
+    assert canvases.count() == 7
+    charts = page.evaluate(
+        """() => window.insightsCharts.map((c) => ({
+            id: c.canvas.id,
+            points: c.data.datasets.reduce((n, d) => n + d.data.filter((v) => v).length, 0),
+            width: c.width,
+        }))"""
+    )
+    assert len(charts) == 7 and all(c["points"] > 0 and c["width"] > 100 for c in charts), charts
+    assert page.evaluate("Object.keys(Chart.instances).length") == 7
+    assert page.locator("#ladder-moves tbody tr").count() >= 1
+    assert page.locator("#content-gaps li").count() >= 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    # the log's filters change what it shows
+    page.get_by_role("link", name="Response log").click()
+    page.wait_for_url(server_url + "/console/log")
+    everything = page.locator("#log tbody tr").count()
+    page.get_by_label("Intent").select_option("complaint")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(lambda url: "intent=complaint" in url)
+    complaints = page.locator("#log tbody tr").count()
+    assert 0 < complaints < everything
+    assert page.locator("#log").inner_text().count("complaint") >= complaints
+    page.screenshot(path=str(ARTIFACTS / "response-log.png"), full_page=True)
