@@ -100,25 +100,27 @@ def _runtime(settings: Settings):
         raise
 
 
-def _serve(settings: Settings, *, banner: str | None = None) -> None:
+def _serve(
+    settings: Settings, *, banner: str | None = None, workers: int = 1, config: Path | None = None
+) -> None:
     import uvicorn
 
-    from bot.pipeline import recover_unprocessed
-    from bot.scheduler import start_scheduler
-    from bot.web.app import create_app
+    from bot.logs import configure_logging
+    from bot.workers import app_for, check_workers, serve_workers, start_worker
 
-    runtime = _runtime(settings)
-    recover_unprocessed(runtime, older_than_seconds=0)
-    scheduler = start_scheduler(runtime)
-    web = create_app(runtime)
-    runtime.start_channels()
+    configure_logging(settings.logging.format, settings.logging.level)
+    try:
+        check_workers(settings, workers)
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+    if workers > 1:
+        serve_workers(settings, workers=workers, config=config, banner=banner)
+        return
+    # One process: load here, so a bad knowledge base or heads file stops start-up with one clear line.
+    web = app_for(start_worker(settings, runtime=_runtime(settings)))
     if banner:
         typer.echo(banner)
-    try:
-        uvicorn.run(web, host=settings.server.host, port=settings.server.port, log_level="info")
-    finally:
-        scheduler.shutdown(wait=True)
-        runtime.close()
+    uvicorn.run(web, host=settings.server.host, port=settings.server.port, log_level="info", log_config=None)
 
 
 @app.command()
@@ -126,12 +128,19 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="address to listen on (default: [server] host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: [server] port)")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="worker processes sharing the database (more than 1 needs PostgreSQL)",
+            show_default=True,
+        ),
+    ] = 1,
 ) -> None:
-    """Run socialbot: web chat, API and enabled channels, in one process."""
-    _configure_logging()
+    """Run socialbot: web chat, API and enabled channels, in one or several worker processes."""
     settings = _settings(ctx)
     server = settings.server.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
-    _serve(settings.model_copy(update={"server": server}))
+    _serve(settings.model_copy(update={"server": server}), workers=workers, config=ctx.obj.get("config"))
 
 
 @app.command()

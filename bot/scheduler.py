@@ -25,7 +25,7 @@ FOLLOWUP_INTERVAL_SECONDS = 30
 
 
 def _deliver_outbox(runtime: Runtime) -> None:
-    report = deliver_due(runtime.engine, runtime.channels)
+    report = deliver_due(runtime.engine, runtime.channels, stop=runtime.stopping)
     if report.failed:
         log.warning("outbox: %d message(s) failed for good", len(report.failed))
 

@@ -67,6 +67,12 @@ class DatabaseSettings(_Section):
     pool_recycle_seconds: int = Field(default=1800, ge=-1)
 
 
+class LoggingSettings(_Section):
+    # "text" for a terminal; "json": one JSON object per line with request_id / message_id, for log pipelines.
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class DataSettings(_Section):
     dir: Path = Path("data")
 
@@ -226,6 +232,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     intents: IntentsSettings = Field(default_factory=IntentsSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)

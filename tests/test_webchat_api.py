@@ -97,7 +97,9 @@ def test_the_chat_page_is_served_with_the_brand(client):
     assert client.get("/static/chat.js").status_code == 200
 
 
-def test_health_reports_database_and_model(client):
+def test_health_is_liveness_and_readiness_reports_database_and_model(client):
     response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": True, "database": True}
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": True, "model": True, "accepting": True}

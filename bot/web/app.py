@@ -22,14 +22,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot import __version__
-from bot.crm.db import DatabaseUnavailable, check_database, session_scope
+from bot.crm.db import DatabaseUnavailable, session_scope
 from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
+from bot.logs import install_request_ids
 from bot.pipeline import handle_inbound
 from bot.runtime import Runtime
 from bot.web.auth import LoginRequired, session_secret
 from bot.web.console import console_router
 from bot.web.insights import insights_router
 from bot.web.contacts_api import contacts_router
+from bot.web.operations import operations_router
 from bot.web.staff_api import staff_api_router
 from channels.base import Author, InboundMessage, WebhookChannel
 
@@ -183,6 +185,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.include_router(console_router(runtime, templates))
     app.include_router(staff_api_router(runtime))
+    app.include_router(operations_router(runtime))
+    install_request_ids(app)
     app.include_router(insights_router(runtime, templates))
     app.include_router(contacts_router(runtime))
 
@@ -264,18 +268,5 @@ def create_app(runtime: Runtime) -> FastAPI:
                 )
                 for m in rows
             ]
-
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> JSONResponse:
-        """Liveness and readiness: the database answers and the model is loaded."""
-        checks = {"model": runtime.models is not None, "database": True}
-        try:
-            check_database(runtime.engine)
-        except DatabaseUnavailable:
-            checks["database"] = False
-        healthy = all(checks.values())
-        return JSONResponse(
-            {"status": "ok" if healthy else "unavailable", **checks}, status_code=200 if healthy else 503
-        )
 
     return app

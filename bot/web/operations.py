@@ -1,0 +1,52 @@
+"""Operations endpoints: liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`).
+
+A load balancer or orchestrator restarts a worker whose `/healthz` fails and sends traffic only to workers
+whose `/readyz` succeeds (database reachable, models loaded, not shutting down).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from bot.crm.db import DatabaseUnavailable, check_database
+from bot.metrics import CONTENT_TYPE_LATEST, render_metrics
+from bot.runtime import Runtime
+
+__all__ = ["operations_router"]
+
+
+def operations_router(runtime: Runtime) -> APIRouter:
+    """The `/healthz`, `/readyz` and `/metrics` routes of a worker."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    def healthz() -> JSONResponse:
+        """Liveness: the process answers (it says nothing about the database; see /readyz)."""
+        return JSONResponse({"status": "ok"})
+
+    @router.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers, the models are loaded and the worker is not shutting down;
+        503 otherwise, with the failing checks."""
+        checks = {
+            "database": True,
+            "model": runtime.models is not None,
+            "accepting": not runtime.stopping.is_set(),
+        }
+        try:
+            check_database(runtime.engine)
+        except DatabaseUnavailable:
+            checks["database"] = False
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+        )
+
+    @router.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics: messages in and out per channel, decisions per action and intent, the outbox
+        backlog, send failures and pipeline latency."""
+        return Response(render_metrics(runtime.engine), media_type=CONTENT_TYPE_LATEST)
+
+    return router
