@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -52,9 +53,12 @@ def _secret(value) -> str | None:
 
 
 def build_platform_channels(
-    settings: Settings, *, sink: InboundSink, cursors: CursorStore
+    settings: Settings, *, sink: InboundSink, cursors: CursorStore, support_desk: Any = None
 ) -> dict[str, Channel]:
-    """The adapters of every enabled platform, by channel name (not started: pollers start in `serve`)."""
+    """The adapters of every enabled platform, by channel name (not started: pollers start in `serve`).
+
+    `support_desk` (a bot.support_channel.SlackSupportDesk) handles staff's clicks and thread replies in the
+    Slack support channel."""
     channels: dict[str, Channel] = {}
     if settings.slack.enabled:
         from channels.slack import SlackChannel
@@ -68,6 +72,9 @@ def build_platform_channels(
             api_base_url=slack.api_base_url,
             keywords=brand_keywords(settings),
             sink=sink,
+            support_channel=slack.support_channel.strip(),
+            staff_actions=support_desk.staff_action if support_desk is not None else None,
+            staff_replies=support_desk.staff_reply if support_desk is not None else None,
         )
     if settings.telegram.enabled:
         from channels.telegram import TelegramChannel

@@ -25,6 +25,7 @@ from bot.crm.models import (
     Staff,
     utcnow,
 )
+from bot.support_posts import record_support_post, support_posts_changed
 
 __all__ = [
     "ConversationNotFound",
@@ -93,8 +94,14 @@ def escalate_conversation(
     reason: str,
     priority: int = 0,
     message_id: int | None = None,
+    support_channel: str = "",
 ) -> None:
-    """Hand `conversation` to staff: from now on the bot stays silent in it."""
+    """Hand `conversation` to staff: from now on the bot stays silent in it.
+
+    Args:
+        support_channel: the Slack channel to post the escalation to ("" for none); the post is recorded
+            in this transaction and sent by bot/support_channel.py.
+    """
     previous = conversation.state
     conversation.state = ConversationState.HUMAN.value
     conversation.escalation_reason = reason
@@ -110,6 +117,9 @@ def escalate_conversation(
             details={"from": previous, "to": conversation.state, "reason": reason, "message_id": message_id},
         )
     )
+    support_posts_changed(session, conversation.id)
+    if support_channel:
+        record_support_post(session, conversation, support_channel=support_channel, message_id=message_id)
 
 
 def reopen_conversation(
@@ -135,6 +145,7 @@ def reopen_conversation(
             details={"from": previous, "to": conversation.state, "message_id": message_id},
         )
     )
+    support_posts_changed(session, conversation.id)
 
 
 def assign_conversation(
@@ -157,6 +168,7 @@ def assign_conversation(
         assignee_from=previous_assignee,
         assignee_to=conversation.assignee_id,
     )
+    support_posts_changed(session, conversation.id)
 
 
 def resolve_conversation(session: Session, conversation: Conversation, *, actor: Staff | None) -> None:
@@ -166,6 +178,7 @@ def resolve_conversation(session: Session, conversation: Conversation, *, actor:
     conversation.resolved_at = utcnow()
     session.add(conversation)
     _audit(session, conversation, "conversation.resolved", actor=actor, previous=previous)
+    support_posts_changed(session, conversation.id)
 
 
 def hand_back_to_bot(session: Session, conversation: Conversation, *, actor: Staff) -> None:
@@ -175,6 +188,7 @@ def hand_back_to_bot(session: Session, conversation: Conversation, *, actor: Sta
     conversation.assignee_id = None
     session.add(conversation)
     _audit(session, conversation, "conversation.handed_back", actor=actor, previous=previous)
+    support_posts_changed(session, conversation.id)
 
 
 def staff_reply(
@@ -184,10 +198,12 @@ def staff_reply(
     if nobody had it. The same `idempotency_key` (a double-clicked form) queues one message."""
     from bot.outbox import enqueue  # the outbox imports nothing from here; kept local to show the direction
 
-    previous = conversation.state
+    previous, previous_assignee = conversation.state, conversation.assignee_id
     conversation.state = ConversationState.HUMAN.value
     if conversation.assignee_id is None:
         conversation.assignee_id = staff.id
+    if (previous, previous_assignee) != (conversation.state, conversation.assignee_id):
+        support_posts_changed(session, conversation.id)
     if conversation.escalated_at is None:
         conversation.escalated_at = utcnow()
     last_inbound = session.exec(

@@ -41,6 +41,8 @@ from bot.identity import before_policy
 from bot.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, PIPELINE_SECONDS
 from bot.outbox import deliver_due, enqueue
 from bot.policy import Action, Decision
+from bot.support_channel import deliver_support_posts
+from bot.support_posts import support_channel_of
 from channels.base import InboundKind, InboundMessage
 from knowledge import format_reply
 
@@ -320,6 +322,7 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
                 reason=decision.reason,
                 message_id=message.id,
                 priority=1 if analysis.understanding.sentiment == "negative" else 0,
+                support_channel=support_channel_of(runtime.settings),
             )
         if decision.record_idea:
             session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
@@ -346,6 +349,7 @@ def process_stored(runtime: Runtime, message_id: int) -> None:
 def _deliver(runtime: Runtime, channel: str) -> None:
     if channel in runtime.channels:
         deliver_due(runtime.engine, {channel: runtime.channels[channel]})
+    deliver_support_posts(runtime)  # an escalation's post; returns at once without a support channel
 
 
 def accept_inbound(runtime: Runtime, inbound: InboundMessage) -> bool:

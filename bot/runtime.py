@@ -24,6 +24,7 @@ from bot.leadership import PollerLeadership
 from bot.pipeline import accept_inbound
 from bot.policy import Policy
 from bot.settings import Settings
+from bot.support_channel import SlackSupportDesk
 from channels.base import Channel
 from channels.webchat import StoredChannel
 from intents import Understander, Understanding
@@ -235,6 +236,7 @@ def build_runtime(settings: Settings, *, models: Models | None = None, migrate: 
             settings,
             sink=functools.partial(accept_inbound, runtime),
             cursors=DatabaseCursors(engine),
+            support_desk=SlackSupportDesk(runtime),
         )
     )
     return runtime

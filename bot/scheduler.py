@@ -1,4 +1,5 @@
-"""Background jobs of a running worker (APScheduler): deliver the outbox, finish interrupted messages.
+"""Background jobs of a running worker (APScheduler): deliver the outbox, post escalations to the Slack
+support channel, finish interrupted messages.
 
 Every job is safe to run in several workers at once: the rows it works on are claimed in the database.
 """
@@ -14,6 +15,7 @@ from bot.followups import send_due_followups, sync_followup_delivery
 from bot.outbox import deliver_due
 from bot.pipeline import recover_unprocessed
 from bot.runtime import Runtime
+from bot.support_channel import deliver_support_posts
 
 __all__ = ["start_scheduler"]
 
@@ -65,6 +67,14 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         next_run_time=datetime.now(UTC),  # at start too: follow-ups that fell due while down go out now
         id="followups",
         name="send due follow-ups",
+    )
+    scheduler.add_job(
+        deliver_support_posts,
+        "interval",
+        args=[runtime],
+        seconds=OUTBOX_INTERVAL_SECONDS,
+        id="support_posts",
+        name="post escalations to the Slack support channel and keep the posts current",
     )
     scheduler.start()
     return scheduler

@@ -12,6 +12,13 @@ sink, which stores it, so Slack's 200 goes out after the message is safe and wel
 
 Retries belong to the outbox: the Web API client has no retry handlers, so `send` never sleeps; a rate limit
 or a 5xx becomes a `TemporarySendError` (with Slack's `Retry-After`) and the outbox tries again later.
+
+The support channel (optional) is where staff work, never customer intake: the bot posts escalations there
+(`post_escalation`, kept current with `update_escalation`) with Block Kit buttons **Take** and **Resolve**;
+a click arrives as a signed `block_actions` payload at the same URL and becomes a neutral call of the
+`staff_actions` callback, and a staff member's reply in a post's thread becomes a call of `staff_replies`.
+When a callback answers with a notice (an unlinked Slack account, say), the person who clicked or wrote sees
+it privately (`chat.postEphemeral`). The adapter knows nothing of staff accounts or conversations' states.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,13 +52,85 @@ from channels.base import (
     WebhookResponse,
 )
 
-__all__ = ["REPLY_EVENT_TYPE", "SlackChannel"]
+__all__ = [
+    "ESCALATION_EVENT_TYPE",
+    "REPLY_EVENT_TYPE",
+    "EscalationCard",
+    "SlackChannel",
+    "StaffActionSink",
+    "StaffReplySink",
+    "SupportThreadReply",
+]
 
 log = logging.getLogger("socialbot.channels.slack")
 
 #: The `metadata.event_type` on every message the bot posts; its payload carries the outbox's idempotency
 #: key, so `find_sent` can recognise a reply that was posted but not recorded.
 REPLY_EVENT_TYPE = "socialbot_reply"
+#: The `metadata.event_type` of an escalation posted to the support channel (payload: its `key`).
+ESCALATION_EVENT_TYPE = "socialbot_escalation"
+
+#: The buttons on an escalation post; the action's value is the conversation id.
+TAKE_ACTION = "support_take"
+RESOLVE_ACTION = "support_resolve"
+OPEN_ACTION = "support_open"  # the link to the console: Slack reports the click, there is nothing to do
+
+# Slack refuses a section text over 3000 characters; the customer's message is cut well below that.
+_CARD_TEXT_LIMIT = 2500
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationCard:
+    """What a support-channel post about one escalated conversation shows (plain, untrusted text: the
+    adapter escapes it).
+
+    Args:
+        conversation_id: the conversation; the buttons carry it back in `staff_actions`.
+        key: unique per post, kept in the post's metadata so `find_escalation` can recognise it.
+        channel: the customer's channel (telegram, twitter, ...).
+        customer: the customer's name or handle.
+        reason: why the bot escalated.
+        text: the customer's message.
+        status: who has the thread now, as a sentence ("Waiting for someone to take it", "Taken by Ana").
+        open: whether staff can still act (Take / Resolve buttons shown).
+        console_url: the conversation's page in the staff console.
+    """
+
+    conversation_id: int
+    key: str
+    channel: str
+    customer: str
+    reason: str
+    text: str
+    status: str
+    open: bool
+    console_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupportThreadReply:
+    """A person's message in the thread of an escalation post.
+
+    Args:
+        support_channel: the support channel's id.
+        post_ts: the `ts` of the escalation post (the thread).
+        slack_user_id: who wrote it.
+        text: the message as plain text (Slack's mrkdwn escapes and link syntax undone).
+        ts: the message's own `ts` (unique in the channel: an idempotency key).
+    """
+
+    support_channel: str
+    post_ts: str
+    slack_user_id: str
+    text: str
+    ts: str
+
+
+#: A click on Take or Resolve: (action "take" | "resolve", conversation id, Slack user id) -> a notice to show
+#: that person privately, or None.
+StaffActionSink = Callable[[str, int, str], "str | None"]
+#: A reply in an escalation's thread -> a notice to show its author privately, or None.
+StaffReplySink = Callable[[SupportThreadReply], "str | None"]
 
 # Subtypes that are still a person writing something new; every other subtype (message_changed,
 # message_deleted, channel_join, bot_message, ...) is not a message to answer.
@@ -80,6 +160,10 @@ class SlackChannel(WebhookChannel):
             words); mentions and direct messages are taken whatever they say.
         sink: where every accepted message goes; it stores the message before it returns.
         timeout_seconds: how long one Web API call may take.
+        support_channel: the channel id (C...) where escalations are posted; its messages are never taken
+            as customers' messages. Empty: no support channel.
+        staff_actions: called for a click on an escalation's Take or Resolve button.
+        staff_replies: called for a person's message in an escalation's thread.
 
     Raises:
         ChannelError: the bot token is missing.
@@ -99,6 +183,9 @@ class SlackChannel(WebhookChannel):
         keywords: Iterable[str] = (),
         sink: InboundSink,
         timeout_seconds: int = 10,
+        support_channel: str = "",
+        staff_actions: StaffActionSink | None = None,
+        staff_replies: StaffReplySink | None = None,
     ) -> None:
         if not bot_token:
             raise ChannelError("slack: a bot token (xoxb-...) is required")
@@ -106,6 +193,9 @@ class SlackChannel(WebhookChannel):
         self.app_token = app_token
         self.socket_mode = socket_mode
         self.sink = sink
+        self.support_channel = support_channel
+        self.staff_actions = staff_actions
+        self.staff_replies = staff_replies
         self._keyword_pattern = _keyword_pattern(keywords)
         # No retry handlers: the outbox retries with backoff, so a call never sleeps inside `send`.
         self.client = WebClient(
@@ -128,6 +218,8 @@ class SlackChannel(WebhookChannel):
             logger=log,
         )
         self.app.event(re.compile(".*"))(self._on_event)
+        self.app.action(re.compile(f"^(?:{TAKE_ACTION}|{RESOLVE_ACTION})$"))(self._on_staff_action)
+        self.app.action(OPEN_ACTION)(lambda ack: ack())
 
     # Inbound
 
@@ -175,6 +267,9 @@ class SlackChannel(WebhookChannel):
             return self._identity
 
     def _on_event(self, event: dict[str, Any], context: Any) -> None:
+        if self.support_channel and event.get("channel") == self.support_channel:
+            self._on_support_channel_event(event, bot_user_id=context.bot_user_id)
+            return
         inbound = self._to_inbound(event, bot_user_id=context.bot_user_id)
         if inbound is not None:
             self.sink(inbound)
@@ -222,6 +317,109 @@ class SlackChannel(WebhookChannel):
             received_at=_ts_to_datetime(ts),
             raw=event,
         )
+
+    # The support channel
+
+    def _on_staff_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """A click on Take or Resolve: acknowledged at once, handed to `staff_actions` (a quick database
+        change), and its notice, if any, shown to the clicker alone."""
+        ack()
+        user = (body.get("user") or {}).get("id")
+        channel = (body.get("channel") or {}).get("id")
+        verb = str(action.get("action_id", "")).removeprefix("support_")
+        try:
+            conversation_id = int(action.get("value", ""))
+        except (TypeError, ValueError):
+            log.warning("slack: ignored a %s click without a conversation id", verb)
+            return
+        if self.staff_actions is None or not isinstance(user, str):
+            log.warning("slack: ignored a %s click (no support desk, or no user)", verb)
+            return
+        notice = self.staff_actions(verb, conversation_id, user)
+        if notice and isinstance(channel, str):
+            self._tell(channel, user, notice)
+
+    def _on_support_channel_event(self, event: dict[str, Any], *, bot_user_id: str | None) -> None:
+        """A message in the support channel: a reply in an escalation's thread goes to `staff_replies`;
+        anything else (staff talking among themselves, the bot's own posts) is left alone."""
+        if event.get("type") != "message" or event.get("bot_id") or event.get("bot_profile"):
+            return
+        subtype = event.get("subtype")
+        if subtype is not None and subtype not in _USER_SUBTYPES:
+            return
+        user, ts, thread_ts = event.get("user"), event.get("ts"), event.get("thread_ts")
+        if not all(isinstance(value, str) and value for value in (user, ts, thread_ts)) or thread_ts == ts:
+            return
+        if user == bot_user_id or self.staff_replies is None:
+            return
+        text = event.get("text") if isinstance(event.get("text"), str) else ""
+        reply = SupportThreadReply(
+            support_channel=self.support_channel,
+            post_ts=thread_ts,
+            slack_user_id=user,
+            text=plain_text(text),
+            ts=ts,
+        )
+        notice = self.staff_replies(reply)
+        if notice:
+            self._tell(self.support_channel, user, notice, thread_ts=thread_ts)
+
+    def _tell(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:
+        """Show `text` to `user` alone (`chat.postEphemeral`); a failure is logged, not raised: the click or
+        message it answers has been handled."""
+        try:
+            self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+        except (SlackClientError, OSError, http.client.HTTPException) as error:
+            log.warning("slack: could not show a notice to %s: %s", user, error)
+
+    def post_escalation(self, card: EscalationCard) -> str:
+        """Post an escalation to the support channel with Take / Resolve buttons; return the post's ts.
+
+        Raises:
+            TemporarySendError: rate limited, a 5xx, or no connection (try again; ask `find_escalation`
+                first, the post may have gone out).
+            PermanentSendError: Slack refused (channel_not_found, not_in_channel, invalid_auth, ...).
+        """
+        with _send_errors("chat.postMessage"):
+            response = self.client.chat_postMessage(
+                channel=self.support_channel,
+                text=_card_fallback(card),
+                blocks=_card_blocks(card),
+                unfurl_links=False,
+                metadata={"event_type": ESCALATION_EVENT_TYPE, "event_payload": {"key": card.key}},
+            )
+        return str(response["ts"])
+
+    def update_escalation(self, ts: str, card: EscalationCard) -> None:
+        """Show `card` in the escalation post `ts` (who has the thread now, which buttons remain).
+
+        Raises:
+            TemporarySendError: rate limited, a 5xx, or no connection.
+            PermanentSendError: Slack refused (message_not_found, cant_update_message, ...).
+        """
+        with _send_errors("chat.update"):
+            self.client.chat_update(
+                channel=self.support_channel,
+                ts=ts,
+                text=_card_fallback(card),
+                blocks=_card_blocks(card),
+                metadata={"event_type": ESCALATION_EVENT_TYPE, "event_payload": {"key": card.key}},
+            )
+
+    def find_escalation(self, key: str) -> str | None:
+        """The ts of an escalation post made with `key` (one whose posting was interrupted), else None.
+
+        Raises:
+            TemporarySendError: Slack could not be asked for now.
+            PermanentSendError: Slack refuses to show the channel (e.g. a missing `channels:history` scope).
+        """
+        with _send_errors("find_escalation"):
+            for posted in self._recent_messages(self.support_channel, None):
+                metadata = posted.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == ESCALATION_EVENT_TYPE and payload.get("key") == key:
+                    return str(posted["ts"])
+        return None
 
     def _names_the_brand(self, text: str) -> bool:
         return self._keyword_pattern is not None and self._keyword_pattern.search(text) is not None
@@ -365,6 +563,79 @@ def _check_envelope(payload: object) -> None:
         raise ValueError("the body is not a JSON object")
     if payload.get("type") == "event_callback" and not isinstance(payload.get("event"), dict):
         raise ValueError("an event_callback without an event object")
+
+
+def escape_mrkdwn(text: str) -> str:
+    """`text` with Slack's control characters escaped, so it shows as typed: no mentions (`<!channel>`), no
+    links (`<https://evil|x>`), no entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+
+
+def plain_text(text: str) -> str:
+    """A Slack message's text as a person would read it: links as `label (url)`, mentions and channel
+    references by their label, and `&amp;` / `&lt;` / `&gt;` undone."""
+
+    def link(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith(("@", "#", "!")):
+            return label or target.split("^")[0]
+        target = target.removeprefix("mailto:")
+        if label and label != target:
+            return f"{label} ({target})"
+        return target
+
+    return _SLACK_LINK.sub(link, text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _card_fallback(card: EscalationCard) -> str:
+    """The post's plain `text` (notifications, clients without blocks)."""
+    return escape_mrkdwn(f"Escalated ({card.channel}, {card.customer}): {card.reason}. {card.status}.")
+
+
+def _card_blocks(card: EscalationCard) -> list[dict[str, Any]]:
+    text = card.text if len(card.text) <= _CARD_TEXT_LIMIT else card.text[:_CARD_TEXT_LIMIT] + "…"
+    quoted = "\n".join(f">{line}" for line in escape_mrkdwn(text).splitlines() or [""])
+    elements: list[dict[str, Any]] = []
+    if card.open:
+        elements += [
+            {
+                "type": "button",
+                "action_id": TAKE_ACTION,
+                "text": {"type": "plain_text", "text": "Take"},
+                "value": str(card.conversation_id),
+                "style": "primary",
+            },
+            {
+                "type": "button",
+                "action_id": RESOLVE_ACTION,
+                "text": {"type": "plain_text", "text": "Resolve"},
+                "value": str(card.conversation_id),
+            },
+        ]
+    elements.append(
+        {
+            "type": "button",
+            "action_id": OPEN_ACTION,
+            "text": {"type": "plain_text", "text": "Open in console"},
+            "url": card.console_url,
+        }
+    )
+    heading = f"*Escalated on {escape_mrkdwn(card.channel)}* from {escape_mrkdwn(card.customer)}"
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": heading}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": quoted}},
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"Reason: {escape_mrkdwn(card.reason)}"},
+                {"type": "mrkdwn", "text": f"*{escape_mrkdwn(card.status)}*"},
+            ],
+        },
+        {"type": "actions", "block_id": f"support:{card.conversation_id}", "elements": elements},
+    ]
 
 
 def _keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:

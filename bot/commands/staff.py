@@ -1,4 +1,4 @@
-"""`socialbot staff add | token | list`: staff accounts for the console and the API."""
+"""`socialbot staff add | token | list | link`: staff accounts for the console, the API and Slack."""
 
 from __future__ import annotations
 
@@ -92,3 +92,40 @@ def list_staff(ctx: typer.Context) -> None:
             state = "" if staff.active else " (disabled)"
             typer.echo(f"{staff.id}\t{staff.email}\t{staff.role}{state}")
     engine.dispose()
+
+
+@app.command("link")
+def link(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="the staff member's e-mail address")],
+    slack_user_id: Annotated[
+        str | None,
+        typer.Option(
+            "--slack-user-id",
+            help="their Slack member id (U... or W...; in Slack: profile > ... > Copy member ID)",
+        ),
+    ] = None,
+    unlink: Annotated[bool, typer.Option("--unlink", help="remove the link to Slack")] = False,
+) -> None:
+    """Link a staff member to their Slack account, so their Take / Resolve clicks and thread replies in the
+    Slack support channel act as them."""
+    from bot.crm.db import session_scope
+    from bot.staff import StaffError
+    from bot.support_channel import link_slack_user
+
+    if unlink == (slack_user_id is not None):
+        raise _fail("give either --slack-user-id U... or --unlink")
+    engine = _engine(ctx)
+    try:
+        with session_scope(engine) as session:
+            staff = link_slack_user(session, email, slack_user_id)
+            summary = (
+                f"linked {staff.email} to Slack user {staff.slack_user_id}"
+                if staff.slack_user_id
+                else f"unlinked {staff.email} from Slack"
+            )
+    except StaffError as error:
+        raise _fail(str(error)) from None
+    finally:
+        engine.dispose()
+    typer.echo(summary)

@@ -37,6 +37,7 @@ __all__ = [
     "ProcessingStatus",
     "Staff",
     "StaffRole",
+    "SupportPost",
     "utcnow",
 ]
 
@@ -348,6 +349,37 @@ class ContactMerge(SQLModel, table=True):
     merged_at: datetime = Field(default_factory=utcnow)
     undone_at: datetime | None = None
     undone_by_staff_id: int | None = None
+
+
+# The response log (bot/insights.py) finds each message's reply by `reply_to_id`.
+Index("ix_message_reply_to_id", Message.reply_to_id)
+
+
+class SupportPost(SQLModel, table=True):
+    """An escalation posted to the Slack support channel: written in the escalation's transaction, posted
+    (`chat.postMessage`) and kept up to date (`chat.update`) by bot/support_channel.py.
+
+    `version` goes up whenever the conversation changes hands; the post shows `posted_version`, so a row with
+    `posted_version < version` needs an update. `ts` is Slack's id of the post (None until it is posted).
+    """
+
+    __table_args__ = (Index("ix_supportpost_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    # The escalated customer message shown in the post.
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    support_channel: str
+    ts: str | None = Field(default=None, index=True)
+    status: str = "pending"  # pending (not posted yet) | posted | failed (gave up posting)
+    version: int = 1
+    posted_version: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    posted_at: datetime | None = None
 
 
 # The response log (bot/insights.py) finds each message's reply by `reply_to_id`.
