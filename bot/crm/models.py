@@ -380,7 +380,3 @@ class SupportPost(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     posted_at: datetime | None = None
-
-
-# The response log (bot/insights.py) finds each message's reply by `reply_to_id`.
-Index("ix_message_reply_to_id", Message.reply_to_id)
