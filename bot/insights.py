@@ -269,35 +269,9 @@ class LogPage:
     next_before: int | None
 
 
-#: The message columns the log and the export read (plain rows: no ORM objects to build per message).
-_MESSAGE_FIELDS = (
-    Message.id,
-    Message.conversation_id,
-    Message.contact_id,
-    Message.channel,
-    Message.created_at,
-    Message.direction,
-    Message.author_kind,
-    Message.text,
-    Message.intent,
-    Message.intent_confidence,
-    Message.sentiment,
-    Message.abusive,
-    Message.kb_article_id,
-    Message.action,
-    Message.reason,
-    Message.reply_to_id,
-)
-
-
 def _log_query(filters: LogFilters):
     return (
-        select(
-            *_MESSAGE_FIELDS,
-            Conversation.state,
-            Contact.display_name.label("contact_name"),
-            func.coalesce(Staff.name, Staff.email).label("staff_name"),
-        )
+        select(Message, Conversation.state, Contact.display_name, Staff.name, Staff.email)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(Contact, Contact.id == Message.contact_id)
         .outerjoin(Staff, Staff.id == Message.staff_id)
@@ -305,12 +279,8 @@ def _log_query(filters: LogFilters):
     )
 
 
-def _response_times(session: Session, messages: list[Any]) -> dict[int, float]:
-    """Seconds between each message and its reply (inbound) or the message it replies to (outbound).
-
-    Args:
-        messages: rows with the `_MESSAGE_FIELDS` columns.
-    """
+def _response_times(session: Session, messages: list[Message]) -> dict[int, float]:
+    """Seconds between each message and its reply (inbound) or the message it replies to (outbound)."""
     inbound_ids = [m.id for m in messages if m.direction == Direction.INBOUND.value]
     parent_ids = [m.reply_to_id for m in messages if m.reply_to_id is not None]
     times: dict[int, float] = {}
@@ -347,20 +317,20 @@ def response_log(
     with Session(engine) as session:
         found = session.exec(query.order_by(Message.id.desc()).limit(limit + 1)).all()
         page = found[:limit]
-        times = _response_times(session, page)
+        times = _response_times(session, [m for m, *_ in page])
         rows = [
             LogRow(
                 id=m.id,
                 conversation_id=m.conversation_id,
                 contact_id=m.contact_id,
-                contact_name=m.contact_name,
+                contact_name=contact_name,
                 channel=m.channel,
                 created_at=m.created_at,
                 direction=m.direction,
                 author_kind=m.author_kind,
-                staff_name=m.staff_name,
+                staff_name=staff_name or staff_email,
                 text=m.text,
-                state=m.state,
+                state=state,
                 intent=m.intent,
                 intent_confidence=m.intent_confidence,
                 sentiment=m.sentiment,
@@ -370,7 +340,7 @@ def response_log(
                 reason=m.reason,
                 response_seconds=times.get(m.id),
             )
-            for m in page
+            for m, state, contact_name, staff_name, staff_email in page
         ]
     return LogPage(rows, rows[-1].id if len(found) > limit else None)
 
@@ -461,19 +431,19 @@ def iter_message_rows(
             ).all()
             if not found:
                 return
-            times = _response_times(session, found)
+            times = _response_times(session, [m for m, *_ in found])
         yield [
             [
                 m.id,
                 _iso(m.created_at),
                 m.channel,
                 m.conversation_id,
-                m.state,
+                state,
                 m.contact_id,
-                m.contact_name or "",
+                contact_name or "",
                 m.direction,
                 m.author_kind,
-                m.staff_name or "",
+                staff_name or staff_email or "",
                 m.text,
                 m.intent or "",
                 "" if m.intent_confidence is None else round(m.intent_confidence, 3),
@@ -484,9 +454,9 @@ def iter_message_rows(
                 m.reason or "",
                 "" if m.id not in times else round(times[m.id], 1),
             ]
-            for m in found
+            for m, state, contact_name, staff_name, staff_email in found
         ]
-        after = found[-1].id
+        after = found[-1][0].id
         if len(found) < batch_size:
             return
 

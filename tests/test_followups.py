@@ -326,3 +326,30 @@ def test_quiet_hours_hold_follow_ups_until_they_end():
     assert in_quiet_hours(datetime(2026, 11, 24, 12, 0, tzinfo=UTC), settings) is None
     summer = datetime(2026, 7, 1, 6, 30, tzinfo=UTC)  # 07:30 in London (BST)
     assert in_quiet_hours(summer, settings) == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
+
+
+def test_an_idea_whose_status_changes_is_followed_up_in_the_web_chat(start_bot, x, smtp):
+    from bot.crm.models import Idea
+    from bot.insights import set_idea_status
+
+    bot = start_bot()
+    with TestClient(create_app(bot)) as client:
+        said = client.post(
+            "/api/v1/chat",
+            json={
+                "session_id": "chat-session-ideas",
+                "text": "You should sell a tent repair kit, that would be great",
+            },
+        )
+        assert said.status_code == 200
+        with Session(bot.engine) as session:
+            idea = session.exec(select(Idea)).one()
+        agent_token(bot)
+        with Session(bot.engine) as session:
+            staff_id = session.exec(select(Staff.id)).one()
+        set_idea_status(bot.engine, idea.id, "planned", staff_id=staff_id)
+        assert [(r.channel, r.template) for r in followups(bot)] == [("webchat", "idea_update")]
+        run_followups(bot, utcnow() + timedelta(minutes=1))
+        texts = [m["text"] for m in client.get("/api/v1/chat/chat-session-ideas/messages").json()]
+    assert "tent repair kit" in texts[-1] and "it is now planned" in texts[-1]
+    assert [r.status for r in followups(bot)] == ["sent"]
