@@ -269,9 +269,35 @@ class LogPage:
     next_before: int | None
 
 
+#: The message columns the log and the export read (plain rows: no ORM objects to build per message).
+_MESSAGE_FIELDS = (
+    Message.id,
+    Message.conversation_id,
+    Message.contact_id,
+    Message.channel,
+    Message.created_at,
+    Message.direction,
+    Message.author_kind,
+    Message.text,
+    Message.intent,
+    Message.intent_confidence,
+    Message.sentiment,
+    Message.abusive,
+    Message.kb_article_id,
+    Message.action,
+    Message.reason,
+    Message.reply_to_id,
+)
+
+
 def _log_query(filters: LogFilters):
     return (
-        select(Message, Conversation.state, Contact.display_name, Staff.name, Staff.email)
+        select(
+            *_MESSAGE_FIELDS,
+            Conversation.state,
+            Contact.display_name.label("contact_name"),
+            func.coalesce(Staff.name, Staff.email).label("staff_name"),
+        )
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(Contact, Contact.id == Message.contact_id)
         .outerjoin(Staff, Staff.id == Message.staff_id)
@@ -279,8 +305,12 @@ def _log_query(filters: LogFilters):
     )
 
 
-def _response_times(session: Session, messages: list[Message]) -> dict[int, float]:
-    """Seconds between each message and its reply (inbound) or the message it replies to (outbound)."""
+def _response_times(session: Session, messages: list[Any]) -> dict[int, float]:
+    """Seconds between each message and its reply (inbound) or the message it replies to (outbound).
+
+    Args:
+        messages: rows with the `_MESSAGE_FIELDS` columns.
+    """
     inbound_ids = [m.id for m in messages if m.direction == Direction.INBOUND.value]
     parent_ids = [m.reply_to_id for m in messages if m.reply_to_id is not None]
     times: dict[int, float] = {}
@@ -317,20 +347,20 @@ def response_log(
     with Session(engine) as session:
         found = session.exec(query.order_by(Message.id.desc()).limit(limit + 1)).all()
         page = found[:limit]
-        times = _response_times(session, [m for m, *_ in page])
+        times = _response_times(session, page)
         rows = [
             LogRow(
                 id=m.id,
                 conversation_id=m.conversation_id,
                 contact_id=m.contact_id,
-                contact_name=contact_name,
+                contact_name=m.contact_name,
                 channel=m.channel,
                 created_at=m.created_at,
                 direction=m.direction,
                 author_kind=m.author_kind,
-                staff_name=staff_name or staff_email,
+                staff_name=m.staff_name,
                 text=m.text,
-                state=state,
+                state=m.state,
                 intent=m.intent,
                 intent_confidence=m.intent_confidence,
                 sentiment=m.sentiment,
@@ -340,7 +370,7 @@ def response_log(
                 reason=m.reason,
                 response_seconds=times.get(m.id),
             )
-            for m, state, contact_name, staff_name, staff_email in page
+            for m in page
         ]
     return LogPage(rows, rows[-1].id if len(found) > limit else None)
 
@@ -431,19 +461,19 @@ def iter_message_rows(
             ).all()
             if not found:
                 return
-            times = _response_times(session, [m for m, *_ in found])
+            times = _response_times(session, found)
         yield [
             [
                 m.id,
                 _iso(m.created_at),
                 m.channel,
                 m.conversation_id,
-                state,
+                m.state,
                 m.contact_id,
-                contact_name or "",
+                m.contact_name or "",
                 m.direction,
                 m.author_kind,
-                staff_name or staff_email or "",
+                m.staff_name or "",
                 m.text,
                 m.intent or "",
                 "" if m.intent_confidence is None else round(m.intent_confidence, 3),
@@ -454,9 +484,9 @@ def iter_message_rows(
                 m.reason or "",
                 "" if m.id not in times else round(times[m.id], 1),
             ]
-            for m, state, contact_name, staff_name, staff_email in found
+            for m in found
         ]
-        after = found[-1][0].id
+        after = found[-1].id
         if len(found) < batch_size:
             return
 
