@@ -22,7 +22,14 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bot.crm.db import create_db_engine, upgrade_database
-from bot.insights import LogFilters, csv_lines, iter_conversation_rows, iter_message_rows, response_log
+from bot.insights import (
+    LogFilters,
+    csv_lines,
+    dashboard_data,
+    iter_conversation_rows,
+    iter_message_rows,
+    response_log,
+)
 
 CHANNELS = ("webchat", "slack", "telegram", "twitter", "email")
 INTENTS = ("question", "question", "complaint", "praise", "recommendation", "other")
@@ -179,6 +186,9 @@ def main() -> None:
         lambda: response_log(engine, LogFilters(text="no such phrase")),
         repeat=1,
     )
+    print("\ninsights dashboard")
+    timed("dashboard figures, last 30 days", lambda: f"{len(dashboard_data(engine, days=30)['days'])} days")
+    timed("dashboard figures, last 90 days", lambda: f"{len(dashboard_data(engine, days=90)['days'])} days")
     print("\nexport (streamed, batches of 1000)")
 
     def export(rows, filters) -> str:

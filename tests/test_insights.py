@@ -28,6 +28,7 @@ from bot.insights import (
     MESSAGE_COLUMNS,
     LogFilters,
     complaint_topics,
+    csv_lines,
     dashboard_data,
     iter_message_rows,
     response_log,
@@ -569,3 +570,77 @@ def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, ru
     assert 0 < complaints < everything
     assert page.locator("#log").inner_text().count("complaint") >= complaints
     page.screenshot(path=str(ARTIFACTS / "response-log.png"), full_page=True)
+
+
+def test_the_log_exports_and_dashboard_run_the_same_on_postgresql(pg_url):
+    from bot.crm.db import create_db_engine, upgrade_database
+    from bot.insights import iter_conversation_rows, set_idea_status
+
+    upgrade_database(pg_url)
+    engine = create_db_engine(pg_url)
+    try:
+        now = utcnow()
+        with session_scope(engine) as session:
+            contact = Contact(display_name="Pia")
+            session.add(contact)
+            session.flush()
+            conversation = Conversation(
+                contact_id=contact.id,
+                channel="telegram",
+                thread_id="pg",
+                state="resolved",
+                opened_at=now - timedelta(minutes=10),
+                first_response_at=now - timedelta(minutes=9),
+                resolved_at=now - timedelta(minutes=5),
+            )
+            session.add(conversation)
+            session.flush()
+            common = {"conversation_id": conversation.id, "contact_id": contact.id, "channel": "telegram"}
+            complaint = Message(
+                **common,
+                external_id="1",
+                direction="in",
+                author_kind="customer",
+                text="-1 stars, the ZIP broke",
+                intent="complaint",
+                sentiment="negative",
+                created_at=now - timedelta(minutes=10),
+            )
+            session.add(complaint)
+            session.flush()
+            session.add(
+                Message(
+                    **common,
+                    direction="out",
+                    author_kind="bot",
+                    text="Sorry to hear that.",
+                    reply_to_id=complaint.id,
+                    created_at=now - timedelta(minutes=9),
+                )
+            )
+            idea = Idea(message_id=complaint.id, contact_id=contact.id, text="a stronger zip")
+            session.add(idea)
+            session.flush()
+            idea_id = idea.id
+
+        page = response_log(
+            engine,
+            LogFilters.parse(
+                text="zip", state="resolved", since=(now - timedelta(days=1)).date().isoformat()
+            ),
+        )
+        assert [r.text for r in page.rows] == ["-1 stars, the ZIP broke"]
+        assert page.rows[0].response_seconds == 60.0
+        exported = "".join(csv_lines(MESSAGE_COLUMNS, iter_message_rows(engine, LogFilters(), batch_size=1)))
+        assert [r["text"] for r in read_csv(exported)] == ["'-1 stars, the ZIP broke", "Sorry to hear that."]
+        (conversation_row,) = [
+            r for b in iter_conversation_rows(engine, LogFilters(intent="complaint")) for r in b
+        ]
+        assert conversation_row[7:10] == [60.0, 300.0, "complaint"]
+        data = dashboard_data(engine, days=3)
+        assert sum(data["volume_by_channel"]["telegram"]) == 1
+        assert data["complaint_topics"] == [{"kind": "keyword", "label": "zip", "count": 1}]
+        assert data["response_times"]["by_channel"]["telegram"]["resolution_median"] == 300.0
+        assert set_idea_status(engine, idea_id, "under review", staff_id=None) == "new"
+    finally:
+        engine.dispose()
