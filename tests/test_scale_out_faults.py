@@ -159,3 +159,74 @@ def test_workers_reconnect_after_the_database_restarts_and_lose_nothing_they_acc
     assert sorted(m.external_id for m in inbound) == sorted(f"restart-{n}" for n in range(30))
     assert all(m.status == "processed" for m in inbound)
     assert len(outbound) == 30 and {m.status for m in outbound} == {"sent"}
+
+
+def test_when_the_x_poller_holder_dies_another_worker_resumes_from_the_stored_since_id(
+    make_settings, models, pg_url
+):
+    from sqlalchemy import create_engine, text
+
+    from tests.fakes.twitter import FakeX
+
+    with FakeX(brand_id="1000", brand_username="fernhill") as x:
+        settings = make_settings(
+            database={"url": pg_url},
+            twitter={
+                "enabled": True,
+                "bearer_token": "app-bearer-token",
+                "consumer_key": "consumer-key",
+                "consumer_secret": "consumer-secret",
+                "access_token": "access-token",
+                "access_token_secret": "access-token-secret",
+                "user_id": "1000",
+                "api_base_url": x.base_url,
+                "poll_interval_seconds": 0.3,
+            },
+        )
+        workers = [build_runtime(settings, models=models) for _ in range(2)]
+        try:
+            for worker in workers:
+                worker.start_channels()
+            # The first round only notes where the timeline is; mentions after it are answered.
+            assert wait_for(lambda: len(x.server.calls("/2/users/1000/mentions")) >= 1, timeout=30)
+            first = x.mention("2001", "@fernhill love my new tent!", username="jane")
+            assert wait_for(lambda: len(x.replies_by_brand()) == 1, timeout=30)
+            leading = [w for w in workers if w.leaderships[0].leading.is_set()]
+            assert len(leading) == 1
+            holder, follower = leading[0], next(w for w in workers if w is not leading[0])
+
+            # The holder's lock connection dies (its process was killed, or the network cut it).
+            admin = create_engine(pg_url)
+            with admin.connect() as connection:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND granted AND ((classid::bigint << 32) | objid::bigint) = :key"
+                    ),
+                    {"key": holder.leaderships[0].key},
+                )
+            admin.dispose()
+            assert wait_for(follower.leaderships[0].leading.is_set, timeout=10)
+            assert wait_for(lambda: not holder.leaderships[0].leading.is_set(), timeout=10)
+            polls_before = len(x.server.calls("/2/users/1000/mentions"))
+            second = x.mention("2002", "@fernhill how long does delivery take?", username="tom")
+            assert wait_for(lambda: len(x.replies_by_brand()) == 2, timeout=30)
+        finally:
+            for worker in workers:
+                worker.close()
+
+    replied_to = Counter(reply["referenced_tweets"][0]["id"] for reply in x.replies_by_brand())
+    assert replied_to == Counter({first["id"]: 1, second["id"]: 1})  # nothing answered twice
+    resumed = x.server.calls("/2/users/1000/mentions")[polls_before:]
+    assert resumed and resumed[0].query["since_id"] == [first["id"]]  # the cursor stored by the holder
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
