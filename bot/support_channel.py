@@ -321,7 +321,13 @@ class SlackSupportDesk:
         if isinstance(staff_or_notice, str):
             return staff_or_notice
         try:
-            state = apply_action(self.runtime.engine, conversation_id, action, staff_id=staff_or_notice)
+            state = apply_action(
+                self.runtime.engine,
+                conversation_id,
+                action,
+                staff_id=staff_or_notice,
+                followup_settings=self.runtime.settings.followups,
+            )
         except ConversationNotFound:
             return GONE_NOTICE.format(id=conversation_id)
         except ValueError as error:

@@ -30,6 +30,7 @@ from bot.handoff import ConversationNotFound
 from bot.outbox import deliver_due
 from bot.runtime import Runtime
 from bot.staff import LoginRateLimiter, authenticate_password, may
+from bot.support_channel import notify_support_channel
 from bot.web.auth import console_staff, csrf_token, verify_csrf
 
 __all__ = ["console_router"]
@@ -254,6 +255,7 @@ def console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
                 notice=None,
             )
         runtime.submit(deliver_due, engine, runtime.channels)
+        notify_support_channel(runtime)
         log.info("staff %s replied in conversation %s (message %s)", staff.id, conversation_id, message_id)
         return redirect_to(conversation_id, "Reply queued on the customer's channel.")
 
@@ -282,6 +284,7 @@ def console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
             raise HTTPException(404, str(error)) from None
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
+        notify_support_channel(runtime)
         labels = {"take": "You took", "assign": "Assigned", "resolve": "Resolved", "hand_back": "Handed back"}
         return redirect_to(conversation_id, f"{labels[action]} the conversation (now {state}).")
 

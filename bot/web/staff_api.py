@@ -22,6 +22,7 @@ from bot.crm.models import Staff
 from bot.handoff import ConversationNotFound
 from bot.outbox import deliver_due
 from bot.runtime import Runtime
+from bot.support_channel import notify_support_channel
 from bot.web.auth import api_staff
 
 __all__ = ["staff_api_router"]
@@ -178,6 +179,7 @@ def staff_api_router(runtime: Runtime) -> APIRouter:
         except ConversationNotFound as error:
             raise not_found(error) from None
         runtime.submit(deliver_due, engine, runtime.channels)
+        notify_support_channel(runtime)
         return ReplyOut(message_id=message_id)
 
     def act(conversation_id: int, action: str, staff: Staff, assignee_id: int | None = None) -> StateOut:
@@ -194,6 +196,7 @@ def staff_api_router(runtime: Runtime) -> APIRouter:
             raise not_found(error) from None
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
+        notify_support_channel(runtime)
         return StateOut(id=conversation_id, state=state)
 
     @router.post("/conversations/{conversation_id}/assign", response_model=StateOut)
