@@ -27,6 +27,7 @@ from bot.crm.models import Outbox, OutboxStatus
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "DECISIONS",
+    "MODEL_SECONDS",
     "MESSAGES_IN",
     "MESSAGES_OUT",
     "PIPELINE_SECONDS",
@@ -60,6 +61,11 @@ PIPELINE_SECONDS = Histogram(
     "socialbot_pipeline_seconds",
     "Seconds from picking up a stored message to its decision being recorded (model + database)",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+MODEL_SECONDS = Histogram(
+    "socialbot_model_seconds",
+    "Seconds spent in the models (encoder + heads + knowledge-base scoring) per message",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 OUTBOX_BACKLOG = Gauge(
     "socialbot_outbox_backlog",

@@ -38,7 +38,7 @@ from bot.crm.models import (
 )
 from bot.handoff import bot_may_reply, escalate_conversation, reopen_conversation
 from bot.identity import before_policy
-from bot.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, PIPELINE_SECONDS
+from bot.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPELINE_SECONDS
 from bot.outbox import deliver_due, enqueue
 from bot.policy import Action, Decision
 from bot.support_channel import deliver_support_posts
@@ -341,6 +341,7 @@ def process_stored(runtime: Runtime, message_id: int) -> None:
     if status == ProcessingStatus.RECEIVED:
         started = time.perf_counter()
         analysis = runtime.models.analyse(text)
+        MODEL_SECONDS.observe(time.perf_counter() - started)
         if _decide_and_queue(runtime, message_id, analysis):
             PIPELINE_SECONDS.observe(time.perf_counter() - started)
     _deliver(runtime, channel)
