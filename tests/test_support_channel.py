@@ -346,3 +346,29 @@ def test_linking_a_slack_account(desk):
     with Session(desk.runtime.engine) as session:
         actions = session.exec(select(AuditEvent.action).where(AuditEvent.subject_type == "staff")).all()
     assert actions.count("staff.slack_linked") == 2 and actions.count("staff.slack_unlinked") == 1
+
+
+def test_socialbot_staff_link_connects_a_staff_account_to_a_slack_user(tmp_path):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    config = tmp_path / "settings.toml"
+    config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n')
+    cli = CliRunner()
+
+    def run(*args: str, stdin: str | None = None):
+        return cli.invoke(app, ["--config", str(config), "staff", *args], input=stdin)
+
+    added = run("add", "ana@fernhill.example", "--password-stdin", stdin="correct horse battery\n")
+    assert added.exit_code == 0, added.output
+
+    linked = run("link", "ana@fernhill.example", "--slack-user-id", "U0ANA")
+    malformed = run("link", "ana@fernhill.example", "--slack-user-id", "<@U0ANA>")
+    neither = run("link", "ana@fernhill.example")
+    unlinked = run("link", "ana@fernhill.example", "--unlink")
+
+    assert linked.exit_code == 0 and "linked ana@fernhill.example to Slack user U0ANA" in linked.output
+    assert malformed.exit_code == 2 and "not a Slack member id" in malformed.output
+    assert neither.exit_code == 2 and "--slack-user-id U... or --unlink" in neither.output
+    assert unlinked.exit_code == 0 and "unlinked ana@fernhill.example from Slack" in unlinked.output
