@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine
 
+from bot.batching import MicroBatcher
 from bot.connectors import DatabaseCursors, build_platform_channels
 from bot.crm.db import create_db_engine, upgrade_database
 from bot.leadership import PollerLeadership
@@ -28,7 +29,7 @@ from bot.support_channel import SlackSupportDesk
 from channels.base import Channel
 from channels.webchat import StoredChannel
 from intents import Understander, Understanding
-from intents.encoder import SentenceEncoder
+from intents.encoder import Encoder, load_encoder
 from knowledge import Answer, KnowledgeBase
 
 __all__ = ["Analysis", "Models", "Runtime", "build_runtime", "load_models", "sample_knowledge_dir"]
@@ -53,17 +54,27 @@ class Analysis:
 class Models:
     """The encoder, the heads on it and the knowledge base: loaded once, shared by every request."""
 
-    encoder: SentenceEncoder
+    encoder: Encoder
     understander: Understander
     knowledge: KnowledgeBase
     refresh_seconds: float = 30.0
+    # Messages analysed at the same moment are encoded together (bot/batching.py).
+    batch_max: int = 32
+    batch_wait_ms: float = 2.0
     _last_refresh: float = field(default_factory=time.monotonic)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
+    batcher: MicroBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = MicroBatcher(
+            self.encoder.encode, max_batch=self.batch_max, max_wait_ms=self.batch_wait_ms
+        )
 
     def analyse(self, text: str) -> Analysis:
-        """Understand `text` and find its best article, with a single encoder pass."""
+        """Understand `text` and find its best article, with a single encoder pass (shared with the other
+        messages being analysed at the same moment)."""
         self._maybe_refresh_knowledge()
-        embedding: np.ndarray = self.encoder.encode([text])[0]
+        embedding: np.ndarray = self.batcher.encode(text)
         return Analysis(
             understanding=self.understander.understand(text, embedding),
             answer=self.knowledge.answer(text, embedding),
@@ -84,7 +95,12 @@ class Models:
 
 def load_models(settings: Settings) -> Models:
     """Load the encoder, the heads and the knowledge base named by the settings."""
-    encoder = SentenceEncoder.load(threads=settings.intents.threads or None)
+    started = time.perf_counter()
+    encoder = load_encoder(
+        settings.intents.backend,
+        cache_dir=settings.data.dir / "cache" / "onnx",
+        threads=settings.intents.threads or None,
+    )
     understander = Understander.load(settings.intents.heads_dir)
     knowledge_dir = settings.knowledge.dir or sample_knowledge_dir()
     knowledge = KnowledgeBase.build(
@@ -96,7 +112,20 @@ def load_models(settings: Settings) -> Models:
     )
     if not knowledge.articles:
         log.warning("knowledge base %s has no articles: every question will be escalated", knowledge_dir)
-    return Models(encoder, understander, knowledge, refresh_seconds=settings.knowledge.refresh_seconds)
+    log.info(
+        "models loaded in %.2f s (encoder %s, %s backend)",
+        time.perf_counter() - started,
+        encoder.name,
+        settings.intents.backend,
+    )
+    return Models(
+        encoder,
+        understander,
+        knowledge,
+        refresh_seconds=settings.knowledge.refresh_seconds,
+        batch_max=settings.intents.batch_max,
+        batch_wait_ms=settings.intents.batch_wait_ms,
+    )
 
 
 @dataclass

