@@ -230,15 +230,16 @@ def schedule_followup(
         )
         session.add(row)
         session.flush()
-        _audit(
-            session,
-            "followup.scheduled",
-            row,
-            actor_kind="staff" if staff_id else "system",
-            actor_id=staff_id,
-            template=template,
-            due_at=due_at.isoformat(),
-        )
+        if staff_id is not None:  # the row itself records what policy schedules; people's actions are audited
+            _audit(
+                session,
+                "followup.scheduled",
+                row,
+                actor_kind="staff",
+                actor_id=staff_id,
+                template=template,
+                due_at=due_at.isoformat(),
+            )
         rows.append(row)
     return rows
 

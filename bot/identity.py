@@ -196,6 +196,8 @@ def before_policy(
         rated = awaiting_csat(session, message.contact_id, settings=runtime.settings.followups, now=now)
         if rated is not None:
             return _record_csat(session, message, conversation, rated, rating, now)
+    if "email" not in runtime.channels:
+        return None  # no way to mail a code: addresses and codes are ordinary messages
     pending = _open_verification(session, conversation.id)
     if pending is not None and pending.status == "pending" and _CODE.match(text):
         return _check_code(runtime, session, text, message, pending, now)

@@ -353,3 +353,24 @@ def test_an_idea_whose_status_changes_is_followed_up_in_the_web_chat(start_bot, 
         texts = [m["text"] for m in client.get("/api/v1/chat/chat-session-ideas/messages").json()]
     assert "tent repair kit" in texts[-1] and "it is now planned" in texts[-1]
     assert [r.status for r in followups(bot)] == ["sent"]
+
+
+def test_staff_are_reminded_of_an_escalated_conversation_nobody_answered(start_bot, x, smtp):
+    bot = start_bot(staff_reminder_hours=4)
+    poll(bot)
+    complaint = x.mention(CUSTOMER_ID, COMPLAINT, username="jane")
+    assert poll(bot) == 1
+    with Session(bot.engine) as session:
+        conversation_id = session.exec(select(Message).where(Message.external_id == complaint["id"])).one()
+        conversation_id = conversation_id.conversation_id
+    run_followups(bot, utcnow() + timedelta(hours=3))
+    assert followups(bot) == []
+    for _ in range(2):
+        run_followups(bot, utcnow() + timedelta(hours=5))
+    [reminder] = followups(bot)
+    assert (reminder.channel, reminder.template, reminder.status) == ("staff", "staff_reminder", "sent")
+    with Session(bot.engine) as session:
+        assert session.get(Conversation, conversation_id).priority == 2
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "conversation.reminder")).all()
+        assert event.subject_id == conversation_id
+    assert smtp.mails == [] and len(x.replies_by_brand()) == 1  # nothing to the customer
