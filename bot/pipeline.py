@@ -42,7 +42,7 @@ from bot.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPEL
 from bot.outbox import deliver_due, enqueue
 from bot.policy import Action, Decision
 from bot.support_channel import deliver_support_posts
-from bot.support_posts import support_channel_of
+from bot.support_posts import support_channel_of, support_posts_changed
 from channels.base import InboundKind, InboundMessage
 from knowledge import format_reply
 
@@ -324,6 +324,8 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
                 priority=1 if analysis.understanding.sentiment == "negative" else 0,
                 support_channel=support_channel_of(runtime.settings),
             )
+        if decision.action == Action.HUMAN_OWNS:
+            support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
         if decision.record_idea:
             session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
         contact = session.get(Contact, message.contact_id)

@@ -31,6 +31,7 @@ from bot.crm.models import (
     Contact,
     Conversation,
     ConversationState,
+    Direction,
     Identity,
     Message,
     Staff,
@@ -217,6 +218,11 @@ def _card(session: Session, post: SupportPost, public_url: str) -> EscalationCar
             )
         ).first()
         customer = (identity.handle or identity.external_user_id) if identity is not None else "a customer"
+    latest = session.exec(
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND.value)
+        .order_by(Message.id.desc())
+    ).first()
     return EscalationCard(
         conversation_id=conversation.id,
         key=f"escalation:{post.id}",
@@ -227,6 +233,7 @@ def _card(session: Session, post: SupportPost, public_url: str) -> EscalationCar
         status=_status(session, conversation),
         open=conversation.state == ConversationState.HUMAN,
         console_url=f"{public_url.rstrip('/')}/console/conversations/{conversation.id}",
+        latest=latest.text if latest is not None and message is not None and latest.id > message.id else "",
     )
 
 
@@ -250,7 +257,7 @@ def _status(session: Session, conversation: Conversation) -> str:
             return f"Resolved by {_staff_label(session, resolved.actor_id)}"
         return "Resolved"
     if conversation.state == ConversationState.BOT:
-        return "Handed back to the bot"
+        return "Back with the bot"
     return "Snoozed"
 
 

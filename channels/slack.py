@@ -94,6 +94,7 @@ class EscalationCard:
         status: who has the thread now, as a sentence ("Waiting for someone to take it", "Taken by Ana").
         open: whether staff can still act (Take / Resolve buttons shown).
         console_url: the conversation's page in the staff console.
+        latest: the customer's latest message, when they wrote again after `text` ("" if not).
     """
 
     conversation_id: int
@@ -105,6 +106,7 @@ class EscalationCard:
     status: str
     open: bool
     console_url: str
+    latest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,9 +597,13 @@ def _card_fallback(card: EscalationCard) -> str:
     return escape_mrkdwn(f"Escalated ({card.channel}, {card.customer}): {card.reason}. {card.status}.")
 
 
+def _quoted(text: str) -> str:
+    """`text` escaped, cut to fit a section, as a mrkdwn block quote."""
+    text = text if len(text) <= _CARD_TEXT_LIMIT else text[:_CARD_TEXT_LIMIT] + "…"
+    return "\n".join(f">{line}" for line in escape_mrkdwn(text).splitlines() or [""])
+
+
 def _card_blocks(card: EscalationCard) -> list[dict[str, Any]]:
-    text = card.text if len(card.text) <= _CARD_TEXT_LIMIT else card.text[:_CARD_TEXT_LIMIT] + "…"
-    quoted = "\n".join(f">{line}" for line in escape_mrkdwn(text).splitlines() or [""])
     elements: list[dict[str, Any]] = []
     if card.open:
         elements += [
@@ -624,9 +630,15 @@ def _card_blocks(card: EscalationCard) -> list[dict[str, Any]]:
         }
     )
     heading = f"*Escalated on {escape_mrkdwn(card.channel)}* from {escape_mrkdwn(card.customer)}"
+    latest = (
+        [{"type": "section", "text": {"type": "mrkdwn", "text": "*Then wrote:*\n" + _quoted(card.latest)}}]
+        if card.latest
+        else []
+    )
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": heading}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": quoted}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _quoted(card.text)}},
+        *latest,
         {
             "type": "context",
             "elements": [

@@ -159,8 +159,11 @@ def test_a_telegram_complaint_is_taken_answered_and_resolved_from_the_slack_supp
     assert post.edits == 1 and "Taken by Ana" in post.mrkdwn()
     assert desk.slack.ephemerals == []
 
-    desk.customer_writes("so what now?")
+    desk.customer_writes("so what now? <@U0BOSS>")
     assert len(desk.telegram.sent) == 1  # the bot stayed silent
+    [post] = desk.posts()  # staff in Slack see what the customer wrote meanwhile
+    assert post.edits == 2 and "Then wrote:*\n>so what now? &lt;@U0BOSS&gt;" in post.mrkdwn()
+    assert "Taken by Ana" in post.mrkdwn()
 
     desk.reply_in_thread(post, "Ana here: a new pole is on its way &amp; tracking follows by e-mail.")
 
@@ -178,7 +181,7 @@ def test_a_telegram_complaint_is_taken_answered_and_resolved_from_the_slack_supp
 
     assert desk.conversation().state == "resolved"
     [post] = desk.posts()
-    assert post.edits == 2 and "Resolved by Ana" in post.mrkdwn()
+    assert post.edits == 3 and "Resolved by Ana" in post.mrkdwn()
     assert "support_take" not in post.buttons() and "support_open" in post.buttons()
 
 
