@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
-from bot.crm.models import AuditEvent, Contact, Conversation, Idea, Message, utcnow
+from bot.crm.models import AuditEvent, Contact, Conversation, FollowUp, Idea, Message, utcnow
 from bot.insights import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -317,6 +317,12 @@ def test_a_marketer_moves_an_idea_along_the_board_and_it_is_audited(client, runt
         idea.id,
         {"from": "new", "to": "planned"},
     )
+    with Session(runtime.engine) as session:
+        followups = session.exec(select(FollowUp).where(FollowUp.template == "idea_update")).all()
+    # the customer who suggested it hears about it on their channel (bot/followups.py sends it)
+    assert [(f.contact_id, f.channel, f.status) for f in followups] == [
+        (idea.contact_id, "webchat", "pending")
+    ]
 
     add_staff(runtime, "ana@fernhill.example", "agent")
     client.cookies.clear()
