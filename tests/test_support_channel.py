@@ -375,3 +375,48 @@ def test_socialbot_staff_link_connects_a_staff_account_to_a_slack_user(tmp_path)
     assert malformed.exit_code == 2 and "not a Slack member id" in malformed.output
     assert neither.exit_code == 2 and "--slack-user-id U... or --unlink" in neither.output
     assert unlinked.exit_code == 0 and "unlinked ana@fernhill.example from Slack" in unlinked.output
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_two_workers_delivering_at_once_post_an_escalation_once(request, make_settings, models, database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.pipeline import handle_inbound
+    from channels.base import Author, InboundMessage
+
+    with FakeSlack(post_delay_seconds=0.5) as slack:
+        overrides = (
+            {"database": {"url": request.getfixturevalue("pg_url")}} if database == "postgresql" else {}
+        )
+        settings = make_settings(
+            slack={
+                "enabled": True,
+                "bot_token": slack.bot_token,
+                "signing_secret": SIGNING_SECRET,
+                "api_base_url": slack.api_base_url,
+                "support_channel": SUPPORT,
+            },
+            **overrides,
+        )
+        workers = [build_runtime(settings, models=models) for _ in range(2)]
+        try:
+            slack.server.fail_next("/api/chat.postMessage", FakeResponse(500, "oops"))
+            complaint = InboundMessage(
+                channel="webchat",
+                external_id="w-1",
+                thread_id="session-1",
+                author=Author("session-1"),
+                text=COMPLAINT,
+            )
+            assert handle_inbound(workers[0], complaint).state == "human"
+            assert slack.in_channel(SUPPORT) == []  # Slack was down
+
+            later = utcnow() + timedelta(minutes=1)
+            with ThreadPoolExecutor(2) as pool:
+                reports = list(pool.map(lambda worker: deliver_support_posts(worker, now=later), workers))
+
+            assert sorted(len(report.posted) for report in reports) == [0, 1]
+            assert len(slack.in_channel(SUPPORT)) == 1
+        finally:
+            for worker in workers:
+                worker.close()

@@ -106,6 +106,8 @@ class FakeSlack:
     #: Channels `chat.postMessage` answers with the given error (e.g. {"C0GONE": "channel_not_found"}).
     refused_channels: dict[str, str] = field(default_factory=dict)
     ephemerals: list[Ephemeral] = field(default_factory=list)
+    #: Seconds `chat.postMessage` takes (a slow Slack, to let workers race).
+    post_delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -172,6 +174,8 @@ class FakeSlack:
     def _post_message(self, request: RecordedRequest) -> FakeResponse:
         if not self._authorized(request, self.bot_token):
             return FakeResponse(200, {"ok": False, "error": "invalid_auth"})
+        if self.post_delay_seconds:
+            time.sleep(self.post_delay_seconds)
         params = request.params
         channel, text = params.get("channel"), params.get("text")
         if not channel:
