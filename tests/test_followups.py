@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,13 +27,20 @@ from bot.crm.models import (
     Staff,
     utcnow,
 )
-from bot.followups import in_quiet_hours, send_due_followups, sync_followup_delivery
+from bot.followups import (
+    in_quiet_hours,
+    schedule_resolution_followup,
+    send_due_followups,
+    sync_followup_delivery,
+)
 from bot.outbox import deliver_due
 from bot.runtime import build_runtime
 from bot.scheduler import start_scheduler
 from bot.settings import FollowupSettings
 from bot.staff import create_staff, issue_api_token
 from bot.web.app import create_app
+from channels.base import OutboundMessage
+from channels.webchat import StoredChannel
 from tests.fakes.smtp import LocalSMTP
 from tests.fakes.twitter import FakeX
 
@@ -138,7 +146,7 @@ def followups(runtime) -> list[FollowUp]:
 def run_followups(runtime, now: datetime) -> None:
     """What the scheduler's job does, at `now`."""
     send_due_followups(runtime, now=now)
-    deliver_due(runtime.engine, runtime.channels, now=now)
+    deliver_due(runtime.engine, runtime.channels, now=max(now, utcnow()))  # queued rows are due at once
     sync_followup_delivery(runtime.engine)
 
 
@@ -374,3 +382,60 @@ def test_staff_are_reminded_of_an_escalated_conversation_nobody_answered(start_b
         [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "conversation.reminder")).all()
         assert event.subject_id == conversation_id
     assert smtp.mails == [] and len(x.replies_by_brand()) == 1  # nothing to the customer
+
+
+class RecordingWebchat(StoredChannel):
+    """The web chat, counting what each worker delivers (shared by the workers, like the platform is)."""
+
+    def __init__(self, delivered: list[str], lock: threading.Lock) -> None:
+        super().__init__("webchat")
+        self.delivered, self.lock = delivered, lock
+
+    def send(self, message: OutboundMessage) -> str:
+        with self.lock:
+            self.delivered.append(message.idempotency_key)
+        return super().send(message)
+
+
+def test_four_workers_on_postgresql_send_every_follow_up_once(make_settings, models, pg_url):
+    workers = [build_runtime(make_settings(database={"url": pg_url}), models=models) for _ in range(4)]
+    delivered: list[str] = []
+    lock = threading.Lock()
+    for worker in workers:
+        worker.channels["webchat"] = RecordingWebchat(delivered, lock)
+    try:
+        with Session(workers[0].engine) as session:
+            for number in range(40):
+                contact = Contact()
+                session.add(contact)
+                session.flush()
+                conversation = Conversation(
+                    contact_id=contact.id,
+                    channel="webchat",
+                    thread_id=f"session-{number:04d}",
+                    state="resolved",
+                )
+                session.add(conversation)
+                session.flush()
+                session.add(
+                    Message(
+                        conversation_id=conversation.id,
+                        contact_id=contact.id,
+                        channel="webchat",
+                        external_id=f"in-{number}",
+                        direction="in",
+                        author_kind="customer",
+                        text="my tent leaks",
+                        intent="complaint",
+                    )
+                )
+                schedule_resolution_followup(session, conversation, now=utcnow() - timedelta(days=1))
+            session.commit()
+        due = utcnow()
+        with ThreadPoolExecutor(len(workers)) as pool:
+            list(pool.map(lambda worker: [run_followups(worker, due) for _ in range(3)], workers))
+        assert len(delivered) == 40 and len(set(delivered)) == 40
+        assert {r.status for r in followups(workers[0])} == {"sent"}
+    finally:
+        for worker in workers:
+            worker.close()
