@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot.crm.data_rights import data_request_step
 from bot.crm.db import session_scope
 from bot.crm.ladder import update_ladder
 from bot.crm.models import (
@@ -39,6 +40,7 @@ from bot.crm.models import (
 from bot.handoff import bot_may_reply, escalate_conversation, reopen_conversation
 from bot.identity import before_policy
 from bot.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPELINE_SECONDS
+from bot.moderation import review_decision
 from bot.outbox import deliver_due, enqueue
 from bot.policy import Action, Decision
 from bot.support_channel import deliver_support_posts
@@ -286,7 +288,10 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         session.exec(contact_query).one()
         conversation = session.exec(query).one()
         step = (
-            before_policy(runtime, session, message, conversation)
+            (
+                before_policy(runtime, session, message, conversation)
+                or data_request_step(runtime, session, message, conversation)
+            )
             if message.kind == InboundKind.MESSAGE and bot_may_reply(conversation)
             else None
         )
@@ -304,6 +309,8 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             decision = Decision(
                 Action.HUMAN_OWNS, f"conversation is {conversation.state}: the bot stays silent"
             )
+        if step is None:
+            decision = review_decision(runtime, session, message, conversation, analysis, decision)
         _record(message, analysis, decision)
         session.add(message)
         text = step.reply if step is not None else _reply_text(runtime, decision, message.channel)

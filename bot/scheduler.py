@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.crm.data_rights import run_retention
 from bot.followups import send_due_followups, sync_followup_delivery
 from bot.outbox import deliver_due
 from bot.pipeline import recover_unprocessed
@@ -76,5 +77,6 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         id="support_posts",
         name="post escalations to the Slack support channel and keep the posts current",
     )
+    scheduler.add_job(run_retention, "interval", args=[runtime], hours=1, id="retention", name="retention")
     scheduler.start()
     return scheduler

@@ -225,6 +225,24 @@ class FollowupSettings(_Section):
         return name
 
 
+class ModerationSettings(_Section):
+    # Flame-war guard: this many abusive or strongly negative messages in one public thread within the window
+    # escalate the whole thread to a person and pause the bot there (0 = off).
+    flame_war_messages: int = Field(default=3, ge=0)
+    flame_war_window_seconds: float = Field(default=300.0, gt=0)
+    # A negative message counts toward a flame war when the sentiment head is at least this sure.
+    strongly_negative_confidence: float = Field(default=0.9, ge=0, le=1)
+    # Days a moderator's "block author" keeps the bot silent toward that contact.
+    block_days: float = Field(default=7.0, gt=0)
+
+
+class DataRightsSettings(_Section):
+    # Fulfil a verified customer's "what do you know about me" / "delete my data" at once (else staff do).
+    auto_fulfil: bool = False
+    # Days message text is kept; older text is replaced by a marker, rows and counts stay (0 = keep forever).
+    retention_days: int = Field(default=0, ge=0)
+
+
 class Settings(BaseSettings):
     """All of socialbot's settings. Build it with `load_settings`."""
 
@@ -251,6 +269,8 @@ class Settings(BaseSettings):
     twitter: TwitterSettings = Field(default_factory=TwitterSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     followups: FollowupSettings = Field(default_factory=FollowupSettings)
+    moderation: ModerationSettings = Field(default_factory=ModerationSettings)
+    data_rights: DataRightsSettings = Field(default_factory=DataRightsSettings)
     # Secrets: environment only (SOCIALBOT_SECRET_KEY signs staff sessions once the console exists).
     secret_key: SecretStr | None = None
 

@@ -400,6 +400,29 @@ class TelegramChannel(WebhookChannel):
             raise TemporarySendError(f"telegram error: {error}") from error
         return f"{sent.chat_id}:{sent.message_id}"
 
+    def hide(self, external_id: str) -> None:
+        """Delete a customer's message (``deleteMessage``; in a group the bot must be an admin allowed to
+        delete messages). `external_id` is ``"<chat id>:<message id>"`` as `InboundMessage` carries it.
+
+        Raises:
+            PermanentSendError: a malformed id, or Telegram refused (not an admin, the message is gone).
+            TemporarySendError: flood control, network errors, timeouts, server errors.
+        """
+        chat_id, _, message_id = external_id.rpartition(":")
+        if not chat_id or not message_id.isdigit():
+            raise PermanentSendError(f"telegram: {external_id!r} is not a <chat id>:<message id>")
+        try:
+            self._initialize()
+            self._run(self.bot.delete_message(chat_id=chat_id, message_id=int(message_id)))
+        except (Forbidden, BadRequest, InvalidToken) as error:
+            raise PermanentSendError(f"telegram refused to delete the message: {error}") from error
+        except RetryAfter as error:
+            raise TemporarySendError(
+                f"telegram flood control: {error}", retry_after=_seconds(error)
+            ) from error
+        except (NetworkError, concurrent.futures.TimeoutError) as error:
+            raise TemporarySendError(f"telegram unreachable: {error}") from error
+
     def set_webhook(self, url: str) -> None:
         """Tell Telegram to post updates to `url` with our secret token (``setWebhook``), messages only.
 

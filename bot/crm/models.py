@@ -19,8 +19,10 @@ __all__ = [
     "ChannelCursor",
     "Contact",
     "Conversation",
+    "ContactBlock",
     "ContactMerge",
     "ConversationState",
+    "DataRequest",
     "DeliveryStatus",
     "Direction",
     "FollowUp",
@@ -31,6 +33,7 @@ __all__ = [
     "LadderChange",
     "LadderStage",
     "Message",
+    "ModerationItem",
     "Note",
     "Outbox",
     "OutboxStatus",
@@ -380,3 +383,54 @@ class SupportPost(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     posted_at: datetime | None = None
+
+
+class ModerationItem(SQLModel, table=True):
+    """A customer message held for staff: flagged abusive (no reply was sent), with the model's reason and
+    score, until staff mark it fine (the bot answers it once), hide it, or block its author
+    (bot/moderation.py)."""
+
+    __table_args__ = (Index("ix_moderationitem_status_id", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", unique=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    reason: str
+    score: float | None = None
+    # open | fine (answered as usual) | hidden (removed on the platform) | needs_human (can't be hidden by
+    # the bot) | blocked (author blocked from bot replies)
+    status: str = "open"
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    decided_by: int | None = Field(default=None, foreign_key="staff.id")
+    outcome: str | None = None
+
+
+class ContactBlock(SQLModel, table=True):
+    """The bot gives no replies to a contact until `until` (a moderation decision; lifted early by staff)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    until: datetime
+    reason: str
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    lifted_at: datetime | None = None
+
+
+class DataRequest(SQLModel, table=True):
+    """A customer asking what is stored about them (`access`) or to delete it (`erasure`), from a channel
+    identity (bot/crm/data_rights.py). Only a verified requester's request is ever fulfilled."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    identity_id: int | None = Field(default=None, foreign_key="identity.id")
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    kind: str  # access | erasure
+    # unverified (the identity is not proven; nothing exposed) | open (for staff) | fulfilled | rejected
+    status: str = Field(default="open", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    note: str | None = None

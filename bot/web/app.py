@@ -27,6 +27,7 @@ from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
 from bot.logs import install_request_ids
 from bot.pipeline import handle_inbound
 from bot.runtime import Runtime
+from bot.web.admin import admin_router
 from bot.web.auth import LoginRequired, session_secret
 from bot.web.console import console_router
 from bot.web.insights import insights_router
@@ -189,6 +190,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_request_ids(app)
     app.include_router(insights_router(runtime, templates))
     app.include_router(contacts_router(runtime))
+    app.include_router(admin_router(runtime, templates))
 
     @app.middleware("http")
     async def limit_body_size(request: Request, call_next):

@@ -1,5 +1,6 @@
-"""A fake Telegram Bot API: ``getMe``, ``sendMessage``, ``getUpdates`` and ``deleteWebhook`` under
-``/bot<token>/``, answering ``{"ok": true, "result": ...}`` as https://core.telegram.org/bots/api documents.
+"""A fake Telegram Bot API: ``getMe``, ``sendMessage``, ``getUpdates``, ``deleteMessage`` and
+``deleteWebhook`` under ``/bot<token>/``, answering ``{"ok": true, "result": ...}`` as
+https://core.telegram.org/bots/api documents.
 
 Tests queue updates for `getUpdates` (or post them to the webhook themselves, built with `private_message` /
 `group_message`), read what the bot sent from `sent`, and script failures with `fail("sendMessage", ...)`
@@ -55,6 +56,8 @@ class FakeTelegram:
         self.token = token
         self.server = FakeServer()
         self.sent: list[dict[str, Any]] = []  # every message sendMessage accepted, as the Bot API returned it
+        self.deleted: list[tuple[int, int]] = []  # (chat id, message id) of every deleteMessage accepted
+        self.not_admin_in: set[int] = set()  # chats where deleteMessage is refused (the bot is no admin)
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1001)
         self._message_ids = itertools.count(500)
@@ -66,6 +69,7 @@ class FakeTelegram:
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
             "setWebhook": self._set_webhook,
+            "deleteMessage": self._delete_message,
         }.items():
             self.server.route("POST", self.path(method), handler)
 
@@ -172,6 +176,15 @@ class FakeTelegram:
         message = self.bot_message(chat, params["text"])
         self.sent.append({**message, "request": params})
         return _ok(message)
+
+    def _delete_message(self, request: RecordedRequest) -> FakeResponse:
+        params = request.params
+        if "chat_id" not in params or "message_id" not in params:
+            return _error(400, "Bad Request: chat_id and message_id are required")
+        if int(params["chat_id"]) in self.not_admin_in:
+            return _error(400, "Bad Request: message can't be deleted")
+        self.deleted.append((int(params["chat_id"]), int(params["message_id"])))
+        return _ok(True)
 
     def _get_updates(self, request: RecordedRequest) -> FakeResponse:
         params = request.params

@@ -1,0 +1,258 @@
+"""Admins' pages and API (permission `staff.manage`): customers' data requests, a contact's export (JSON) and
+erasure, and the audit log viewer with filters and a CSV export (cells that would start a spreadsheet formula
+are neutralised by `bot.insights.csv_lines`). Also mounts the moderation queue (bot/web/moderation.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session, select
+
+from bot.crm.data_rights import ContactNotFound, erase_for_staff, export_for_staff, list_requests
+from bot.crm.models import AuditEvent, Staff
+from bot.insights import csv_lines
+from bot.runtime import Runtime
+from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
+from bot.web.moderation import moderation_router
+
+__all__ = ["admin_router", "audit_query"]
+
+PERMISSION = "staff.manage"
+AUDIT_COLUMNS = (
+    "id",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor_email",
+    "action",
+    "subject_type",
+    "subject_id",
+    "details",
+)
+AUDIT_PAGE = 500
+
+
+def _day(value: str | None, name: str, *, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+    moment = datetime.combine(day, time.min, tzinfo=UTC)
+    return moment + timedelta(days=1) if end else moment
+
+
+def audit_query(*, action: str | None, actor: str | None, since: str | None, until: str | None) -> Any:
+    """The audit events matching the filters, newest first.
+
+    Args:
+        action: an action name or its prefix ending in "." ("contact." = every contact action).
+        actor: a staff id, a staff e-mail, or an actor kind (system, bot, customer, staff).
+        since, until: days (YYYY-MM-DD), inclusive.
+
+    Raises:
+        HTTPException: 422 naming the filter that is malformed.
+    """
+    query = select(AuditEvent, Staff.email).outerjoin(Staff, Staff.id == AuditEvent.actor_id)
+    if action:
+        query = query.where(
+            AuditEvent.action.startswith(action) if action.endswith(".") else AuditEvent.action == action
+        )
+    if actor:
+        if actor.isdigit():
+            query = query.where(AuditEvent.actor_id == int(actor))
+        elif "@" in actor:
+            query = query.where(Staff.email == actor.lower())
+        elif actor in ("system", "bot", "customer", "staff"):
+            query = query.where(AuditEvent.actor_kind == actor)
+        else:
+            raise HTTPException(
+                422, f"actor: {actor!r} is not a staff id, e-mail or system|bot|customer|staff"
+            )
+    start, stop = _day(since, "since"), _day(until, "until", end=True)
+    if start is not None:
+        query = query.where(AuditEvent.at >= start)
+    if stop is not None:
+        query = query.where(AuditEvent.at < stop)
+    return query.order_by(AuditEvent.id.desc())
+
+
+def _audit_row(event: AuditEvent, email: str | None) -> list[Any]:
+    return [
+        event.id,
+        event.at.isoformat(),
+        event.actor_kind,
+        event.actor_id if event.actor_id is not None else "",
+        email or "",
+        event.action,
+        event.subject_type,
+        event.subject_id if event.subject_id is not None else "",
+        json.dumps(event.details, sort_keys=True) if event.details else "",
+    ]
+
+
+def admin_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
+    """The admin pages and API, plus the moderation queue."""
+    router = APIRouter()
+    router.include_router(moderation_router(runtime, templates))
+    admin = Depends(console_staff(PERMISSION))
+    api_admin = Depends(api_staff(PERMISSION))
+    engine = runtime.engine
+
+    def render(request: Request, name: str, staff: Staff, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request,
+            name,
+            {"brand": runtime.settings.brand, "staff": staff, "csrf": csrf_token(request), **context},
+        )
+
+    def export(contact_id: int, staff: Staff, via: str) -> Response:
+        try:
+            data = export_for_staff(engine, contact_id, staff_id=staff.id, via=via)
+        except ContactNotFound as error:
+            raise HTTPException(404, str(error)) from None
+        return Response(
+            json.dumps(data, indent=2, ensure_ascii=False),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="contact-{contact_id}.json"'},
+        )
+
+    def erase(contact_id: int, staff: Staff, via: str) -> dict[str, Any]:
+        try:
+            report = erase_for_staff(engine, contact_id, staff_id=staff.id, via=via)
+        except ContactNotFound as error:
+            raise HTTPException(404, str(error)) from None
+        return {
+            "contact_id": report.contact_id,
+            "messages_erased": report.messages,
+            "follow_ups_cancelled": report.follow_ups_cancelled,
+            "replies_cancelled": report.outbox_cancelled,
+        }
+
+    # Data requests, export and erasure
+
+    @router.get("/console/data-requests", response_class=HTMLResponse, include_in_schema=False)
+    def requests_page(
+        request: Request,
+        staff: Staff = admin,
+        status: Annotated[str | None, Query(pattern="^(open|unverified|fulfilled|rejected)$")] = None,
+    ) -> HTMLResponse:
+        with Session(engine) as session:
+            rows = list_requests(session, status=status)
+        return render(
+            request,
+            "console_data_requests.html",
+            staff,
+            requests=rows,
+            status=status,
+            notice=request.query_params.get("notice"),
+        )
+
+    @router.get("/console/contacts/{contact_id}/export.json", include_in_schema=False)
+    def console_export(contact_id: int, staff: Staff = admin) -> Response:
+        return export(contact_id, staff, "console")
+
+    @router.post("/console/contacts/{contact_id}/erase", include_in_schema=False)
+    def console_erase(
+        request: Request,
+        contact_id: int,
+        confirm: Annotated[str, Form(max_length=20)] = "",
+        csrf: Annotated[str | None, Form()] = None,
+        staff: Staff = admin,
+    ) -> RedirectResponse:
+        verify_csrf(request, csrf)
+        if confirm != str(contact_id):
+            raise HTTPException(422, f"confirm: type the contact's id ({contact_id}) to erase it")
+        result = erase(contact_id, staff, "console")
+        return RedirectResponse(
+            f"/console/data-requests?notice=contact+{contact_id}+erased+({result['messages_erased']}+messages)",
+            status_code=303,
+        )
+
+    @router.get("/api/v1/contacts/{contact_id}/export", tags=["data rights"])
+    def api_export(contact_id: int, staff: Staff = api_admin) -> Response:
+        """Everything stored about the contact, as JSON (audited)."""
+        return export(contact_id, staff, "api")
+
+    @router.post("/api/v1/contacts/{contact_id}/erase", tags=["data rights"])
+    def api_erase(contact_id: int, staff: Staff = api_admin) -> dict[str, Any]:
+        """Erase the contact's personal data and message text (idempotent, audited)."""
+        return erase(contact_id, staff, "api")
+
+    @router.get("/api/v1/data-requests", tags=["data rights"])
+    def api_requests(staff: Staff = api_admin, status: str | None = None) -> list[dict[str, Any]]:
+        """Customers' data requests, newest first."""
+        with Session(engine) as session:
+            return [row.model_dump(mode="json") for row in list_requests(session, status=status)]
+
+    # The audit log
+
+    @router.get("/console/audit", response_class=HTMLResponse, include_in_schema=False)
+    def audit_page(
+        request: Request,
+        staff: Staff = admin,
+        action: Annotated[str | None, Query(max_length=60)] = None,
+        actor: Annotated[str | None, Query(max_length=320)] = None,
+        since: Annotated[str | None, Query(max_length=10)] = None,
+        until: Annotated[str | None, Query(max_length=10)] = None,
+    ) -> HTMLResponse:
+        query = audit_query(action=action, actor=actor, since=since, until=until).limit(AUDIT_PAGE)
+        with Session(engine) as session:
+            rows = [_audit_row(event, email) for event, email in session.exec(query).all()]
+        filters = {"action": action or "", "actor": actor or "", "since": since or "", "until": until or ""}
+        return render(
+            request,
+            "console_audit.html",
+            staff,
+            columns=AUDIT_COLUMNS,
+            rows=rows,
+            filters=filters,
+            export_query=request.url.query,
+            page=AUDIT_PAGE,
+        )
+
+    @router.get("/console/audit.csv", include_in_schema=False)
+    def audit_csv(
+        staff: Staff = admin,
+        action: Annotated[str | None, Query(max_length=60)] = None,
+        actor: Annotated[str | None, Query(max_length=320)] = None,
+        since: Annotated[str | None, Query(max_length=10)] = None,
+        until: Annotated[str | None, Query(max_length=10)] = None,
+    ) -> StreamingResponse:
+        query = audit_query(action=action, actor=actor, since=since, until=until)
+
+        def batches():
+            with Session(engine) as session:
+                batch = []
+                for event, email in session.exec(query):
+                    batch.append(_audit_row(event, email))
+                    if len(batch) == 1000:
+                        yield batch
+                        batch = []
+                if batch:
+                    yield batch
+
+        with Session(engine) as session:
+            session.add(
+                AuditEvent(
+                    actor_kind="staff",
+                    actor_id=staff.id,
+                    action="audit.exported",
+                    subject_type="audit",
+                    details={"action": action, "actor": actor, "since": since, "until": until},
+                )
+            )
+            session.commit()
+        return StreamingResponse(
+            csv_lines(AUDIT_COLUMNS, batches()),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+        )
+
+    return router

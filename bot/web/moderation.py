@@ -1,0 +1,114 @@
+"""The console's moderation queue (/console/moderation) and its JSON twin (/api/v1/moderation): messages
+the abuse head flagged, with reason and score, and the staff actions on them (fine, hide, block; see
+bot/moderation.py).
+
+Abusive text is shown blurred until clicked, and always as text (Jinja2 autoescape)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from bot.crm.models import Staff
+from bot.moderation import MODERATION_ACTIONS, ModerationError, QueueEntry, decide_item, list_queue
+from bot.runtime import Runtime
+from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
+
+__all__ = ["moderation_router"]
+
+PERMISSION = "conversations.write"
+
+
+class ModerationDecision(BaseModel):
+    """The API's body: what to do with a queued message."""
+
+    action: str
+
+
+def _act(runtime: Runtime, item_id: int, action: str, staff: Staff) -> dict:
+    if action not in MODERATION_ACTIONS:
+        raise HTTPException(422, f"action must be one of {', '.join(MODERATION_ACTIONS)}, not {action!r}")
+    try:
+        item = decide_item(runtime, item_id, action, staff)
+    except ModerationError as error:
+        status = 404 if "does not exist" in str(error) else 409
+        raise HTTPException(status, str(error)) from None
+    return {"id": item.id, "status": item.status, "outcome": item.outcome}
+
+
+def moderation_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
+    """The moderation queue's page, form handler and API."""
+    router = APIRouter()
+    console_moderator = Depends(console_staff(PERMISSION))
+    api_moderator = Depends(api_staff(PERMISSION))
+
+    @router.get("/console/moderation", response_class=HTMLResponse, include_in_schema=False)
+    def queue_page(
+        request: Request,
+        staff: Staff = console_moderator,
+        status: Annotated[str, Query(pattern="^(open|all)$")] = "open",
+    ) -> HTMLResponse:
+        with Session(runtime.engine) as session:
+            entries = list_queue(session, status=status)
+        return templates.TemplateResponse(
+            request,
+            "console_moderation.html",
+            {
+                "brand": runtime.settings.brand,
+                "staff": staff,
+                "csrf": csrf_token(request),
+                "entries": entries,
+                "status": status,
+                "block_days": runtime.settings.moderation.block_days,
+                "notice": request.query_params.get("notice"),
+            },
+        )
+
+    @router.post("/console/moderation/{item_id}", include_in_schema=False)
+    def decide(
+        request: Request,
+        item_id: int,
+        action: Annotated[str, Form(max_length=20)],
+        csrf: Annotated[str | None, Form()] = None,
+        staff: Staff = console_moderator,
+    ) -> RedirectResponse:
+        verify_csrf(request, csrf)
+        result = _act(runtime, item_id, action, staff)
+        return RedirectResponse(f"/console/moderation?notice={result['status']}", status_code=303)
+
+    @router.get("/api/v1/moderation", tags=["moderation"])
+    def api_queue(
+        staff: Staff = api_moderator, status: Annotated[str, Query(pattern="^(open|all)$")] = "open"
+    ) -> list[dict]:
+        """The moderation queue, newest first."""
+        with Session(runtime.engine) as session:
+            return [_entry(entry) for entry in list_queue(session, status=status)]
+
+    @router.post("/api/v1/moderation/{item_id}", tags=["moderation"])
+    def api_decide(item_id: int, body: ModerationDecision, staff: Staff = api_moderator) -> dict:
+        """Mark a queued message fine, hide it, or block its author."""
+        return _act(runtime, item_id, body.action, staff)
+
+    return router
+
+
+def _entry(entry: QueueEntry) -> dict:
+    return {
+        "id": entry.id,
+        "message_id": entry.message_id,
+        "conversation_id": entry.conversation_id,
+        "contact_id": entry.contact_id,
+        "channel": entry.channel,
+        "public": entry.public,
+        "text": entry.text,
+        "reason": entry.reason,
+        "score": entry.score,
+        "status": entry.status,
+        "outcome": entry.outcome,
+        "created_at": entry.created_at.isoformat(),
+    }
