@@ -208,6 +208,8 @@ class SlackChannel(WebhookChannel):
         self._socket_handler: Any = None
         # Idempotency keys whose last attempt may have reached Slack unrecorded: `send` looks before posting.
         self._unconfirmed: set[str] = set()
+        self._notices: list[threading.Thread] = []
+        self._notices_lock = threading.Lock()
         self.app = App(
             # Bolt's own client has no token: each request's client gets it from `_authorize`.
             client=WebClient(base_url=api_base_url, timeout=timeout_seconds, retry_handlers=[]),
@@ -367,8 +369,27 @@ class SlackChannel(WebhookChannel):
             self._tell(self.support_channel, user, notice, thread_ts=thread_ts)
 
     def _tell(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:
-        """Show `text` to `user` alone (`chat.postEphemeral`); a failure is logged, not raised: the click or
-        message it answers has been handled."""
+        """Show `text` to `user` alone (`chat.postEphemeral`) from a short-lived thread, so a slow Slack
+        can't hold up the acknowledgement (Slack's 3 seconds; a late one makes Slack deliver the event
+        again). A failure is logged, not raised: the click or message it answers has been handled."""
+        thread = threading.Thread(
+            target=self._post_notice,
+            args=(channel, user, text, thread_ts),
+            name="slack-notice",
+            daemon=True,
+        )
+        with self._notices_lock:
+            self._notices = [t for t in self._notices if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait_for_notices(self, timeout: float = 10.0) -> None:
+        """Wait until the private notices being posted are out (tests; `stop`)."""
+        with self._notices_lock:
+            pending = list(self._notices)
+        for thread in pending:
+            thread.join(timeout)
+
+    def _post_notice(self, channel: str, user: str, text: str, thread_ts: str | None) -> None:
         try:
             self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
         except (SlackClientError, OSError, http.client.HTTPException) as error:
@@ -553,10 +574,11 @@ class SlackChannel(WebhookChannel):
         self._socket_handler = handler
 
     def stop(self) -> None:
-        """Close the Socket Mode connection, if one is open."""
+        """Close the Socket Mode connection, if one is open, and let the last private notices go out."""
         handler, self._socket_handler = self._socket_handler, None
         if handler is not None:
             handler.close()
+        self.wait_for_notices()
 
 
 def _check_envelope(payload: object) -> None:

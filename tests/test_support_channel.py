@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import count
@@ -84,6 +85,11 @@ class Desk:
         }
         return self.to_slack(json.dumps(event_callback(event, event_id=f"Ev{ts}")).encode())
 
+    @property
+    def notices(self) -> list:
+        self.runtime.channels["slack"].wait_for_notices()
+        return self.slack.ephemerals
+
     def posts(self) -> list[PostedMessage]:
         return self.slack.in_channel(SUPPORT)
 
@@ -157,7 +163,7 @@ def test_a_telegram_complaint_is_taken_answered_and_resolved_from_the_slack_supp
     assert conversation.state == "human" and conversation.assignee_id is not None
     [post] = desk.posts()
     assert post.edits == 1 and "Taken by Ana" in post.mrkdwn()
-    assert desk.slack.ephemerals == []
+    assert desk.notices == []
 
     desk.customer_writes("so what now? <@U0BOSS>")
     assert len(desk.telegram.sent) == 1  # the bot stayed silent
@@ -216,7 +222,7 @@ def test_an_unlinked_slack_user_changes_nothing_and_is_told_to_link_their_accoun
     assert conversation.state == "human" and conversation.assignee_id is None
     assert len(desk.telegram.sent) == 1  # only the bot's apology
     assert desk.posts()[0].edits == 0
-    notices = desk.slack.ephemerals
+    notices = desk.notices
     assert [(n.channel, n.user) for n in notices] == [(SUPPORT, STRANGER)] * 3
     assert all("socialbot staff link" in n.text and STRANGER in n.text for n in notices)
     assert notices[2].thread_ts == post.ts
@@ -231,7 +237,7 @@ def test_a_marketer_linked_to_slack_may_not_take_a_thread(desk):
     desk.click(post, "support_take", user="U0MO")
 
     assert desk.conversation().assignee_id is None
-    [notice] = desk.slack.ephemerals
+    [notice] = desk.notices
     assert "marketer" in notice.text
 
 
@@ -330,7 +336,7 @@ def test_messages_in_the_support_channel_are_never_customer_messages(desk):
     assert response.status_code == 200
     with Session(desk.runtime.engine) as session:
         assert session.exec(select(Message)).all() == []
-    assert desk.slack.ephemerals == []
+    assert desk.notices == []
 
 
 def test_linking_a_slack_account(desk):
@@ -420,3 +426,25 @@ def test_two_workers_delivering_at_once_post_an_escalation_once(request, make_se
         finally:
             for worker in workers:
                 worker.close()
+
+
+def test_a_malformed_or_unknown_click_is_refused_or_ignored(desk):
+    add_staff(desk.runtime, "ana@fernhill.example", name="Ana")
+    link(desk.runtime, "ana@fernhill.example", ANA)
+    desk.customer_writes(COMPLAINT)
+    [post] = desk.posts()
+
+    malformed = desk.to_slack(b"payload=%7Bnot-json")
+    click = json.loads(
+        urllib.parse.parse_qs(block_actions(post, "support_take", user=ANA).decode())["payload"][0]
+    )
+    click["actions"][0]["value"] = "not-a-conversation"
+    no_id = desk.to_slack(urllib.parse.urlencode({"payload": json.dumps(click)}).encode())
+    click["actions"][0]["value"] = "999"
+    gone = desk.to_slack(urllib.parse.urlencode({"payload": json.dumps(click)}).encode())
+
+    assert malformed.status_code == 400 and "malformed" in malformed.text
+    assert no_id.status_code == gone.status_code == 200
+    assert desk.conversation().assignee_id is None and desk.posts()[0].edits == 0
+    [notice] = desk.notices
+    assert notice.user == ANA and "Conversation 999 no longer exists" in notice.text
