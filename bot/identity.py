@@ -227,6 +227,15 @@ def _open_verification(session: Session, conversation_id: int) -> IdentityVerifi
     ).first()
 
 
+def _reopened_by_this_message(session: Session, conversation: Conversation) -> bool:
+    last = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.subject_type == "conversation", AuditEvent.subject_id == conversation.id)
+        .order_by(AuditEvent.id.desc())
+    ).first()
+    return last is not None and last.action == "conversation.reopened"
+
+
 def _record_csat(
     session: Session,
     message: Message,
@@ -237,12 +246,9 @@ def _record_csat(
 ) -> StepDecision:
     rated.csat = rating
     session.add(rated)
-    if (
-        conversation.id == rated.id
-        and conversation.state == ConversationState.BOT
-        and rated.resolved_at is None
-    ):
-        # The rating reopened the resolved thread; it is an answer to our question, not a new request.
+    if conversation.state == ConversationState.BOT and _reopened_by_this_message(session, conversation):
+        # The rating reopened a resolved thread (the X thread, or the e-mail the question came in); it answers
+        # our question and is no new request, so the thread goes back to resolved.
         conversation.state, conversation.resolved_at = ConversationState.RESOLVED.value, now
         session.add(conversation)
     _audit(session, "conversation.rated", "conversation", rated.id, csat=rating, message_id=message.id)
@@ -294,14 +300,15 @@ def _send_code(
     ).all()
     if len(recent) >= MAX_CODES_PER_HOUR:
         return StepDecision(StepAction.VERIFY_EMAIL, "code limit per hour reached", TEXTS["too_many_codes"])
-    session.exec(
-        update(IdentityVerification)
-        .where(
+    for earlier in session.exec(
+        select(IdentityVerification).where(
             IdentityVerification.contact_id == message.contact_id,
             IdentityVerification.status.in_(("awaiting_email", "pending")),
         )
-        .values(status="expired", completed_at=now)
-    )
+    ).all():
+        earlier.status, earlier.completed_at = "expired", now  # a new code replaces it
+        session.add(earlier)
+        _redact_code_mail(session, earlier)
     code = f"{secrets.randbelow(10**6):06d}"
     verification = IdentityVerification(
         contact_id=message.contact_id,

@@ -439,3 +439,28 @@ def test_four_workers_on_postgresql_send_every_follow_up_once(make_settings, mod
     finally:
         for worker in workers:
             worker.close()
+
+
+def test_the_rating_can_come_back_by_email_and_lands_on_the_x_conversation(start_bot, x, smtp):
+    bot = start_bot()
+    conversation_id, _ = complain_on_x_and_resolve(bot, x)
+    run_followups(bot, utcnow() + timedelta(hours=25))
+    [mail] = smtp.to(EMAIL)
+    reply = {
+        "from": f"Jane <{EMAIL}>",
+        "text": "five\n\nOn Tue, Fernhill Outdoor wrote:\n> Did that fix it?",
+        "message_id": "<rating-1@customer.example>",
+        "in_reply_to": mail["Message-ID"],
+    }
+    with TestClient(create_app(bot)) as client:
+        answered = client.post("/email/inbound", json=reply, headers={"X-Socialbot-Secret": "inbound-secret"})
+        assert answered.status_code == 200
+        assert bot.wait_idle()
+    deliver_due(bot.engine, bot.channels)
+    with Session(bot.engine) as session:
+        assert session.get(Conversation, conversation_id).csat == 5
+        thread = session.exec(select(Conversation).where(Conversation.channel == "email")).one()
+        assert thread.state == "resolved"  # an answer to our question, not a new request for staff
+    thanks = smtp.to(EMAIL)[-1]
+    assert "rating us 5/5" in thanks.get_body(("plain",)).get_content()
+    assert thanks["In-Reply-To"] == "<rating-1@customer.example>"
