@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot import __version__
+from bot.commands.contacts import app as contacts_app
 from bot.commands.export import app as export_app
 from bot.commands.intents import app as intents_app
 from bot.commands.knowledge import app as knowledge_app
@@ -35,6 +36,7 @@ app.add_typer(intents_app, name="intents", help="Understanding: classify, train 
 app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
 app.add_typer(staff_app, name="staff", help="Staff accounts: add people, issue API tokens.")
 app.add_typer(export_app, name="export", help="Export the response log as CSV.")
+app.add_typer(contacts_app, name="contacts", help="A customer's data: export it as JSON or erase it.")
 
 log = logging.getLogger("socialbot")
 

@@ -98,7 +98,7 @@ _ERASURE = re.compile(
     rf"\b(?:delete|erase|remove|wipe|destroy|purge)\s+(?:all\s+(?:of\s+)?)?(?:my|the)\s+{_DATA}\b"
     rf"|\b(?:delete|erase|remove|wipe)\s+(?:all\s+)?(?:the\s+)?{_DATA}\s+(?:you\s+(?:have|hold|keep|store)\s+)?"
     r"(?:about|on|of)\s+me\b"
-    r"|\bforget\s+(?:about\s+)?me\b|\bright\s+to\s+(?:be\s+forgotten|erasure)\b",
+    r"|(?<!don't\s)(?<!do\snot\s)(?<!never\s)\bforget\s+(?:about\s+)?me\b|\bright\s+to\s+(?:be\s+forgotten|erasure)\b",
     re.IGNORECASE,
 )
 _ACCESS = re.compile(
