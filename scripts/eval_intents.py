@@ -1,6 +1,7 @@
 """Print every quality figure of issue 4 on the dev splits of ../shared/datasets.
 
     python scripts/eval_intents.py [--heads DIR] [--only complaint,recommendation,abusive,sentiment] [--json]
+                                   [--backend torch|onnx]
 
 Cross-validated figures retrain heads per fold (a few minutes on 2 cores with cached embeddings).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intents.encoder import SentenceEncoder  # noqa: E402
+from intents.encoder import BACKENDS, load_encoder  # noqa: E402
 from intents.quality import (  # noqa: E402
     abusive_figures,
     complaint_figures,
@@ -41,8 +42,9 @@ def main() -> None:
     parser.add_argument("--heads", type=Path, default=None)
     parser.add_argument("--only", default=",".join(GROUPS))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder runtime")
     args = parser.parse_args()
-    encoder = SentenceEncoder.load()
+    encoder = load_encoder(args.backend, cache_dir=Path.home() / ".cache" / "socialbot" / "onnx")
     understander = Understander.load(args.heads)
     figures = []
     for name in args.only.split(","):
