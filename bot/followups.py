@@ -200,7 +200,14 @@ def schedule_followup(
         raise FollowupError("a follow-up written by hand needs a text")
     if template not in CUSTOMER_TEMPLATES and template != STAFF_REMINDER:
         raise FollowupError(f"unknown follow-up template {template!r}")
-    targets = channels if channels is not None else proactive_channels(session, conversation)
+    reachable = proactive_channels(session, conversation)
+    targets = channels if channels is not None else reachable
+    unreachable = [c for c in targets if c not in reachable and c != STAFF_CHANNEL]
+    if unreachable:
+        raise FollowupError(
+            f"channel(s) {', '.join(unreachable)} can't reach the customer of conversation "
+            f"{conversation.id}; reachable: {', '.join(reachable) or 'none'}"
+        )
     if not targets:
         raise FollowupError(
             f"no channel reaches the customer of conversation {conversation.id}: {conversation.channel} "

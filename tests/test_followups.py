@@ -309,6 +309,12 @@ def test_staff_list_schedule_and_cancel_a_contacts_follow_ups(start_bot, x, smtp
         )
         assert made.status_code == 201, made.text
         assert [(f["channel"], f["template"]) for f in made.json()] == [("email", "custom")]
+        slack = client.post(
+            f"/api/v1/contacts/{contact_id}/followups",
+            json={"text": "Hello", "due_at": due, "channels": ["slack"]},
+            headers=auth,
+        )
+        assert slack.status_code == 422 and "reachable: twitter, email" in slack.json()["error"]
         naive = client.post(
             f"/api/v1/contacts/{contact_id}/followups",
             json={"text": "hi", "due_at": "2026-12-01T09:00:00"},
