@@ -8,6 +8,7 @@ so it can't end up in version control.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -149,10 +150,18 @@ class SlackSettings(_Section):
     app_token: SecretStr | None = None
     # Receive events over a WebSocket (Socket Mode) instead of at POST /slack/events.
     socket_mode: bool = False
-    # Channel id (C...) where escalations are posted for staff; empty = none.
+    # Channel id (C... or G..., not the #name) where escalations are posted for staff; empty = none.
     support_channel: str = ""
     # Slack's Web API base; point it at a local server for tests or staging.
     api_base_url: str = "https://slack.com/api/"
+
+    @field_validator("support_channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+            raise ValueError(f"{value!r} is not a channel id: use the C... id from the channel's details")
+        return value
 
 
 class TelegramSettings(_Section):

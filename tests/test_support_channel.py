@@ -448,3 +448,11 @@ def test_a_malformed_or_unknown_click_is_refused_or_ignored(desk):
     assert desk.conversation().assignee_id is None and desk.posts()[0].edits == 0
     [notice] = desk.notices
     assert notice.user == ANA and "Conversation 999 no longer exists" in notice.text
+
+
+def test_a_support_channel_given_by_name_stops_start_up_naming_the_setting(make_settings):
+    from bot.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"slack\.support_channel: .*not a channel id"):
+        make_settings(slack={"support_channel": "#support"})
+    assert make_settings(slack={"support_channel": "C024BE91L"}).slack.support_channel == "C024BE91L"
