@@ -17,6 +17,7 @@ from bot.commands.intents import app as intents_app
 from bot.commands.knowledge import app as knowledge_app
 from bot.commands.setup import slack_app, telegram_app
 from bot.commands.staff import app as staff_app
+from bot.commands.webhooks import app as webhooks_app
 from bot.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(intents_app, name="intents", help="Understanding: classify, train 
 app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
 app.add_typer(staff_app, name="staff", help="Staff accounts: add people, issue API tokens.")
 app.add_typer(export_app, name="export", help="Export the response log as CSV.")
+app.add_typer(webhooks_app, name="webhooks", help="Outgoing webhooks to integrations.")
 app.add_typer(contacts_app, name="contacts", help="A customer's data: export it as JSON or erase it.")
 
 log = logging.getLogger("socialbot")

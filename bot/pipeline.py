@@ -39,6 +39,7 @@ from bot.crm.models import (
 )
 from bot.handoff import bot_may_reply, escalate_conversation, reopen_conversation
 from bot.identity import before_policy
+from bot.languages import apply_language
 from bot.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPELINE_SECONDS
 from bot.moderation import review_decision
 from bot.outbox import deliver_due, enqueue
@@ -243,10 +244,12 @@ def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineRe
 
 def _reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None:
     if decision.action == Action.ANSWER:
-        return format_reply(decision.article, channel)
-    if decision.template is not None:
-        return runtime.policy.render(decision.template, article=decision.article)
-    return None
+        text = format_reply(decision.article, channel)
+    elif decision.template is not None:
+        text = runtime.policy.render(decision.template, article=decision.article, language=decision.language)
+    else:
+        return None
+    return f"{runtime.policy.render('language_note')}\n\n{text}" if decision.language_note else text
 
 
 def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
@@ -259,6 +262,7 @@ def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
     message.abusive = understanding.abusive
     message.abusive_score = understanding.abusive_score
     message.wants_human = understanding.wants_human
+    message.language = analysis.language
     message.kb_article_id = decision.article.id if decision.article is not None else None
     message.kb_score = answer.score if answer is not None else None
     message.action = decision.action.value
@@ -305,6 +309,7 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             decision = Decision(Action.GREET, "the customer opened the conversation: greeted", "greeting")
         elif bot_may_reply(conversation):
             decision = runtime.policy.decide(analysis.understanding, analysis.answer, public=message.public)
+            decision = apply_language(runtime, decision, analysis, public=message.public)
         else:
             decision = Decision(
                 Action.HUMAN_OWNS, f"conversation is {conversation.state}: the bot stays silent"

@@ -78,6 +78,7 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your "
         'account, tell us what you think, or say "talk to a person" any time.'
     ),
+    "language_note": "(I can't write in your language yet, so here is my answer in English.)",
     "small_talk": (
         "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your account "
         '- or say "talk to a person" any time.'
@@ -122,6 +123,9 @@ class Decision:
         article: the knowledge-base article used (answered with, or offered with an escalation).
         escalate: the conversation goes to staff.
         record_idea: the message becomes an Idea.
+        language: the language to reply in (bot/languages.py); None for the brand's default.
+        language_note: the reply starts with the "language_note" template (the customer wrote in a language
+            the brand doesn't answer in).
     """
 
     action: Action
@@ -130,6 +134,8 @@ class Decision:
     article: ArticleLike | None = None
     escalate: bool = False
     record_idea: bool = False
+    language: str | None = None
+    language_note: bool = False
 
     @property
     def replies(self) -> bool:
@@ -147,6 +153,7 @@ class Policy:
         human_reply_estimate: str,
         routes: dict[str, str] | None = None,
         templates: dict[str, str] | None = None,
+        templates_by_language: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.routes = {**DEFAULT_ROUTES, **(routes or {})}
         self._context = {
@@ -163,15 +170,36 @@ class Policy:
                 raise PolicyError(
                     f"setting policy.templates.{name}: {error.message} (line {error.lineno})"
                 ) from None
-        for name in DEFAULT_TEMPLATES:
-            try:
-                self.render(name, article=None)
-            except Exception as error:  # a template referring to an unknown variable
-                raise PolicyError(f"setting policy.templates.{name}: {error}") from None
+        # Per language: the brand's own words for some templates; the others fall back to the default ones.
+        self._by_language: dict[str, dict] = {}
+        for language, sources in (templates_by_language or {}).items():
+            for name, source in sources.items():
+                try:
+                    self._by_language.setdefault(language, {})[name] = environment.from_string(source)
+                except TemplateSyntaxError as error:
+                    raise PolicyError(
+                        f"setting policy.templates_by_language.{language}.{name}: {error.message} "
+                        f"(line {error.lineno})"
+                    ) from None
+        for language in [None, *self._by_language]:
+            for name in DEFAULT_TEMPLATES:
+                try:
+                    self.render(name, article=None, language=language)
+                except Exception as error:  # a template referring to an unknown variable
+                    where = f"templates_by_language.{language}" if language else "templates"
+                    raise PolicyError(f"setting policy.{where}.{name}: {error}") from None
 
-    def render(self, template: str, *, article: ArticleLike | None = None) -> str:
-        """Render a reply template in the brand's voice."""
-        return self._templates[template].render(**self._context, article=article).strip()
+    @property
+    def languages(self) -> set[str]:
+        """The languages with their own reply templates (besides the brand's default)."""
+        return set(self._by_language)
+
+    def render(
+        self, template: str, *, article: ArticleLike | None = None, language: str | None = None
+    ) -> str:
+        """Render a reply template in the brand's voice, in `language` when the brand wrote it in it."""
+        chosen = self._by_language.get(language, {}).get(template) or self._templates[template]
+        return chosen.render(**self._context, article=article).strip()
 
     def decide(
         self, understanding: UnderstandingLike, answer: AnswerLike | None, *, public: bool

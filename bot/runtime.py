@@ -21,11 +21,13 @@ from sqlalchemy import Engine
 from bot.batching import MicroBatcher
 from bot.connectors import DatabaseCursors, build_platform_channels
 from bot.crm.db import create_db_engine, upgrade_database
+from bot.languages import detect_language
 from bot.leadership import PollerLeadership
 from bot.pipeline import accept_inbound
 from bot.policy import Policy
 from bot.settings import Settings
 from bot.support_channel import SlackSupportDesk
+from bot.webhooks import capture_webhook_events
 from channels.base import Channel
 from channels.webchat import StoredChannel
 from intents import Understander, Understanding
@@ -48,6 +50,7 @@ class Analysis:
 
     understanding: Understanding
     answer: Answer
+    language: str | None = None  # ISO 639-1, "und" for an unknown script, None if unsure (bot/languages.py)
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Models:
     # Messages analysed at the same moment are encoded together (bot/batching.py).
     batch_max: int = 32
     batch_wait_ms: float = 2.0
+    # Languages detected besides bot.languages.COMMON_LANGUAGES (the brand's).
+    languages: tuple[str, ...] = ()
     _last_refresh: float = field(default_factory=time.monotonic)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
     batcher: MicroBatcher = field(init=False)
@@ -75,9 +80,11 @@ class Models:
         messages being analysed at the same moment)."""
         self._maybe_refresh_knowledge()
         embedding: np.ndarray = self.batcher.encode(text)
+        language = detect_language(text, self.languages)
         return Analysis(
             understanding=self.understander.understand(text, embedding),
-            answer=self.knowledge.answer(text, embedding),
+            answer=self.knowledge.answer(text, embedding, language=language),
+            language=language,
         )
 
     def _maybe_refresh_knowledge(self) -> None:
@@ -125,6 +132,7 @@ def load_models(settings: Settings) -> Models:
         refresh_seconds=settings.knowledge.refresh_seconds,
         batch_max=settings.intents.batch_max,
         batch_wait_ms=settings.intents.batch_wait_ms,
+        languages=(settings.brand.default_language, *settings.languages.supported),
     )
 
 
@@ -229,6 +237,7 @@ def build_policy(settings: Settings) -> Policy:
         human_reply_estimate=settings.brand.human_reply_estimate,
         routes=settings.policy.routes,
         templates=settings.policy.templates,
+        templates_by_language=settings.policy.templates_by_language,
     )
 
 
@@ -239,6 +248,7 @@ def build_runtime(settings: Settings, *, models: Models | None = None, migrate: 
         models: already loaded models to share (tests load them once per session).
         migrate: apply database migrations first (what `serve` and `demo` do).
     """
+    capture_webhook_events()  # webhook events are written in the transaction of each change
     if migrate:
         upgrade_database(settings.database_url)
     engine = create_db_engine(

@@ -17,6 +17,7 @@ from bot.outbox import deliver_due
 from bot.pipeline import recover_unprocessed
 from bot.runtime import Runtime
 from bot.support_channel import deliver_support_posts
+from bot.webhooks import deliver_webhooks
 
 __all__ = ["start_scheduler"]
 
@@ -78,5 +79,12 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         name="post escalations to the Slack support channel and keep the posts current",
     )
     scheduler.add_job(run_retention, "interval", args=[runtime], hours=1, id="retention", name="retention")
+    scheduler.add_job(
+        lambda: deliver_webhooks(runtime.engine, runtime.settings.webhooks),
+        "interval",
+        seconds=OUTBOX_INTERVAL_SECONDS,
+        id="webhooks",
+        name="deliver outgoing webhooks to integrations",
+    )
     scheduler.start()
     return scheduler

@@ -46,6 +46,8 @@ class BrandSettings(_Section):
     support_hours: str = "Monday to Friday, 9:00-18:00 CET"
     # How long a person usually takes to answer an escalated conversation, said to the customer.
     human_reply_estimate: str = "within a few hours"
+    # The language the bot answers in when it has nothing in the customer's (ISO 639-1).
+    default_language: str = Field(default="en", pattern=r"^[a-z]{2,3}$")
 
 
 class ServerSettings(_Section):
@@ -109,6 +111,9 @@ class PolicySettings(_Section):
     routes: dict[str, Action] = Field(default_factory=dict)
     # Extra or replacement reply templates (Jinja2), by name; see bot/policy.py for the defaults.
     templates: dict[str, str] = Field(default_factory=dict)
+    # The same per language (ISO 639-1), e.g. templates_by_language = { fr = { praise = "Merci !" } };
+    # a template missing in a language falls back to `templates`.
+    templates_by_language: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @field_validator("routes")
     @classmethod
@@ -252,6 +257,25 @@ class DataRightsSettings(_Section):
     retention_days: int = Field(default=0, ge=0)
 
 
+class LanguagesSettings(_Section):
+    # A message in a language the brand has no articles or templates in: "answer_in_default" (answer in
+    # [brand] default_language and say so) or "escalate" (hand it to a person).
+    on_unsupported: Literal["answer_in_default", "escalate"] = "answer_in_default"
+    # Languages the brand answers in besides default_language (ISO 639-1); more are detected anyway.
+    supported: list[str] = Field(default_factory=list)
+
+
+class WebhooksSettings(_Section):
+    # Seconds a receiver has to answer one delivery; slower counts as a failure and is retried.
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Attempts per event and endpoint before the delivery is marked failed (backoff doubles from base to cap).
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=10.0, gt=0)
+    backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    # Failed attempts in a row after which an endpoint is disabled until an admin enables it again.
+    disable_after_failures: int = Field(default=20, ge=1)
+
+
 class Settings(BaseSettings):
     """All of socialbot's settings. Build it with `load_settings`."""
 
@@ -280,6 +304,8 @@ class Settings(BaseSettings):
     followups: FollowupSettings = Field(default_factory=FollowupSettings)
     moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     data_rights: DataRightsSettings = Field(default_factory=DataRightsSettings)
+    languages: LanguagesSettings = Field(default_factory=LanguagesSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     # Secrets: environment only (SOCIALBOT_SECRET_KEY signs staff sessions once the console exists).
     secret_key: SecretStr | None = None
 

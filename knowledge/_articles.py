@@ -176,7 +176,8 @@ def parse_article(path: Path, text: str) -> Article:
 def scan_articles(directory: Path) -> tuple[list[Article], list[KnowledgeBaseError]]:
     """Read every article below `directory`, collecting all problems instead of stopping at the first.
 
-    A file whose id repeats an earlier file's id (in path order) is reported and left out.
+    A file whose id and language repeat an earlier file's (in path order) is reported and left out; the
+    same id in another language is that article's translation.
 
     Raises:
         KnowledgeBaseError: `directory` does not exist or is not a directory.
@@ -185,22 +186,24 @@ def scan_articles(directory: Path) -> tuple[list[Article], list[KnowledgeBaseErr
         raise KnowledgeBaseError(directory, None, "knowledge base directory does not exist")
     articles: list[Article] = []
     errors: list[KnowledgeBaseError] = []
-    seen: dict[str, Article] = {}
+    seen: dict[tuple[str, str], Article] = {}
     for path in article_files(directory):
         try:
             article = parse_article(path, _read_text(path))
         except KnowledgeBaseError as error:
             errors.append(error)
             continue
-        first = seen.get(article.id)
+        first = seen.get((article.id, article.language))
         if first is not None:
             errors.append(
                 KnowledgeBaseError(
-                    path, _id_line(path), f"duplicate id {article.id!r}, already used by {first.path}"
+                    path,
+                    _id_line(path),
+                    f"duplicate id {article.id!r} ({article.language}), already used by {first.path}",
                 )
             )
             continue
-        seen[article.id] = article
+        seen[article.id, article.language] = article
         articles.append(article)
     return articles, errors
 

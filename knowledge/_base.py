@@ -162,16 +162,26 @@ class KnowledgeBase:
         """The articles in service, in path order."""
         return list(self._current().articles)
 
-    def article(self, article_id: str) -> Article | None:
-        """The article with this id, if any."""
-        return next((article for article in self._current().articles if article.id == article_id), None)
+    def article(self, article_id: str, language: str | None = None) -> Article | None:
+        """The article with this id, if any: in `language` when it has that translation, else the first in
+        path order."""
+        matches = [article for article in self._current().articles if article.id == article_id]
+        preferred = [article for article in matches if article.language == language]
+        return (preferred or matches or [None])[0]
 
-    def answer(self, text: str, embedding: np.ndarray) -> Answer:
+    @property
+    def languages(self) -> set[str]:
+        """The languages the knowledge base has articles in."""
+        return {article.language for article in self._current().articles}
+
+    def answer(self, text: str, embedding: np.ndarray, *, language: str | None = None) -> Answer:
         """Pick the article that answers `text`, or decline.
 
         Args:
             text: the customer's question (the current scorer uses only the embedding).
             embedding: `encoder.encode([text])[0]`, computed once by the pipeline.
+            language: the customer's language (ISO 639-1), if known: the chosen article's translation into
+                it is returned when the brand wrote one (articles sharing an `id`, one per `language`).
 
         Raises:
             ValueError: the embedding's size differs from the encoder's that built the index.
@@ -192,6 +202,10 @@ class KnowledgeBase:
         best = int(scores.best[0])
         score = float(scores.similarity[0])
         article = index.articles[best]
+        if language is not None and article.language != language:
+            article = next(
+                (a for a in index.articles if a.id == article.id and a.language == language), article
+            )
         if score >= self.threshold and float(scores.probability[0]) >= MIN_PROBABILITY:
             return Answer(article=article, score=score, best_article_id=article.id)
         return Answer(article=None, score=score, best_article_id=article.id)

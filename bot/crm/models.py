@@ -41,6 +41,9 @@ __all__ = [
     "Staff",
     "StaffRole",
     "SupportPost",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "utcnow",
 ]
 
@@ -321,6 +324,7 @@ class Note(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
+
 class IdentityVerification(SQLModel, table=True):
     """A customer proving they own an e-mail address: the bot mails a one-time code (only its hash is
     kept), the customer sends it back in the conversation they asked from (bot/identity.py)."""
@@ -434,3 +438,45 @@ class DataRequest(SQLModel, table=True):
     completed_at: datetime | None = None
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
     note: str | None = None
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An integration's URL that receives the event types it subscribed to, signed with its secret
+    (bot/webhooks.py). Disabled by itself after too many failures in a row; an admin enables it again."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str
+    # Signs every delivery (HMAC-SHA256); shown once when the endpoint is added.
+    secret: str
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    consecutive_failures: int = 0
+    disabled_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Something integrations hear about, written in the same transaction as the change it describes."""
+
+    id: str = Field(primary_key=True)  # "evt_" + random hex: receivers deduplicate on it
+    type: str = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event on its way to one endpoint: pending -> delivered | failed; the admins' delivery log."""
+
+    __table_args__ = (Index("ix_webhookdelivery_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(foreign_key="webhookevent.id", index=True)
+    endpoint_id: int = Field(foreign_key="webhookendpoint.id", index=True)
+    status: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
