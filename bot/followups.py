@@ -99,6 +99,7 @@ NUDGES_CANCELLED_BY_REPLY = (RESOLUTION_CHECK,)
 # started the bot), Slack DMs, X only as a reply in the customer's thread, e-mail.
 PROACTIVE_CHANNELS = ("webchat", "telegram", "slack", "twitter", "email")
 CLAIM_SECONDS = 120
+X_MAX_CHARS = 280
 UNSUBSCRIBE_SALT = "socialbot.unsubscribe"
 
 
@@ -208,6 +209,8 @@ def schedule_followup(
             f"channel(s) {', '.join(unreachable)} can't reach the customer of conversation "
             f"{conversation.id}; reachable: {', '.join(reachable) or 'none'}"
         )
+    if text and "twitter" in targets and len(text) > X_MAX_CHARS:
+        raise FollowupError(f"a post on X holds {X_MAX_CHARS} characters; this text has {len(text)}")
     if not targets:
         raise FollowupError(
             f"no channel reaches the customer of conversation {conversation.id}: {conversation.channel} "

@@ -315,6 +315,12 @@ def test_staff_list_schedule_and_cancel_a_contacts_follow_ups(start_bot, x, smtp
             headers=auth,
         )
         assert slack.status_code == 422 and "reachable: twitter, email" in slack.json()["error"]
+        too_long = client.post(
+            f"/api/v1/contacts/{contact_id}/followups",
+            json={"text": "x" * 281, "due_at": due, "channels": ["twitter"]},
+            headers=auth,
+        )
+        assert too_long.status_code == 422 and "280 characters" in too_long.json()["error"]
         naive = client.post(
             f"/api/v1/contacts/{contact_id}/followups",
             json={"text": "hi", "due_at": "2026-12-01T09:00:00"},
