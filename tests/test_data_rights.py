@@ -296,3 +296,62 @@ def test_retention_purges_only_old_text(make_settings, models):
             assert purge_old_text(session, 0) == 0  # 0 = keep forever
     finally:
         runtime.close()
+
+
+def test_a_verified_customer_is_answered_and_erased_at_once_when_auto_fulfil_is_on(make_settings, models):
+    runtime = build_runtime(make_settings(data_rights={"auto_fulfil": True}), models=models)
+    try:
+        mails_in(runtime, "cleo@example.org", "Do you sell tent pegs?")
+        mails_in(runtime, "cleo@example.org", "What do you know about me?")
+        with Session(runtime.engine) as session:
+            replies = select(Message.text).where(Message.direction == "out").order_by(Message.id.desc())
+            summary = session.exec(replies).first()
+        assert summary.startswith("Here is what we store about you: your accounts on email, 3 messages in 1")
+        mails_in(runtime, "cleo@example.org", "Please delete all my personal data")
+        with Session(runtime.engine) as session:
+            requests = session.exec(select(DataRequest).order_by(DataRequest.id)).all()
+            texts = session.exec(select(Message.text).where(Message.direction == "in")).all()
+        assert [(r.kind, r.status) for r in requests] == [("access", "fulfilled"), ("erasure", "fulfilled")]
+        assert set(texts) == {ERASED}
+    finally:
+        runtime.close()
+
+
+def test_admins_filter_the_audit_log_and_export_it_as_safe_csv(client, runtime):
+    add_staff(runtime, "ada@fernhill.example", role="admin", name="Ada")
+    add_staff(runtime, "ana@fernhill.example", name="Ana")
+    with session_scope(runtime.engine) as session:
+        session.add(
+            AuditEvent(actor_kind="customer", action="contact.merged", subject_type="contact", subject_id=1)
+        )
+        session.add(
+            AuditEvent(
+                actor_kind="system",
+                action="identity.code_sent",
+                subject_type="contact",
+                subject_id=2,
+                details={"email": '=HYPERLINK("http://evil.example")'},
+            )
+        )
+    log_in(client, "ana@fernhill.example")
+    assert client.get("/console/audit").status_code == 403  # agents don't read the audit log
+    log_in(client, "ada@fernhill.example")
+    page = client.get("/console/audit", params={"action": "contact."}).text
+    assert "contact.merged" in page and "identity.code_sent" not in page
+    assert "identity.code_sent" in client.get("/console/audit", params={"actor": "system"}).text
+    assert client.get("/console/audit", params={"since": "yesterday"}).status_code == 422
+    today = datetime.now(UTC).date().isoformat()
+    assert "contact.merged" in client.get("/console/audit", params={"since": today, "until": today}).text
+
+    with session_scope(runtime.engine) as session:
+        # No audited text should ever start a formula; if one does, the export must still be safe.
+        session.add(AuditEvent(actor_kind="system", action="=1+2", subject_type="-2+3"))
+    csv = client.get("/console/audit.csv", params={"actor": "system"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    header, *rows = csv.text.strip().splitlines()
+    assert header.startswith("id,at,actor_kind")
+    assert ",'=1+2,'-2+3," in rows[0]  # newest first, formulas neutralised
+    assert any("identity.code_sent" in row for row in rows[1:])
+    assert not any(",customer," in row for row in rows)  # only the filtered actor
+    with Session(runtime.engine) as session:
+        assert session.exec(select(AuditEvent).where(AuditEvent.action == "audit.exported")).one()
