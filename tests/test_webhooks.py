@@ -252,3 +252,68 @@ def test_payload_is_json_with_the_documented_fields(runtime, receiver):
     data = json.loads(call.body)["data"]
     assert data["text"] == 'quote " and <b>html</b> and émoji 🙂'
     assert {"message_id", "conversation_id", "contact_id", "channel"} <= set(data)
+
+
+def test_admins_manage_endpoints_in_the_console_and_see_the_delivery_log(client, runtime, receiver):
+    from tests.test_staff_console import add_staff, csrf_of, log_in
+
+    add_staff(runtime, "agent@fernhill.example", role="agent")
+    log_in(client, "agent@fernhill.example")
+    assert client.get("/console/webhooks").status_code == 403  # agents may not manage integrations
+    client.cookies.clear()
+    assert client.get("/console/webhooks", follow_redirects=False).status_code == 303  # logged out: to login
+
+    add_staff(runtime, "admin@fernhill.example", role="admin")
+    log_in(client, "admin@fernhill.example")
+    page = client.get("/console/webhooks")
+    assert page.status_code == 200 and "No endpoints yet" in page.text
+    csrf = csrf_of(page.text)
+    refused = client.post(
+        "/console/webhooks", data={"url": "ftp://x/y", "events": ["idea.created"], "csrf": csrf}
+    )
+    assert refused.status_code == 422 and "is not an http:// or https:// URL" in refused.text
+    forged = client.post("/console/webhooks", data={"url": receiver.base_url + "/hooks", "csrf": "nope"})
+    assert forged.status_code == 403
+    added = client.post(
+        "/console/webhooks",
+        data={"url": receiver.base_url + "/hooks?<b>x</b>", "events": ["message.received"], "csrf": csrf},
+    )
+    assert added.status_code == 200 and "whsec_" in added.text and "<b>x</b>" not in added.text
+    assert "whsec_" not in client.get("/console/webhooks").text  # the secret is shown once
+
+    _say(runtime, "hello from the console test", n=1)
+    _deliver_all(runtime)
+    log_page = client.get("/console/webhooks").text
+    assert "message.received" in log_page and "delivered" in log_page
+
+    with Session(runtime.engine) as session:
+        endpoint_id = session.exec(select(WebhookEndpoint.id)).one()
+    disabled = client.post(f"/console/webhooks/{endpoint_id}/disable", data={"csrf": csrf})
+    assert disabled.status_code == 200 and "disabled by an admin" in disabled.text
+    removed = client.post(f"/console/webhooks/{endpoint_id}/remove", data={"csrf": csrf})
+    assert removed.status_code == 200 and "No endpoints yet" in removed.text
+    assert client.post("/console/webhooks/999/remove", data={"csrf": csrf}).status_code == 404
+
+
+def test_the_cli_adds_lists_and_removes_endpoints(runtime, receiver, tmp_path):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    env = {"SOCIALBOT_DATA__DIR": str(runtime.settings.data.dir)}
+    cli = CliRunner()
+    refused = cli.invoke(app, ["webhooks", "add", "http://localhost:8000/x"], env=env)
+    assert refused.exit_code == 2 and "points at this server itself" in refused.output
+    added = cli.invoke(
+        app, ["webhooks", "add", receiver.base_url + "/hooks", "--events", "idea.created"], env=env
+    )
+    assert added.exit_code == 0 and "signing secret" in added.output, added.output
+    piped = cli.invoke(
+        app, ["webhooks", "add", receiver.base_url + "/b", "--secret-stdin"], input="x" * 20 + "\n", env=env
+    )
+    assert piped.exit_code == 0 and "x" * 20 not in piped.output
+    listed = cli.invoke(app, ["webhooks", "list"], env=env).output
+    assert receiver.base_url + "/hooks" in listed and "idea.created" in listed
+    assert cli.invoke(app, ["webhooks", "remove", "1"], env=env).exit_code == 0
+    assert cli.invoke(app, ["webhooks", "remove", "1"], env=env).exit_code == 2
+    assert cli.invoke(app, ["webhooks", "deliveries"], env=env).exit_code == 0

@@ -30,10 +30,11 @@ from bot.runtime import Runtime
 from bot.web.admin import admin_router
 from bot.web.auth import LoginRequired, session_secret
 from bot.web.console import console_router
-from bot.web.insights import insights_router
 from bot.web.contacts_api import contacts_router
+from bot.web.insights import insights_router
 from bot.web.operations import operations_router
 from bot.web.staff_api import staff_api_router
+from bot.web.webhooks_console import webhooks_console_router
 from channels.base import Author, InboundMessage, WebhookChannel
 
 __all__ = ["create_app"]
@@ -188,8 +189,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(staff_api_router(runtime))
     app.include_router(operations_router(runtime))
     install_request_ids(app)
-    app.include_router(insights_router(runtime, templates))
     app.include_router(contacts_router(runtime))
+    app.include_router(insights_router(runtime, templates))
+    app.include_router(webhooks_console_router(runtime, templates))
     app.include_router(admin_router(runtime, templates))
 
     @app.middleware("http")

@@ -1,0 +1,101 @@
+"""The console's outgoing-webhooks page (/console/webhooks): admins add, enable, disable and remove endpoints
+and read the delivery log. Needs the "staff.manage" permission; every form carries the CSRF token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
+
+from bot.crm.db import session_scope
+from bot.crm.models import Staff
+from bot.runtime import Runtime
+from bot.web.auth import console_staff, csrf_token, verify_csrf
+from bot.webhooks import (
+    EVENT_TYPES,
+    WebhookError,
+    add_endpoint,
+    list_deliveries,
+    list_endpoints,
+    remove_endpoint,
+    set_endpoint_active,
+)
+
+__all__ = ["webhooks_console_router"]
+
+
+def webhooks_console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
+    """GET /console/webhooks and its form handlers."""
+    router = APIRouter(prefix="/console/webhooks", include_in_schema=False)
+    admin = Depends(console_staff("staff.manage"))
+
+    def page(request: Request, staff: Staff, *, status_code: int = 200, **context) -> HTMLResponse:
+        with Session(runtime.engine) as session:
+            endpoints = list_endpoints(session)
+            deliveries = list_deliveries(session, limit=100)
+        return templates.TemplateResponse(
+            request,
+            "console_webhooks.html",
+            {
+                "brand": runtime.settings.brand,
+                "staff": staff,
+                "csrf": csrf_token(request),
+                "endpoints": endpoints,
+                "deliveries": deliveries,
+                "event_types": EVENT_TYPES,
+                "error": None,
+                "new_secret": None,
+                "notice": request.query_params.get("notice"),
+                **context,
+            },
+            status_code=status_code,
+        )
+
+    @router.get("", response_class=HTMLResponse)
+    def webhooks_page(request: Request, staff: Staff = admin) -> HTMLResponse:
+        return page(request, staff)
+
+    @router.post("", response_class=HTMLResponse)
+    def add(
+        request: Request,
+        url: Annotated[str, Form(max_length=2000)],
+        events: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
+        csrf: Annotated[str, Form()] = "",
+        staff: Staff = admin,
+    ) -> HTMLResponse:
+        verify_csrf(request, csrf)
+        try:
+            with session_scope(runtime.engine) as session:
+                endpoint, secret = add_endpoint(session, url, events, server=runtime.settings.server)
+                endpoint_id = endpoint.id
+        except WebhookError as error:
+            return page(request, staff, status_code=422, error=str(error))
+        # The secret is shown on this page once; it is never displayed again.
+        return page(request, staff, new_secret=secret, notice=f"Endpoint {endpoint_id} added.")
+
+    @router.post("/{endpoint_id}/{action}")
+    def change(
+        request: Request,
+        endpoint_id: int,
+        action: str,
+        csrf: Annotated[str, Form()] = "",
+        staff: Staff = admin,
+    ) -> RedirectResponse:
+        verify_csrf(request, csrf)
+        if action not in ("enable", "disable", "remove"):
+            raise HTTPException(404, f"unknown action {action!r}")
+        try:
+            with session_scope(runtime.engine) as session:
+                if action == "remove":
+                    remove_endpoint(session, endpoint_id)
+                else:
+                    set_endpoint_active(session, endpoint_id, action == "enable")
+        except WebhookError as error:
+            raise HTTPException(404, str(error)) from None
+        done = {"enable": "enabled", "disable": "disabled", "remove": "removed"}[action]
+        return RedirectResponse(f"/console/webhooks?notice=Endpoint+{endpoint_id}+{done}.", status_code=303)
+
+    return router
