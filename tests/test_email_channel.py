@@ -60,9 +60,7 @@ def queue_mail(runtime, text: str, *, address: str = CUSTOMER, key: str = "test:
         contact = Contact(display_name="Jane")
         session.add(contact)
         session.flush()
-        session.add(
-            Identity(contact_id=contact.id, channel="email", external_user_id=address, verified=True)
-        )
+        session.add(Identity(contact_id=contact.id, channel="email", external_user_id=address, verified=True))
         conversation = Conversation(contact_id=contact.id, channel="email", thread_id=address)
         session.add(conversation)
         session.flush()
