@@ -337,7 +337,6 @@ def apply_action(
     """Take, assign, resolve or hand back a conversation; returns its new state. Resolving a complaint
     schedules its "did that fix it?" follow-up (`followup_settings`: the delays; default settings if None).
 
-
     Raises:
         ConversationNotFound: there is no such conversation.
         ValueError: an unknown action or assignee.
