@@ -150,6 +150,9 @@ def serve_workers(
             log_level="info",
             log_config=None,
             timeout_graceful_shutdown=30,
+            # uvicorn kills a worker that doesn't answer its health ping in time; a busy worker encoding on a
+            # saturated CPU can take seconds, and killing it would cut its requests off.
+            timeout_worker_healthcheck=60,
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
