@@ -292,13 +292,10 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         session.exec(contact_query).one()
         conversation = session.exec(query).one()
         step = (
-            (
-                before_policy(runtime, session, message, conversation)
-                or data_request_step(runtime, session, message, conversation)
-            )
+            before_policy(runtime, session, message, conversation)
             if message.kind == InboundKind.MESSAGE and bot_may_reply(conversation)
             else None
-        )
+        ) or data_request_step(runtime, session, message, conversation)
         if step is not None:
             decision = step
         elif message.kind == InboundKind.LISTENED:

@@ -166,7 +166,9 @@ def test_a_customer_asks_for_her_data_gets_an_export_of_hers_only_and_is_erased(
     runtime, client, telegram = telegram_bot
     _, admin_token = add_staff(runtime, "ada@fernhill.example", role="admin", name="Ada")
     posts_in_group(runtime, client, telegram, ANNA, "@FernhillBot how long does delivery take?")
-    posts_in_group(runtime, client, telegram, BORIS, "@FernhillBot Boris here, my tent pole snapped")
+    posts_in_group(
+        runtime, client, telegram, BORIS, "@FernhillBot Boris here: love my new tent, thanks!"
+    )
     mails_in(runtime, "anna@example.org", "Hello, Anna here: can I pay by invoice?")
     anna, boris = contact_of(runtime, "telegram", str(ANNA)), contact_of(runtime, "telegram", str(BORIS))
     with session_scope(runtime.engine) as session:
@@ -301,7 +303,7 @@ def test_retention_purges_only_old_text(make_settings, models):
 def test_a_verified_customer_is_answered_and_erased_at_once_when_auto_fulfil_is_on(make_settings, models):
     runtime = build_runtime(make_settings(data_rights={"auto_fulfil": True}), models=models)
     try:
-        mails_in(runtime, "cleo@example.org", "Do you sell tent pegs?")
+        mails_in(runtime, "cleo@example.org", "How long does delivery take?")
         mails_in(runtime, "cleo@example.org", "What do you know about me?")
         with Session(runtime.engine) as session:
             replies = select(Message.text).where(Message.direction == "out").order_by(Message.id.desc())
@@ -355,3 +357,13 @@ def test_admins_filter_the_audit_log_and_export_it_as_safe_csv(client, runtime):
     assert not any(",customer," in row for row in rows)  # only the filtered actor
     with Session(runtime.engine) as session:
         assert session.exec(select(AuditEvent).where(AuditEvent.action == "audit.exported")).one()
+
+
+def test_a_request_in_a_thread_a_person_owns_is_recorded_and_the_bot_stays_silent(runtime):
+    mails_in(runtime, "dora@example.org", "I want to talk to a person please")
+    mails_in(runtime, "dora@example.org", "Delete my data")
+    with Session(runtime.engine) as session:
+        [request] = session.exec(select(DataRequest)).all()
+        last = session.exec(select(Message).order_by(Message.id.desc())).first()
+    assert (request.kind, request.status) == ("erasure", "open")
+    assert last.direction == "in" and last.action == "human_owns"

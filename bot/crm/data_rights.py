@@ -35,6 +35,7 @@ from bot.crm.models import (
     Contact,
     ContactBlock,
     Conversation,
+    ConversationState,
     DataRequest,
     Direction,
     FollowUp,
@@ -178,9 +179,12 @@ def data_request_step(
     """The pipeline's data-rights step: recognise a request, record it for staff (or fulfil it when
     `[data_rights] auto_fulfil` is on and the requester is verified) and say what happens next.
 
-    Runs in the pipeline's transaction, before policy, for messages the bot may answer. Returns None when the
-    message is not a data request.
+    Runs in the pipeline's transaction, before policy. In a conversation a person owns, the request is
+    recorded for staff and the bot stays silent (returns None). Returns None too when the message is not a
+    data request.
     """
+    if message.kind != "message" or message.direction != Direction.INBOUND.value:
+        return None
     kind = classify_data_request(message.text)
     if kind is None:
         return None
@@ -207,6 +211,8 @@ def data_request_step(
         request_id=request.id,
     )
     why = f"data request {request.id} ({kind.value})"
+    if conversation.state != ConversationState.BOT.value:
+        return None  # a person owns the thread: they answer; the request waits on the data-requests page
     if not verified:
         return DataRightsStep(
             DataRightsAction.DATA_REQUEST, f"{why}: identity not verified", TEXTS["unverified"]
