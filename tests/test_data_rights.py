@@ -166,9 +166,7 @@ def test_a_customer_asks_for_her_data_gets_an_export_of_hers_only_and_is_erased(
     runtime, client, telegram = telegram_bot
     _, admin_token = add_staff(runtime, "ada@fernhill.example", role="admin", name="Ada")
     posts_in_group(runtime, client, telegram, ANNA, "@FernhillBot how long does delivery take?")
-    posts_in_group(
-        runtime, client, telegram, BORIS, "@FernhillBot Boris here: love my new tent, thanks!"
-    )
+    posts_in_group(runtime, client, telegram, BORIS, "@FernhillBot Boris here: love my new tent, thanks!")
     mails_in(runtime, "anna@example.org", "Hello, Anna here: can I pay by invoice?")
     anna, boris = contact_of(runtime, "telegram", str(ANNA)), contact_of(runtime, "telegram", str(BORIS))
     with session_scope(runtime.engine) as session:
