@@ -46,6 +46,12 @@ UNDETERMINED = "und"
 # Below this many letters a guess is noise ("ok", "thx"); below this confidence it is a coin toss.
 _MIN_LETTERS = 4
 _MIN_CONFIDENCE = 0.5
+# Switching away from the brand's default language needs more: trigram models misread short texts
+# ("Do you sell tent pegs?" scores German 0.91, English 0.06), and a wrong switch escalates a question the
+# bot could answer. Short texts must be near-certain; longer ones clearly ahead.
+_SHORT_TEXT_LETTERS = 40
+_MIN_CONFIDENCE_OTHER_SHORT = 0.95
+_MIN_CONFIDENCE_OTHER = 0.7
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+")
 _lock = threading.Lock()
 # The encoder reads English best: an article matched by a foreign question must match clearly.
@@ -65,11 +71,12 @@ def _detector(languages: frozenset[str]) -> LanguageDetector:
     return LanguageDetectorBuilder.from_languages(*known).with_low_accuracy_mode().build()
 
 
-def detect_language(text: str, extra: Iterable[str] = ()) -> str | None:
+def detect_language(text: str, extra: Iterable[str] = (), *, default: str = "en") -> str | None:
     """The ISO 639-1 code of `text`'s language, None when too short or unsure, "und" for an unknown script.
 
     Args:
         extra: languages to detect besides `COMMON_LANGUAGES` (the brand's).
+        default: the brand's default language; another language is reported only when clearly ahead.
     """
     cleaned = _NOISE.sub(" ", text)
     letters = [c for c in cleaned if c.isalpha()]
@@ -79,7 +86,11 @@ def detect_language(text: str, extra: Iterable[str] = ()) -> str | None:
     with _lock:  # lingua's lazy model loading is not documented as thread-safe
         values = detector.compute_language_confidence_values(cleaned)
     if values and values[0].value >= _MIN_CONFIDENCE:
-        return values[0].language.iso_code_639_1.name.lower()
+        best = values[0].language.iso_code_639_1.name.lower()
+        if best == default:
+            return best
+        needed = _MIN_CONFIDENCE_OTHER_SHORT if len(letters) < _SHORT_TEXT_LETTERS else _MIN_CONFIDENCE_OTHER
+        return best if values[0].value >= needed else None
     latin = sum(1 for c in letters if c.isascii() or "\u00c0" <= c <= "\u024f")
     if latin < len(letters) / 2:
         return UNDETERMINED

@@ -64,8 +64,9 @@ class Models:
     # Messages analysed at the same moment are encoded together (bot/batching.py).
     batch_max: int = 32
     batch_wait_ms: float = 2.0
-    # Languages detected besides bot.languages.COMMON_LANGUAGES (the brand's).
+    # Languages detected besides bot.languages.COMMON_LANGUAGES (the brand's), and the brand's default.
     languages: tuple[str, ...] = ()
+    default_language: str = "en"
     _last_refresh: float = field(default_factory=time.monotonic)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
     batcher: MicroBatcher = field(init=False)
@@ -80,7 +81,7 @@ class Models:
         messages being analysed at the same moment)."""
         self._maybe_refresh_knowledge()
         embedding: np.ndarray = self.batcher.encode(text)
-        language = detect_language(text, self.languages)
+        language = detect_language(text, self.languages, default=self.default_language)
         return Analysis(
             understanding=self.understander.understand(text, embedding),
             answer=self.knowledge.answer(text, embedding, language=language),
@@ -133,6 +134,7 @@ def load_models(settings: Settings) -> Models:
         batch_max=settings.intents.batch_max,
         batch_wait_ms=settings.intents.batch_wait_ms,
         languages=(settings.brand.default_language, *settings.languages.supported),
+        default_language=settings.brand.default_language,
     )
 
 

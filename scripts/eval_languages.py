@@ -26,6 +26,9 @@ from bot.runtime import Analysis, build_policy, load_models
 from bot.settings import load_settings
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "multilingual.csv"
+# The project's own English brand-directed posts: none should be read as another language (a wrong switch
+# escalates a message the bot could have answered).
+ENGLISH = Path(__file__).resolve().parent.parent / "intents" / "data" / "brand_posts.csv"
 AUTOMATIC = {Action.ANSWER, Action.THANK, Action.RECORD_IDEA, Action.SMALL_TALK}
 OUTSIDE_DETECTED_SET = {"ka", "am"}
 
@@ -86,6 +89,14 @@ def main(verbose: bool = False) -> None:
         f"language detection: {correct}/{n} right ({correct / n:.0%}); "
         f"{detect_seconds * 1000 / n:.2f} ms per message including first-use model loads; "
         f"max RSS grew {(rss_after - rss_before) / 1024:.0f} MB"
+    )
+    english = [row["text"] for row in csv.DictReader(ENGLISH.open(encoding="utf-8"))]
+    misread = sum(
+        detect_language(text, default=settings.brand.default_language) not in (None, "en") for text in english
+    )
+    print(
+        f"English brand posts read as another language: {misread}/{len(english)} "
+        f"({misread / len(english):.1%})"
     )
     for name, (wrong, right, escalated) in counts.items():
         print(

@@ -54,6 +54,13 @@ def test_english_is_english():
     assert detect_language("where is my order? it's been two weeks") == "en"
 
 
+@pytest.mark.parametrize(
+    "text", ["Do you sell tent pegs?", "Is there a store in Manchester?", "where is my order"]
+)
+def test_a_short_english_question_is_not_switched_to_another_language(text):
+    assert detect_language(text, default="en") in (None, "en")
+
+
 def test_a_french_question_gets_the_french_article(runtime):
     result = _say(runtime, "Comment retourner un article ?")
     assert result.action == "answer"
