@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 import bot.crm.models  # noqa: F401
 from bot.crm.db import alembic_config, create_db_engine, current_revision, upgrade_database
 
-HEAD = "0004"
+HEAD = "0006"
 
 
 def test_head_is_the_newest_migration():
@@ -93,3 +93,15 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+
+
+def test_db_upgrade_from_before_the_merged_branches_reaches_the_single_head(tmp_path):
+    url = f"sqlite:///{tmp_path / 'd' / 'socialbot.sqlite3'}"
+    upgrade_database(url, "0004")
+    engine = create_db_engine(url)
+
+    result = run_cli(tmp_path, "db", "upgrade")
+
+    assert result.returncode == 0, result.stderr
+    assert current_revision(engine) == HEAD
+    assert {"supportpost", "webhookendpoint", "identityverification"} <= set(inspect(engine).get_table_names())
