@@ -104,4 +104,6 @@ def test_db_upgrade_from_before_the_merged_branches_reaches_the_single_head(tmp_
 
     assert result.returncode == 0, result.stderr
     assert current_revision(engine) == HEAD
-    assert {"supportpost", "webhookendpoint", "identityverification"} <= set(inspect(engine).get_table_names())
+    assert {"supportpost", "webhookendpoint", "identityverification"} <= set(
+        inspect(engine).get_table_names()
+    )
