@@ -306,3 +306,16 @@ def test_notes_stay_internal(client, runtime, complaint):
     )
     assert "VIP customer" in client.get(f"/console/conversations/{conversation_id}").text
     assert all("VIP" not in m["text"] for m in customer_sees(client, session_id))
+
+
+def test_live_updates_say_who_wrote_each_message(client, runtime, complaint):
+    _, conversation_id = complaint
+    _, token = add_staff(runtime, "ana@fernhill.example")
+    client.post(
+        f"/api/v1/conversations/{conversation_id}/reply",
+        json={"text": "Ana here."},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    log_in(client, "ana@fernhill.example")
+    updates = client.get(f"/console/conversations/{conversation_id}/updates?after=0").json()
+    assert [m["author_kind"] for m in updates["messages"]] == ["customer", "bot", "staff"]

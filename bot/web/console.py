@@ -196,6 +196,7 @@ def console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
                         "channel": m.channel,
                         "direction": m.direction,
                         "author": m.author,
+                        "author_kind": m.author_kind,
                         "text": m.text,
                         "created_at": m.created_at.isoformat(),
                         "status": m.status,

@@ -30,7 +30,7 @@
   }
 
   function render(message) {
-    const item = element("li", `msg msg--${message.direction} msg--new` + (String(message.conversation_id) !== id ? " msg--other" : ""));
+    const item = element("li", `msg msg--${message.direction} msg--${message.author_kind} msg--new` + (String(message.conversation_id) !== id ? " msg--other" : ""));
     item.dataset.id = message.id;
     const meta = element("div", "msg__meta");
     meta.append(element("span", `chip chip--${message.channel}`, message.channel), element("span", "", message.author || ""));
