@@ -103,3 +103,12 @@ def test_health_is_liveness_and_readiness_reports_database_and_model(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "database": True, "model": True, "accepting": True}
+
+
+def test_the_reply_is_in_the_response_even_when_another_worker_delivers_it(client, runtime):
+    runtime.channels.pop("webchat")  # this worker's outbox doesn't deliver web chat; another worker's does
+    response = client.post(
+        "/api/v1/chat", json={"session_id": "other-worker-delivers", "text": "how long does delivery take?"}
+    )
+    assert response.status_code == 200
+    assert len(response.json()["replies"]) == 1

@@ -234,10 +234,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             conversation_id=result.conversation_id,
             message_id=result.message_id,
             state=result.state,
+            # The web chat delivers by storing: a reply still pending here is being marked sent by this or
+            # another worker's outbox job, and the customer must see it in this response either way.
             replies=[
                 ChatReply(id=r.message_id, text=r.text)
                 for r in result.replies
-                if r.status == DeliveryStatus.SENT
+                if r.status != DeliveryStatus.FAILED
             ],
             duplicate=result.duplicate,
         )
