@@ -33,17 +33,15 @@ from bot.crm.models import (
     ContactBlock,
     Conversation,
     Direction,
-    Idea,
     Message,
     ModerationItem,
     Staff,
     utcnow,
 )
-from bot.handoff import bot_may_reply, escalate_conversation
-from bot.outbox import deliver_due, enqueue
+from bot.handoff import bot_may_reply
+from bot.languages import apply_language
+from bot.outbox import deliver_due
 from bot.policy import Action, Decision
-from bot.support_posts import support_channel_of
-from knowledge import format_reply
 
 if TYPE_CHECKING:
     from bot.runtime import Analysis, Runtime
@@ -267,31 +265,19 @@ def mark_fine(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
         if not bot_may_reply(conversation):
             item.outcome = f"marked fine; conversation is {conversation.state}, so the bot did not answer"
         else:
+            from bot.pipeline import carry_out_decision, reply_text  # the pipeline imports this module
+
+            reviewed = dataclasses.replace(analysis, understanding=understanding)
             decision = runtime.policy.decide(understanding, analysis.answer, public=message.public)
-            if decision.action == Action.ANSWER:
-                reply = format_reply(decision.article, message.channel)
-            elif decision.template is not None:
-                reply = runtime.policy.render(decision.template, article=decision.article)
-            else:
-                reply = None
-            if reply:
-                enqueue(
-                    session,
-                    conversation=conversation,
-                    text=reply,
-                    reply_to=message,
-                    idempotency_key=f"reply:{message.id}",
-                )
-            if decision.escalate:
-                escalate_conversation(
-                    session,
-                    conversation,
-                    reason=decision.reason,
-                    message_id=message.id,
-                    support_channel=support_channel_of(runtime.settings),
-                )
-            if decision.record_idea:
-                session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
+            decision = apply_language(runtime, decision, reviewed, public=message.public)
+            carry_out_decision(
+                runtime,
+                session,
+                message,
+                conversation,
+                decision,
+                text=reply_text(runtime, decision, message.channel),
+            )
             message.abusive = False
             message.action = decision.action.value
             message.reason = f"marked fine by staff {staff.id}; {decision.reason}"

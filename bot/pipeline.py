@@ -242,7 +242,9 @@ def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineRe
     )
 
 
-def _reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None:
+def reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None:
+    """The text a decision says to the customer on `channel` (an article fitted to the channel, or a
+    template in the customer's language), or None when it says nothing."""
     if decision.action == Action.ANSWER:
         text = format_reply(decision.article, channel)
     elif decision.template is not None:
@@ -250,6 +252,39 @@ def _reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | Non
     else:
         return None
     return f"{runtime.policy.render('language_note')}\n\n{text}" if decision.language_note else text
+
+
+def carry_out_decision(
+    runtime: Runtime,
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    decision: Decision,
+    *,
+    text: str | None,
+    priority: int = 0,
+) -> None:
+    """What a decision does, in the caller's transaction: queue the reply (keyed `reply:<message id>`, so
+    it is sent once however often this runs), escalate, record the idea."""
+    if text:
+        enqueue(
+            session,
+            conversation=conversation,
+            text=text,
+            reply_to=message,
+            idempotency_key=f"reply:{message.id}",
+        )
+    if decision.escalate:
+        escalate_conversation(
+            session,
+            conversation,
+            reason=decision.reason,
+            message_id=message.id,
+            priority=priority,
+            support_channel=support_channel_of(runtime.settings),
+        )
+    if decision.record_idea:
+        session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
 
 
 def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
@@ -315,28 +350,18 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             decision = review_decision(runtime, session, message, conversation, analysis, decision)
         _record(message, analysis, decision)
         session.add(message)
-        text = step.reply if step is not None else _reply_text(runtime, decision, message.channel)
-        if text:
-            enqueue(
-                session,
-                conversation=conversation,
-                text=text,
-                reply_to=message,
-                idempotency_key=f"reply:{message.id}",
-            )
-        if decision.escalate:
-            escalate_conversation(
-                session,
-                conversation,
-                reason=decision.reason,
-                message_id=message.id,
-                priority=1 if analysis.understanding.sentiment == "negative" else 0,
-                support_channel=support_channel_of(runtime.settings),
-            )
+        text = step.reply if step is not None else reply_text(runtime, decision, message.channel)
+        carry_out_decision(
+            runtime,
+            session,
+            message,
+            conversation,
+            decision,
+            text=text,
+            priority=1 if analysis.understanding.sentiment == "negative" else 0,
+        )
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        if decision.record_idea:
-            session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
         contact = session.get(Contact, message.contact_id)
         update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
