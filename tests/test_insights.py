@@ -556,7 +556,8 @@ def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, ru
             id: c.canvas.id,
             // A response time of 0.0 s (rounded) is a measurement; a day with no messages is not.
             points: c.data.datasets.reduce(
-                (n, d) => n + d.data.filter((v) => c.canvas.id === "chart-response-times" ? v !== null : v).length,
+                (n, d) =>
+                    n + d.data.filter((v) => (c.canvas.id === "chart-response-times" ? v != null : v)).length,
                 0,
             ),
             width: c.width,
