@@ -9,7 +9,7 @@ For each encoder backend (torch fp32, onnx int8) it prints messages/s and p50/p9
     store -> identify -> conversation -> understand -> decide -> outbox -> reply), one message at a time
     (latency) and with `--concurrency` clients at once (sustained messages/s);
   - the ratio pipeline p50 / raw encoder single p50;
-  - the resident memory (RSS) of a freshly started worker (a separate process that loads the models and
+  - the peak resident memory (RSS) of a freshly started worker (a separate process that loads the models and
     serves a few messages).
 Messages: customers' tweets from ../shared/datasets/twcs_sample if present, else the sample brand posts.
 Other processes share the CPU: the 1-minute load average before and after is printed with the figures.
@@ -232,7 +232,7 @@ def bench_backend(backend: str, messages: list[str], args: argparse.Namespace, w
 
 
 WORKER = """
-import json, os, sys, psutil
+import json, os, resource, sys
 sys.path.insert(0, {repo!r})
 sys.argv = ["worker"]
 from bench.pipeline import settings_for
@@ -246,12 +246,13 @@ with TestClient(create_app(runtime)) as client:
     for i in range(20):
         body = {{"session_id": "rss-customer-1", "text": "where is my order #%d?" % i}}
         client.post("/api/v1/chat", json=body).raise_for_status()
-print(json.dumps({{"rss_mb": psutil.Process().memory_info().rss / 1e6}}))
+# Peak resident memory (Linux reports ru_maxrss in KiB).
+print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6}}))
 """
 
 
 def worker_rss(backend: str, workdir: Path, threads: int | None) -> float:
-    """RSS in MB of a new process that starts a worker on `backend` and answers 20 web chat messages."""
+    """Peak RSS in MB of a new process that starts a worker on `backend` and answers 20 web chat messages."""
     code = WORKER.format(repo=str(REPO), backend=backend, workdir=str(workdir / "rss"), threads=threads)
     (workdir / "rss").mkdir(exist_ok=True)
     rss_cache = workdir / "rss" / "onnx-cache"

@@ -210,7 +210,7 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
 
 def _stored_before(runtime: Runtime, inbound: InboundMessage) -> int | None:
     """The id of the stored message with `inbound`'s channel and external id (a platform retry), or None."""
-    with session_scope(runtime.engine) as session:
+    with session_scope(runtime.engine, read_only=True) as session:
         existing = session.exec(
             select(Message.id).where(
                 Message.channel == inbound.channel, Message.external_id == inbound.external_id
@@ -324,7 +324,7 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         if runtime.engine.dialect.name == "postgresql":
             contact_query = contact_query.with_for_update()
             query = query.with_for_update()
-        session.exec(contact_query).one()
+        contact = session.exec(contact_query).one()
         conversation = session.exec(query).one()
         step = (
             before_policy(runtime, session, message, conversation)
@@ -362,7 +362,6 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         )
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        contact = session.get(Contact, message.contact_id)
         update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
     log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
@@ -371,16 +370,20 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
 
 def process_stored(runtime: Runtime, message_id: int) -> None:
     """Understand, decide and reply to a stored message (a no-op if it was processed already)."""
-    with session_scope(runtime.engine) as session:
+    with session_scope(runtime.engine, read_only=True) as session:
         message = session.get(Message, message_id)
         text, status, channel = message.text, message.status, message.channel
     if status == ProcessingStatus.RECEIVED:
-        started = time.perf_counter()
-        analysis = runtime.models.analyse(text)
-        MODEL_SECONDS.observe(time.perf_counter() - started)
-        if _decide_and_queue(runtime, message_id, analysis):
-            PIPELINE_SECONDS.observe(time.perf_counter() - started)
+        _understand_and_decide(runtime, message_id, text)
     _deliver(runtime, channel)
+
+
+def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> None:
+    started = time.perf_counter()
+    analysis = runtime.models.analyse(text)
+    MODEL_SECONDS.observe(time.perf_counter() - started)
+    if _decide_and_queue(runtime, message_id, analysis):
+        PIPELINE_SECONDS.observe(time.perf_counter() - started)
 
 
 def _deliver(runtime: Runtime, channel: str) -> None:
@@ -414,8 +417,10 @@ def handle_inbound(runtime: Runtime, inbound: InboundMessage) -> PipelineResult:
     """
     message_id, duplicate = store_inbound(runtime, inbound)
     if not duplicate:
-        process_stored(runtime, message_id)
-    with session_scope(runtime.engine) as session:
+        # Just stored, so still to be decided (unless another worker is at it: the decision is claimed).
+        _understand_and_decide(runtime, message_id, _clean(inbound.text))
+        _deliver(runtime, inbound.channel)
+    with session_scope(runtime.engine, read_only=True) as session:
         return _result(session, message_id, duplicate=duplicate)
 
 

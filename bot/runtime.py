@@ -63,7 +63,7 @@ class Models:
     refresh_seconds: float = 30.0
     # Messages analysed at the same moment are encoded together (bot/batching.py).
     batch_max: int = 32
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
     # Languages detected besides bot.languages.COMMON_LANGUAGES (the brand's), and the brand's default.
     languages: tuple[str, ...] = ()
     default_language: str = "en"

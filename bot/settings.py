@@ -88,10 +88,11 @@ class IntentsSettings(_Section):
     # "torch" (reference) or "onnx" (int8 ONNX Runtime export of the same weights, ~3x faster; exported once
     # into <data dir>/cache/onnx, or ahead of time with `socialbot intents export-onnx`).
     backend: Literal["torch", "onnx"] = "torch"
-    # Messages analysed at the same moment are encoded in one batch of at most batch_max; a message waits
-    # at most batch_wait_ms for others (0: only messages already waiting are batched).
+    # Messages analysed at the same moment are encoded in one batch of at most batch_max: those that queued
+    # while the previous batch was encoded, plus any arriving within batch_wait_ms (0: no waiting, the
+    # default; a wait only pays when the encoder, not the database, is the bottleneck).
     batch_max: int = Field(default=32, ge=1, le=256)
-    batch_wait_ms: float = Field(default=2.0, ge=0, le=100)
+    batch_wait_ms: float = Field(default=0.0, ge=0, le=100)
 
 
 class KnowledgeSettings(_Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -51,11 +52,19 @@ def normalise_text(text: str) -> str:
     return _REPEAT.sub(r"\1\1", text)
 
 
+@lru_cache(maxsize=512)
 def hashed_ngrams(text: str, config: NgramConfig) -> tuple[np.ndarray, np.ndarray]:
     """Return (bucket indices, values) of the text's L2-normalised hashed n-gram counts.
 
-    Indices are sorted and unique; an empty text gives two empty arrays.
+    Indices are sorted and unique; an empty text gives two empty arrays. Cached (read-only arrays): the
+    heads of one message share one computation.
     """
+    indices, values = _hashed_ngrams(text, config)
+    indices.flags.writeable = values.flags.writeable = False
+    return indices, values
+
+
+def _hashed_ngrams(text: str, config: NgramConfig) -> tuple[np.ndarray, np.ndarray]:
     counts: dict[int, float] = {}
     tokens = _TOKEN.findall(normalise_text(text))
     buckets = config.buckets

@@ -46,7 +46,11 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
     def make(**overrides: Any):
         data = {"dir": tmp_path / "data", **overrides.pop("data", {})}
         # No quiet hours unless a test asks: a test run at night must send follow-ups like one run at noon.
-        followups = {"quiet_hours_start": "00:00", "quiet_hours_end": "00:00", **overrides.pop("followups", {})}
+        followups = {
+            "quiet_hours_start": "00:00",
+            "quiet_hours_end": "00:00",
+            **overrides.pop("followups", {}),
+        }
         return load_settings(data=data, followups=followups, **overrides)
 
     return make

@@ -6,6 +6,7 @@ as it is. The schema is owned by Alembic (`bot/migrations`); `upgrade_database` 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from sqlmodel import Session
 
 __all__ = ["DatabaseUnavailable", "check_database", "create_db_engine", "session_scope", "upgrade_database"]
 
+# Execution option of a read-only session (`session_scope(engine, read_only=True)`).
+READ_ONLY_OPTION = "socialbot_read_only"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # PostgreSQL advisory lock held while migrating (an arbitrary constant: "socialbt" in ASCII).
 MIGRATION_LOCK_KEY = 0x736F6369616C6274
@@ -67,13 +70,33 @@ def create_db_engine(
             # Let SQLAlchemy, not the driver, open transactions (see _sqlite_begin).
             dbapi_connection.isolation_level = None
 
+        # One writer at a time: this process's threads queue on a lock, in order, instead of in SQLite's busy
+        # handler (which polls with sleeps of up to 100 ms: under a burst, a few unlucky messages waited a
+        # second). Other processes on the same file still meet SQLite's own lock and busy timeout.
+        write_lock = threading.Lock()
+
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(connection) -> None:  # pragma: no cover - trivial
+        def _sqlite_begin(connection) -> None:
+            if connection.get_execution_options().get(READ_ONLY_OPTION):
+                # WAL readers see the last commit and never wait for a writer.
+                connection.exec_driver_sql("BEGIN")
+                return
+            connection.info["holds_write_lock"] = write_lock.acquire(timeout=busy_timeout_seconds)
             # Take the write lock when the transaction starts: a deferred transaction that reads and then
             # writes fails at once with "database is locked" when another writer went first, instead of
             # waiting for the busy timeout.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(connection)
+                raise
 
+        def _release(connection) -> None:
+            if connection.info.pop("holds_write_lock", False):
+                write_lock.release()
+
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
         return engine
     return create_engine(
         url,
@@ -87,9 +110,13 @@ def create_db_engine(
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error.
+
+    `read_only`: the session only reads; on SQLite it then neither takes nor waits for the write lock.
+    """
+    bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if read_only else engine
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -13,8 +13,9 @@ The stage is recomputed on every inbound message; each change is a `LadderChange
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, case, distinct, false, func
 from sqlmodel import Session, select
 
 from bot.crm.models import Contact, LadderChange, LadderStage, Message, utcnow
@@ -57,19 +58,31 @@ def compute_stage(behaviour: Behaviour) -> tuple[LadderStage, str]:
     return LadderStage.TIRE_KICKER, "first contacts and general questions"
 
 
+@lru_cache(maxsize=8)
+def _behaviour_query(owner_article_ids: frozenset[str]):
+    """The aggregate behind `_behaviour` (built once: building it costs more than running it)."""
+
+    def count(condition) -> object:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    owner = Message.kb_article_id.in_(sorted(owner_article_ids)) if owner_article_ids else false()
+    return select(
+        count(Message.intent == "complaint"),
+        count(Message.intent == "praise"),
+        count(Message.intent == "recommendation"),
+        count(Message.sentiment == "positive"),
+        count(Message.sentiment == "negative"),
+        func.count(distinct(case((Message.sentiment == "positive", Message.conversation_id)))),
+        count(owner),
+    ).where(Message.contact_id == bindparam("contact_id"), Message.direction == "in")
+
+
 def _behaviour(session: Session, contact_id: int, owner_article_ids: set[str]) -> Behaviour:
-    inbound = select(Message).where(Message.contact_id == contact_id, Message.direction == "in")
-    rows = session.exec(inbound).all()
-    positive_conversations = {m.conversation_id for m in rows if m.sentiment == "positive"}
-    return Behaviour(
-        complaints=sum(1 for m in rows if m.intent == "complaint"),
-        praise=sum(1 for m in rows if m.intent == "praise"),
-        ideas=sum(1 for m in rows if m.intent == "recommendation"),
-        positive=sum(1 for m in rows if m.sentiment == "positive"),
-        negative=sum(1 for m in rows if m.sentiment == "negative"),
-        positive_conversations=len(positive_conversations),
-        owner_questions=sum(1 for m in rows if m.kb_article_id in owner_article_ids),
-    )
+    """One aggregate row over the contact's inbound messages (no message is loaded, however long the
+    history)."""
+    query = _behaviour_query(frozenset(owner_article_ids))
+    row = session.exec(query, params={"contact_id": contact_id}).one()
+    return Behaviour(*(int(value) for value in row))
 
 
 def update_ladder(

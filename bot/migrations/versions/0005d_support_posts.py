@@ -41,7 +41,9 @@ def upgrade() -> None:
     with op.batch_alter_table("supportpost") as batch:
         batch.create_index(batch.f("ix_supportpost_conversation_id"), ["conversation_id"], unique=False)
         batch.create_index(batch.f("ix_supportpost_ts"), ["ts"], unique=False)
-        batch.create_index("ix_supportpost_status_next_attempt_at", ["status", "next_attempt_at"], unique=False)
+        batch.create_index(
+            "ix_supportpost_status_next_attempt_at", ["status", "next_attempt_at"], unique=False
+        )
 
 
 def downgrade() -> None:
