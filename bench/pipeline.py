@@ -5,12 +5,12 @@
 For each encoder backend (torch fp32, onnx int8) it prints messages/s and p50/p99 latency of:
   - the raw encoder, one message per call and batches of 32;
   - the heads + knowledge scorer on a ready embedding (what `Models.analyse` adds to the encoder);
-  - the full pipeline through the web chat API on SQLite (POST /api/v1/chat on a real uvicorn server:
-    store -> identify -> conversation -> understand -> decide -> outbox -> reply), one message at a time
-    (latency) and with `--concurrency` clients at once (sustained messages/s);
-  - the ratio pipeline p50 / raw encoder single p50;
-  - the peak resident memory (RSS) of a freshly started worker (a separate process that loads the models and
-    serves a few messages).
+  - the pipeline in this process without HTTP (`handle_inbound`: store -> identify -> conversation ->
+    understand -> decide -> outbox -> deliver), one message at a time, and its ratio to the raw encoder;
+  - the web chat API of a real worker (`socialbot serve` in its own process, SQLite, POST /api/v1/chat), one
+    message at a time (latency) and with `--concurrency` clients at once (sustained messages/s; the mean
+    encoder batch size comes from the worker's /metrics);
+  - the worker's peak resident memory (RSS) after those runs.
 Messages: customers' tweets from ../shared/datasets/twcs_sample if present, else the sample brand posts.
 Other processes share the CPU: the 1-minute load average before and after is printed with the figures.
 """
@@ -85,6 +85,12 @@ def settings_for(backend: str, workdir: Path, threads: int | None):
     """Settings of a worker on `backend`, with its own SQLite file; the ONNX export is shared in workdir."""
     from bot.settings import load_settings
 
+    return load_settings(write_config(backend, workdir, threads))
+
+
+def write_config(backend: str, workdir: Path, threads: int | None, *, port: int = 8000) -> Path:
+    """A settings file for a worker on `backend`: the defaults, its own fresh SQLite file in
+    workdir/data-<backend>, the ONNX export shared in workdir/onnx-cache."""
     data = workdir / f"data-{backend}"
     cache = workdir / "onnx-cache"
     (data / "cache").mkdir(parents=True, exist_ok=True)
@@ -92,44 +98,83 @@ def settings_for(backend: str, workdir: Path, threads: int | None):
     if not onnx_link.exists():
         cache.mkdir(parents=True, exist_ok=True)
         onnx_link.symlink_to(cache, target_is_directory=True)
-    database = data / "socialbot.sqlite3"
-    if database.exists():
-        database.unlink()
-    config = workdir / "settings.toml"  # the defaults, not whatever ./settings.toml says
-    config.write_text("")
-    return load_settings(
-        config,
-        data={"dir": data},
-        database={"url": f"sqlite:///{database}"},
-        intents={"backend": backend, "threads": threads or 0},
-        knowledge={"refresh_seconds": 0},
+    for stale in data.glob("socialbot.sqlite3*"):
+        stale.unlink()
+    config = workdir / f"settings-{backend}.toml"
+    config.write_text(
+        f"[data]\ndir = {json.dumps(str(data))}\n"
+        f"[database]\nurl = {json.dumps(f'sqlite:///{data}/socialbot.sqlite3')}\n"
+        f'[intents]\nbackend = "{backend}"\nthreads = {threads or 0}\n'
+        "[knowledge]\nrefresh_seconds = 0\n"
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
     )
+    return config
 
 
-def serve(runtime) -> tuple[str, Callable[[], None]]:
-    """The web app on a real uvicorn server in a thread; returns its URL and a stop function."""
+def free_port() -> int:
     import socket
-
-    import uvicorn
-
-    from bot.web.app import create_app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+        return sock.getsockname()[1]
 
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(10)
 
-    return f"http://127.0.0.1:{port}", stop
+class Worker:
+    """`socialbot serve` in its own process, as in production: the load generator's threads don't share the
+    worker's interpreter lock."""
+
+    def __init__(self, backend: str, workdir: Path, threads: int | None) -> None:
+        import httpx
+
+        port = free_port()
+        config = write_config(backend, workdir, threads, port=port)
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = (workdir / f"worker-{backend}.log").open("w")
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), "serve"],
+            cwd=str(workdir),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the worker exited; see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.ready_seconds = time.perf_counter() - started
+
+    def peak_rss_mb(self) -> float:
+        """The worker's peak resident memory so far (VmHWM)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+        return float("nan")
+
+    def mean_batch(self) -> float:
+        """Mean encoder batch size, from the worker's /metrics."""
+        import httpx
+
+        text = httpx.get(self.url + "/metrics", timeout=10).text
+        values = {}
+        for line in text.splitlines():
+            for name in ("socialbot_encoder_batch_size_sum", "socialbot_encoder_batch_size_count"):
+                if line.startswith(name + " "):
+                    values[name] = float(line.split()[1])
+        count = values.get("socialbot_encoder_batch_size_count", 0.0)
+        return values.get("socialbot_encoder_batch_size_sum", 0.0) / count if count else 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
 
 
 def chat_calls(client, messages: list[str], prefix: str) -> list[Callable[[], object]]:
@@ -143,6 +188,26 @@ def chat_calls(client, messages: list[str], prefix: str) -> list[Callable[[], ob
             response.raise_for_status()
 
         return post
+
+    return [call(i, text) for i, text in enumerate(messages)]
+
+
+def in_process_calls(runtime, messages: list[str]) -> list[Callable[[], object]]:
+    """The pipeline without HTTP: `handle_inbound` (store -> understand -> decide -> deliver) per message."""
+    from bot.pipeline import handle_inbound
+    from channels.base import Author, InboundMessage
+
+    def call(i: int, text: str) -> Callable[[], object]:
+        session = f"inproc-customer-{i % 100:03d}"
+        inbound = InboundMessage(
+            channel="webchat",
+            external_id=f"{session}:{i}",
+            thread_id=session,
+            author=Author(external_id=session),
+            text=text,
+            public=False,
+        )
+        return lambda: handle_inbound(runtime, inbound)
 
     return [call(i, text) for i, text in enumerate(messages)]
 
@@ -178,16 +243,24 @@ def bench_backend(backend: str, messages: list[str], args: argparse.Namespace, w
     results.append(row(f"{backend} heads + knowledge", len(messages), heads_seconds))
 
     runtime = build_runtime(settings, models=models)
-    url, stop = serve(runtime)
     try:
-        with httpx.Client(base_url=url, timeout=60) as client:
+        in_process = timed(in_process_calls(runtime, messages))
+    finally:
+        runtime.close()
+        models.batcher.close()
+    results.append(row(f"{backend} pipeline in-process, no HTTP", len(messages), in_process))
+
+    worker = Worker(backend, workdir, args.threads)
+    print(f"[{backend}] worker process ready in {worker.ready_seconds:.1f} s", flush=True)
+    try:
+        with httpx.Client(base_url=worker.url, timeout=60) as client:
             sequential = timed(chat_calls(client, messages, f"{backend}-seq"))
-        results.append(row(f"{backend} pipeline, one at a time", len(messages), sequential))
+        results.append(row(f"{backend} web chat API, one at a time", len(messages), sequential))
         local = threading.local()
 
         def client_of_thread() -> httpx.Client:
             if not hasattr(local, "client"):
-                local.client = httpx.Client(base_url=url, timeout=60)
+                local.client = httpx.Client(base_url=worker.url, timeout=60)
             return local.client
 
         calls = [
@@ -207,61 +280,25 @@ def bench_backend(backend: str, messages: list[str], args: argparse.Namespace, w
             calls[index]()
             timings[index] = time.perf_counter() - t0
 
-        batch_sizes_before = len(models.batcher.batch_sizes)
         wall_started = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(run, range(len(calls))))
         wall = time.perf_counter() - wall_started
-        sizes = list(models.batcher.batch_sizes)[batch_sizes_before:]
         results.append(
-            row(f"{backend} pipeline, {args.concurrency} clients", len(messages), timings, wall=wall)
-            | {"mean_batch": float(np.mean(sizes)) if sizes else 0.0}
+            row(f"{backend} web chat API, {args.concurrency} clients", len(messages), timings, wall=wall)
+            | {"mean_batch": worker.mean_batch()}
         )
+        rss = worker.peak_rss_mb()
     finally:
-        stop()
-        runtime.close()
-        models.batcher.close()
+        worker.stop()
     results.append(
         {
-            "case": f"{backend} pipeline p50 / encoder single p50",
+            "case": f"{backend} in-process pipeline p50 / encoder single p50",
             "ratio": results[3]["p50_ms"] / results[0]["p50_ms"],
         }
     )
-    results.append({"case": f"{backend} worker RSS", "rss_mb": worker_rss(backend, workdir, args.threads)})
+    results.append({"case": f"{backend} worker peak RSS (after the API runs)", "rss_mb": rss})
     return results
-
-
-WORKER = """
-import json, os, resource, sys
-sys.path.insert(0, {repo!r})
-sys.argv = ["worker"]
-from bench.pipeline import settings_for
-from pathlib import Path
-from bot.runtime import build_runtime
-from fastapi.testclient import TestClient
-from bot.web.app import create_app
-settings = settings_for({backend!r}, Path({workdir!r}), {threads!r})
-runtime = build_runtime(settings)
-with TestClient(create_app(runtime)) as client:
-    for i in range(20):
-        body = {{"session_id": "rss-customer-1", "text": "where is my order #%d?" % i}}
-        client.post("/api/v1/chat", json=body).raise_for_status()
-# Peak resident memory (Linux reports ru_maxrss in KiB).
-print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6}}))
-"""
-
-
-def worker_rss(backend: str, workdir: Path, threads: int | None) -> float:
-    """Peak RSS in MB of a new process that starts a worker on `backend` and answers 20 web chat messages."""
-    code = WORKER.format(repo=str(REPO), backend=backend, workdir=str(workdir / "rss"), threads=threads)
-    (workdir / "rss").mkdir(exist_ok=True)
-    rss_cache = workdir / "rss" / "onnx-cache"
-    if not rss_cache.exists():
-        rss_cache.symlink_to(workdir / "onnx-cache", target_is_directory=True)
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(REPO)
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])["rss_mb"]
 
 
 def print_results(results: list[dict]) -> None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bot.metrics import ENCODER_BATCH_SIZE
+
 __all__ = ["BatcherClosedError", "MicroBatcher"]
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,7 @@ class MicroBatcher:
 
     def _encode(self, batch: list[_Request]) -> None:
         self.batch_sizes.append(len(batch))
+        ENCODER_BATCH_SIZE.observe(len(batch))
         try:
             vectors = self._encode_batch([request.text for request in batch])
         except Exception as error:  # every caller of this batch gets the encoder's error

@@ -27,6 +27,7 @@ from bot.crm.models import Outbox, OutboxStatus
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "DECISIONS",
+    "ENCODER_BATCH_SIZE",
     "MODEL_SECONDS",
     "MESSAGES_IN",
     "MESSAGES_OUT",
@@ -66,6 +67,11 @@ MODEL_SECONDS = Histogram(
     "socialbot_model_seconds",
     "Seconds spent in the models (encoder + heads + knowledge-base scoring) per message",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+ENCODER_BATCH_SIZE = Histogram(
+    "socialbot_encoder_batch_size",
+    "Messages encoded together in one encoder call (micro-batching; bursts make batches bigger)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 OUTBOX_BACKLOG = Gauge(
     "socialbot_outbox_backlog",

@@ -73,6 +73,26 @@ def test_json_logs_carry_the_request_and_message_ids(client, caplog):
     assert re.fullmatch(r"[0-9a-f]{32}", client.get("/healthz").headers["X-Request-ID"])
     assert client.get("/healthz", headers={"X-Request-ID": "<script>"}).headers["X-Request-ID"] != "<script>"
 
+    # A record logged while the request is handled (in the endpoint's thread) carries the request's id.
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.addFilter(RequestIdFilter())
+    handler.emit = seen.append
+    pipeline_log = logging.getLogger("socialbot.pipeline")
+    pipeline_log.addHandler(handler)
+    previous_level = pipeline_log.level
+    pipeline_log.setLevel(logging.INFO)
+    try:
+        client.post(
+            "/api/v1/chat",
+            json={"session_id": "request-id-session", "text": "how long does delivery take?"},
+            headers={"X-Request-ID": "req-chat-42"},
+        )
+    finally:
+        pipeline_log.removeHandler(handler)
+        pipeline_log.setLevel(previous_level)
+    assert seen and all(record.request_id == "req-chat-42" for record in seen)
+
     record = logging.LogRecord(
         "socialbot.pipeline", logging.INFO, __file__, 1, "message %s: %s", (7, "thank"), None
     )
