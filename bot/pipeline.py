@@ -273,6 +273,7 @@ def carry_out_decision(
             text=text,
             reply_to=message,
             idempotency_key=f"reply:{message.id}",
+            channels=runtime.channels,
         )
     if decision.escalate:
         escalate_conversation(

@@ -153,6 +153,9 @@ class Channel(abc.ABC):
     """
 
     name: str
+    #: True for a channel whose customers read replies from socialbot's own API (web chat): a reply is
+    #: delivered once it is stored, so the outbox records it as sent in the transaction that queues it.
+    delivers_by_storing: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook: only pollers override it
         """Start listening in a background thread (pollers only)."""

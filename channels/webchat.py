@@ -14,6 +14,8 @@ __all__ = ["StoredChannel"]
 class StoredChannel(Channel):
     """A channel whose customers read replies from socialbot's own API."""
 
+    delivers_by_storing = True
+
     def __init__(self, name: str = "webchat") -> None:
         self.name = name
 

@@ -199,3 +199,44 @@ def test_after_a_rate_limit_the_next_attempt_posts_without_asking(engine):
     deliver_due(engine, {"slack": channel}, now=now)
     deliver_due(engine, {"slack": channel}, now=now + timedelta(seconds=6))
     assert channel.asked == [] and len(channel.sent) == 1
+
+
+def test_a_web_chat_reply_is_delivered_by_the_transaction_that_stores_it(engine):
+    from bot.metrics import MESSAGES_OUT
+    from channels.webchat import StoredChannel
+
+    counted = MESSAGES_OUT.labels("webchat")
+    before = counted._value.get()
+
+    def queue(key: str, *, fail: bool = False) -> None:
+        with session_scope(engine) as session:
+            contact = Contact()
+            session.add(contact)
+            session.flush()
+            conversation = Conversation(contact_id=contact.id, channel="webchat", thread_id=key)
+            session.add(conversation)
+            session.flush()
+            enqueue(
+                session,
+                conversation=conversation,
+                text="Hello!",
+                idempotency_key=key,
+                channels={"webchat": StoredChannel(), "slack": ScriptedChannel()},
+            )
+            if fail:
+                raise RuntimeError("the decision failed after queueing")
+
+    with pytest.raises(RuntimeError):
+        queue("reply:rolled-back", fail=True)
+    assert counted._value.get() == before  # nothing was delivered, nothing counted
+    queue("reply:1")
+    with Session(engine) as session:
+        row = session.exec(select(Outbox)).one()
+        message = session.get(Message, row.message_id)
+        conversation = session.get(Conversation, message.conversation_id)
+    # No deliver_due ran: the row is sent, named the way the channel names it, and counted once.
+    assert (row.status, row.attempts, row.external_id) == ("sent", 1, "webchat:reply:1")
+    assert (message.status, message.external_id) == ("sent", "webchat:reply:1")
+    assert conversation.first_response_at == row.sent_at
+    assert counted._value.get() == before + 1
+    assert deliver_due(engine, {"webchat": StoredChannel()}).sent == []
