@@ -85,9 +85,11 @@ class IntentsSettings(_Section):
     heads_dir: Path | None = None
     # Threads for one encoder call (torch or ONNX Runtime); 0 = one per core.
     threads: int = Field(default=0, ge=0)
-    # "torch" (reference) or "onnx" (int8 ONNX Runtime export of the same weights, ~3x faster; exported once
-    # into <data dir>/cache/onnx, or ahead of time with `socialbot intents export-onnx`).
-    backend: Literal["torch", "onnx"] = "torch"
+    # "torch" (reference), "onnx" (int8 ONNX Runtime export of the same weights, the fastest; the heads decide
+    # as with torch on ~97 % of messages) or "onnx-fp32" (the export unquantised: torch's decisions, about
+    # half int8's speed). Exported once into <data dir>/cache/onnx, or ahead of time with
+    # `socialbot intents export-onnx [--precision fp32]`.
+    backend: Literal["torch", "onnx", "onnx-fp32"] = "torch"
     # Messages analysed at the same moment are encoded in one batch of at most batch_max: those that queued
     # while the previous batch was encoded, plus any arriving within batch_wait_ms (0: no waiting, the
     # default; a wait only pays when the encoder, not the database, is the bottleneck).

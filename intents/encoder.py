@@ -21,8 +21,9 @@ __all__ = ["BACKENDS", "Encoder", "EncoderLoadError", "SentenceEncoder", "defaul
 # input is truncated, as sentence-transformers does.
 DEFAULT_MAX_LENGTH = 256
 
-# "torch" is the reference; "onnx" is the int8 ONNX Runtime export of the same weights (onnx_encoder.py).
-BACKENDS = ("torch", "onnx")
+# "torch" is the reference; "onnx" is the int8 ONNX Runtime export of the same weights (onnx_encoder.py);
+# "onnx-fp32" is that export without quantisation: the reference's numbers, about half int8's speed.
+BACKENDS = ("torch", "onnx", "onnx-fp32")
 
 
 class EncoderLoadError(RuntimeError):
@@ -61,8 +62,8 @@ def load_encoder(
     """Load the sentence encoder with the chosen backend.
 
     Args:
-        backend: "torch" (the reference) or "onnx" (int8, exported once into `cache_dir`).
-        cache_dir: folder for the exported ONNX model; needed for "onnx".
+        backend: "torch" (the reference), "onnx" (int8) or "onnx-fp32" (both exported once into `cache_dir`).
+        cache_dir: folder for the exported ONNX model; needed for the onnx backends.
         threads: CPU threads for one encoding call; None = the runtime's default (one per core).
 
     Raises:
@@ -70,12 +71,13 @@ def load_encoder(
     """
     if backend == "torch":
         return SentenceEncoder.load(threads=threads)
-    if backend == "onnx":
+    if backend in ("onnx", "onnx-fp32"):
         if cache_dir is None:
             raise EncoderLoadError("the onnx encoder backend needs a cache folder for the exported model")
         from intents.onnx_encoder import OnnxSentenceEncoder
 
-        return OnnxSentenceEncoder.load(cache_dir, threads=threads)
+        precision = "fp32" if backend == "onnx-fp32" else "int8"
+        return OnnxSentenceEncoder.load(cache_dir, threads=threads, precision=precision)
     raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

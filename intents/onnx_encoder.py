@@ -26,12 +26,14 @@ import numpy as np
 
 from intents.encoder import DEFAULT_MAX_LENGTH, EncoderLoadError, _weights_fingerprint, default_model_path
 
-__all__ = ["OnnxSentenceEncoder", "cached_model_path", "export_quantised_model"]
+__all__ = ["PRECISIONS", "OnnxSentenceEncoder", "cached_model_path", "export_onnx_model"]
 
 log = logging.getLogger(__name__)
 
-# Bump when the export or quantisation changes: it is part of the cached file's name and of the encoder name.
-RECIPE = "int8pc-ffnfp32-1"
+# Per precision, the export recipe; bump one when its export or quantisation changes: it is part of the
+# cached file's name and of the encoder's name.
+RECIPES = {"int8": "int8pc-ffnfp32-1", "fp32": "fp32-1"}
+PRECISIONS = tuple(RECIPES)
 OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -50,24 +52,33 @@ def _weights_digest(model_path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def cached_model_path(cache_dir: Path, model_path: Path | None = None) -> Path:
-    """Where the quantised model of these weights lives in `cache_dir` (it may not exist yet)."""
+def _recipe(precision: str) -> str:
+    if precision not in RECIPES:
+        raise EncoderLoadError(f"unknown ONNX precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return RECIPES[precision]
+
+
+def cached_model_path(cache_dir: Path, model_path: Path | None = None, *, precision: str = "int8") -> Path:
+    """Where the exported model of these weights lives in `cache_dir` (it may not exist yet)."""
     model_path = model_path or default_model_path()
-    return Path(cache_dir) / f"all-MiniLM-L6-v2-{_weights_digest(model_path)}-{RECIPE}.onnx"
+    return Path(cache_dir) / f"all-MiniLM-L6-v2-{_weights_digest(model_path)}-{_recipe(precision)}.onnx"
 
 
-def export_quantised_model(out: Path, model_path: Path | None = None) -> Path:
-    """Export the packaged weights to ONNX, quantise them to int8 and write the result to `out`.
+def export_onnx_model(out: Path, model_path: Path | None = None, *, precision: str = "int8") -> Path:
+    """Export the packaged weights to ONNX, quantise them to int8 unless `precision` is "fp32", and write
+    the result to `out`.
 
     The file is written next to `out` and renamed into place, so a reader never sees half a model.
 
     Args:
         out: the .onnx file to write (its folder is created).
         model_path: folder with the weights; the packaged all-MiniLM-L6-v2 by default.
+        precision: "int8" (dynamic per-channel int8, the fast one) or "fp32" (the reference's numbers).
 
     Raises:
-        EncoderLoadError: the weights cannot be loaded or the export fails.
+        EncoderLoadError: the weights cannot be loaded, the precision is unknown or the export fails.
     """
+    _recipe(precision)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import onnx
@@ -120,6 +131,9 @@ def export_quantised_model(out: Path, model_path: Path | None = None) -> Path:
                     opset_version=OPSET,
                     dynamo=False,
                 )
+            if precision == "fp32":
+                os.replace(fp32, out)
+                return out
             graph = onnx.load(str(fp32))
             keep_fp32 = [
                 node.name
@@ -164,14 +178,16 @@ class OnnxSentenceEncoder:
         model_path: Path | None = None,
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        precision: str = "int8",
     ) -> OnnxSentenceEncoder:
-        """Load the quantised model from `cache_dir`, exporting it first if it is not there.
+        """Load the exported model from `cache_dir`, exporting it first if it is not there.
 
         Args:
             cache_dir: folder of exported models (e.g. `<data dir>/cache/onnx`).
             model_path: folder with the weights; the packaged all-MiniLM-L6-v2 by default.
             threads: ONNX Runtime intra-op threads; None lets it use one per core.
             max_length: word pieces kept per text; longer texts are truncated.
+            precision: "int8" (quantised) or "fp32" (same numbers as the torch reference).
 
         Raises:
             EncoderLoadError: the weights are missing, the export fails or the model file is unreadable.
@@ -180,10 +196,10 @@ class OnnxSentenceEncoder:
         from tokenizers import Tokenizer
 
         model_path = model_path or default_model_path()
-        onnx_path = cached_model_path(cache_dir, model_path)
+        onnx_path = cached_model_path(cache_dir, model_path, precision=precision)
         if not onnx_path.exists():
             log.info("exporting the sentence encoder to %s (once per installation)", onnx_path)
-            export_quantised_model(onnx_path, model_path)
+            export_onnx_model(onnx_path, model_path, precision=precision)
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -198,7 +214,7 @@ class OnnxSentenceEncoder:
         tokenizer.enable_truncation(max_length=max_length)
         tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         dim = int(session.get_outputs()[0].shape[-1])
-        name = f"{_weights_fingerprint(model_path)}:onnx-{RECIPE}"
+        name = f"{_weights_fingerprint(model_path)}:onnx-{_recipe(precision)}"
         return cls(session, tokenizer, name=name, dim=dim)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The int8 ONNX encoder against the torch reference: same vectors (cosine), same decisions of the heads,
-its own cache name, a reused export, and a worker that runs on it when `[intents] backend = "onnx"`.
+"""The ONNX encoders against the torch reference: int8 (same vectors by cosine, the same decisions of the
+heads on confident messages) and fp32 (the reference's vectors and decisions); their own cache names, a
+reused export, and a worker that runs on int8 when `[intents] backend = "onnx"`.
 
 The model is exported once per session into a temporary folder (~5 s on an idle 2-core machine).
 """
@@ -134,6 +135,25 @@ def test_the_heads_decide_the_same_on_dev_messages_with_either_backend(
     assert len(confident_intent) >= 100 and len(confident_sentiment) >= 100
     assert agreement("intent", confident_intent) >= 0.98
     assert agreement("sentiment", confident_sentiment) >= 0.98
+
+
+def test_the_unquantised_export_gives_the_references_vectors_and_decisions(
+    encoder: SentenceEncoder, understander: Understander, onnx_cache: Path
+) -> None:
+    exact = load_encoder("onnx-fp32", cache_dir=onnx_cache)
+    assert cached_model_path(onnx_cache, precision="fp32").exists()
+    assert exact.name != encoder.name and "fp32" in exact.name
+    texts = _dev_sample() + EDGE_CASES
+    reference, vectors = encoder.encode(texts), exact.encode(texts)
+    assert (reference * vectors).sum(axis=1).min() >= 0.9999
+    torch_says = understander.understand_batch(texts, reference)
+    fp32_says = understander.understand_batch(texts, vectors)
+    pairs = list(zip(torch_says, fp32_says, strict=True))
+    for field in ("intent", "sentiment", "abusive"):
+        same = np.mean([getattr(a, field) == getattr(b, field) for a, b in pairs])
+        assert same >= 0.995, f"{field}: {same:.3f}"
+    with pytest.raises(EncoderLoadError, match="unknown ONNX precision 'int4'"):
+        cached_model_path(onnx_cache, precision="int4")
 
 
 def test_a_worker_configured_for_onnx_loads_it_from_the_data_folder(

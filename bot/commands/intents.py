@@ -26,6 +26,11 @@ app = typer.Typer(
 EXIT_BAD_INPUT = 2
 
 
+class Precision(StrEnum):
+    int8 = "int8"
+    fp32 = "fp32"
+
+
 class HeadName(StrEnum):
     intent = "intent"
     sentiment = "sentiment"
@@ -159,12 +164,17 @@ def export_onnx(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Export again even if the file exists.")] = False,
+    precision: Annotated[
+        Precision,
+        typer.Option(help='int8 for [intents] backend = "onnx", fp32 for backend = "onnx-fp32".'),
+    ] = Precision.int8,
 ) -> None:
-    """Export the encoder to ONNX with int8 weights for `[intents] backend = "onnx"` (once per install)."""
+    """Export the encoder to ONNX for the onnx backends (once per install; a worker also does it on first
+    start)."""
     import time
 
     from bot.settings import SettingsError, load_settings
-    from intents.onnx_encoder import cached_model_path, export_quantised_model
+    from intents.onnx_encoder import cached_model_path, export_onnx_model
 
     with _clear_errors():
         if out is None:
@@ -173,12 +183,12 @@ def export_onnx(
                 settings = load_settings(config)
             except SettingsError as error:
                 raise _fail(str(error)) from None
-            out = cached_model_path(settings.data.dir / "cache" / "onnx")
+            out = cached_model_path(settings.data.dir / "cache" / "onnx", precision=precision.value)
         if out.exists() and not force:
             typer.echo(f"{out} is already exported (--force to export again)", err=True)
             return
         started = time.perf_counter()
-        export_quantised_model(out)
+        export_onnx_model(out, precision=precision.value)
     size_mb = out.stat().st_size / 1e6
     typer.echo(
         f"encoder exported to {out} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)", err=True
