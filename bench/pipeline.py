@@ -1,6 +1,7 @@
 """The whole responder against the raw model, in one run, on the same machine and the same messages.
 
-    python bench/pipeline.py [--messages 500] [--backends torch,onnx,onnx-fp32] [--threads N] [--concurrency 8]
+    python bench/pipeline.py [--messages 500] [--backends torch,onnx,onnx-fp32] [--threads N]
+                             [--concurrency 8]
 
 For each encoder backend (torch fp32, onnx int8, onnx-fp32) it prints messages/s and p50/p99 latency of:
   - the raw encoder, one message per call and batches of 32;

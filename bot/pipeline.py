@@ -19,11 +19,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from bot.crm.data_rights import data_request_step
-from bot.crm.db import session_scope
+from bot.crm.db import is_transient_conflict, session_scope
 from bot.crm.ladder import update_ladder
 from bot.crm.models import (
     AuthorKind,
@@ -160,6 +160,12 @@ def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]
         except _ConcurrentFirstContact:
             # Another worker stored this customer's first message at the same moment; now they exist.
             log.info("a new contact was created concurrently by another worker (attempt %d)", attempt + 1)
+        except OperationalError as error:
+            if not is_transient_conflict(error):
+                raise
+            # PostgreSQL chose this transaction to break a deadlock with another worker's (e.g. the same
+            # message delivered twice at once); nothing of it was stored.
+            log.info("storing conflicted with another worker's transaction (attempt %d)", attempt + 1)
     return _store_once(runtime, inbound, last_attempt=True)
 
 
@@ -383,7 +389,19 @@ def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> None
     started = time.perf_counter()
     analysis = runtime.models.analyse(text)
     MODEL_SECONDS.observe(time.perf_counter() - started)
-    if _decide_and_queue(runtime, message_id, analysis):
+    for attempt in range(1, 4):
+        try:
+            decided = _decide_and_queue(runtime, message_id, analysis)
+            break
+        except OperationalError as error:
+            if attempt == 3 or not is_transient_conflict(error):
+                raise
+            log.info(
+                "message %s: deciding conflicted with another worker's transaction (attempt %d)",
+                message_id,
+                attempt,
+            )
+    if decided:
         PIPELINE_SECONDS.observe(time.perf_counter() - started)
 
 

@@ -106,7 +106,7 @@ def load_models(settings: Settings) -> Models:
     started = time.perf_counter()
     encoder = load_encoder(
         settings.intents.backend,
-        cache_dir=settings.data.dir / "cache" / "onnx",
+        cache_dir=settings.data.onnx_cache_dir,
         threads=settings.intents.threads or None,
     )
     understander = Understander.load(settings.intents.heads_dir)

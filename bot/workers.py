@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from bot.runtime import Runtime, build_runtime
 from bot.settings import CONFIG_ENV, Settings, SettingsError, load_settings
+from intents.encoder import onnx_precision
 
 __all__ = [
     "Worker",
@@ -134,6 +135,11 @@ def serve_workers(
     check_workers(settings, workers)
     host, port = settings.server.host, settings.server.port
     upgrade_database(settings.database_url)
+    precision = onnx_precision(settings.intents.backend)
+    if precision is not None:  # export once here, not once per worker at the same moment
+        from intents.onnx_encoder import ensure_exported
+
+        ensure_exported(settings.data.onnx_cache_dir, precision=precision)
     if config is not None:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     metrics_dir = Path(tempfile.mkdtemp(prefix="socialbot-metrics-"))

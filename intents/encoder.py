@@ -15,7 +15,15 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["BACKENDS", "Encoder", "EncoderLoadError", "SentenceEncoder", "default_model_path", "load_encoder"]
+__all__ = [
+    "BACKENDS",
+    "Encoder",
+    "EncoderLoadError",
+    "SentenceEncoder",
+    "default_model_path",
+    "load_encoder",
+    "onnx_precision",
+]
 
 # The model was trained on sequences of at most 256 word pieces (sentence_bert_config.json); longer
 # input is truncated, as sentence-transformers does.
@@ -56,6 +64,11 @@ class Encoder(Protocol):
         ...
 
 
+def onnx_precision(backend: str) -> str | None:
+    """The ONNX export precision a backend runs on ("int8", "fp32"), or None for torch."""
+    return {"onnx": "int8", "onnx-fp32": "fp32"}.get(backend)
+
+
 def load_encoder(
     backend: str = "torch", *, cache_dir: Path | None = None, threads: int | None = None
 ) -> Encoder:
@@ -76,8 +89,7 @@ def load_encoder(
             raise EncoderLoadError("the onnx encoder backend needs a cache folder for the exported model")
         from intents.onnx_encoder import OnnxSentenceEncoder
 
-        precision = "fp32" if backend == "onnx-fp32" else "int8"
-        return OnnxSentenceEncoder.load(cache_dir, threads=threads, precision=precision)
+        return OnnxSentenceEncoder.load(cache_dir, threads=threads, precision=onnx_precision(backend))
     raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -1,7 +1,7 @@
 """Print every quality figure of issue 4 on the dev splits of ../shared/datasets.
 
     python scripts/eval_intents.py [--heads DIR] [--only complaint,recommendation,abusive,sentiment] [--json]
-                                   [--backend torch|onnx]
+                                   [--backend torch|onnx|onnx-fp32]
 
 Cross-validated figures retrain heads per fold (a few minutes on 2 cores with cached embeddings).
 """

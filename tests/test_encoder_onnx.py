@@ -48,17 +48,16 @@ def test_the_onnx_vectors_match_the_torch_vectors_on_brand_posts(
     assert quantised.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(quantised, axis=1), 1.0, atol=1e-5)
     cosine = (reference * quantised).sum(axis=1)
-    assert cosine.mean() >= 0.99, f"mean cosine {cosine.mean():.4f}"
-    # int8 activations cost a little more on a few texts (the worst are degenerate ones like "aaaaaaaaaa").
-    assert cosine.min() >= 0.97, f"worst cosine {cosine.min():.4f} for {texts[int(cosine.argmin())]!r}"
+    assert cosine.mean() >= 0.999, f"mean cosine {cosine.mean():.4f}"
+    assert cosine.min() >= 0.99, f"worst cosine {cosine.min():.4f} for {texts[int(cosine.argmin())]!r}"
 
 
 def test_a_text_gets_the_same_vector_alone_and_in_a_padded_batch(onnx_encoder: OnnxSentenceEncoder) -> None:
     texts = ["@fernhill my order never arrived", "hi", "do you ship the Ridge 40 backpack to Norway?"]
     together = onnx_encoder.encode(texts)
     alone = np.stack([onnx_encoder.encode([text])[0] for text in texts])
-    # int8 activations are scaled per batch: a text's companions move its vector a little (fp32: 1e-6).
-    assert (together * alone).sum(axis=1).min() >= 0.98
+    # Activations are quantised per row and block, so a text's companions don't move its vector.
+    assert (together * alone).sum(axis=1).min() >= 0.9999
     assert onnx_encoder.encode([]).shape == (0, 384)
 
 
@@ -122,19 +121,11 @@ def test_the_heads_decide_the_same_on_dev_messages_with_either_backend(
     onnx_says = understander.understand_batch(texts, onnx_encoder.encode(texts))
     pairs = list(zip(torch_says, onnx_says, strict=True))
 
-    def agreement(field: str, rows=pairs) -> float:
-        return float(np.mean([getattr(a, field) == getattr(b, field) for a, b in rows]))
+    def agreement(field: str) -> float:
+        return float(np.mean([getattr(a, field) == getattr(b, field) for a, b in pairs]))
 
-    assert agreement("abusive") >= 0.98
-    # Intent and sentiment flip only on near-ties (a low-confidence intent, which is escalated anyway; a
-    # sentiment whose best class has p < 0.55): measured 96-97 % on all rows. See intents/MODEL_CARD.md.
-    assert agreement("intent") >= 0.95
-    assert agreement("sentiment") >= 0.95
-    confident_intent = [(a, b) for a, b in pairs if not a.low_confidence]
-    confident_sentiment = [(a, b) for a, b in pairs if a.sentiment_confidence >= 0.55]
-    assert len(confident_intent) >= 100 and len(confident_sentiment) >= 100
-    assert agreement("intent", confident_intent) >= 0.98
-    assert agreement("sentiment", confident_sentiment) >= 0.98
+    for field in ("intent", "sentiment", "abusive"):
+        assert agreement(field) >= 0.98, f"{field}: {agreement(field):.3f}"
 
 
 def test_the_unquantised_export_gives_the_references_vectors_and_decisions(

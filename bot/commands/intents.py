@@ -183,7 +183,7 @@ def export_onnx(
                 settings = load_settings(config)
             except SettingsError as error:
                 raise _fail(str(error)) from None
-            out = cached_model_path(settings.data.dir / "cache" / "onnx", precision=precision.value)
+            out = cached_model_path(settings.data.onnx_cache_dir, precision=precision.value)
         if out.exists() and not force:
             typer.echo(f"{out} is already exported (--force to export again)", err=True)
             return

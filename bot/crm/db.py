@@ -18,7 +18,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
-__all__ = ["DatabaseUnavailable", "check_database", "create_db_engine", "session_scope", "upgrade_database"]
+__all__ = [
+    "DatabaseUnavailable",
+    "check_database",
+    "create_db_engine",
+    "is_transient_conflict",
+    "session_scope",
+    "upgrade_database",
+]
 
 # Execution option of a read-only session (`session_scope(engine, read_only=True)`).
 READ_ONLY_OPTION = "socialbot_read_only"
@@ -123,6 +130,16 @@ def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Sessio
         except BaseException:
             session.rollback()
             raise
+
+
+# PostgreSQL's "deadlock detected" and "could not serialize access": the transaction was rolled back because
+# of another one running at the same moment, and simply running it again is the documented remedy.
+TRANSIENT_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient_conflict(error: BaseException) -> bool:
+    """True when `error` is a transaction rolled back over a conflict with a concurrent one (retry it)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in TRANSIENT_CONFLICT_SQLSTATES
 
 
 def check_database(engine: Engine) -> None:
