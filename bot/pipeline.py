@@ -406,8 +406,11 @@ def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> None
 
 
 def _deliver(runtime: Runtime, channel: str) -> None:
-    if channel in runtime.channels:
-        deliver_due(runtime.engine, {channel: runtime.channels[channel]})
+    adapter = runtime.channels.get(channel)
+    # A web chat reply was delivered by the transaction that stored it; the scheduler's outbox job still
+    # sweeps every channel for anything left behind.
+    if adapter is not None and not adapter.delivers_by_storing:
+        deliver_due(runtime.engine, {channel: adapter})
     deliver_support_posts(runtime)  # an escalation's post; returns at once without a support channel
 
 
