@@ -105,13 +105,10 @@ def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
         )
     ).first()
     if identity is not None:
-        contact = session.get(Contact, identity.contact_id)
-        contact.last_seen_at = utcnow()
         if author.handle and identity.handle != author.handle:
             identity.handle = author.handle
             session.add(identity)
-        session.add(contact)
-        return contact
+        return session.get(Contact, identity.contact_id)
     contact = Contact(display_name=author.display_name or author.handle)
     session.add(contact)
     session.flush()
@@ -128,9 +125,7 @@ def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
     return contact
 
 
-def _find_or_open_conversation(
-    session: Session, inbound: InboundMessage, contact: Contact, *, reopen_to_assignee: bool
-) -> Conversation:
+def _find_or_open_conversation(session: Session, inbound: InboundMessage, contact: Contact) -> Conversation:
     conversation = session.exec(
         select(Conversation)
         .where(Conversation.channel == inbound.channel, Conversation.thread_id == inbound.thread_id)
@@ -142,11 +137,24 @@ def _find_or_open_conversation(
         )
         session.add(conversation)
         session.flush()
-    elif conversation.state == ConversationState.RESOLVED:
-        reopen_conversation(session, conversation, to_assignee=reopen_to_assignee)
-    conversation.last_message_at = utcnow()
-    session.add(conversation)
     return conversation
+
+
+def _touch(
+    session: Session,
+    message: Message,
+    contact: Contact,
+    conversation: Conversation,
+    *,
+    reopen_to_assignee: bool,
+) -> None:
+    """The customer was seen and spoke in the conversation, which reopens if it was resolved."""
+    now = utcnow()
+    contact.last_seen_at = now
+    if conversation.state == ConversationState.RESOLVED:
+        reopen_conversation(session, conversation, message_id=message.id, to_assignee=reopen_to_assignee)
+    conversation.last_message_at = now
+    session.add_all([contact, conversation])
 
 
 def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]:
@@ -181,12 +189,7 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
     try:
         with session_scope(runtime.engine) as session:
             contact = _identify_contact(session, inbound)
-            conversation = _find_or_open_conversation(
-                session,
-                inbound,
-                contact,
-                reopen_to_assignee=runtime.settings.handoff.reopen_to == "assignee",
-            )
+            conversation = _find_or_open_conversation(session, inbound, contact)
             message = Message(
                 conversation_id=conversation.id,
                 contact_id=contact.id,
@@ -203,6 +206,16 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
             session.add(message)
             session.flush()
             message_id = message.id
+            # Only now update the contact's and conversation's rows. A copy of this message stored by
+            # another worker at the same moment (a platform retry) then meets the unique key before it
+            # locks them, so it can't deadlock with the decision on the first copy, which locks them.
+            _touch(
+                session,
+                message,
+                contact,
+                conversation,
+                reopen_to_assignee=runtime.settings.handoff.reopen_to == "assignee",
+            )
     except IntegrityError:
         existing = _stored_before(runtime, inbound)
         if existing is None:  # the conflict was something else; let it surface

@@ -144,6 +144,16 @@ def test_a_resolved_conversation_can_reopen_to_its_assignee(make_settings, model
 
             later = customer_says(client, session_id, "how long does delivery take?")
             assert later["state"] == "human" and later["replies"] == []
+        from sqlmodel import Session, select
+
+        from bot.crm.models import AuditEvent
+
+        with Session(runtime.engine) as session:
+            reopened = session.exec(
+                select(AuditEvent).where(AuditEvent.action == "conversation.reopened")
+            ).one()
+        assert reopened.subject_id == conversation_id
+        assert reopened.details == {"from": "resolved", "to": "human", "message_id": later["message_id"]}
     finally:
         runtime.close()
 
