@@ -260,11 +260,13 @@ def test_admins_manage_endpoints_in_the_console_and_see_the_delivery_log(client,
     add_staff(runtime, "agent@fernhill.example", role="agent")
     log_in(client, "agent@fernhill.example")
     assert client.get("/console/webhooks").status_code == 403  # agents may not manage integrations
+    assert 'href="/console/webhooks"' not in client.get("/console").text  # nor see the link
     client.cookies.clear()
     assert client.get("/console/webhooks", follow_redirects=False).status_code == 303  # logged out: to login
 
     add_staff(runtime, "admin@fernhill.example", role="admin")
     log_in(client, "admin@fernhill.example")
+    assert 'href="/console/webhooks"' in client.get("/console").text  # the admin's nav leads there
     page = client.get("/console/webhooks")
     assert page.status_code == 200 and "No endpoints yet" in page.text
     csrf = csrf_of(page.text)
