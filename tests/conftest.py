@@ -135,3 +135,31 @@ def postgres_server() -> Iterator[Any]:
 def pg_url(postgres_server) -> str:
     """The URL of a fresh, empty PostgreSQL database (`postgresql+psycopg://...`)."""
     return postgres_server.database()
+
+
+TELEGRAM_TOKEN = "123456:TEST-token"
+TELEGRAM_SECRET = "telegram-webhook-s3cret"
+
+
+@pytest.fixture
+def telegram_bot(make_settings, models):
+    """A worker with Telegram on in webhook mode against a fake Bot API: (runtime, web client, fake)."""
+    from fastapi.testclient import TestClient
+
+    from bot.runtime import build_runtime
+    from bot.web.app import create_app
+    from tests.fakes.telegram import FakeTelegram
+
+    with FakeTelegram(TELEGRAM_TOKEN) as telegram:
+        settings = make_settings(
+            telegram={
+                "enabled": True,
+                "token": TELEGRAM_TOKEN,
+                "webhook_secret": TELEGRAM_SECRET,
+                "api_base_url": telegram.api_base_url,
+            }
+        )
+        runtime = build_runtime(settings, models=models)
+        with TestClient(create_app(runtime)) as client:
+            yield runtime, client, telegram
+        runtime.close()

@@ -12,7 +12,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -39,14 +38,11 @@ from bot.crm.models import (
 from bot.identity import merge_contacts
 from bot.pipeline import handle_inbound
 from bot.runtime import build_runtime
-from bot.web.app import create_app
 from channels.base import Author, InboundMessage
 from tests.conftest import REPO
-from tests.fakes.telegram import FakeTelegram
+from tests.conftest import TELEGRAM_SECRET as SECRET
 from tests.test_staff_console import add_staff, csrf_of, log_in
 
-TOKEN = "123456:TEST-token"
-SECRET = "telegram-webhook-s3cret"
 GROUP = -100555
 ANNA, BORIS = 5151, 5252
 
@@ -93,23 +89,6 @@ def test_the_request_rule_is_precise_and_finds_the_requests():
     wrong = [(text, truth, guess) for text, truth, guess in guesses if guess != truth]
     assert precision == 1.0, wrong  # a false request confuses a customer with a data-rights answer
     assert recall >= 0.9, wrong
-
-
-@pytest.fixture
-def telegram_bot(make_settings, models):
-    with FakeTelegram(TOKEN) as telegram:
-        settings = make_settings(
-            telegram={
-                "enabled": True,
-                "token": TOKEN,
-                "webhook_secret": SECRET,
-                "api_base_url": telegram.api_base_url,
-            }
-        )
-        runtime = build_runtime(settings, models=models)
-        with TestClient(create_app(runtime)) as client:
-            yield runtime, client, telegram
-        runtime.close()
 
 
 def posts_in_group(runtime, client, telegram, user: int, text: str) -> None:

@@ -6,36 +6,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.crm.models import Conversation
-from bot.runtime import build_runtime
-from bot.web.app import create_app
-from tests.fakes.telegram import FakeTelegram
+from tests.conftest import TELEGRAM_SECRET as SECRET
 from tests.test_staff_console import add_staff, conversation_form, log_in
 
-TOKEN = "123456:TEST-token"
-SECRET = "telegram-webhook-s3cret"
 CUSTOMER = 4242
-
-
-@pytest.fixture
-def telegram_bot(make_settings, models):
-    with FakeTelegram(TOKEN) as telegram:
-        settings = make_settings(
-            telegram={
-                "enabled": True,
-                "token": TOKEN,
-                "webhook_secret": SECRET,
-                "api_base_url": telegram.api_base_url,
-            }
-        )
-        runtime = build_runtime(settings, models=models)
-        with TestClient(create_app(runtime)) as client:
-            yield runtime, client, telegram
-        runtime.close()
 
 
 def customer_writes(client, telegram, text: str) -> None:

@@ -8,18 +8,12 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.crm.models import AuditEvent, ContactBlock, Conversation, Message, ModerationItem
-from bot.runtime import build_runtime
-from bot.web.app import create_app
-from tests.fakes.telegram import FakeTelegram
+from tests.conftest import TELEGRAM_SECRET as SECRET
 from tests.test_staff_console import add_staff, csrf_of, log_in
 
-TOKEN = "123456:TEST-token"
-SECRET = "telegram-webhook-s3cret"
 GROUP = -100777
 ANNA, BORIS, CLARA = 4242, 4343, 4444
 RUDE_BUT_ASKING = "@FernhillBot your stupid idiot company, how long does delivery take?"
@@ -28,23 +22,6 @@ ABUSE = [
     "@FernhillBot f*** you and your garbage company, idiots",
     "@FernhillBot you stupid bots are pathetic losers",
 ]
-
-
-@pytest.fixture
-def telegram_bot(make_settings, models):
-    with FakeTelegram(TOKEN) as telegram:
-        settings = make_settings(
-            telegram={
-                "enabled": True,
-                "token": TOKEN,
-                "webhook_secret": SECRET,
-                "api_base_url": telegram.api_base_url,
-            }
-        )
-        runtime = build_runtime(settings, models=models)
-        with TestClient(create_app(runtime)) as client:
-            yield runtime, client, telegram
-        runtime.close()
 
 
 def posts_in_group(runtime, client, telegram, user: int, text: str) -> dict:
