@@ -61,3 +61,19 @@ def test_writers_from_many_threads_queue_instead_of_failing_on_a_short_busy_time
         list(pool.map(write, range(8)))
     with session_scope(engine, read_only=True) as session:
         assert len(session.exec(select(Contact)).all()) == 120
+
+
+def test_a_session_dropped_without_closing_gives_the_write_lock_back(tmp_path):
+    import gc
+
+    from sqlmodel import Session
+
+    engine = _engine(tmp_path, busy_timeout_seconds=3.0)
+    forgotten = Session(engine)
+    forgotten.exec(select(Contact)).all()  # a write transaction is open (BEGIN IMMEDIATE)
+    del forgotten
+    gc.collect()  # the pool takes the connection back and rolls it back
+    started = time.monotonic()
+    with session_scope(engine) as session:
+        session.add(Contact(display_name="next writer"))
+    assert time.monotonic() - started < 1.0  # not the 3 s busy timeout

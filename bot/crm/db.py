@@ -95,15 +95,19 @@ def create_db_engine(
             try:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             except BaseException:
-                _release(connection)
+                _release(connection.info)
                 raise
 
-        def _release(connection) -> None:
-            if connection.info.pop("holds_write_lock", False):
+        def _release(info: dict) -> None:
+            if info.pop("holds_write_lock", False):
                 write_lock.release()
 
-        event.listen(engine, "commit", _release)
-        event.listen(engine, "rollback", _release)
+        # The transaction ends: committed or rolled back through SQLAlchemy ...
+        event.listen(engine, "commit", lambda connection: _release(connection.info))
+        event.listen(engine, "rollback", lambda connection: _release(connection.info))
+        # ... or its connection went back to the pool another way (a session dropped without closing it is
+        # reset by the pool, which SQLAlchemy's transaction events don't see).
+        event.listen(engine, "checkin", lambda _dbapi_connection, record: _release(record.info))
         return engine
     return create_engine(
         url,
