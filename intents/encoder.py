@@ -29,8 +29,8 @@ __all__ = [
 # input is truncated, as sentence-transformers does.
 DEFAULT_MAX_LENGTH = 256
 
-# "torch" is the reference; "onnx" is the int8 ONNX Runtime export of the same weights (onnx_encoder.py);
-# "onnx-fp32" is that export without quantisation: the reference's numbers, about half int8's speed.
+# "torch" is the reference; "onnx" is the 8-bit ONNX Runtime export of the same weights (onnx_encoder.py);
+# "onnx-fp32" is that export without quantisation: the reference's numbers, a little slower than "onnx".
 BACKENDS = ("torch", "onnx", "onnx-fp32")
 
 
@@ -84,12 +84,13 @@ def load_encoder(
     """
     if backend == "torch":
         return SentenceEncoder.load(threads=threads)
-    if backend in ("onnx", "onnx-fp32"):
+    precision = onnx_precision(backend)
+    if precision is not None:
         if cache_dir is None:
             raise EncoderLoadError("the onnx encoder backend needs a cache folder for the exported model")
         from intents.onnx_encoder import OnnxSentenceEncoder
 
-        return OnnxSentenceEncoder.load(cache_dir, threads=threads, precision=onnx_precision(backend))
+        return OnnxSentenceEncoder.load(cache_dir, threads=threads, precision=precision)
     raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -17,13 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, TELEGRAM_SECRET, TELEGRAM_TOKEN, free_port
 from tests.fakes.slack import BOT_USER_ID, FakeSlack, event_callback, signed_headers
 from tests.fakes.telegram import FakeTelegram
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TELEGRAM_TOKEN = "123456:TEST-token"
-TELEGRAM_SECRET = "telegram-webhook-s3cret"
 SLACK_MESSAGES, TELEGRAM_MESSAGES, WEBCHAT_MESSAGES = 700, 700, 600
 TEXT = "love the new tent, thanks!"
 

@@ -24,14 +24,13 @@ from bot.runtime import Runtime, build_runtime
 from bot.staff import StaffError
 from bot.support_channel import deliver_support_posts, link_slack_user
 from bot.web.app import create_app
+from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN
 from tests.fakes.server import FakeResponse
 from tests.fakes.slack import FakeSlack, PostedMessage, block_actions, event_callback, signed_headers
 from tests.fakes.telegram import FakeTelegram
 from tests.test_staff_console import add_staff
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TELEGRAM_TOKEN = "123456:TEST-token"
-TELEGRAM_SECRET = "telegram-webhook-s3cret"
 SUPPORT = "C0SUPPORT"
 GENERAL = "C0GENERAL"
 CUSTOMER = 4242
