@@ -4,12 +4,13 @@ port and a Playwright page in Debian's chromium."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -135,6 +136,37 @@ def postgres_server() -> Iterator[Any]:
 def pg_url(postgres_server) -> str:
     """The URL of a fresh, empty PostgreSQL database (`postgresql+psycopg://...`)."""
     return postgres_server.database()
+
+
+def missing_part(part: str, reason: str) -> NoReturn:
+    """Skip a test whose server or tool is absent here, or fail it when `SOCIALBOT_REQUIRE` (a comma-separated
+    list, set in CI) names that part: CI must never pass by skipping what it is meant to run."""
+    required = {name.strip() for name in os.environ.get("SOCIALBOT_REQUIRE", "").split(",")}
+    if part in required:
+        pytest.fail(f"{reason} (SOCIALBOT_REQUIRE names {part})", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[Any]:
+    """A real Dovecot IMAP server for the session (see tests/dovecot.py)."""
+    from tests.dovecot import DovecotServer, DovecotUnavailable
+
+    try:
+        server = DovecotServer()
+        server.start()
+    except DovecotUnavailable as error:
+        missing_part("dovecot", str(error))
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def mailbox(dovecot_server) -> tuple[Any, str]:
+    """A fresh, empty mailbox on the Dovecot server: (server, user); it logs in with `server.password`."""
+    import uuid
+
+    return dovecot_server, f"help-{uuid.uuid4().hex[:8]}@fernhill.example"
 
 
 TELEGRAM_TOKEN = "123456:TEST-token"

@@ -19,7 +19,6 @@ from bot.outbox import deliver_due, enqueue
 from bot.runtime import build_runtime
 from bot.settings import SettingsError
 from bot.web.app import create_app
-from channels.email import message_id_for
 from tests.fakes.smtp import LocalSMTP
 
 SECRET = "inbound-shared-secret"
@@ -82,7 +81,7 @@ def test_a_mail_is_threaded_text_plus_escaped_html_with_a_working_unsubscribe_li
     assert len(report.sent) == 1 and len(smtp.mails) == 1
     mail = smtp.mails[0]
     assert mail["To"] == CUSTOMER and "care@fernhill.example" in mail["From"]
-    assert mail["Message-ID"] == message_id_for("followup:42", CUSTOMER, "fernhill.example")
+    assert email_runtime.channels["email"].threads.thread_of(mail["Message-ID"]) == CUSTOMER
     assert smtp.envelopes[0] == ("care@fernhill.example", [CUSTOMER])
     text = mail.get_body(("plain",)).get_content()
     page = mail.get_body(("html",)).get_content()
