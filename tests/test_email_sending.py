@@ -75,7 +75,7 @@ def test_a_reply_goes_out_over_starttls_with_login_threaded_in_text_and_html(sta
     assert mail["Message-ID"] == message_id == channel.message_id_for(REPLY)
     assert channel.threads.thread_of(message_id) == CUSTOMER
     assert mail["In-Reply-To"] == mail["References"] == "<CAK7x123@mail.gmail.com>"
-    assert mail["Subject"] == "Re: Your order 4821" and mail["To"] == CUSTOMER
+    assert mail["Subject"] == "Re: Your order 4821" and mail["To"] == CUSTOMER and mail["Date"] is not None
     assert mail["List-Unsubscribe"] == f"<https://fernhill.example/email/unsubscribe?token=t-{CUSTOMER}>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")

@@ -10,8 +10,10 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.utils import format_datetime
 from enum import StrEnum
 
 from jinja2 import Environment
@@ -32,8 +34,8 @@ _MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 _HTML = Environment(autoescape=True, keep_trailing_newline=True).from_string(
     """<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="margin:0;padding:16px;font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:1.5;\
-color:#1f2328">
+<body style="margin:0;padding:16px;max-width:640px;font-family:Arial,Helvetica,sans-serif;font-size:15px;\
+line-height:1.5;color:#1f2328">
 {% for paragraph in paragraphs %}<p style="margin:0 0 12px">{{ paragraph }}</p>
 {% endfor %}{% if signature %}<p style="margin:20px 0 0;color:#57606a">{{ signature }}</p>
 {% endif %}{% if unsubscribe_url %}<hr style="border:none;border-top:1px solid #d0d7de;margin:20px 0 8px">
@@ -99,6 +101,7 @@ def compose_mail(
     mail["From"] = sender
     mail["To"] = recipient
     mail["Subject"] = subject
+    mail["Date"] = format_datetime(datetime.now(UTC))
     mail["Message-ID"] = message_id
     thread = [ref for ref in references if _MESSAGE_ID.fullmatch(ref)]
     if in_reply_to and _MESSAGE_ID.fullmatch(in_reply_to):
