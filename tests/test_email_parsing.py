@@ -88,6 +88,12 @@ def test_format_flowed_paragraphs_are_joined_and_hyphen_lists_survive():
     )
 
 
+def test_format_flowed_with_delsp_drops_the_space_the_sender_added_at_each_soft_break():
+    body = "Ich möchte die Jacke umtau \r\nschen, Größe L  \r\nbitte.\r\n".encode()
+    mail = parse_mail(_mail(body, "text/plain; charset=utf-8; format=flowed; delsp=yes"))
+    assert mail.reply == "Ich möchte die Jacke umtauschen, Größe L bitte."
+
+
 def test_inline_images_and_forwarded_mails_are_listed_as_attachments():
     inner = EmailMessage()
     inner["From"], inner["Subject"] = "shop@elsewhere.example", "Your receipt"
