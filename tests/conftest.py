@@ -28,7 +28,7 @@ def encoder() -> SentenceEncoder:
 @pytest.fixture(scope="session")
 def models(encoder: SentenceEncoder, tmp_path_factory: pytest.TempPathFactory):
     """The encoder, the shipped heads and the sample knowledge base, shared by every test."""
-    from bot.runtime import Models, sample_knowledge_dir
+    from bot.runtime.analysis import Models, sample_knowledge_dir
     from intents import Understander
     from knowledge import KnowledgeBase
 
@@ -41,7 +41,7 @@ def models(encoder: SentenceEncoder, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Any]:
     """Settings with the data folder in `tmp_path`; keyword arguments override sections."""
-    from bot.settings import load_settings
+    from bot.runtime.settings import load_settings
 
     def make(**overrides: Any):
         data = {"dir": tmp_path / "data", **overrides.pop("data", {})}
@@ -58,7 +58,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
 
 @pytest.fixture
 def runtime(make_settings: Callable[..., Any], models) -> Iterator[Any]:
-    from bot.runtime import build_runtime
+    from bot.worker.build import build_runtime
 
     built = build_runtime(make_settings(), models=models)
     yield built
@@ -146,8 +146,8 @@ def telegram_bot(make_settings, models):
     """A worker with Telegram on in webhook mode against a fake Bot API: (runtime, web client, fake)."""
     from fastapi.testclient import TestClient
 
-    from bot.runtime import build_runtime
     from bot.web.app import create_app
+    from bot.worker.build import build_runtime
     from tests.fakes.telegram import FakeTelegram
 
     with FakeTelegram(TELEGRAM_TOKEN) as telegram:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bot.crm.db import session_scope
-from bot.staff import create_staff
+from bot.support.staff import create_staff
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

@@ -150,7 +150,7 @@ def test_the_unquantised_export_gives_the_references_vectors_and_decisions(
 def test_a_worker_configured_for_onnx_loads_it_from_the_data_folder(
     make_settings, onnx_encoder: OnnxSentenceEncoder, onnx_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.runtime import load_models
+    from bot.runtime.analysis import load_models
 
     settings = make_settings(intents={"backend": "onnx", "threads": 1}, knowledge={"refresh_seconds": 0})
     target = settings.data.dir / "cache" / "onnx"
@@ -175,7 +175,7 @@ def test_export_onnx_writes_the_file_the_worker_reads_and_skips_an_existing_one(
 ) -> None:
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.cli.main import app
 
     config = tmp_path / "settings.toml"
     config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n')

@@ -123,7 +123,7 @@ UNRELATED = [
 
 
 def test_the_sample_brand_answers_customer_questions_and_declines_unrelated_ones(encoder, work):
-    from bot.runtime import sample_knowledge_dir
+    from bot.runtime.analysis import sample_knowledge_dir
 
     knowledge_base = KnowledgeBase.build(sample_knowledge_dir(), encoder, cache_dir=work / "index")
 
