@@ -18,6 +18,7 @@ from intents import Understander
 from intents.corpus import own_examples
 from intents.encoder import EncoderLoadError, SentenceEncoder, load_encoder
 from intents.onnx_encoder import OnnxSentenceEncoder, cached_model_path
+from tests.parts import missing_part
 
 EDGE_CASES = ["", " ", "ok", "aaaaaaaaaa", "word " * 400, "Ünïcödé 😀 日本語 @fernhill #help"]
 
@@ -105,7 +106,7 @@ def _dev_sample(per_set: int = 125) -> list[str]:
             (public_data.complaints(), None),
         ]
     except public_data.DatasetMissingError as error:
-        pytest.skip(str(error))
+        missing_part("datasets", str(error))
     texts: list[str] = []
     for labelled, split in sources:
         rows = {t for t, g in zip(labelled.texts, labelled.groups, strict=True) if split in (None, g)}

@@ -36,7 +36,6 @@ from bot.insights.response_log import (
 from bot.support.staff import create_staff, issue_api_token
 
 PASSWORD = "correct horse battery staple"
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 INJECTION = '=HYPERLINK("http://evil.example","click")'
 
@@ -524,9 +523,6 @@ def test_the_export_command_writes_a_filtered_csv_and_is_audited(tmp_path, make_
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/test installs it)"
-)
 def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, runtime, page):
     import httpx
 
