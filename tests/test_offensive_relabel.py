@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from intents import public_data
+from tests.parts import missing_part
 
 RELABEL = Path(__file__).resolve().parents[1] / "intents" / "data" / "offensive_relabel.csv"
 ABUSE_KINDS = {"insult_person", "threat", "hate", "slur", "harassment", "spam", "doxxing"}
@@ -31,9 +29,7 @@ def _offensive_rows() -> dict[tuple[str, int], str]:
     """Texts of TweetEval's offensive rows keyed by (split, index of the row within its split)."""
     source = public_data.datasets_dir() / "tweeteval" / "offensive.csv"
     if not source.exists():
-        if "datasets" in os.environ.get("SOCIALBOT_REQUIRE", ""):
-            pytest.fail(f"SOCIALBOT_REQUIRE names datasets but {source} is absent")
-        pytest.skip(f"public data sets not found at {source}")
+        missing_part("datasets", f"public data sets not found at {source}")
     offensive: dict[tuple[str, int], str] = {}
     position: Counter[str] = Counter()
     with source.open(encoding="utf-8", newline="") as handle:
