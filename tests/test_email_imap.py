@@ -15,6 +15,7 @@ import pytest
 from channels.base import ChannelError
 from channels.email import ImapAccount, ImapPoller, ImapSecurity, MailboxPosition
 from channels.email._imap import PROCESSED_KEYWORD
+from tests.parts import missing_part
 
 WAIT_SECONDS = 15
 
@@ -205,12 +206,10 @@ def test_a_server_without_idle_is_polled(run_poller):
 
     try:
         server = DovecotServer(extra_config="imap_capability = IMAP4rev1 LITERAL+ UIDPLUS MOVE")
-        server.start()
     except DovecotUnavailable as error:
-        from tests.conftest import missing_part
-
         missing_part("dovecot", str(error))
     try:
+        server.start()
         client = server.client("help@fernhill.example")
         assert not client.has_capability("IDLE")
         client.logout()
