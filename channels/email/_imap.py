@@ -189,6 +189,7 @@ class ImapPoller:
         self._thread: threading.Thread | None = None
         self._client: IMAPClient | None = None
         self._processed_flag = PROCESSED_KEYWORD
+        self._uid_next = 0  # the folder's UIDNEXT when the last round began
         self._failures = 0
 
     # Life cycle
@@ -218,9 +219,9 @@ class ImapPoller:
                 try:
                     if self._client is None:
                         self._client = self._open()
-                    more = self.poll_once()
+                    handled = self.poll_once()
                     self._failures = 0
-                    if not more:
+                    if not handled:  # after a round that found mail, look again before waiting
                         self._wait_for_mail()
                 except LoginError as error:
                     self._fail(f"login refused: {error}")
@@ -263,9 +264,8 @@ class ImapPoller:
 
     # One round
 
-    def poll_once(self) -> bool:
-        """Hand on the folder's new mails, oldest first. Returns True when more are waiting than one round
-        takes. Needs the connection `start` opens (used directly by tests that step the poller)."""
+    def poll_once(self) -> int:
+        """Hand on the folder's new mails, oldest first (at most `MAX_MAILS_PER_ROUND`); return how many."""
         client = self._client
         if client is None:
             self._client = client = self._open()
@@ -273,6 +273,7 @@ class ImapPoller:
         if b"UIDNEXT" not in status:
             status = client.folder_status(self.account.folder, [b"UIDVALIDITY", b"UIDNEXT"])
         uidvalidity, uid_next = int(status[b"UIDVALIDITY"]), int(status[b"UIDNEXT"])
+        self._uid_next = uid_next
         position = self.positions.load(self.account.mailbox)
         keyword = self._processed_flag == PROCESSED_KEYWORD
         unprocessed = [b"UNKEYWORD", PROCESSED_KEYWORD] if keyword else []
@@ -289,15 +290,15 @@ class ImapPoller:
             floor = 0
         uids = sorted(uid for uid in client.search(criteria) if uid > floor)
         batch = uids[:MAX_MAILS_PER_ROUND]
-        for uid in batch:
+        for handled, uid in enumerate(batch):
             if self._stopping.is_set():
-                return False
+                return handled
             self._process(client, uidvalidity, uid)
         if len(batch) == len(uids) and (position is None or position.uidvalidity != uidvalidity):
             # Everything below UIDNEXT is read or deliberately left; from now on only higher UIDs are new.
             last = max([uid_next - 1, *batch])
             self.positions.save(self.account.mailbox, MailboxPosition(uidvalidity, last))
-        return len(uids) > len(batch)
+        return len(batch)
 
     def _process(self, client: IMAPClient, uidvalidity: int, uid: int) -> None:
         fetched = client.fetch([uid], [b"BODY.PEEK[]"]).get(uid)
@@ -314,6 +315,11 @@ class ImapPoller:
         client = self._client
         if client is None or not client.has_capability("IDLE"):
             self._stopping.wait(self.poll_interval_seconds)
+            return
+        # A mail that arrived after the round's search was announced in a response we didn't read; the server
+        # won't announce it again in IDLE, so look first.
+        status = client.folder_status(self.account.folder, [b"UIDNEXT"])
+        if int(status[b"UIDNEXT"]) > self._uid_next:
             return
         client.idle()
         try:
