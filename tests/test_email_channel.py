@@ -37,7 +37,7 @@ def email_settings(make_settings: Callable[..., Any], smtp: LocalSMTP, **extra: 
             "enabled": True,
             "smtp_host": "127.0.0.1",
             "smtp_port": smtp.port,
-            "use_tls": False,
+            "smtp_security": "none",
             "from_address": "care@fernhill.example",
             "inbound_secret": SECRET,
         },
@@ -68,11 +68,24 @@ def queue_mail(runtime, text: str, *, address: str = CUSTOMER, key: str = "test:
         return message.id
 
 
-def test_enabled_email_needs_its_inbound_secret_and_the_secret_key(make_settings, smtp):
-    with pytest.raises(SettingsError, match="email.inbound_secret.*SOCIALBOT_EMAIL__INBOUND_SECRET"):
-        make_settings(email={"enabled": True})
-    with pytest.raises(SettingsError, match="secret_key.*SOCIALBOT_SECRET_KEY"):
-        make_settings(email={"enabled": True, "inbound_secret": SECRET})
+def test_enabled_email_names_the_one_setting_it_misses(make_settings, smtp):
+    key = "a-secret-key-of-thirty-two-characters-or-more"
+    mailbox = {"enabled": True, "imap_host": "imap.fernhill.example", "username": "help@fernhill.example"}
+    cases = [
+        ({"enabled": True}, {}, "email.inbound_secret.*SOCIALBOT_EMAIL__INBOUND_SECRET"),
+        ({"enabled": True, "inbound_secret": SECRET}, {}, "secret_key.*SOCIALBOT_SECRET_KEY"),
+        ({"enabled": True, "inbound_secret": SECRET}, {"secret_key": key}, "email.from_address"),
+        ({**mailbox, "username": ""}, {"secret_key": key}, "email.imap_user"),
+        (mailbox, {"secret_key": key}, "email.imap_password.*SOCIALBOT_EMAIL__PASSWORD"),
+    ]
+    for email, extra, error in cases:
+        with pytest.raises(SettingsError, match=error):
+            make_settings(email=email, **extra)
+    # Four settings and two secrets: a mailbox read over IMAP needs no inbound secret.
+    settings = make_settings(
+        email={**mailbox, "smtp_host": "smtp.fernhill.example", "password": "pw"}, secret_key=key
+    )
+    assert settings.email.sender_address == "help@fernhill.example"
 
 
 def test_a_mail_is_threaded_text_plus_escaped_html_with_a_working_unsubscribe_link(email_runtime, smtp):

@@ -83,7 +83,7 @@ def start_bot(make_settings: Callable[..., Any], models, x: FakeX, smtp: LocalSM
                 "enabled": True,
                 "smtp_host": "127.0.0.1",
                 "smtp_port": smtp.port,
-                "use_tls": False,
+                "smtp_security": "none",
                 "from_address": "care@fernhill.example",
                 "inbound_secret": "inbound-secret",
             },

@@ -38,7 +38,7 @@ def bot(make_settings, models, smtp) -> Iterator[Any]:
             "enabled": True,
             "smtp_host": "127.0.0.1",
             "smtp_port": smtp.port,
-            "use_tls": False,
+            "smtp_security": "none",
             "from_address": "care@fernhill.example",
             "inbound_secret": "inbound-secret",
         },

@@ -88,6 +88,7 @@ def enqueue(
         channel=conversation.channel,
         thread_id=conversation.thread_id,
         reply_to_external_id=reply_to.external_id if reply_to is not None else None,
+        subject=_subject_of(reply_to),
         text=text,
     )
     channel = (channels or {}).get(conversation.channel)
@@ -100,6 +101,12 @@ def enqueue(
     return message
 
 
+def _subject_of(message: Message | None) -> str | None:
+    """The subject of the message a reply answers (e-mail keeps it, so the reply stays in the thread)."""
+    subject = (message.raw or {}).get("subject") if message is not None else None
+    return subject[:300] if isinstance(subject, str) and subject.strip() else None
+
+
 def _outbound(row: Outbox) -> OutboundMessage:
     return OutboundMessage(
         channel=row.channel,
@@ -107,6 +114,7 @@ def _outbound(row: Outbox) -> OutboundMessage:
         text=row.text,
         reply_to_external_id=row.reply_to_external_id,
         idempotency_key=row.idempotency_key,
+        subject=row.subject,
     )
 
 

@@ -200,7 +200,7 @@ def before_policy(
         address = validate_email(attempt, check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
         return _ask_again(session, message, conversation, pending, str(error), now)
-    if address.rpartition("@")[2] == runtime.settings.email.from_address.rpartition("@")[2].lower():
+    if address.rpartition("@")[2] == runtime.settings.email.sender_address.rpartition("@")[2]:
         return None  # the brand's own address, mentioned in passing
     return _send_code(runtime, session, message, conversation, address, now)
 

@@ -42,7 +42,7 @@ from channels.base import (
 from channels.email._authentication import SenderAuthenticator, SenderVerdict
 from channels.email._bounces import Bounce, parse_bounce
 from channels.email._imap import ImapAccount, ImapPoller, MailboxPositionStore
-from channels.email._parsing import REPLY_LANGUAGES, MalformedMail, parse_mail, strip_reply
+from channels.email._parsing import REPLY_LANGUAGES, MalformedMail, parse_mail, strip_reply, subject_topic
 from channels.email._sending import SMTP_TIMEOUT_SECONDS, SmtpSecurity, SmtpSender, compose_mail
 from channels.email._threads import ThreadSigner
 
@@ -87,6 +87,7 @@ class EmailChannel(WebhookChannel):
         signature: the brand's signature under every mail.
         authenticator: decides whether a sender is who `From` says; None trusts no one (all unverified).
         imap: the mailbox to read; None takes mail only from the webhook.
+        imap_poll_seconds: the pause between reads of a mailbox whose server has no IDLE.
         positions: where the IMAP position is kept (needed with `imap`).
         on_bounce: called with each bounce of a mail we sent (the failed address is the one we mailed).
         reply_languages: the languages whose quote headers and sign-offs are stripped from replies.
@@ -114,6 +115,7 @@ class EmailChannel(WebhookChannel):
         signature: str = "",
         authenticator: SenderAuthenticator | None = None,
         imap: ImapAccount | None = None,
+        imap_poll_seconds: float = 60.0,
         positions: MailboxPositionStore | None = None,
         on_bounce: Callable[[Bounce], None] | None = None,
         reply_languages: Sequence[str] = REPLY_LANGUAGES,
@@ -146,7 +148,9 @@ class EmailChannel(WebhookChannel):
         if imap is not None:
             if positions is None:
                 raise ValueError("an IMAP mailbox needs a position store")
-            self.poller = ImapPoller(imap, handle=self._handle_polled, positions=positions)
+            self.poller = ImapPoller(
+                imap, handle=self._handle_polled, positions=positions, poll_interval_seconds=imap_poll_seconds
+            )
 
     # Out
 
@@ -163,7 +167,7 @@ class EmailChannel(WebhookChannel):
         recipient = message.thread_id
         if not _ADDRESS.match(recipient):
             raise PermanentSendError(f"e-mail thread {recipient!r} is not an address")
-        topic = (message.subject or "").strip() or f"A message from {self.brand_name}"
+        topic = subject_topic(message.subject or "") or f"A message from {self.brand_name}"
         return compose_mail(
             sender=Address(display_name=self.brand_name, addr_spec=self.from_address),
             recipient=recipient,

@@ -25,6 +25,7 @@ __all__ = [
     "html_to_text",
     "parse_mail",
     "strip_reply",
+    "subject_topic",
 ]
 
 #: Languages whose reply headers ("On ... wrote:", "Le ... a écrit :", "Am ... schrieb ...:") and sign-offs
@@ -96,7 +97,12 @@ class ParsedMail:
     @property
     def topic(self) -> str:
         """The subject without its `Re:` / `AW:` / `Fwd:` prefixes."""
-        return _SUBJECT_PREFIX.sub("", self.subject).strip()
+        return subject_topic(self.subject)
+
+
+def subject_topic(subject: str) -> str:
+    """A subject without its reply and forward prefixes (`Re:`, `AW:`, `Fwd:`, `TR:`...)."""
+    return _SUBJECT_PREFIX.sub("", subject).strip()
 
 
 def html_to_text(html: str) -> str:

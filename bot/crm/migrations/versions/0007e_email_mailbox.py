@@ -1,0 +1,52 @@
+"""E-mail on real mailboxes: the IMAP poller's position, bounced addresses, whether a message's sender was
+vouched for, and the subject a reply keeps
+
+Revision ID: 0007e
+Revises: 0006
+Create Date: 2026-12-03 11:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "0007e"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TIME = sqlmodel.sql.sqltypes.UTCDateTime
+_STR = sqlmodel.sql.sqltypes.AutoString
+
+
+def upgrade() -> None:
+    op.create_table(
+        "mailboxposition",
+        sa.Column("mailbox", _STR(), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", _TIME(), nullable=False),
+        sa.PrimaryKeyConstraint("mailbox"),
+    )
+    with op.batch_alter_table("identity") as batch_op:
+        batch_op.add_column(sa.Column("bounced_at", _TIME(), nullable=True))
+        batch_op.add_column(sa.Column("bounce_detail", _STR(), nullable=True))
+    with op.batch_alter_table("message") as batch_op:
+        batch_op.add_column(
+            sa.Column("sender_verified", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
+    with op.batch_alter_table("outbox") as batch_op:
+        batch_op.add_column(sa.Column("subject", _STR(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch_op:
+        batch_op.drop_column("subject")
+    with op.batch_alter_table("message") as batch_op:
+        batch_op.drop_column("sender_verified")
+    with op.batch_alter_table("identity") as batch_op:
+        batch_op.drop_column("bounce_detail")
+        batch_op.drop_column("bounced_at")
+    op.drop_table("mailboxposition")
