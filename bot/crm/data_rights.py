@@ -10,9 +10,12 @@ did not ask to lose. An erasure request names data, information, details or "for
 
 Verification: the request is tied to the channel identity it came from. The platform vouches for its own
 account ids (those identities are `verified`); an e-mail address is verified by the one-time code flow of
-bot/engagement/identity.py. A request from an identity that is not verified is recorded as `unverified` and
-exposes nothing. Export and erasure cover the whole contact, i.e. every identity linked to it (linking itself
-needed proof or staff).
+bot/engagement/identity.py. A request from an identity that is not verified, or in a message whose sender
+nobody vouched for (an e-mail that failed authentication: its `From` proves nothing), is recorded as
+`unverified` and exposes and erases nothing. From e-mail, it goes ahead once the code the bot mails to the
+address comes back (`confirm_data_request`); the data go only to the address that proved itself, never to
+one the sender picked (a thread named in `In-Reply-To` that is not the sender's own address). Export and
+erasure cover the whole contact, i.e. every identity linked to it (linking itself needed proof or staff).
 
 Shared threads (a Telegram group, a Slack channel): a conversation belongs to whoever wrote first, but other
 customers write in it too. Export and erasure take a contact's own messages, the replies to them, and the rest
@@ -63,6 +66,7 @@ __all__ = [
     "ErasureReport",
     "DataRequestKind",
     "classify_data_request",
+    "confirm_data_request",
     "data_request_step",
     "erase_contact",
     "erase_for_staff",
@@ -127,6 +131,14 @@ TEXTS = {
         "To protect your data I can't act on this from an account we haven't confirmed is yours. Send us "
         "your e-mail address here to confirm it with a code, or ask from the account you usually use."
     ),
+    "unverified_email": (
+        "To protect your data we first need to be sure this request (number {id}) comes from you: we've "
+        "e-mailed a 6-digit code to this address. Reply with it and your request goes ahead."
+    ),
+    "access_elsewhere": (
+        "I've recorded your request (number {id}); our team will send your data to your own address "
+        "within 30 days."
+    ),
     "access_done": (
         "Here is what we store about you: {summary}. Ask our team for the full copy (request {id})."
     ),
@@ -159,6 +171,9 @@ class DataRightsStep:
     article: Any = None
     escalate: bool = False
     record_idea: bool = False
+    # Set when the request waits for a code round trip to this address (see `confirm_data_request`).
+    confirm_address: str | None = None
+    request_id: int | None = None
 
 
 def data_request_step(
@@ -181,7 +196,7 @@ def data_request_step(
         .where(Identity.contact_id == message.contact_id, Identity.channel == message.channel)
         .order_by(Identity.verified.desc(), Identity.id)
     ).first()
-    verified = identity is not None and identity.verified
+    verified = identity is not None and identity.verified and message.sender_verified
     request = DataRequest(
         contact_id=message.contact_id,
         identity_id=identity.id if identity is not None else None,
@@ -203,23 +218,76 @@ def data_request_step(
     if conversation.state != ConversationState.BOT.value:
         return None  # a person owns the thread: they answer; the request waits on the data-requests page
     if not verified:
+        if message.channel == "email" and identity is not None:
+            return DataRightsStep(
+                DataRightsAction.DATA_REQUEST,
+                f"{why}: sender not authenticated, code sent to confirm",
+                TEXTS["unverified_email"].format(id=request.id),
+                confirm_address=identity.external_user_id,
+                request_id=request.id,
+            )
         return DataRightsStep(
             DataRightsAction.DATA_REQUEST, f"{why}: identity not verified", TEXTS["unverified"]
         )
+    return _go_ahead(runtime, session, request, message, conversation, identity)
+
+
+def confirm_data_request(
+    runtime: Runtime, session: Session, request_id: int, message: Message, conversation: Conversation
+) -> DataRightsStep | None:
+    """The code mailed for an unverified request came back in `message`: the address is proven, so the
+    request goes ahead as a verified one would (recorded for staff, or fulfilled with `auto_fulfil`).
+    Returns None when the request is no longer waiting (answered or erased meanwhile)."""
+    request = session.get(DataRequest, request_id)
+    if request is None or request.status != "unverified":
+        return None
+    identity = session.get(Identity, request.identity_id) if request.identity_id else None
+    request.status = "open"
+    session.add(request)
+    audit(
+        session,
+        "data_request.confirmed",
+        "contact",
+        request.contact_id,
+        actor_kind="customer",
+        details={"request_id": request.id, "via": "e-mail code"},
+    )
+    return _go_ahead(runtime, session, request, message, conversation, identity)
+
+
+def _go_ahead(
+    runtime: Runtime,
+    session: Session,
+    request: DataRequest,
+    message: Message,
+    conversation: Conversation,
+    identity: Identity | None,
+) -> DataRightsStep:
+    """A verified requester's request: fulfilled with `auto_fulfil`, else recorded for staff."""
+    kind = DataRequestKind(request.kind)
+    why = f"data request {request.id} ({kind.value})"
     if runtime.settings.data_rights.auto_fulfil:
         if kind == DataRequestKind.ERASURE:
             request.status, request.completed_at = "fulfilled", utcnow()
             reply = TEXTS["erasure_done"].format(id=request.id)
-            erase_contact(session, message.contact_id, actor_kind="customer", request_id=request.id)
+            erase_contact(session, request.contact_id, actor_kind="customer", request_id=request.id)
             return DataRightsStep(DataRightsAction.DATA_REQUEST, f"{why}: erased automatically", reply)
+        own_thread = identity is not None and conversation.thread_id == identity.external_user_id
+        if message.channel == "email" and not own_thread:
+            # The reply would go to the thread's address, which the sender chose by replying to another mail.
+            return DataRightsStep(
+                DataRightsAction.DATA_REQUEST,
+                f"{why}: the thread is not the requester's own address, left for staff",
+                TEXTS["access_elsewhere"].format(id=request.id),
+            )
         if not message.public:
-            summary = _summary(export_contact(session, message.contact_id))
+            summary = _summary(export_contact(session, request.contact_id))
             request.status, request.completed_at = "fulfilled", utcnow()
             audit(
                 session,
                 "contact.exported",
                 "contact",
-                message.contact_id,
+                request.contact_id,
                 actor_kind="customer",
                 details={"via": "chat"},
             )

@@ -359,6 +359,9 @@ class IdentityVerification(SQLModel, table=True):
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
+    # A data request from a sender nobody vouched for (an unauthenticated e-mail): it goes ahead only once
+    # the code mailed to the address comes back.
+    data_request_id: int | None = Field(default=None, foreign_key="datarequest.id")
 
 
 class ContactMerge(SQLModel, table=True):

@@ -29,12 +29,14 @@ from sqlalchemy import update
 from sqlmodel import Session, SQLModel, select
 
 from bot.crm.audit import audit
+from bot.crm.data_rights import DataRightsStep, confirm_data_request
 from bot.crm.models import (
     AuditEvent,
     Contact,
     ContactMerge,
     Conversation,
     ConversationState,
+    DataRequest,
     FollowUp,
     Idea,
     Identity,
@@ -84,6 +86,10 @@ TEXTS = {
         "Your {brand} confirmation code is {code}. Send it back in the conversation where you gave us this "
         "address; it expires in 15 minutes. If you didn't ask for it, ignore this e-mail."
     ),
+    "request_code_mail": (
+        "Someone asked {brand} from this address to {what} (request {request}). If it was you, reply with "
+        "this code: {code}. It expires in 15 minutes. If it wasn't you, ignore this e-mail: nothing happens."
+    ),
     "invalid_address": "That doesn't look like a valid e-mail address ({error}). Could you send it again?",
     "wrong_code": "That code doesn't match. You have {tries} more {attempt_word}.",
     "too_many_wrong": "That code was wrong too many times. Send your e-mail address again for a new code.",
@@ -96,6 +102,10 @@ TEXTS = {
     ),
     "csat": "Thank you for rating us {rating}/5! It helps us get better.",
 }
+
+
+#: What a data request asks, in the code mail that confirms it (by `DataRequest.kind`).
+REQUEST_WHAT = {"access": "see the data stored about you", "erasure": "delete the data stored about you"}
 
 
 class StepAction(StrEnum):
@@ -279,6 +289,34 @@ def _ask_again(
     )
 
 
+def _codes_used_up(session: Session, contact_id: int, now: datetime) -> bool:
+    recent = session.exec(
+        select(IdentityVerification).where(
+            IdentityVerification.contact_id == contact_id,
+            IdentityVerification.code_hash.is_not(None),
+            IdentityVerification.created_at >= now - timedelta(hours=1),
+        )
+    ).all()
+    return len(recent) >= MAX_CODES_PER_HOUR
+
+
+_TOO_MANY_CODES = StepDecision(
+    StepAction.VERIFY_EMAIL, "code limit per hour reached", TEXTS["too_many_codes"]
+)
+
+
+def confirm_request_by_code(
+    runtime: Runtime, session: Session, message: Message, conversation: Conversation, step: DataRightsStep
+) -> DataRightsStep | StepDecision:
+    """A data request from a sender nobody vouched for (`step.confirm_address` set): mail a code to that
+    address; the request goes ahead when the code comes back (`_check_code`). Returns what to answer."""
+    now = utcnow()
+    if _codes_used_up(session, message.contact_id, now):
+        return _TOO_MANY_CODES
+    _send_code(runtime, session, message, conversation, step.confirm_address, now, request_id=step.request_id)
+    return step
+
+
 def _send_code(
     runtime: Runtime,
     session: Session,
@@ -286,16 +324,11 @@ def _send_code(
     conversation: Conversation,
     address: str,
     now: datetime,
+    *,
+    request_id: int | None = None,
 ) -> StepDecision:
-    recent = session.exec(
-        select(IdentityVerification).where(
-            IdentityVerification.contact_id == message.contact_id,
-            IdentityVerification.code_hash.is_not(None),
-            IdentityVerification.created_at >= now - timedelta(hours=1),
-        )
-    ).all()
-    if len(recent) >= MAX_CODES_PER_HOUR:
-        return StepDecision(StepAction.VERIFY_EMAIL, "code limit per hour reached", TEXTS["too_many_codes"])
+    if _codes_used_up(session, message.contact_id, now):
+        return _TOO_MANY_CODES
     for earlier in session.exec(
         select(IdentityVerification).where(
             IdentityVerification.contact_id == message.contact_id,
@@ -313,6 +346,7 @@ def _send_code(
         email=address,
         code_hash=_hash_code(code),
         expires_at=now + CODE_TTL,
+        data_request_id=request_id,
     )
     session.add(verification)
     session.flush()
@@ -320,12 +354,14 @@ def _send_code(
         select(Identity).where(Identity.channel == "email", Identity.external_user_id == address)
     ).first()
     mail_thread = email_conversation(session, owner.contact_id if owner else message.contact_id, address)
-    enqueue(
-        session,
-        conversation=mail_thread,
-        text=TEXTS["code_mail"].format(brand=runtime.settings.brand.name, code=code),
-        idempotency_key=f"verify:{verification.id}",
-    )
+    brand = runtime.settings.brand.name
+    if request_id is None:
+        text = TEXTS["code_mail"].format(brand=brand, code=code)
+    else:
+        kind = session.get(DataRequest, request_id).kind
+        what = REQUEST_WHAT[kind]
+        text = TEXTS["request_code_mail"].format(brand=brand, what=what, request=request_id, code=code)
+    enqueue(session, conversation=mail_thread, text=text, idempotency_key=f"verify:{verification.id}")
     audit(
         session,
         "identity.code_sent",
@@ -435,6 +471,11 @@ def _check_code(
         actor_kind="customer",
         details={"channel": "email", "email": _mask(address)},
     )
+    if verification.data_request_id is not None:
+        conversation = session.get(Conversation, message.conversation_id)
+        step = confirm_data_request(runtime, session, verification.data_request_id, message, conversation)
+        if step is not None:
+            return step
     return StepDecision(
         StepAction.VERIFY_EMAIL, "e-mail address verified", TEXTS["verified"].format(address=address)
     )

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
-from bot.crm.data_rights import data_request_step
+from bot.crm.data_rights import DataRightsStep, data_request_step
 from bot.crm.db import is_transient_conflict, session_scope
 from bot.crm.ladder import update_ladder
 from bot.crm.models import (
@@ -38,7 +38,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.delivery.outbox import deliver_due, enqueue
-from bot.engagement.identity import before_policy
+from bot.engagement.identity import before_policy, confirm_request_by_code
 from bot.moderation.queue import review_decision
 from bot.pipeline.steps.language import apply_language
 from bot.policy.routing import Action, Decision
@@ -356,6 +356,8 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             if message.kind == InboundKind.MESSAGE and bot_may_reply(conversation)
             else None
         ) or data_request_step(runtime, session, message, conversation)
+        if isinstance(step, DataRightsStep) and step.confirm_address:
+            step = confirm_request_by_code(runtime, session, message, conversation, step)
         if step is not None:
             decision = step
         elif message.kind == InboundKind.LISTENED:

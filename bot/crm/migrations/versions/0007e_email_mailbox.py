@@ -1,5 +1,5 @@
 """E-mail on real mailboxes: the IMAP poller's position, bounced addresses, whether a message's sender was
-vouched for, and the subject a reply keeps
+vouched for (and the code round trip that stands in for it on a data request), and the subject a reply keeps
 
 Revision ID: 0007e
 Revises: 0006
@@ -39,9 +39,17 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("outbox") as batch_op:
         batch_op.add_column(sa.Column("subject", _STR(), nullable=True))
+    with op.batch_alter_table("identityverification") as batch_op:
+        batch_op.add_column(sa.Column("data_request_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            "fk_identityverification_data_request_id", "datarequest", ["data_request_id"], ["id"]
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("identityverification") as batch_op:
+        batch_op.drop_constraint("fk_identityverification_data_request_id", type_="foreignkey")
+        batch_op.drop_column("data_request_id")
     with op.batch_alter_table("outbox") as batch_op:
         batch_op.drop_column("subject")
     with op.batch_alter_table("message") as batch_op:
