@@ -12,10 +12,9 @@ Verification: the request is tied to the channel identity it came from. The plat
 account ids (those identities are `verified`); an e-mail address is verified by the one-time code flow of
 bot/engagement/identity.py. A request from an identity that is not verified, or in a message whose sender
 nobody vouched for (an e-mail that failed authentication: its `From` proves nothing), is recorded as
-`unverified` and exposes and erases nothing. From e-mail, it goes ahead once the code the bot mails to the
-address comes back (`confirm_data_request`); the data go only to the address that proved itself, never to
-one the sender picked (a thread named in `In-Reply-To` that is not the sender's own address). Export and
-erasure cover the whole contact, i.e. every identity linked to it (linking itself needed proof or staff).
+`unverified` and exposes and erases nothing; from e-mail it goes ahead once the code mailed to the address
+comes back (bot/pipeline/steps/data_rights.py). Export and erasure cover the whole contact, i.e. every
+identity linked to it (linking itself needed proof or staff).
 
 Shared threads (a Telegram group, a Slack channel): a conversation belongs to whoever wrote first, but other
 customers write in it too. Export and erasure take a contact's own messages, the replies to them, and the rest
@@ -28,17 +27,17 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
+from bot.crm.db import session_scope
 from bot.crm.models import (
     Contact,
     ContactBlock,
     Conversation,
-    ConversationState,
     DataRequest,
     Direction,
     FollowUp,
@@ -55,26 +54,19 @@ from bot.crm.models import (
     utcnow,
 )
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-    from bot.runtime.container import Runtime
-
 __all__ = [
     "ERASED",
     "ContactNotFound",
     "ErasureReport",
     "DataRequestKind",
     "classify_data_request",
-    "confirm_data_request",
-    "data_request_step",
     "erase_contact",
     "erase_for_staff",
     "export_contact",
     "export_for_staff",
     "list_requests",
     "purge_old_text",
-    "run_retention",
+    "record_request",
 ]
 
 #: What an erased message's text becomes (the row, its understanding and its counts stay).
@@ -90,12 +82,6 @@ class ContactNotFound(LookupError):
 class DataRequestKind(StrEnum):
     ACCESS = "access"
     ERASURE = "erasure"
-
-
-class DataRightsAction(StrEnum):
-    """The pipeline's record of a recognised request (stored as the message's action)."""
-
-    DATA_REQUEST = "data_request"
 
 
 _DATA = r"(?:personal\s+)?(?:data|information|info|details|records?)"
@@ -117,38 +103,6 @@ _ACCESS = re.compile(
     re.IGNORECASE,
 )
 
-#: What the bot says (format fields: brand, id).
-TEXTS = {
-    "access": (
-        "You can see everything we store about you. I've recorded your request (number {id}); our team "
-        "will send you a copy of your data within 30 days."
-    ),
-    "erasure": (
-        "I've recorded your request (number {id}) to delete your data; our team will confirm within 30 days "
-        "once it is done."
-    ),
-    "unverified": (
-        "To protect your data I can't act on this from an account we haven't confirmed is yours. Send us "
-        "your e-mail address here to confirm it with a code, or ask from the account you usually use."
-    ),
-    "unverified_email": (
-        "To protect your data we first need to be sure this request (number {id}) comes from you: we've "
-        "e-mailed a 6-digit code to this address. Reply with it and your request goes ahead."
-    ),
-    "access_elsewhere": (
-        "I've recorded your request (number {id}); our team will send your data to your own address "
-        "within 30 days."
-    ),
-    "access_done": (
-        "Here is what we store about you: {summary}. Ask our team for the full copy (request {id})."
-    ),
-    "access_public": (
-        "I've recorded your request (number {id}); as this is a public thread, our team will send your data "
-        "to you privately."
-    ),
-    "erasure_done": "Done: your data has been deleted (request {id}). We won't contact you again.",
-}
-
 
 def classify_data_request(text: str) -> DataRequestKind | None:
     """Whether `text` asks what is stored about the writer (access) or to delete it (erasure); else None."""
@@ -159,38 +113,10 @@ def classify_data_request(text: str) -> DataRequestKind | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class DataRightsStep:
-    """A decision made before policy, shaped like `bot.policy.routing.Decision` so the pipeline records it
-    alike."""
-
-    action: DataRightsAction
-    reason: str
-    reply: str
-    template: str | None = None
-    article: Any = None
-    escalate: bool = False
-    record_idea: bool = False
-    # Set when the request waits for a code round trip to this address (see `confirm_data_request`).
-    confirm_address: str | None = None
-    request_id: int | None = None
-
-
-def data_request_step(
-    runtime: Runtime, session: Session, message: Message, conversation: Conversation
-) -> DataRightsStep | None:
-    """The pipeline's data-rights step: recognise a request, record it for staff (or fulfil it when
-    `[data_rights] auto_fulfil` is on and the requester is verified) and say what happens next.
-
-    Runs in the pipeline's transaction, before policy. In a conversation a person owns, the request is
-    recorded for staff and the bot stays silent (returns None). Returns None too when the message is not a
-    data request.
-    """
-    if message.kind != "message" or message.direction != Direction.INBOUND.value:
-        return None
-    kind = classify_data_request(message.text)
-    if kind is None:
-        return None
+def record_request(session: Session, message: Message, kind: DataRequestKind) -> DataRequest:
+    """Record the data request `message` makes, tied to the channel identity it came from: "open" for staff
+    when the platform or a code verified that identity and the channel vouched for this message's sender (an
+    e-mail that failed authentication proves nothing), else "unverified" (it exposes nothing). Audited."""
     identity = session.exec(
         select(Identity)
         .where(Identity.contact_id == message.contact_id, Identity.channel == message.channel)
@@ -214,103 +140,7 @@ def data_request_step(
         actor_kind="customer",
         details={"request_id": request.id},
     )
-    why = f"data request {request.id} ({kind.value})"
-    if conversation.state != ConversationState.BOT.value:
-        return None  # a person owns the thread: they answer; the request waits on the data-requests page
-    if not verified:
-        if message.channel == "email" and identity is not None:
-            return DataRightsStep(
-                DataRightsAction.DATA_REQUEST,
-                f"{why}: sender not authenticated, code sent to confirm",
-                TEXTS["unverified_email"].format(id=request.id),
-                confirm_address=identity.external_user_id,
-                request_id=request.id,
-            )
-        return DataRightsStep(
-            DataRightsAction.DATA_REQUEST, f"{why}: identity not verified", TEXTS["unverified"]
-        )
-    return _go_ahead(runtime, session, request, message, conversation, identity)
-
-
-def confirm_data_request(
-    runtime: Runtime, session: Session, request_id: int, message: Message, conversation: Conversation
-) -> DataRightsStep | None:
-    """The code mailed for an unverified request came back in `message`: the address is proven, so the
-    request goes ahead as a verified one would (recorded for staff, or fulfilled with `auto_fulfil`).
-    Returns None when the request is no longer waiting (answered or erased meanwhile)."""
-    request = session.get(DataRequest, request_id)
-    if request is None or request.status != "unverified":
-        return None
-    identity = session.get(Identity, request.identity_id) if request.identity_id else None
-    request.status = "open"
-    session.add(request)
-    audit(
-        session,
-        "data_request.confirmed",
-        "contact",
-        request.contact_id,
-        actor_kind="customer",
-        details={"request_id": request.id, "via": "e-mail code"},
-    )
-    return _go_ahead(runtime, session, request, message, conversation, identity)
-
-
-def _go_ahead(
-    runtime: Runtime,
-    session: Session,
-    request: DataRequest,
-    message: Message,
-    conversation: Conversation,
-    identity: Identity | None,
-) -> DataRightsStep:
-    """A verified requester's request: fulfilled with `auto_fulfil`, else recorded for staff."""
-    kind = DataRequestKind(request.kind)
-    why = f"data request {request.id} ({kind.value})"
-    if runtime.settings.data_rights.auto_fulfil:
-        if kind == DataRequestKind.ERASURE:
-            request.status, request.completed_at = "fulfilled", utcnow()
-            reply = TEXTS["erasure_done"].format(id=request.id)
-            erase_contact(session, request.contact_id, actor_kind="customer", request_id=request.id)
-            return DataRightsStep(DataRightsAction.DATA_REQUEST, f"{why}: erased automatically", reply)
-        own_thread = identity is not None and conversation.thread_id == identity.external_user_id
-        if message.channel == "email" and not own_thread:
-            # The reply would go to the thread's address, which the sender chose by replying to another mail.
-            return DataRightsStep(
-                DataRightsAction.DATA_REQUEST,
-                f"{why}: the thread is not the requester's own address, left for staff",
-                TEXTS["access_elsewhere"].format(id=request.id),
-            )
-        if not message.public:
-            summary = _summary(export_contact(session, request.contact_id))
-            request.status, request.completed_at = "fulfilled", utcnow()
-            audit(
-                session,
-                "contact.exported",
-                "contact",
-                request.contact_id,
-                actor_kind="customer",
-                details={"via": "chat"},
-            )
-            return DataRightsStep(
-                DataRightsAction.DATA_REQUEST,
-                f"{why}: summary sent automatically",
-                TEXTS["access_done"].format(summary=summary, id=request.id),
-            )
-        return DataRightsStep(
-            DataRightsAction.DATA_REQUEST, f"{why}: public thread, left for staff", TEXTS["access_public"]
-        )
-    return DataRightsStep(
-        DataRightsAction.DATA_REQUEST, f"{why}: recorded for staff", TEXTS[kind.value].format(id=request.id)
-    )
-
-
-def _summary(export: dict[str, Any]) -> str:
-    channels = sorted({identity["channel"] for identity in export["identities"]})
-    return (
-        f"your accounts on {', '.join(channels) or 'no channel'}, {len(export['messages'])} messages in "
-        f"{len(export['conversations'])} conversations, {len(export['ideas'])} ideas and "
-        f"{len(export['follow_ups'])} follow-ups"
-    )
+    return request
 
 
 # Export and erasure
@@ -600,14 +430,6 @@ def purge_old_text(session: Session, retention_days: int, *, now: datetime | Non
     return purged
 
 
-def run_retention(runtime: Runtime) -> int:
-    """The scheduler's job: purge text older than `[data_rights] retention_days`; return how many."""
-    from bot.crm.db import session_scope
-
-    with session_scope(runtime.engine) as session:
-        return purge_old_text(session, runtime.settings.data_rights.retention_days)
-
-
 def _complete_requests(
     session: Session, contact_id: int, kind: DataRequestKind, staff_id: int | None
 ) -> None:
@@ -629,8 +451,6 @@ def export_for_staff(engine: Engine, contact_id: int, *, staff_id: int | None, v
     Raises:
         ContactNotFound: no such contact.
     """
-    from bot.crm.db import session_scope
-
     with session_scope(engine) as session:
         data = export_contact(session, contact_id)
         _complete_requests(session, contact_id, DataRequestKind.ACCESS, staff_id)
@@ -652,8 +472,6 @@ def erase_for_staff(engine: Engine, contact_id: int, *, staff_id: int | None, vi
     Raises:
         ContactNotFound: no such contact.
     """
-    from bot.crm.db import session_scope
-
     with session_scope(engine) as session:
         report = erase_contact(session, contact_id, staff_id=staff_id, via=via)
         _complete_requests(session, contact_id, DataRequestKind.ERASURE, staff_id)

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from bot.crm.db import session_scope
 from bot.crm.models import ChannelCursor, MailboxPosition, utcnow
+from bot.engagement.followups import record_bounce, unsubscribe_url
 from bot.runtime.settings import Settings
 from channels.base import Channel, CursorStore, InboundSink
 
@@ -159,7 +160,6 @@ class _NoPositions:
 
 
 def _email_channel(settings: Settings, *, sink: InboundSink, engine: Engine | None) -> Channel:
-    from bot.engagement.followups import record_bounce, unsubscribe_url
     from channels.email import EmailChannel, ImapAccount, ImapSecurity, SenderAuthenticator
 
     email = settings.email
