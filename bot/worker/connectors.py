@@ -182,7 +182,7 @@ def _email_channel(settings: Settings, *, sink: InboundSink, engine: Engine | No
         password=_secret(email.password),
         from_address=email.sender_address,
         inbound_secret=_secret(email.inbound_secret) or "",
-        thread_secret=_secret(settings.secret_key),
+        thread_secret=_secret(settings.secret_key) or "",
         brand_name=settings.brand.name,
         signature=email.signature or f"{settings.brand.name}\n{settings.brand.website}",
         unsubscribe_url=functools.partial(unsubscribe_url, settings),

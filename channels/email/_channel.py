@@ -78,8 +78,8 @@ class EmailChannel(WebhookChannel):
         username, password: SMTP login; empty username = no login (a local relay).
         from_address: the brand's address mails come from (its domain names our `Message-ID`s).
         smtp_security: how the SMTP connection is protected.
-        use_tls: the former switch for STARTTLS (False = `SmtpSecurity.NONE`); `smtp_security` replaces it.
-        inbound_secret: the shared secret the provider sends in `X-Socialbot-Secret`.
+        inbound_secret: the shared secret the provider sends in `X-Socialbot-Secret` ("" refuses every
+            webhook delivery).
         brand_name: shown as the sender's name and in the subject.
         unsubscribe_url: address -> the signed link that opts that address out.
         sink: where inbound mails go.
@@ -109,9 +109,8 @@ class EmailChannel(WebhookChannel):
         brand_name: str,
         unsubscribe_url: Callable[[str], str],
         sink: InboundSink,
+        thread_secret: str,
         smtp_security: SmtpSecurity | str = SmtpSecurity.STARTTLS,
-        use_tls: bool | None = None,
-        thread_secret: str | None = None,
         signature: str = "",
         authenticator: SenderAuthenticator | None = None,
         imap: ImapAccount | None = None,
@@ -122,8 +121,6 @@ class EmailChannel(WebhookChannel):
         smtp_ssl_context: ssl.SSLContext | None = None,
         timeout: float = SMTP_TIMEOUT_SECONDS,
     ) -> None:
-        if use_tls is not None:
-            smtp_security = SmtpSecurity.STARTTLS if use_tls else SmtpSecurity.NONE
         self.sender = SmtpSender(
             smtp_host,
             smtp_port,
@@ -135,7 +132,7 @@ class EmailChannel(WebhookChannel):
         )
         self.from_address = from_address.lower()
         self.domain = from_address.rpartition("@")[2].lower() or "localhost"
-        self.threads = ThreadSigner(thread_secret or inbound_secret, self.domain)
+        self.threads = ThreadSigner(thread_secret, self.domain)
         self.inbound_secret = inbound_secret
         self.brand_name = brand_name
         self.signature = signature

@@ -76,7 +76,7 @@ def data_rights(turn: Turn) -> Decision | None:
         return None
     if request.status == "unverified":
         identity = session.get(Identity, request.identity_id) if request.identity_id else None
-        if message.channel == "email" and identity is not None:
+        if message.channel == "email" and "email" in turn.runtime.channels and identity is not None:
             refused = mail_request_code(
                 turn.runtime, session, message, turn.conversation, request, identity.external_user_id
             )
