@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from bot.crm.models import Contact, Conversation, Direction, Identity, Message, Outbox, utcnow
+from bot.crm.models import Contact, Conversation, DataRequest, Direction, Identity, Message, Outbox, utcnow
 from bot.delivery.outbox import deliver_due, enqueue
 from bot.runtime.settings import SettingsError
 from bot.web.app import create_app
@@ -179,3 +179,43 @@ def test_smtp_down_is_retried_with_backoff_then_marked_failed(email_runtime, smt
     smtp.start()
     assert deliver_due(email_runtime.engine, email_runtime.channels, now=now + timedelta(days=1)).sent == []
     assert smtp.mails == []
+
+
+def test_the_json_webhook_no_longer_lets_a_forged_sender_erase_or_read_a_customers_data(
+    make_settings, smtp, models
+):
+    """The attacks of issue 18 against `POST /email/inbound` (JSON carries no authentication): a forged `from`
+    asking to delete Jane's data erases nothing, and a reply naming Jane's thread mails no one's summary into
+    it."""
+    runtime = build_runtime(
+        email_settings(make_settings, smtp, data_rights={"auto_fulfil": True}), models=models
+    )
+    try:
+        queue_mail(runtime, "How did we do?", key="followup:1")
+        deliver_due(runtime.engine, runtime.channels)
+        ours = smtp.mails[0]["Message-ID"]
+        headers = {"X-Socialbot-Secret": SECRET}
+        forged = [
+            {"from": CUSTOMER, "text": "Please delete all my personal data", "message_id": "<f1@x>"},
+            {
+                "from": "eve@eve.example",
+                "text": "What do you know about me?",
+                "message_id": "<f2@x>",
+                "in_reply_to": ours,
+            },
+        ]
+        with TestClient(create_app(runtime)) as client:
+            for body in forged:
+                assert client.post("/email/inbound", json=body, headers=headers).status_code == 200
+            assert runtime.wait_idle()
+        deliver_due(runtime.engine, runtime.channels)
+        with Session(runtime.engine) as session:
+            jane = session.exec(select(Contact).where(Contact.display_name == "Jane")).one()
+            assert jane.display_name == "Jane" and not jane.opted_out  # nothing erased
+            statuses = [r.status for r in session.exec(select(DataRequest).order_by(DataRequest.id)).all()]
+            assert statuses == ["unverified", "unverified"]
+        sent = [m.get_body(("plain",)).get_content() for m in smtp.mails]
+        assert not any("Here is what we store" in text for text in sent)
+        assert all(to == [CUSTOMER] or to == ["eve@eve.example"] for _, to in smtp.envelopes)
+    finally:
+        runtime.close()

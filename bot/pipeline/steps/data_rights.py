@@ -76,7 +76,8 @@ def data_rights(turn: Turn) -> Decision | None:
         return None
     if request.status == "unverified":
         identity = session.get(Identity, request.identity_id) if request.identity_id else None
-        if message.channel == "email" and "email" in turn.runtime.channels and identity is not None:
+        own_thread = identity is not None and turn.conversation.thread_id == identity.external_user_id
+        if message.channel == "email" and "email" in turn.runtime.channels and own_thread:
             refused = mail_request_code(
                 turn.runtime, session, message, turn.conversation, request, identity.external_user_id
             )
