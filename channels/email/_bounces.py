@@ -61,8 +61,15 @@ def _original_message_id(report: EmailMessage) -> str | None:
 
 
 def parse_bounce(message: EmailMessage) -> Bounce | None:
-    """The permanent failures a delivery status notification reports; None for any other mail, or a report
-    with only delays or successes."""
+    """The permanent failures a delivery status notification reports; None for any other mail, for a report
+    with only delays or successes, and for one too malformed to read."""
+    try:
+        return _read_report(message)
+    except (ValueError, IndexError, LookupError, TypeError, AttributeError):
+        return None
+
+
+def _read_report(message: EmailMessage) -> Bounce | None:
     if message.get_content_type() != "multipart/report":
         return None
     if str(message.get_param("report-type", "")).lower() != "delivery-status":

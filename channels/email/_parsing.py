@@ -232,8 +232,21 @@ def parse_mail(raw: bytes, languages: Sequence[str] = REPLY_LANGUAGES) -> Parsed
         languages: the languages whose reply headers and sign-offs are stripped (see `REPLY_LANGUAGES`).
 
     Raises:
-        MalformedMail: the bytes have no header section or no `From` address.
+        MalformedMail: the bytes have no header section or no `From` address, or can't be read at all.
     """
+    try:
+        return _parse(raw, languages)
+    except MalformedMail:
+        raise
+    except _UNREADABLE as error:  # hostile bytes can trip the parser; one bad mail must not stop the rest
+        raise MalformedMail(f"unreadable mail ({type(error).__name__}: {error})") from None
+
+
+#: What the standard parser may raise on a malformed mail (its header parser has known edge cases).
+_UNREADABLE = (ValueError, IndexError, LookupError, TypeError, AttributeError, AssertionError)
+
+
+def _parse(raw: bytes, languages: Sequence[str]) -> ParsedMail:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     if not message.keys():
         raise MalformedMail("not a mail: no header section")
