@@ -84,7 +84,7 @@ def row(label: str, messages: int, seconds: np.ndarray, wall: float | None = Non
 
 def settings_for(backend: str, workdir: Path, threads: int | None):
     """Settings of a worker on `backend`, with its own SQLite file; the ONNX export is shared in workdir."""
-    from bot.settings import load_settings
+    from bot.runtime.settings import load_settings
 
     return load_settings(write_config(backend, workdir, threads))
 
@@ -195,7 +195,7 @@ def chat_calls(client, messages: list[str], prefix: str) -> list[Callable[[], ob
 
 def in_process_calls(runtime, messages: list[str]) -> list[Callable[[], object]]:
     """The pipeline without HTTP: `handle_inbound` (store -> understand -> decide -> deliver) per message."""
-    from bot.pipeline import handle_inbound
+    from bot.pipeline.inbound import handle_inbound
     from channels.base import Author, InboundMessage
 
     def call(i: int, text: str) -> Callable[[], object]:
@@ -216,7 +216,8 @@ def in_process_calls(runtime, messages: list[str]) -> list[Callable[[], object]]
 def bench_backend(backend: str, messages: list[str], args: argparse.Namespace, workdir: Path) -> list[dict]:
     import httpx
 
-    from bot.runtime import build_runtime, load_models
+    from bot.runtime.analysis import load_models
+    from bot.worker.build import build_runtime
 
     settings = settings_for(backend, workdir, args.threads)
     started = time.perf_counter()

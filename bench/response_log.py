@@ -22,10 +22,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bot.crm.db import create_db_engine, upgrade_database
-from bot.insights import (
+from bot.insights.dashboard import dashboard_data
+from bot.insights.response_log import (
     LogFilters,
     csv_lines,
-    dashboard_data,
     iter_conversation_rows,
     iter_message_rows,
     response_log,

@@ -1,4 +1,5 @@
-"""How often does a non-English message get a wrong automatic answer, without and with bot/languages.py?
+"""How often does a non-English message get a wrong automatic answer, without and with the language step
+(bot/pipeline/steps/language.py)?
 
 Reads tests/data/multilingual.csv (text, language, expected: "answer:<article id>", "escalate", "thank" or
 "idea"), runs each message through the shipped models and the default policy, and counts:
@@ -20,10 +21,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from bot.languages import apply_language, detect_language
-from bot.policy import Action
-from bot.runtime import Analysis, build_policy, load_models
-from bot.settings import load_settings
+from bot.pipeline.steps.language import apply_language
+from bot.policy.routing import Action
+from bot.runtime.analysis import Analysis, load_models
+from bot.runtime.languages import detect_language
+from bot.runtime.settings import load_settings
+from bot.worker.build import build_policy
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "multilingual.csv"
 # The project's own English brand-directed posts: none should be read as another language (a wrong switch

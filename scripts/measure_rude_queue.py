@@ -1,6 +1,6 @@
 """How many rude-but-legitimate customer messages (Bitext, flag `W`) would land in the moderation queue with
 the shipped heads on the real encoder: policy routes a message the abuse head flags to `moderate`, and the
-pipeline queues every `moderate` decision (bot/moderation.py).
+pipeline queues every `moderate` decision (bot/moderation/queue.py).
 
 Run: HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python scripts/measure_rude_queue.py
 Prints the count on the held-out half of Bitext 20k's W rows (never trained on; see intents/corpus.py) and on

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from intents.encoder import SentenceEncoder
+from tests.parts import missing_part, required_parts
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,7 +29,7 @@ def encoder() -> SentenceEncoder:
 @pytest.fixture(scope="session")
 def models(encoder: SentenceEncoder, tmp_path_factory: pytest.TempPathFactory):
     """The encoder, the shipped heads and the sample knowledge base, shared by every test."""
-    from bot.runtime import Models, sample_knowledge_dir
+    from bot.runtime.analysis import Models, sample_knowledge_dir
     from intents import Understander
     from knowledge import KnowledgeBase
 
@@ -41,7 +42,7 @@ def models(encoder: SentenceEncoder, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Any]:
     """Settings with the data folder in `tmp_path`; keyword arguments override sections."""
-    from bot.settings import load_settings
+    from bot.runtime.settings import load_settings
 
     def make(**overrides: Any):
         data = {"dir": tmp_path / "data", **overrides.pop("data", {})}
@@ -58,7 +59,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
 
 @pytest.fixture
 def runtime(make_settings: Callable[..., Any], models) -> Iterator[Any]:
-    from bot.runtime import build_runtime
+    from bot.worker.build import build_runtime
 
     built = build_runtime(make_settings(), models=models)
     yield built
@@ -108,6 +109,9 @@ def page() -> Iterator[Any]:
     """A Playwright page in Debian's chromium (520x760; tests may resize it)."""
     from playwright.sync_api import sync_playwright
 
+    if not CHROMIUM.exists():
+        missing_part("chromium", "Debian's chromium is not installed (scripts/test installs it)")
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-background-networking"]
@@ -119,14 +123,15 @@ def page() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
-    """A real PostgreSQL server for the session (see tests/pg.py); skips when the binaries are absent."""
+    """A real PostgreSQL server for the session (see tests/pg.py); skips when the binaries are absent (fails
+    when `SOCIALBOT_REQUIRE` names postgres); a server that won't start is an error."""
     from tests.pg import PostgresServer, PostgresUnavailable
 
     try:
         server = PostgresServer()
-        server.start()
     except PostgresUnavailable as error:
-        pytest.skip(str(error))
+        missing_part("postgres", str(error))
+    server.start()
     yield server
     server.cleanup()
 
@@ -146,8 +151,8 @@ def telegram_bot(make_settings, models):
     """A worker with Telegram on in webhook mode against a fake Bot API: (runtime, web client, fake)."""
     from fastapi.testclient import TestClient
 
-    from bot.runtime import build_runtime
     from bot.web.app import create_app
+    from bot.worker.build import build_runtime
     from tests.fakes.telegram import FakeTelegram
 
     with FakeTelegram(TELEGRAM_TOKEN) as telegram:
@@ -163,3 +168,18 @@ def telegram_bot(make_settings, models):
         with TestClient(create_app(runtime)) as client:
             yield runtime, client, telegram
         runtime.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    required_parts()  # a typo in SOCIALBOT_REQUIRE stops the run before any test
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Where parts are required (CI), no test may skip, whatever the reason: a skip becomes a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and required_parts():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped while SOCIALBOT_REQUIRE is set (CI must run every test): {reason}"

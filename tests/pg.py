@@ -3,7 +3,8 @@ loopback port (its unix socket in the same folder), one fresh database per test.
 
 `initdb` refuses to run as root, so when the tests run as root (CI) the server runs as the `postgres` user
 (Debian's package creates it) or else `nobody`, through `runuser`. When no server binaries are found the tests
-that need the server are skipped with the reason.
+that need the server are skipped with the reason, or fail when `SOCIALBOT_REQUIRE` names `postgres` (CI). A
+server that is there but will not start is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PostgresServer", "PostgresUnavailable", "find_binaries"]
+__all__ = ["PostgresServer", "PostgresStartError", "PostgresUnavailable", "find_binaries"]
 
 USER = "socialbot"
 
 
 class PostgresUnavailable(Exception):
-    """No PostgreSQL server binaries here, or the server would not start; the message says which."""
+    """No PostgreSQL server binaries here (a missing part: the tests that need it skip, or fail in CI)."""
+
+
+class PostgresStartError(RuntimeError):
+    """The server binaries are here but initdb or pg_ctl failed: a broken set-up, reported as an error."""
 
 
 def find_binaries() -> Path:
@@ -88,7 +93,7 @@ class PostgresServer:
         """Create the cluster (first time) and start the server; wait until it accepts connections.
 
         Raises:
-            PostgresUnavailable: initdb or pg_ctl failed; the message holds their output.
+            PostgresStartError: initdb or pg_ctl failed; the message holds their output.
         """
         if self.run_as is not None:
             os.chown(self.root, pwd.getpwnam(self.run_as).pw_uid, -1)
@@ -97,7 +102,7 @@ class PostgresServer:
                 "initdb", "-D", str(self.data_dir), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"
             )
             if result.returncode != 0:
-                raise PostgresUnavailable(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+                raise PostgresStartError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -115,7 +120,7 @@ class PostgresServer:
         )
         if result.returncode != 0:
             log_text = (self.root / "server.log").read_text(errors="replace")[-2000:]
-            raise PostgresUnavailable(f"pg_ctl start failed: {result.stderr.strip()} {log_text}")
+            raise PostgresStartError(f"pg_ctl start failed: {result.stderr.strip()} {log_text}")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`fast` disconnects clients and shuts down cleanly; `immediate` is a crash)."""

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from bot.batching import BatcherClosedError, MicroBatcher
+from bot.runtime.batching import BatcherClosedError, MicroBatcher
 
 POSTS = [
     "@fernhill my order never arrived",

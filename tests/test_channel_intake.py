@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.crm.models import Message
-from bot.pipeline import accept_inbound
+from bot.pipeline.inbound import accept_inbound
 from bot.web.app import create_app
 from channels.base import (
     Author,

@@ -18,9 +18,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.crm.models import Contact, Direction, Identity, Message, Outbox, OutboxStatus, utcnow
-from bot.outbox import deliver_due
-from bot.runtime import Runtime, build_runtime
+from bot.delivery.outbox import deliver_due
+from bot.runtime.container import Runtime
 from bot.web.app import create_app
+from bot.worker.build import build_runtime
 from channels.base import ChannelError, OutboundMessage
 from channels.slack import REPLY_EVENT_TYPE, SlackChannel
 from tests.fakes.server import FakeResponse

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.crm.models import ChannelCursor, Direction, Message, Outbox, utcnow
-from bot.outbox import deliver_due
-from bot.runtime import build_runtime
+from bot.delivery.outbox import deliver_due
 from bot.web.app import create_app
+from bot.worker.build import build_runtime
 from channels.base import ChannelError
 from channels.telegram import OFFSET_CURSOR, TelegramChannel
 from knowledge import format_reply

@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.crm.models import Direction, Message, utcnow
-from bot.outbox import deliver_due
-from bot.runtime import build_runtime
+from bot.delivery.outbox import deliver_due
+from bot.worker.build import build_runtime
 from channels.base import ChannelError, OutboundMessage
 from channels.twitter import MENTIONS_CURSOR, SEARCH_CURSOR, TwitterChannel
 from knowledge import format_reply

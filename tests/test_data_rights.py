@@ -35,9 +35,9 @@ from bot.crm.models import (
     Message,
     utcnow,
 )
-from bot.identity import merge_contacts
-from bot.pipeline import handle_inbound
-from bot.runtime import build_runtime
+from bot.engagement.identity import merge_contacts
+from bot.pipeline.inbound import handle_inbound
+from bot.worker.build import build_runtime
 from channels.base import Author, InboundMessage
 from tests.conftest import REPO
 from tests.conftest import TELEGRAM_SECRET as SECRET
@@ -149,7 +149,7 @@ def test_a_customer_asks_for_her_data_gets_an_export_of_hers_only_and_is_erased(
     mails_in(runtime, "anna@example.org", "Hello, Anna here: can I pay by invoice?")
     anna, boris = contact_of(runtime, "telegram", str(ANNA)), contact_of(runtime, "telegram", str(BORIS))
     with session_scope(runtime.engine) as session:
-        # Anna proved she owns the address (bot/identity.py's code flow ends in this merge).
+        # Anna proved she owns the address (bot/engagement/identity.py's code flow ends in this merge).
         merge_contacts(
             session,
             into_contact_id=anna,

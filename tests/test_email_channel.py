@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.crm.models import Contact, Conversation, Direction, Identity, Message, Outbox, utcnow
-from bot.outbox import deliver_due, enqueue
-from bot.runtime import build_runtime
-from bot.settings import SettingsError
+from bot.delivery.outbox import deliver_due, enqueue
+from bot.runtime.settings import SettingsError
 from bot.web.app import create_app
+from bot.worker.build import build_runtime
 from channels.email import message_id_for
 from tests.fakes.smtp import LocalSMTP
 

@@ -18,6 +18,7 @@ from intents import Understander
 from intents.corpus import own_examples
 from intents.encoder import EncoderLoadError, SentenceEncoder, load_encoder
 from intents.onnx_encoder import OnnxSentenceEncoder, cached_model_path
+from tests.parts import missing_part
 
 EDGE_CASES = ["", " ", "ok", "aaaaaaaaaa", "word " * 400, "Ünïcödé 😀 日本語 @fernhill #help"]
 
@@ -105,7 +106,7 @@ def _dev_sample(per_set: int = 125) -> list[str]:
             (public_data.complaints(), None),
         ]
     except public_data.DatasetMissingError as error:
-        pytest.skip(str(error))
+        missing_part("datasets", str(error))
     texts: list[str] = []
     for labelled, split in sources:
         rows = {t for t, g in zip(labelled.texts, labelled.groups, strict=True) if split in (None, g)}
@@ -150,7 +151,7 @@ def test_the_unquantised_export_gives_the_references_vectors_and_decisions(
 def test_a_worker_configured_for_onnx_loads_it_from_the_data_folder(
     make_settings, onnx_encoder: OnnxSentenceEncoder, onnx_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.runtime import load_models
+    from bot.runtime.analysis import load_models
 
     settings = make_settings(intents={"backend": "onnx", "threads": 1}, knowledge={"refresh_seconds": 0})
     target = settings.data.dir / "cache" / "onnx"
@@ -175,7 +176,7 @@ def test_export_onnx_writes_the_file_the_worker_reads_and_skips_an_existing_one(
 ) -> None:
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.cli.main import app
 
     config = tmp_path / "settings.toml"
     config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n')

@@ -27,18 +27,18 @@ from bot.crm.models import (
     Staff,
     utcnow,
 )
-from bot.followups import (
+from bot.delivery.outbox import deliver_due
+from bot.engagement.followups import (
     in_quiet_hours,
     schedule_resolution_followup,
     send_due_followups,
     sync_followup_delivery,
 )
-from bot.outbox import deliver_due
-from bot.runtime import build_runtime
-from bot.scheduler import start_scheduler
-from bot.settings import FollowupSettings
-from bot.staff import create_staff, issue_api_token
+from bot.runtime.settings import FollowupSettings
+from bot.support.staff import create_staff, issue_api_token
 from bot.web.app import create_app
+from bot.worker.build import build_runtime
+from bot.worker.scheduler import start_scheduler
 from channels.base import OutboundMessage
 from channels.webchat import StoredChannel
 from tests.fakes.smtp import LocalSMTP
@@ -350,7 +350,7 @@ def test_quiet_hours_hold_follow_ups_until_they_end():
 
 def test_an_idea_whose_status_changes_is_followed_up_in_the_web_chat(start_bot, x, smtp):
     from bot.crm.models import Idea
-    from bot.insights import set_idea_status
+    from bot.insights.ideas import set_idea_status
 
     bot = start_bot()
     with TestClient(create_app(bot)) as client:

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bot.crm.models import AuditEvent, Contact, ContactMerge, Conversation, Identity, Message, Outbox
-from bot.identity import MAX_CODE_ATTEMPTS, parse_rating
-from bot.outbox import deliver_due
-from bot.runtime import build_runtime
-from bot.staff import create_staff, issue_api_token
+from bot.delivery.outbox import deliver_due
+from bot.engagement.identity import MAX_CODE_ATTEMPTS, parse_rating
+from bot.support.staff import create_staff, issue_api_token
 from bot.web.app import create_app
+from bot.worker.build import build_runtime
 from tests.fakes.smtp import LocalSMTP
 
 EMAIL = "jane@customer.example"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.commands import intents as command
+from bot.cli import intents as command
 from tests.test_intents_support import shared_encoder
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import pytest
 
 from intents import public_data
+from tests.parts import missing_part
 from tests.test_intents_support import shared_encoder, shared_understander
 
 pytestmark = pytest.mark.slow
 
 if not (public_data.datasets_dir() / "README.md").exists():
-    pytest.skip(f"public data sets not found at {public_data.datasets_dir()}", allow_module_level=True)
+    missing_part("datasets", f"public data sets not found at {public_data.datasets_dir()}", module=True)
 
 
 @pytest.fixture(scope="module")

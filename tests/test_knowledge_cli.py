@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.commands.knowledge import app
+from bot.cli.knowledge import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "knowledge" / "sample" / "fernhill"
 runner = CliRunner()

@@ -17,9 +17,11 @@ import pytest
 
 from knowledge import KnowledgeBase, evaluate
 from scripts.eval_knowledge import BANKING_KB_FRACTION, SEED, write_label_kb
+from tests.parts import missing_part
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"{DATASETS} is absent (shared datasets)")
+if not DATASETS.is_dir():
+    missing_part("datasets", f"{DATASETS} is absent (shared datasets)", module=True)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,7 @@ UNRELATED = [
 
 
 def test_the_sample_brand_answers_customer_questions_and_declines_unrelated_ones(encoder, work):
-    from bot.runtime import sample_knowledge_dir
+    from bot.runtime.analysis import sample_knowledge_dir
 
     knowledge_base = KnowledgeBase.build(sample_knowledge_dir(), encoder, cache_dir=work / "index")
 

@@ -11,15 +11,16 @@ import pytest
 from sqlmodel import Session
 
 from bot.crm.models import Message
-from bot.languages import UNDETERMINED, apply_language, detect_language
-from bot.policy import Action, Decision, Policy, PolicyError
+from bot.pipeline.steps.language import apply_language
+from bot.policy.routing import Action, Decision, Policy, PolicyError
+from bot.runtime.languages import UNDETERMINED, detect_language
 from channels.base import Author, InboundMessage
 
 DATA = Path(__file__).parent / "data" / "multilingual.csv"
 
 
 def _say(runtime, text: str, *, session_id: str = "lang-session-1", n: int = 0):
-    from bot.pipeline import handle_inbound
+    from bot.pipeline.inbound import handle_inbound
 
     return handle_inbound(
         runtime,
@@ -120,7 +121,7 @@ class _Answer:
 
 
 def _analysis(runtime, language: str, *, low_confidence: bool = False, score: float = 0.9, article="returns"):
-    from bot.runtime import Analysis
+    from bot.runtime.analysis import Analysis
 
     found = runtime.models.knowledge.article(article, language)
     return Analysis(_Understanding(low_confidence=low_confidence), _Answer(found, score, article), language)
@@ -139,7 +140,7 @@ def test_an_unsure_intent_in_another_language_escalates_instead_of_guessing(runt
 
 
 def test_an_unsupported_language_is_answered_in_the_default_language_saying_so(runtime):
-    from bot.pipeline import reply_text
+    from bot.pipeline.inbound import reply_text
 
     decision = _decide(runtime, _analysis(runtime, "de"))
     assert decision.action == Action.ANSWER and decision.language_note and decision.article.language == "en"
@@ -148,7 +149,7 @@ def test_an_unsupported_language_is_answered_in_the_default_language_saying_so(r
 
 
 def test_an_unsupported_language_escalates_when_the_brand_says_so(make_settings, models):
-    from bot.runtime import build_runtime
+    from bot.worker.build import build_runtime
 
     runtime = build_runtime(make_settings(languages={"on_unsupported": "escalate"}), models=models)
     try:
@@ -185,7 +186,7 @@ def test_reply_templates_per_language():
 
 
 def test_french_praise_is_thanked_in_french_when_the_brand_wrote_it(make_settings, models):
-    from bot.runtime import build_runtime
+    from bot.worker.build import build_runtime
 
     settings = make_settings(policy={"templates_by_language": {"fr": {"praise": "Merci beaucoup !"}}})
     runtime = build_runtime(settings, models=models)

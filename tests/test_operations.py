@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine
 
-from bot.logs import JsonFormatter, RequestIdFilter
+from bot.runtime.logs import JsonFormatter, RequestIdFilter
 from tests.conftest import REPO, free_port
 
 

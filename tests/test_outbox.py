@@ -10,7 +10,7 @@ from sqlmodel import Session, func, select
 
 from bot.crm.db import create_db_engine, session_scope, upgrade_database
 from bot.crm.models import Contact, Conversation, Message, Outbox, utcnow
-from bot.outbox import deliver_due, enqueue
+from bot.delivery.outbox import deliver_due, enqueue
 from channels.base import Channel, OutboundMessage, PermanentSendError, TemporarySendError
 
 
@@ -202,7 +202,7 @@ def test_after_a_rate_limit_the_next_attempt_posts_without_asking(engine):
 
 
 def test_a_web_chat_reply_is_delivered_by_the_transaction_that_stores_it(engine):
-    from bot.metrics import MESSAGES_OUT
+    from bot.runtime.metrics import MESSAGES_OUT
     from channels.webchat import StoredChannel
 
     counted = MESSAGES_OUT.labels("webchat")

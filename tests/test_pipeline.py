@@ -104,8 +104,8 @@ def test_the_same_message_delivered_twice_is_stored_once_and_answered_once(clien
 def test_the_conversation_survives_a_restart(make_settings, models):
     from fastapi.testclient import TestClient
 
-    from bot.runtime import build_runtime
     from bot.web.app import create_app
+    from bot.worker.build import build_runtime
 
     settings = make_settings()
     session_id = new_session()
@@ -126,7 +126,7 @@ def test_the_conversation_survives_a_restart(make_settings, models):
 
 
 def test_a_message_stored_before_a_crash_is_decided_at_start(runtime):
-    from bot.pipeline import recover_unprocessed, store_inbound
+    from bot.pipeline.inbound import recover_unprocessed, store_inbound
     from channels.base import Author, InboundMessage
 
     inbound = InboundMessage(

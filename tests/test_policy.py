@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.policy import Action, Policy, PolicyError
+from bot.policy.routing import Action, Policy, PolicyError
 
 
 @dataclass

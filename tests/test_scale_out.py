@@ -25,9 +25,9 @@ from sqlmodel import Session, select
 
 from bot.crm.db import create_db_engine, session_scope, upgrade_database
 from bot.crm.models import Contact, Conversation, Message, Outbox, utcnow
-from bot.leadership import PollerLeadership
-from bot.outbox import deliver_due, enqueue
-from bot.pipeline import handle_inbound, process_stored, store_inbound
+from bot.delivery.outbox import deliver_due, enqueue
+from bot.pipeline.inbound import handle_inbound, process_stored, store_inbound
+from bot.runtime.leadership import PollerLeadership
 from channels.base import Author, Channel, InboundMessage, OutboundMessage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def test_eight_workers_delivering_at_once_send_every_outbox_row_exactly_once(pg_
 
 
 def make_runtime(make_settings, models, pg_url, platform: Channel):
-    from bot.runtime import build_runtime
+    from bot.worker.build import build_runtime
 
     runtime = build_runtime(make_settings(database={"url": pg_url}), models=models)
     runtime.channels["webchat"] = platform

@@ -15,11 +15,11 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from bot.crm.models import Direction, Message, Outbox, OutboxStatus, utcnow
-from bot.metrics import SEND_FAILURES
-from bot.outbox import deliver_due
-from bot.pipeline import handle_inbound
-from bot.runtime import build_runtime
+from bot.delivery.outbox import deliver_due
+from bot.pipeline.inbound import handle_inbound
+from bot.runtime.metrics import SEND_FAILURES
 from bot.web.app import create_app
+from bot.worker.build import build_runtime
 from channels.base import Author, InboundMessage
 from tests.fakes.server import FakeResponse
 from tests.fakes.slack import BOT_USER_ID, FakeSlack, event_callback, signed_headers

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingsError, load_settings
+from bot.runtime.settings import SettingsError, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
 from bot.crm.models import AuditEvent, Conversation, Message
-from bot.staff import create_staff, issue_api_token
+from bot.support.staff import create_staff, issue_api_token
 
 PASSWORD = "correct horse battery staple"
 
@@ -125,8 +125,8 @@ def test_an_agent_takes_a_complaint_replies_and_resolves_while_the_bot_stays_sil
 def test_a_resolved_conversation_can_reopen_to_its_assignee(make_settings, models):
     from fastapi.testclient import TestClient
 
-    from bot.runtime import build_runtime
     from bot.web.app import create_app
+    from bot.worker.build import build_runtime
 
     runtime = build_runtime(make_settings(handoff={"reopen_to": "assignee"}), models=models)
     try:

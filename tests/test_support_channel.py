@@ -20,10 +20,12 @@ from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
 from bot.crm.models import AuditEvent, Conversation, Message, SupportPost, utcnow
-from bot.runtime import Runtime, build_runtime
-from bot.staff import StaffError
-from bot.support_channel import deliver_support_posts, link_slack_user
+from bot.runtime.container import Runtime
+from bot.support.slack_desk import link_slack_user
+from bot.support.slack_posts import deliver_support_posts
+from bot.support.staff import StaffError
 from bot.web.app import create_app
+from bot.worker.build import build_runtime
 from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN
 from tests.fakes.server import FakeResponse
 from tests.fakes.slack import FakeSlack, PostedMessage, block_actions, event_callback, signed_headers
@@ -359,7 +361,7 @@ def test_linking_a_slack_account(desk):
 def test_socialbot_staff_link_connects_a_staff_account_to_a_slack_user(tmp_path):
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.cli.main import app
 
     config = tmp_path / "settings.toml"
     config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n')
@@ -386,7 +388,7 @@ def test_socialbot_staff_link_connects_a_staff_account_to_a_slack_user(tmp_path)
 def test_two_workers_delivering_at_once_post_an_escalation_once(request, make_settings, models, database):
     from concurrent.futures import ThreadPoolExecutor
 
-    from bot.pipeline import handle_inbound
+    from bot.pipeline.inbound import handle_inbound
     from channels.base import Author, InboundMessage
 
     with FakeSlack(post_delay_seconds=0.5) as slack:
@@ -450,7 +452,7 @@ def test_a_malformed_or_unknown_click_is_refused_or_ignored(desk):
 
 
 def test_a_support_channel_given_by_name_stops_start_up_naming_the_setting(make_settings):
-    from bot.settings import SettingsError
+    from bot.runtime.settings import SettingsError
 
     with pytest.raises(SettingsError, match=r"slack\.support_channel: .*not a channel id"):
         make_settings(slack={"support_channel": "#support"})

@@ -63,8 +63,8 @@ def test_a_body_over_one_megabyte_is_refused_before_it_is_read(client):
 def test_a_locked_database_answers_503_and_loses_nothing(make_settings, models):
     from fastapi.testclient import TestClient
 
-    from bot.runtime import build_runtime
     from bot.web.app import create_app
+    from bot.worker.build import build_runtime
 
     runtime = build_runtime(make_settings(database={"busy_timeout_seconds": 0.2}), models=models)
     path = runtime.engine.url.database

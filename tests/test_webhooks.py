@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
 from bot.crm.models import Conversation, WebhookDelivery, WebhookEndpoint, utcnow
-from bot.webhooks import (
+from bot.delivery.webhooks import (
     EVENT_TYPES,
     WebhookError,
     add_endpoint,
@@ -40,7 +40,7 @@ def _register(runtime, url: str, events=("*",), secret: str = "s3cret-signing-ke
 
 
 def _say(runtime, text: str, *, session_id: str = "web-1", n: int = 0):
-    from bot.pipeline import handle_inbound
+    from bot.pipeline.inbound import handle_inbound
 
     return handle_inbound(
         runtime,
@@ -62,9 +62,9 @@ def _deliver_all(runtime, *, rounds: int = 5):
 
 
 def test_each_event_type_arrives_once_per_event_id_with_a_valid_signature(runtime, receiver):
-    from bot.followups import CUSTOM, schedule_followup, send_due_followups, sync_followup_delivery
-    from bot.handoff import resolve_conversation
-    from bot.outbox import deliver_due
+    from bot.delivery.outbox import deliver_due
+    from bot.engagement.followups import CUSTOM, schedule_followup, send_due_followups, sync_followup_delivery
+    from bot.support.handoff import resolve_conversation
 
     secret = "s3cret-signing-key-0123"
     _register(runtime, receiver.base_url + "/hooks", secret=secret)
@@ -143,7 +143,7 @@ def test_a_500_is_retried_with_backoff_and_then_delivered_once(runtime, receiver
 
 
 def test_an_endpoint_failing_n_times_in_a_row_is_disabled(make_settings, models, receiver):
-    from bot.runtime import build_runtime
+    from bot.worker.build import build_runtime
 
     runtime = build_runtime(
         make_settings(webhooks={"disable_after_failures": 3, "backoff_base_seconds": 1}), models=models
@@ -171,8 +171,8 @@ def test_an_endpoint_failing_n_times_in_a_row_is_disabled(make_settings, models,
 def test_a_slow_receiver_does_not_delay_the_chat_api(make_settings, models):
     from fastapi.testclient import TestClient
 
-    from bot.runtime import build_runtime
     from bot.web.app import create_app
+    from bot.worker.build import build_runtime
 
     slow = FakeServer()
     slow.route("POST", "/hooks", lambda request: (time.sleep(3), FakeResponse(200, {}))[1])
@@ -219,7 +219,7 @@ def test_bad_urls_are_refused_with_a_reason(runtime, url, reason):
 
 
 def test_the_public_url_is_refused(make_settings):
-    from bot.webhooks import validate_url
+    from bot.delivery.webhooks import validate_url
 
     server = make_settings(server={"public_url": "https://bot.fernhill.example"}).server
     with pytest.raises(WebhookError, match="public_url"):
@@ -300,7 +300,7 @@ def test_admins_manage_endpoints_in_the_console_and_see_the_delivery_log(client,
 def test_the_cli_adds_lists_and_removes_endpoints(runtime, receiver, tmp_path):
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.cli.main import app
 
     env = {"SOCIALBOT_DATA__DIR": str(runtime.settings.data.dir)}
     cli = CliRunner()

@@ -10,9 +10,9 @@ did not ask to lose. An erasure request names data, information, details or "for
 
 Verification: the request is tied to the channel identity it came from. The platform vouches for its own
 account ids (those identities are `verified`); an e-mail address is verified by the one-time code flow of
-bot/identity.py. A request from an identity that is not verified is recorded as `unverified` and exposes
-nothing. Export and erasure cover the whole contact, i.e. every identity linked to it (linking itself needed
-proof or staff).
+bot/engagement/identity.py. A request from an identity that is not verified is recorded as `unverified` and
+exposes nothing. Export and erasure cover the whole contact, i.e. every identity linked to it (linking itself
+needed proof or staff).
 
 Shared threads (a Telegram group, a Slack channel): a conversation belongs to whoever wrote first, but other
 customers write in it too. Export and erasure take a contact's own messages, the replies to them, and the rest
@@ -55,7 +55,7 @@ from bot.crm.models import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from bot.runtime import Runtime
+    from bot.runtime.container import Runtime
 
 __all__ = [
     "ERASED",
@@ -149,7 +149,8 @@ def classify_data_request(text: str) -> DataRequestKind | None:
 
 @dataclass(frozen=True, slots=True)
 class DataRightsStep:
-    """A decision made before policy, shaped like `bot.policy.Decision` so the pipeline records it alike."""
+    """A decision made before policy, shaped like `bot.policy.routing.Decision` so the pipeline records it
+    alike."""
 
     action: DataRightsAction
     reason: str

@@ -1,7 +1,8 @@
 """The database: engine with the right per-engine settings, sessions, and migrations.
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout; PostgreSQL is used
-as it is. The schema is owned by Alembic (`bot/migrations`); `upgrade_database` brings any database to head.
+as it is. The schema is owned by Alembic (`bot/crm/migrations`); `upgrade_database` brings any database to
+head.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = [
 
 # Execution option of a read-only session (`session_scope(engine, read_only=True)`).
 READ_ONLY_OPTION = "socialbot_read_only"
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # PostgreSQL advisory lock held while migrating (an arbitrary constant: "socialbt" in ASCII).
 MIGRATION_LOCK_KEY = 0x736F6369616C6274
 

@@ -1,7 +1,7 @@
 """The social CRM's tables.
 
 Times are timezone-aware UTC in Python (`utcnow()`); SQLModel's UTC column type stores them as UTC on both
-engines and gives them back aware. Every schema change is an Alembic migration in `bot/migrations`.
+engines and gives them back aware. Every schema change is an Alembic migration in `bot/crm/migrations`.
 """
 
 from __future__ import annotations
@@ -327,7 +327,7 @@ class Note(SQLModel, table=True):
 
 class IdentityVerification(SQLModel, table=True):
     """A customer proving they own an e-mail address: the bot mails a one-time code (only its hash is
-    kept), the customer sends it back in the conversation they asked from (bot/identity.py)."""
+    kept), the customer sends it back in the conversation they asked from (bot/engagement/identity.py)."""
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
@@ -358,13 +358,13 @@ class ContactMerge(SQLModel, table=True):
     undone_by_staff_id: int | None = None
 
 
-# The response log (bot/insights.py) finds each message's reply by `reply_to_id`.
+# The response log (bot/insights/) finds each message's reply by `reply_to_id`.
 Index("ix_message_reply_to_id", Message.reply_to_id)
 
 
 class SupportPost(SQLModel, table=True):
     """An escalation posted to the Slack support channel: written in the escalation's transaction, posted
-    (`chat.postMessage`) and kept up to date (`chat.update`) by bot/support_channel.py.
+    (`chat.postMessage`) and kept up to date (`chat.update`) by bot/support/slack_posts.py.
 
     `version` goes up whenever the conversation changes hands; the post shows `posted_version`, so a row with
     `posted_version < version` needs an update. `ts` is Slack's id of the post (None until it is posted).
@@ -392,7 +392,7 @@ class SupportPost(SQLModel, table=True):
 class ModerationItem(SQLModel, table=True):
     """A customer message held for staff: flagged abusive (no reply was sent), with the model's reason and
     score, until staff mark it fine (the bot answers it once), hide it, or block its author
-    (bot/moderation.py)."""
+    (bot/moderation/queue.py)."""
 
     __table_args__ = (Index("ix_moderationitem_status_id", "status", "id"),)
 
@@ -442,7 +442,8 @@ class DataRequest(SQLModel, table=True):
 
 class WebhookEndpoint(SQLModel, table=True):
     """An integration's URL that receives the event types it subscribed to, signed with its secret
-    (bot/webhooks.py). Disabled by itself after too many failures in a row; an admin enables it again."""
+    (bot/delivery/webhooks.py). Disabled by itself after too many failures in a row; an admin enables it
+    again."""
 
     id: int | None = Field(default=None, primary_key=True)
     url: str

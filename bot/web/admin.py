@@ -1,6 +1,7 @@
 """Admins' pages and API (permission `staff.manage`): customers' data requests, a contact's export (JSON) and
 erasure, and the audit log viewer with filters and a CSV export (cells that would start a spreadsheet formula
-are neutralised by `bot.insights.csv_lines`). Also mounts the moderation queue (bot/web/moderation.py)."""
+are neutralised by `bot.insights.response_log.csv_lines`). Also mounts the moderation queue
+(bot/web/moderation.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from sqlmodel import Session, select
 
 from bot.crm.data_rights import ContactNotFound, erase_for_staff, export_for_staff, list_requests
 from bot.crm.models import AuditEvent, Staff
-from bot.insights import csv_lines
-from bot.runtime import Runtime
+from bot.insights.response_log import csv_lines
+from bot.runtime.container import Runtime
 from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
 from bot.web.moderation import moderation_router
 

@@ -25,9 +25,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from bot import __version__
 from bot.crm.db import DatabaseUnavailable, session_scope
 from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
-from bot.logs import install_request_ids
-from bot.pipeline import handle_inbound
-from bot.runtime import Runtime
+from bot.pipeline.inbound import handle_inbound
+from bot.runtime.container import Runtime
+from bot.runtime.logs import install_request_ids
 from bot.web.admin import admin_router
 from bot.web.auth import LoginRequired, session_secret
 from bot.web.console import console_router

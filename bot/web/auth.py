@@ -1,7 +1,8 @@
 """Who is asking: staff sessions for the console (signed cookie + CSRF token) and bearer tokens for the API.
 
-Every console page and API route declares the permission it needs (`bot.staff.PERMISSIONS`); a logged-out
-browser is sent to the login page, a logged-out API call gets 401, and a role without the permission 403.
+Every console page and API route declares the permission it needs (`bot.support.staff.PERMISSIONS`); a
+logged-out browser is sent to the login page, a logged-out API call gets 401, and a role without the
+permission 403.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from bot.crm.models import Staff
-from bot.staff import authenticate_token, may
+from bot.support.staff import authenticate_token, may
 
 __all__ = [
     "LoginRequired",

@@ -15,7 +15,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
-from bot.conversations import (
+from bot.crm.models import Staff
+from bot.delivery.outbox import deliver_due
+from bot.runtime.container import Runtime
+from bot.support.conversations import (
     ACTIONS,
     apply_action,
     conversation_detail,
@@ -25,12 +28,9 @@ from bot.conversations import (
     note_on,
     reply_as_staff,
 )
-from bot.crm.models import Staff
-from bot.handoff import ConversationNotFound
-from bot.outbox import deliver_due
-from bot.runtime import Runtime
-from bot.staff import LoginRateLimiter, authenticate_password, may
-from bot.support_channel import notify_support_channel
+from bot.support.handoff import ConversationNotFound
+from bot.support.slack_posts import notify_support_channel
+from bot.support.staff import LoginRateLimiter, authenticate_password, may
 from bot.web.auth import console_staff, csrf_token, verify_csrf
 
 __all__ = ["console_router"]

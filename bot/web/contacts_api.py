@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
 from bot.crm.models import Contact, ContactMerge, Conversation, FollowUp, Identity, Staff
-from bot.followups import (
+from bot.engagement.followups import (
     CUSTOM,
     FollowupError,
     cancel_followup,
@@ -32,8 +32,8 @@ from bot.followups import (
     schedule_followup,
     unsubscribe,
 )
-from bot.identity import MergeConflict, merge_contacts, unmerge_contacts
-from bot.runtime import Runtime
+from bot.engagement.identity import MergeConflict, merge_contacts, unmerge_contacts
+from bot.runtime.container import Runtime
 from bot.web.auth import api_staff
 
 __all__ = ["contacts_router"]

@@ -14,25 +14,22 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 from fastapi.templating import Jinja2Templates
 
 from bot.crm.models import ConversationState, Staff
-from bot.insights import (
+from bot.insights.dashboard import dashboard_data
+from bot.insights.ideas import IDEA_STATUSES, IdeaNotFound, list_ideas, set_idea_status
+from bot.insights.response_log import (
     AUTHORS,
     CONVERSATION_COLUMNS,
-    IDEA_STATUSES,
     MESSAGE_COLUMNS,
     FilterError,
-    IdeaNotFound,
     LogFilters,
     csv_lines,
-    dashboard_data,
     iter_conversation_rows,
     iter_message_rows,
-    list_ideas,
     record_export,
     response_log,
-    set_idea_status,
 )
-from bot.runtime import Runtime
-from bot.staff import may
+from bot.runtime.container import Runtime
+from bot.support.staff import may
 from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
 
 __all__ = ["insights_router"]

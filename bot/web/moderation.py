@@ -1,6 +1,6 @@
 """The console's moderation queue (/console/moderation) and its JSON twin (/api/v1/moderation): messages
 the abuse head flagged, with reason and score, and the staff actions on them (fine, hide, block; see
-bot/moderation.py).
+bot/moderation/queue.py).
 
 Abusive text is shown blurred until clicked, and always as text (Jinja2 autoescape)."""
 
@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from bot.crm.models import Staff
-from bot.moderation import MODERATION_ACTIONS, ModerationError, QueueEntry, decide_item, list_queue
-from bot.runtime import Runtime
+from bot.moderation.queue import MODERATION_ACTIONS, ModerationError, QueueEntry, decide_item, list_queue
+from bot.runtime.container import Runtime
 from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
 
 __all__ = ["moderation_router"]

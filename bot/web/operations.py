@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from bot.crm.db import DatabaseUnavailable, check_database
-from bot.metrics import CONTENT_TYPE_LATEST, render_metrics
-from bot.runtime import Runtime
+from bot.runtime.container import Runtime
+from bot.runtime.metrics import CONTENT_TYPE_LATEST, render_metrics
 
 __all__ = ["operations_router"]
 

@@ -10,7 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.conversations import (
+from bot.crm.models import Staff
+from bot.delivery.outbox import deliver_due
+from bot.runtime.container import Runtime
+from bot.support.conversations import (
     ConversationSummary,
     HistoryItem,
     apply_action,
@@ -18,11 +21,8 @@ from bot.conversations import (
     list_conversations,
     reply_as_staff,
 )
-from bot.crm.models import Staff
-from bot.handoff import ConversationNotFound
-from bot.outbox import deliver_due
-from bot.runtime import Runtime
-from bot.support_channel import notify_support_channel
+from bot.support.handoff import ConversationNotFound
+from bot.support.slack_posts import notify_support_channel
 from bot.web.auth import api_staff
 
 __all__ = ["staff_api_router"]

@@ -12,9 +12,7 @@ from sqlmodel import Session
 
 from bot.crm.db import session_scope
 from bot.crm.models import Staff
-from bot.runtime import Runtime
-from bot.web.auth import console_staff, csrf_token, verify_csrf
-from bot.webhooks import (
+from bot.delivery.webhooks import (
     EVENT_TYPES,
     WebhookError,
     add_endpoint,
@@ -23,6 +21,8 @@ from bot.webhooks import (
     remove_endpoint,
     set_endpoint_active,
 )
+from bot.runtime.container import Runtime
+from bot.web.auth import console_staff, csrf_token, verify_csrf
 
 __all__ = ["webhooks_console_router"]
 

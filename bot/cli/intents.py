@@ -1,0 +1,195 @@
+"""`socialbot intents classify | train | eval`: the understanding heads from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from intents.encoder import EncoderLoadError, SentenceEncoder
+from intents.heads import HeadsError
+from intents.io import InputFileError
+from intents.understand import Understander
+
+app = typer.Typer(
+    help="Understand posts (intent, sentiment, abuse): classify a CSV, train a head, evaluate a head.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+EXIT_BAD_INPUT = 2
+
+
+class Precision(StrEnum):
+    int8 = "int8"
+    fp32 = "fp32"
+
+
+class HeadName(StrEnum):
+    intent = "intent"
+    sentiment = "sentiment"
+    abusive = "abusive"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line on stderr and exit code 2, without a traceback."""
+    try:
+        yield
+    except (InputFileError, HeadsError, EncoderLoadError) as error:
+        raise _fail(str(error)) from None
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _load(heads: Path | None, threads: int | None) -> tuple[SentenceEncoder, Understander]:
+    understander = Understander.load(heads)
+    encoder = SentenceEncoder.load(threads=threads or None)
+    return encoder, understander
+
+
+InputOption = Annotated[Path, typer.Option("--input", help="CSV file with a 'text' column.")]
+OutputOption = Annotated[Path, typer.Option("--output", help="JSON Lines file to write, one object per row.")]
+HeadsOption = Annotated[
+    Path | None, typer.Option("--heads", help="Folder of trained heads (default: the shipped heads).")
+]
+ThreadsOption = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the encoder.")]
+
+
+@app.command()
+def classify(
+    input: InputOption,
+    output: OutputOption,
+    heads: HeadsOption = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Classify each CSV row into one JSON line {"intent", "confidence", "sentiment", "abusive"}, in order."""
+    from intents.io import read_texts_csv
+    from intents.service import classify_file
+
+    with _clear_errors():
+        total = len(read_texts_csv(input))
+        encoder, understander = _load(heads, threads)
+        with _progress("classifying", total) as advance:
+            written = classify_file(input, output, encoder, understander, advance)
+    typer.echo(f"{written} rows classified -> {output}", err=True)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")],
+    head: Annotated[HeadName, typer.Option("--head", help="Which head to train.")] = HeadName.intent,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the heads to.")] = Path("intents-heads"),
+    threads: ThreadsOption = None,
+) -> None:
+    """Train one head on a labelled CSV; the folder written can be set as [intents] heads_dir."""
+    from intents.io import read_labelled_csv
+    from intents.service import train_file
+
+    with _clear_errors():
+        total = len(read_labelled_csv(data).texts)
+        encoder = SentenceEncoder.load(threads=threads or None)
+        with _progress("embedding", total) as advance:
+            trained = train_file(data, head.value, out, encoder, progress=advance)
+    thresholds = ", ".join(f"{k} {v:.2f}" for k, v in trained.thresholds.items())
+    typer.echo(
+        f"{head.value} head written to {out / (head.value + '.npz')}"
+        + (f" (thresholds: {thresholds})" if thresholds else ""),
+        err=True,
+    )
+
+
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")],
+    head: Annotated[HeadName, typer.Option("--head", help="Which head to evaluate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    heads: HeadsOption = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Per-class precision / recall / F1, macro-F1 and the confusion matrix of one head on a labelled CSV."""
+    from intents.evaluation import format_report
+    from intents.io import read_labelled_csv
+    from intents.service import evaluate_file
+
+    with _clear_errors():
+        total = len(read_labelled_csv(data).texts)
+        encoder, understander = _load(heads, threads)
+        with _progress("evaluating", total) as advance:
+            report = evaluate_file(data, head.value, encoder, understander, advance)
+    if as_json:
+        typer.echo(json.dumps({"head": head.value, **report.to_dict()}, indent=2))
+    else:
+        typer.echo(f"{head.value} head on {data} ({report.total} rows)\n")
+        typer.echo(format_report(report))
+
+
+@app.command("export-onnx")
+def export_onnx(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="File to write (default: the file the onnx backend reads, in [data] dir)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Export again even if the file exists.")] = False,
+    precision: Annotated[
+        Precision,
+        typer.Option(help='int8 for [intents] backend = "onnx", fp32 for backend = "onnx-fp32".'),
+    ] = Precision.int8,
+) -> None:
+    """Export the encoder to ONNX for the onnx backends (once per install; a worker also does it on first
+    start)."""
+    import time
+
+    from bot.runtime.settings import SettingsError, load_settings
+    from intents.onnx_encoder import cached_model_path, export_onnx_model
+
+    with _clear_errors():
+        if out is None:
+            config = (ctx.find_root().obj or {}).get("config")
+            try:
+                settings = load_settings(config)
+            except SettingsError as error:
+                raise _fail(str(error)) from None
+            out = cached_model_path(settings.data.onnx_cache_dir, precision=precision.value)
+        if out.exists() and not force:
+            typer.echo(f"{out} is already exported (--force to export again)", err=True)
+            return
+        started = time.perf_counter()
+        export_onnx_model(out, precision=precision.value)
+    size_mb = out.stat().st_size / 1e6
+    typer.echo(
+        f"encoder exported to {out} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)", err=True
+    )

@@ -1,0 +1,576 @@
+"""Outgoing webhooks: integrations (a helpdesk, a CRM, a warehouse) hear what happens, signed and retried.
+
+Events are recorded in the same transaction as the change they describe: `capture_webhook_events` installs a
+SQLAlchemy `after_flush` hook that sees new inbound messages, sent replies, escalations, resolutions, ideas,
+ladder changes and sent follow-ups, and writes one `WebhookEvent` plus one `WebhookDelivery` per subscribed,
+active endpoint. Nothing in the pipeline waits for a receiver: the scheduler's `deliver_webhooks` job claims
+due deliveries (on PostgreSQL with `FOR UPDATE SKIP LOCKED`) and POSTs them with a short timeout.
+
+Delivery is at least once: a receiver deduplicates on the event id (`X-Socialbot-Event-Id`). Each request is
+signed: `X-Socialbot-Signature: sha256=HMAC_SHA256(secret, f"{timestamp}.{body}")` with the
+`X-Socialbot-Timestamp` header's value. A non-2xx answer or a timeout is retried with exponential backoff; an
+endpoint failing `disable_after_failures` times in a row is disabled until an admin enables it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Connection, Engine, delete, event, insert, inspect, or_, select, update
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session
+
+from bot import __version__
+from bot.crm.db import session_scope
+from bot.crm.models import (
+    AuditEvent,
+    AuthorKind,
+    Direction,
+    FollowUp,
+    Idea,
+    LadderChange,
+    Message,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    utcnow,
+)
+from bot.delivery.outbox import backoff_seconds
+from bot.runtime.settings import ServerSettings, WebhooksSettings
+
+__all__ = [
+    "EVENT_TYPES",
+    "DeliveryReport",
+    "WebhookError",
+    "add_endpoint",
+    "capture_webhook_events",
+    "deliver_webhooks",
+    "list_deliveries",
+    "list_endpoints",
+    "payload",
+    "remove_endpoint",
+    "set_endpoint_active",
+    "sign",
+    "validate_url",
+    "verify_signature",
+]
+
+log = logging.getLogger("socialbot.webhooks")
+
+#: Every event type an endpoint can subscribe to.
+EVENT_TYPES: tuple[str, ...] = (
+    "message.received",
+    "message.sent",
+    "conversation.escalated",
+    "conversation.resolved",
+    "idea.created",
+    "contact.ladder_changed",
+    "followup.sent",
+)
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+class WebhookError(Exception):
+    """An endpoint can't be registered or found; the message says why."""
+
+
+# Registering endpoints
+
+
+def validate_url(url: str, server: ServerSettings) -> str:
+    """Check that `url` may receive webhooks and return it stripped.
+
+    Raises:
+        WebhookError: not http(s), no host, credentials in it, or it points at this server itself (its
+            `[server] public_url`, or a loopback address on this server's port): a loop of events.
+    """
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise WebhookError(f"{url!r} is not an http:// or https:// URL")
+    if not parts.hostname:
+        raise WebhookError(f"{url!r} has no host")
+    if parts.username or parts.password:
+        raise WebhookError("the URL must not carry a user or password; receivers check the signature instead")
+    try:
+        port = _port(parts.scheme, parts.port)
+    except ValueError:
+        raise WebhookError(f"{url!r} has an invalid port") from None
+    host = parts.hostname.lower()
+    public = urlsplit(server.public_url)
+    if public.hostname and host == public.hostname.lower() and port == _port(public.scheme, public.port):
+        raise WebhookError(f"{url!r} points at this server itself ([server] public_url {server.public_url})")
+    if _is_local(host) and port == server.port:
+        raise WebhookError(f"{url!r} points at this server itself (a local address on port {server.port})")
+    return url
+
+
+def _port(scheme: str, port: int | None) -> int:
+    return port if port is not None else (443 if scheme == "https" else 80)
+
+
+def _is_local(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def add_endpoint(
+    session: Session, url: str, events: list[str], *, server: ServerSettings, secret: str | None = None
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; returns it and its signing secret (generated unless given).
+
+    Args:
+        events: event types from `EVENT_TYPES` ("*" for all of them).
+        secret: the signing secret (at least 16 characters); None generates one.
+
+    Raises:
+        WebhookError: the URL is refused (`validate_url`), an event type is unknown, or the secret is short.
+    """
+    url = validate_url(url, server)
+    if "*" in events:
+        events = list(EVENT_TYPES)
+    unknown = sorted({name.strip() for name in events if name.strip()} - set(EVENT_TYPES))
+    if unknown:
+        raise WebhookError(f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}")
+    chosen = [name for name in EVENT_TYPES if name in {e.strip() for e in events}]
+    if not chosen:
+        raise WebhookError(f"choose at least one event type: {', '.join(EVENT_TYPES)}")
+    if secret is None:
+        secret = "whsec_" + secrets.token_urlsafe(32)
+    elif len(secret.strip()) < 16:
+        raise WebhookError("the secret must be at least 16 characters")
+    endpoint = WebhookEndpoint(url=url, secret=secret.strip(), events=chosen)
+    session.add(endpoint)
+    session.flush()
+    log.info("webhook endpoint %s added for %s", endpoint.id, ", ".join(chosen))
+    return endpoint, endpoint.secret
+
+
+def list_endpoints(session: Session) -> list[WebhookEndpoint]:
+    """Every registered endpoint, oldest first."""
+    return list(session.exec(select(WebhookEndpoint).order_by(WebhookEndpoint.id)).scalars())
+
+
+def _endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise WebhookError(f"webhook endpoint {endpoint_id} does not exist")
+    return endpoint
+
+
+def remove_endpoint(session: Session, endpoint_id: int) -> None:
+    """Delete an endpoint and its delivery log.
+
+    Raises:
+        WebhookError: no such endpoint.
+    """
+    endpoint = _endpoint(session, endpoint_id)
+    session.exec(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
+    session.delete(endpoint)
+
+
+def set_endpoint_active(session: Session, endpoint_id: int, active: bool) -> WebhookEndpoint:
+    """Enable (its failure count starts again) or disable an endpoint.
+
+    Raises:
+        WebhookError: no such endpoint.
+    """
+    endpoint = _endpoint(session, endpoint_id)
+    endpoint.active = active
+    endpoint.disabled_reason = None if active else "disabled by an admin"
+    if active:
+        endpoint.consecutive_failures = 0
+    session.add(endpoint)
+    return endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLogEntry:
+    """One line of the delivery log admins see."""
+
+    id: int
+    endpoint_id: int
+    url: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+def list_deliveries(
+    session: Session, *, endpoint_id: int | None = None, limit: int = 50
+) -> list[DeliveryLogEntry]:
+    """The newest deliveries first (optionally of one endpoint)."""
+    query = (
+        select(WebhookDelivery, WebhookEvent.type, WebhookEndpoint.url)
+        .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    if endpoint_id is not None:
+        query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+    return [
+        DeliveryLogEntry(
+            d.id,
+            d.endpoint_id,
+            url,
+            d.event_id,
+            event_type,
+            d.status,
+            d.attempts,
+            d.last_status_code,
+            d.last_error,
+            d.created_at,
+            d.next_attempt_at,
+            d.delivered_at,
+        )
+        for d, event_type, url in session.exec(query).all()
+    ]
+
+
+# Signatures
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The `X-Socialbot-Signature` value: "sha256=" + hex HMAC-SHA256 of f"{timestamp}.{body}"."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(
+    secret: str, timestamp: str, body: bytes, signature: str, *, tolerance_seconds: float = 300
+) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent (no replays)."""
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance_seconds and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+# Capturing events in the transaction of the change
+
+
+def capture_webhook_events() -> None:
+    """Record webhook events from every ORM flush in this process (idempotent; build_runtime calls it)."""
+    if not event.contains(OrmSession, "after_flush", _after_flush):
+        event.listen(OrmSession, "after_flush", _after_flush)
+
+
+def _changed(obj: object, attribute: str) -> bool:
+    return inspect(obj).attrs[attribute].history.has_changes()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _events_in(session: OrmSession) -> Iterator[tuple[str, dict[str, Any]]]:
+    for obj in session.new:
+        if (
+            isinstance(obj, Message)
+            and obj.direction == Direction.INBOUND
+            and obj.author_kind == AuthorKind.CUSTOMER
+        ):
+            yield "message.received", _message_data(obj)
+        elif isinstance(obj, Idea):
+            yield (
+                "idea.created",
+                {
+                    "idea_id": obj.id,
+                    "message_id": obj.message_id,
+                    "contact_id": obj.contact_id,
+                    "text": obj.text,
+                },
+            )
+        elif isinstance(obj, LadderChange):
+            yield (
+                "contact.ladder_changed",
+                {
+                    "contact_id": obj.contact_id,
+                    "from_stage": obj.from_stage,
+                    "to_stage": obj.to_stage,
+                    "reason": obj.reason,
+                    "message_id": obj.message_id,
+                },
+            )
+        elif isinstance(obj, AuditEvent) and obj.action in (
+            "conversation.escalated",
+            "conversation.resolved",
+        ):
+            details = dict(obj.details or {})
+            yield (
+                obj.action,
+                {
+                    "conversation_id": obj.subject_id,
+                    "by": obj.actor_kind,
+                    "staff_id": obj.actor_id,
+                    "from_state": details.get("from"),
+                    **({"reason": details["reason"]} if "reason" in details else {}),
+                    **({"message_id": details["message_id"]} if details.get("message_id") else {}),
+                },
+            )
+    for obj in session.dirty:
+        if (
+            isinstance(obj, Message)
+            and obj.direction == Direction.OUTBOUND
+            and obj.status == "sent"
+            and _changed(obj, "status")
+        ):
+            yield "message.sent", _message_data(obj)
+        elif isinstance(obj, FollowUp) and obj.status == "sent" and _changed(obj, "status"):
+            yield (
+                "followup.sent",
+                {
+                    "followup_id": obj.id,
+                    "conversation_id": obj.conversation_id,
+                    "contact_id": obj.contact_id,
+                    "channel": obj.channel,
+                    "template": obj.template,
+                    "message_id": obj.message_id,
+                    "sent_at": _iso(obj.sent_at),
+                },
+            )
+
+
+def _message_data(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "contact_id": message.contact_id,
+        "channel": message.channel,
+        "direction": message.direction,
+        "author": message.author_kind,
+        "staff_id": message.staff_id,
+        "text": message.text,
+        "public": message.public,
+        "reply_to_id": message.reply_to_id,
+        "created_at": _iso(message.created_at),
+    }
+
+
+_ready_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _tables_exist(connection: Connection) -> bool:
+    """False on a database not yet migrated to 0005e (tests of older revisions): nothing to record into."""
+    if connection.engine in _ready_engines:
+        return True
+    if inspect(connection).has_table(WebhookEndpoint.__tablename__):
+        _ready_engines.add(connection.engine)
+        return True
+    return False
+
+
+def _after_flush(session: OrmSession, _flush_context: object) -> None:
+    found = list(_events_in(session))
+    if not found:
+        return
+    connection = session.connection()
+    if not _tables_exist(connection):
+        return
+    subscribed = connection.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
+    ).all()
+    if not subscribed:
+        return
+    now = utcnow()
+    for event_type, data in found:
+        targets = [endpoint_id for endpoint_id, types in subscribed if event_type in (types or ())]
+        if not targets:
+            continue
+        event_id = "evt_" + secrets.token_hex(12)
+        connection.execute(
+            insert(WebhookEvent.__table__).values(id=event_id, type=event_type, created_at=now, data=data)
+        )
+        connection.execute(
+            insert(WebhookDelivery.__table__),
+            [
+                {
+                    "event_id": event_id,
+                    "endpoint_id": endpoint_id,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for endpoint_id in targets
+            ],
+        )
+
+
+# Delivering
+
+
+@dataclass
+class DeliveryReport:
+    """What one run of `deliver_webhooks` did (delivery ids)."""
+
+    delivered: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    disabled_endpoints: list[int] = field(default_factory=list)
+
+
+def payload(event: WebhookEvent) -> bytes:
+    """The JSON body of a delivery: {id, type, created_at, data}."""
+    document = {"id": event.id, "type": event.type, "created_at": _iso(event.created_at), "data": event.data}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _claim(engine: Engine, now: datetime, limit: int, hold_seconds: float) -> list[int]:
+    with session_scope(engine) as session:
+        query = (
+            select(WebhookDelivery.id)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(
+                WebhookDelivery.status == PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+                or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
+                WebhookEndpoint.active.is_(True),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
+        ids = list(session.exec(query).scalars())
+        if ids:
+            session.exec(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids))
+                .values(claimed_until=now + timedelta(seconds=hold_seconds))
+            )
+    return ids
+
+
+def deliver_webhooks(
+    engine: Engine,
+    settings: WebhooksSettings,
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+    transport: httpx.BaseTransport | None = None,
+) -> DeliveryReport:
+    """POST the due deliveries to their endpoints (the scheduler's job); safe to run in several workers.
+
+    After an endpoint fails once in a run, its other deliveries wait for the next run (a dead receiver costs
+    one timeout per run, not one per event).
+
+    Args:
+        now: the time to consider (tests); None for now.
+        transport: an httpx transport (tests); None for the network.
+    """
+    now = now or utcnow()
+    report = DeliveryReport()
+    ids = _claim(engine, now, limit, hold_seconds=settings.timeout_seconds * 2 + 30)
+    if not ids:
+        return report
+    failed_endpoints: set[int] = set()
+    with httpx.Client(
+        timeout=settings.timeout_seconds, transport=transport, follow_redirects=False
+    ) as client:
+        for delivery_id in ids:
+            with session_scope(engine) as session:
+                delivery = session.get(WebhookDelivery, delivery_id)
+                endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+                if endpoint.id in failed_endpoints or not endpoint.active:
+                    delivery.claimed_until = None
+                    session.add(delivery)
+                    continue
+                body = payload(session.get(WebhookEvent, delivery.event_id))
+                url, secret, event_id = endpoint.url, endpoint.secret, delivery.event_id
+            status_code, error = _post(client, url, secret, event_id, body)
+            ok = status_code is not None and 200 <= status_code < 300
+            if not ok:
+                failed_endpoints.add(endpoint.id)
+            _record(engine, delivery_id, ok, status_code, error, settings, report)
+    return report
+
+
+def _post(
+    client: httpx.Client, url: str, secret: str, event_id: str, body: bytes
+) -> tuple[int | None, str | None]:
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"socialbot-webhooks/{__version__}",
+        "X-Socialbot-Event-Id": event_id,
+        "X-Socialbot-Timestamp": timestamp,
+        "X-Socialbot-Signature": sign(secret, timestamp, body),
+    }
+    try:
+        response = client.post(url, content=body, headers=headers)
+    except httpx.TimeoutException:
+        return None, "timed out"
+    except httpx.HTTPError as error:
+        return None, f"{type(error).__name__}: {error}"[:500]
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code}"
+
+
+def _record(
+    engine: Engine,
+    delivery_id: int,
+    ok: bool,
+    status_code: int | None,
+    error: str | None,
+    settings: WebhooksSettings,
+    report: DeliveryReport,
+) -> None:
+    now = utcnow()
+    with session_scope(engine) as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+        delivery.attempts += 1
+        delivery.claimed_until = None
+        delivery.last_status_code, delivery.last_error = status_code, error
+        if ok:
+            delivery.status, delivery.delivered_at = DELIVERED, now
+            endpoint.consecutive_failures = 0
+            report.delivered.append(delivery_id)
+        else:
+            endpoint.consecutive_failures += 1
+            if delivery.attempts >= settings.max_attempts:
+                delivery.status = FAILED
+                report.failed.append(delivery_id)
+            else:
+                delay = backoff_seconds(
+                    delivery.attempts, base=settings.backoff_base_seconds, cap=settings.backoff_cap_seconds
+                )
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+                report.retried.append(delivery_id)
+            log.info("webhook delivery %s to endpoint %s failed: %s", delivery_id, endpoint.id, error)
+            if endpoint.active and endpoint.consecutive_failures >= settings.disable_after_failures:
+                endpoint.active = False
+                failures = endpoint.consecutive_failures
+                endpoint.disabled_reason = f"disabled after {failures} failures in a row (last: {error})"
+                report.disabled_endpoints.append(endpoint.id)
+                log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
+        session.add_all([delivery, endpoint])

@@ -1,0 +1,693 @@
+"""Follow-ups: messages the brand sends later, on whichever channel reaches the customer.
+
+A follow-up is a `FollowUp` row (`due_at`, `channel`, `template`, `status` pending / sent / cancelled /
+failed, `attempts`). They are made by policy:
+
+- a complaint resolved by staff -> "did that fix it?" with the 1-5 rating question (`[followups]
+  resolved_delay_hours` later), one row per channel that reaches the customer: the conversation's own channel
+  when the platform allows a proactive message there, and their verified e-mail address;
+- an idea whose status changed -> the customer hears about it (`schedule_idea_followup`);
+- an escalated conversation without a staff answer for `staff_reminder_hours` -> a reminder to staff (the
+  conversation is raised to urgent and the reminder audited; it is cancelled if staff answered meanwhile);
+- staff, by hand (the staff API).
+
+`send_due_followups` (an APScheduler job, and once at start so nothing missed while down is lost) claims due
+rows one by one with a conditional update (plus `FOR UPDATE SKIP LOCKED` on PostgreSQL), so any number of
+workers may run it, and queues each in the outbox with the idempotency key `followup:<id>`: a follow-up is
+queued once and the outbox sends it once, retrying with backoff and marking it failed for staff to see.
+`sync_followup_delivery` copies the outbox's outcome back onto the row. Quiet hours postpone customer
+follow-ups; an opted-out contact gets none; a customer's new message cancels pending "did that fix it?" rows.
+The clock is a parameter (`now`) everywhere, so tests move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, select
+
+from bot.crm.db import session_scope
+from bot.crm.models import (
+    AuditEvent,
+    Contact,
+    Conversation,
+    ConversationState,
+    DeliveryStatus,
+    Direction,
+    FollowUp,
+    FollowUpStatus,
+    Idea,
+    Identity,
+    Message,
+    Outbox,
+    utcnow,
+)
+from bot.delivery.outbox import enqueue
+
+if TYPE_CHECKING:
+    from bot.runtime.container import Runtime
+    from bot.runtime.settings import FollowupSettings, Settings
+
+__all__ = [
+    "CUSTOMER_TEMPLATES",
+    "FollowupError",
+    "FollowupReport",
+    "awaiting_csat",
+    "cancel_followup",
+    "cancel_nudges_on_reply",
+    "email_conversation",
+    "proactive_channels",
+    "read_unsubscribe_token",
+    "schedule_followup",
+    "schedule_idea_followup",
+    "schedule_resolution_followup",
+    "schedule_staff_reminders",
+    "send_due_followups",
+    "sync_followup_delivery",
+    "unsubscribe",
+    "unsubscribe_url",
+]
+
+log = logging.getLogger("socialbot.followups")
+
+RESOLUTION_CHECK = "resolution_check"
+IDEA_UPDATE = "idea_update"
+CUSTOM = "custom"
+STAFF_REMINDER = "staff_reminder"
+#: The channel name of follow-ups addressed to staff rather than the customer.
+STAFF_CHANNEL = "staff"
+
+#: What customers receive, by template (format fields: brand, idea, status, text).
+CUSTOMER_TEMPLATES = {
+    RESOLUTION_CHECK: (
+        "Hi, it's {brand} again. We sorted out the problem you told us about. Did that fix it? "
+        "If you have a moment, how would you rate our help from 1 (poor) to 5 (great)? "
+        "Just reply with the number."
+    ),
+    IDEA_UPDATE: 'Thanks again for your idea ("{idea}"). An update from {brand}: it is now {status}.',
+    CUSTOM: "{text}",
+}
+# Follow-ups that a customer's new message makes pointless (they are talking to us again anyway).
+NUDGES_CANCELLED_BY_REPLY = (RESOLUTION_CHECK,)
+# Channels where the brand may write first: web chat (seen on return), Telegram private chats (the user
+# started the bot), Slack DMs, X only as a reply in the customer's thread, e-mail.
+PROACTIVE_CHANNELS = ("webchat", "telegram", "slack", "twitter", "email")
+CLAIM_SECONDS = 120
+X_MAX_CHARS = 280
+UNSUBSCRIBE_SALT = "socialbot.unsubscribe"
+
+
+class FollowupError(ValueError):
+    """A follow-up can't be scheduled or changed as asked; the message says why."""
+
+
+@dataclass
+class FollowupReport:
+    queued: list[int] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
+    postponed: list[int] = field(default_factory=list)
+    reminded: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def _default_settings() -> FollowupSettings:
+    from bot.runtime.settings import FollowupSettings
+
+    return FollowupSettings()
+
+
+# Where a follow-up can go
+
+
+def _last_inbound(session: Session, conversation_id: int) -> Message | None:
+    return session.exec(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.direction == Direction.INBOUND.value)
+        .order_by(Message.id.desc())
+    ).first()
+
+
+def verified_email(session: Session, contact_id: int) -> str | None:
+    """The contact's verified e-mail address, if they have one."""
+    identity = session.exec(
+        select(Identity)
+        .where(Identity.contact_id == contact_id, Identity.channel == "email", Identity.verified)
+        .order_by(Identity.id)
+    ).first()
+    return identity.external_user_id if identity is not None else None
+
+
+def _may_write_first(session: Session, conversation: Conversation) -> bool:
+    if conversation.channel not in PROACTIVE_CHANNELS:
+        return False
+    last = _last_inbound(session, conversation.id)
+    if conversation.channel == "twitter":
+        return last is not None and last.external_id is not None  # a reply in the customer's thread only
+    if conversation.channel in ("telegram", "slack"):
+        return last is not None and not last.public  # private chat / DM, never a group or channel
+    return True
+
+
+def proactive_channels(session: Session, conversation: Conversation) -> list[str]:
+    """The channels a follow-up about `conversation` goes out on: its own when the platform allows the brand
+    to write first there, and the contact's verified e-mail address."""
+    channels = [conversation.channel] if _may_write_first(session, conversation) else []
+    if "email" not in channels and verified_email(session, conversation.contact_id) is not None:
+        channels.append("email")
+    return channels
+
+
+# Scheduling
+
+
+def _audit(
+    session: Session, action: str, followup: FollowUp, *, actor_kind: str = "system", **details
+) -> None:
+    session.add(
+        AuditEvent(
+            actor_kind=actor_kind,
+            actor_id=details.pop("actor_id", None),
+            action=action,
+            subject_type="followup",
+            subject_id=followup.id,
+            details={"conversation_id": followup.conversation_id, "channel": followup.channel, **details},
+        )
+    )
+
+
+def schedule_followup(
+    session: Session,
+    conversation: Conversation,
+    *,
+    template: str,
+    due_at: datetime,
+    channels: list[str] | None = None,
+    text: str | None = None,
+    staff_id: int | None = None,
+) -> list[FollowUp]:
+    """Schedule `template` about `conversation` at `due_at`, one row per channel (default: every channel
+    that reaches the customer). A pending follow-up with the same template and conversation is replaced.
+
+    Raises:
+        FollowupError: no channel reaches the customer, or the template needs a text it wasn't given.
+    """
+    if template == CUSTOM and not (text and text.strip()):
+        raise FollowupError("a follow-up written by hand needs a text")
+    if template not in CUSTOMER_TEMPLATES and template != STAFF_REMINDER:
+        raise FollowupError(f"unknown follow-up template {template!r}")
+    reachable = proactive_channels(session, conversation)
+    targets = channels if channels is not None else reachable
+    unreachable = [c for c in targets if c not in reachable and c != STAFF_CHANNEL]
+    if unreachable:
+        raise FollowupError(
+            f"channel(s) {', '.join(unreachable)} can't reach the customer of conversation "
+            f"{conversation.id}; reachable: {', '.join(reachable) or 'none'}"
+        )
+    if text and "twitter" in targets and len(text) > X_MAX_CHARS:
+        raise FollowupError(f"a post on X holds {X_MAX_CHARS} characters; this text has {len(text)}")
+    if not targets:
+        raise FollowupError(
+            f"no channel reaches the customer of conversation {conversation.id}: {conversation.channel} "
+            "does not allow the brand to write first there and they have no verified e-mail address"
+        )
+    for old in session.exec(
+        select(FollowUp).where(
+            FollowUp.conversation_id == conversation.id,
+            FollowUp.template == template,
+            FollowUp.status == FollowUpStatus.PENDING.value,
+            FollowUp.message_id.is_(None),
+            FollowUp.channel.in_(targets),
+        )
+    ).all():
+        old.status, old.last_error = FollowUpStatus.CANCELLED.value, "replaced by a newer follow-up"
+        session.add(old)
+    rows = []
+    for channel in targets:
+        row = FollowUp(
+            conversation_id=conversation.id,
+            contact_id=conversation.contact_id,
+            channel=channel,
+            template=template,
+            due_at=due_at,
+            text=text,
+            staff_id=staff_id,
+        )
+        session.add(row)
+        session.flush()
+        if staff_id is not None:  # the row itself records what policy schedules; people's actions are audited
+            _audit(
+                session,
+                "followup.scheduled",
+                row,
+                actor_kind="staff",
+                actor_id=staff_id,
+                template=template,
+                due_at=due_at.isoformat(),
+            )
+        rows.append(row)
+    return rows
+
+
+def _was_complaint(session: Session, conversation: Conversation) -> bool:
+    return (
+        session.exec(
+            select(Message.id).where(
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.INBOUND.value,
+                Message.intent == "complaint",
+            )
+        ).first()
+        is not None
+    )
+
+
+def schedule_resolution_followup(
+    session: Session,
+    conversation: Conversation,
+    *,
+    settings: FollowupSettings | None = None,
+    now: datetime | None = None,
+) -> list[FollowUp]:
+    """After staff resolve a complaint: "did that fix it?" + rating, `resolved_delay_hours` later, on every
+    channel that reaches the customer. Nothing for other conversations or unreachable customers."""
+    settings = settings or _default_settings()
+    if not _was_complaint(session, conversation):
+        return []
+    due = (now or utcnow()) + timedelta(hours=settings.resolved_delay_hours)
+    try:
+        return schedule_followup(session, conversation, template=RESOLUTION_CHECK, due_at=due)
+    except FollowupError as error:
+        log.info("conversation %s resolved; no follow-up: %s", conversation.id, error)
+        return []
+
+
+def schedule_idea_followup(
+    session: Session,
+    idea: Idea,
+    *,
+    settings: FollowupSettings | None = None,
+    now: datetime | None = None,
+) -> list[FollowUp]:
+    """Tell the customer their idea's status changed (call it after changing `idea.status`). Replaces a
+    pending update about the same idea's conversation; nothing if the customer can't be reached."""
+    settings = settings or _default_settings()
+    message = session.get(Message, idea.message_id)
+    conversation = session.get(Conversation, message.conversation_id) if message is not None else None
+    if conversation is None:
+        return []
+    due = (now or utcnow()) + timedelta(hours=settings.idea_delay_hours)
+    try:
+        rows = schedule_followup(session, conversation, template=IDEA_UPDATE, due_at=due)
+    except FollowupError as error:
+        log.info("idea %s changed; no follow-up: %s", idea.id, error)
+        return []
+    for row in rows:  # what the customer is told is fixed now: the status they would read about
+        row.text = f"{idea.id}\n{idea.status}"
+    return rows
+
+
+def schedule_staff_reminders(
+    session: Session, *, settings: FollowupSettings | None = None, now: datetime | None = None
+) -> list[FollowUp]:
+    """A reminder for every escalated conversation that has waited `staff_reminder_hours` without a staff
+    answer (one per escalation)."""
+    settings = settings or _default_settings()
+    if not settings.staff_reminder_hours:
+        return []
+    now = now or utcnow()
+    cutoff = now - timedelta(hours=settings.staff_reminder_hours)
+    waiting = session.exec(
+        select(Conversation).where(
+            Conversation.state == ConversationState.HUMAN.value,
+            Conversation.escalated_at.is_not(None),
+            Conversation.escalated_at <= cutoff,
+        )
+    ).all()
+    made = []
+    for conversation in waiting:
+        if _staff_answered_since(session, conversation.id, conversation.escalated_at):
+            continue
+        already = session.exec(
+            select(FollowUp.id).where(
+                FollowUp.conversation_id == conversation.id,
+                FollowUp.template == STAFF_REMINDER,
+                FollowUp.created_at >= conversation.escalated_at,
+            )
+        ).first()
+        if already is None:
+            made += schedule_followup(
+                session, conversation, template=STAFF_REMINDER, due_at=now, channels=[STAFF_CHANNEL]
+            )
+    return made
+
+
+def _staff_answered_since(session: Session, conversation_id: int, since: datetime) -> bool:
+    return (
+        session.exec(
+            select(Message.id).where(
+                Message.conversation_id == conversation_id,
+                Message.author_kind == "staff",
+                Message.created_at >= since,
+            )
+        ).first()
+        is not None
+    )
+
+
+def cancel_followup(session: Session, followup_id: int, *, staff_id: int | None = None) -> FollowUp:
+    """Cancel a follow-up that has not gone out yet.
+
+    Raises:
+        FollowupError: no such follow-up, or it was queued or finished already.
+    """
+    row = session.get(FollowUp, followup_id)
+    if row is None:
+        raise FollowupError(f"follow-up {followup_id} does not exist")
+    if row.status != FollowUpStatus.PENDING or row.message_id is not None:
+        raise FollowupError(f"follow-up {followup_id} is {row.status} already and can't be cancelled")
+    row.status, row.last_error = FollowUpStatus.CANCELLED.value, "cancelled by staff"
+    session.add(row)
+    _audit(
+        session, "followup.cancelled", row, actor_kind="staff" if staff_id else "system", actor_id=staff_id
+    )
+    return row
+
+
+def cancel_nudges_on_reply(session: Session, contact_id: int) -> list[int]:
+    """The customer wrote again: pending "did that fix it?" follow-ups no longer make sense."""
+    rows = session.exec(
+        select(FollowUp).where(
+            FollowUp.contact_id == contact_id,
+            FollowUp.status == FollowUpStatus.PENDING.value,
+            FollowUp.message_id.is_(None),
+            FollowUp.template.in_(NUDGES_CANCELLED_BY_REPLY),
+        )
+    ).all()
+    for row in rows:
+        row.status, row.last_error = FollowUpStatus.CANCELLED.value, "the customer wrote again"
+        session.add(row)
+        _audit(session, "followup.cancelled", row, actor_kind="customer", why="the customer wrote again")
+    return [row.id for row in rows]
+
+
+def awaiting_csat(
+    session: Session,
+    contact_id: int,
+    *,
+    settings: FollowupSettings | None = None,
+    now: datetime | None = None,
+) -> Conversation | None:
+    """The conversation whose rating question this contact was sent lately and has not answered, if any."""
+    settings = settings or _default_settings()
+    since = (now or utcnow()) - timedelta(days=settings.csat_window_days)
+    row = session.exec(
+        select(FollowUp)
+        .join(Message, Message.id == FollowUp.message_id)
+        .join(Conversation, Conversation.id == FollowUp.conversation_id)
+        .where(
+            FollowUp.contact_id == contact_id,
+            FollowUp.template == RESOLUTION_CHECK,
+            Message.status == DeliveryStatus.SENT.value,
+            Message.created_at >= since,
+            Conversation.csat.is_(None),
+        )
+        .order_by(FollowUp.id.desc())
+    ).first()
+    return session.get(Conversation, row.conversation_id) if row is not None else None
+
+
+# Sending
+
+
+def in_quiet_hours(now: datetime, settings: FollowupSettings) -> datetime | None:
+    """When quiet hours end if `now` is inside them, else None."""
+    start, end = (
+        time.fromisoformat(settings.quiet_hours_start),
+        time.fromisoformat(settings.quiet_hours_end),
+    )
+    if start == end:
+        return None
+    zone = ZoneInfo(settings.timezone)
+    local = now.astimezone(zone)
+    current = local.time()
+    inside = start <= current < end if start < end else (current >= start or current < end)
+    if not inside:
+        return None
+    end_day = local.date() if current < end else local.date() + timedelta(days=1)
+    return datetime.combine(end_day, end, tzinfo=zone).astimezone(now.tzinfo)
+
+
+def _claim_due(engine: Engine, now: datetime, limit: int) -> list[int]:
+    with session_scope(engine) as session:
+        query = (
+            select(FollowUp.id)
+            .where(
+                FollowUp.status == FollowUpStatus.PENDING.value,
+                FollowUp.message_id.is_(None),
+                FollowUp.due_at <= now,
+                or_(FollowUp.claimed_until.is_(None), FollowUp.claimed_until < now),
+            )
+            .order_by(FollowUp.due_at, FollowUp.id)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        candidates = list(session.exec(query).all())
+    claimed = []
+    for followup_id in candidates:
+        # The conditional update is the claim: exactly one worker's update matches (SQLite and PostgreSQL).
+        with session_scope(engine) as session:
+            result = session.exec(
+                update(FollowUp)
+                .where(
+                    FollowUp.id == followup_id,
+                    FollowUp.status == FollowUpStatus.PENDING.value,
+                    FollowUp.message_id.is_(None),
+                    or_(FollowUp.claimed_until.is_(None), FollowUp.claimed_until < now),
+                )
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            )
+            if result.rowcount == 1:
+                claimed.append(followup_id)
+    return claimed
+
+
+def email_conversation(session: Session, contact_id: int, address: str) -> Conversation:
+    """The e-mail thread with `address` (one per address, like a DM), opened for `contact_id` if new."""
+    conversation = session.exec(
+        select(Conversation)
+        .where(Conversation.channel == "email", Conversation.thread_id == address)
+        .order_by(Conversation.id.desc())
+    ).first()
+    if conversation is None:
+        conversation = Conversation(
+            contact_id=contact_id, channel="email", thread_id=address, state=ConversationState.RESOLVED.value
+        )
+        session.add(conversation)
+        session.flush()
+    return conversation
+
+
+def _text(row: FollowUp, brand: str, session: Session) -> str:
+    if row.template == IDEA_UPDATE:
+        idea_id, _, status = (row.text or "").partition("\n")
+        idea = session.get(Idea, int(idea_id)) if idea_id.isdigit() else None
+        excerpt = (idea.text if idea else "").strip()
+        excerpt = excerpt if len(excerpt) <= 80 else excerpt[:77].rstrip() + "..."
+        return CUSTOMER_TEMPLATES[IDEA_UPDATE].format(brand=brand, idea=excerpt, status=status or "reviewed")
+    return CUSTOMER_TEMPLATES[row.template].format(brand=brand, text=row.text or "")
+
+
+def _finish(row: FollowUp, status: FollowUpStatus, why: str) -> None:
+    row.status, row.last_error, row.claimed_until = status.value, why, None
+
+
+def _process(runtime: Runtime, followup_id: int, now: datetime, report: FollowupReport) -> None:
+    settings = runtime.settings.followups
+    with session_scope(runtime.engine) as session:
+        row = session.get(FollowUp, followup_id)
+        conversation = session.get(Conversation, row.conversation_id)
+        contact = session.get(Contact, row.contact_id)
+        if row.channel == STAFF_CHANNEL:
+            _remind_staff(session, row, conversation, now, report)
+            return
+        if contact.opted_out:
+            _finish(row, FollowUpStatus.CANCELLED, "the contact opted out")
+            report.cancelled.append(row.id)
+            _audit(session, "followup.cancelled", row, why="opted out")
+            return
+        if row.template == RESOLUTION_CHECK and conversation.state != ConversationState.RESOLVED:
+            _finish(row, FollowUpStatus.CANCELLED, f"the conversation is {conversation.state} again")
+            report.cancelled.append(row.id)
+            return
+        quiet_until = in_quiet_hours(now, settings)
+        if quiet_until is not None:
+            row.due_at, row.claimed_until = quiet_until, None
+            session.add(row)
+            report.postponed.append(row.id)
+            return
+        if row.channel not in runtime.channels:
+            _finish(row, FollowUpStatus.FAILED, f"channel {row.channel} is not enabled")
+            row.attempts += 1
+            report.failed.append(row.id)
+            _audit(session, "followup.failed", row, error=row.last_error)
+            return
+        if row.channel == conversation.channel:
+            target = conversation
+        else:
+            address = verified_email(session, contact.id) if row.channel == "email" else None
+            if address is None:
+                _finish(row, FollowUpStatus.FAILED, f"the contact has no verified {row.channel} identity")
+                report.failed.append(row.id)
+                _audit(session, "followup.failed", row, error=row.last_error)
+                return
+            target = email_conversation(session, contact.id, address)
+        message = enqueue(
+            session,
+            conversation=target,
+            text=_text(row, runtime.settings.brand.name, session),
+            idempotency_key=f"followup:{row.id}",
+            reply_to=_last_inbound(session, target.id),
+        )
+        row.message_id, row.claimed_until = message.id, None
+        session.add(row)
+        report.queued.append(row.id)
+
+
+def _remind_staff(
+    session: Session, row: FollowUp, conversation: Conversation, now: datetime, report: FollowupReport
+) -> None:
+    if conversation.state != ConversationState.HUMAN or _staff_answered_since(
+        session, conversation.id, conversation.escalated_at or row.created_at
+    ):
+        _finish(row, FollowUpStatus.CANCELLED, "staff answered or the conversation left the queue")
+        report.cancelled.append(row.id)
+        return
+    conversation.priority = max(conversation.priority, 2)
+    session.add(conversation)
+    _finish(row, FollowUpStatus.SENT, "")
+    row.last_error, row.sent_at, row.attempts = None, now, row.attempts + 1
+    session.add(row)
+    session.add(
+        AuditEvent(
+            actor_kind="system",
+            action="conversation.reminder",
+            subject_type="conversation",
+            subject_id=conversation.id,
+            details={"followup_id": row.id, "waiting_since": conversation.escalated_at.isoformat()},
+        )
+    )
+    log.warning("conversation %s has waited for staff since %s", conversation.id, conversation.escalated_at)
+    report.reminded.append(row.id)
+
+
+def send_due_followups(runtime: Runtime, *, now: datetime | None = None, limit: int = 100) -> FollowupReport:
+    """Queue every due follow-up in the outbox (or cancel / postpone it); safe in any number of workers.
+
+    Also makes the staff reminders that have come due. The outbox job sends what was queued.
+    """
+    now = now or utcnow()
+    report = FollowupReport()
+    with session_scope(runtime.engine) as session:
+        schedule_staff_reminders(session, settings=runtime.settings.followups, now=now)
+    for followup_id in _claim_due(runtime.engine, now, limit):
+        _process(runtime, followup_id, now, report)
+    if report.queued or report.failed:
+        log.info("follow-ups: %d queued, %d failed", len(report.queued), len(report.failed))
+    return report
+
+
+def sync_followup_delivery(engine: Engine) -> int:
+    """Copy the outbox's outcome onto queued follow-ups (sent, or failed after its retries); return how many
+    changed."""
+    changed = 0
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(FollowUp, Outbox)
+            .join(Outbox, Outbox.message_id == FollowUp.message_id)
+            .where(FollowUp.status == FollowUpStatus.PENDING.value, FollowUp.message_id.is_not(None))
+        ).all()
+        for row, outbox in rows:
+            row.attempts = outbox.attempts
+            row.last_error = outbox.last_error
+            if outbox.status == "sent":
+                row.status, row.sent_at = FollowUpStatus.SENT.value, outbox.sent_at
+            elif outbox.status == "failed":
+                row.status = FollowUpStatus.FAILED.value
+                _audit(session, "followup.failed", row, error=outbox.last_error)
+            else:
+                session.add(row)
+                continue
+            session.add(row)
+            changed += 1
+    return changed
+
+
+# Unsubscribing
+
+
+def _serializer(settings: Settings) -> URLSafeSerializer:
+    if settings.secret_key is None or not settings.secret_key.get_secret_value():
+        raise FollowupError("SOCIALBOT_SECRET_KEY is required to sign unsubscribe links")
+    return URLSafeSerializer(settings.secret_key.get_secret_value(), salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_url(settings: Settings, address: str) -> str:
+    """The signed link that opts `address` out of follow-ups (never expires)."""
+    token = _serializer(settings).dumps({"email": address.lower()})
+    return f"{settings.server.public_url.rstrip('/')}/email/unsubscribe?token={token}"
+
+
+def read_unsubscribe_token(settings: Settings, token: str) -> str:
+    """The address an unsubscribe token was made for.
+
+    Raises:
+        FollowupError: the token is forged, damaged or not ours.
+    """
+    try:
+        data = _serializer(settings).loads(token)
+    except BadSignature:
+        raise FollowupError("this unsubscribe link is not valid (damaged or not ours)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("email"), str):
+        raise FollowupError("this unsubscribe link is not valid")
+    return data["email"]
+
+
+def unsubscribe(session: Session, address: str) -> int | None:
+    """Opt out the contact who owns `address` and cancel their pending follow-ups; returns the contact id,
+    or None when no contact has that address (nothing to do)."""
+    identity = session.exec(
+        select(Identity).where(Identity.channel == "email", Identity.external_user_id == address.lower())
+    ).first()
+    if identity is None:
+        return None
+    contact = session.get(Contact, identity.contact_id)
+    if not contact.opted_out:
+        contact.opted_out = True
+        session.add(contact)
+        session.add(
+            AuditEvent(
+                actor_kind="customer",
+                action="contact.opted_out",
+                subject_type="contact",
+                subject_id=contact.id,
+                details={"via": "email unsubscribe link"},
+            )
+        )
+    for row in session.exec(
+        select(FollowUp).where(
+            FollowUp.contact_id == contact.id,
+            FollowUp.status == FollowUpStatus.PENDING.value,
+            FollowUp.message_id.is_(None),
+            FollowUp.channel != STAFF_CHANNEL,
+        )
+    ).all():
+        row.status, row.last_error = FollowUpStatus.CANCELLED.value, "the contact opted out"
+        session.add(row)
+    return contact.id

@@ -1,0 +1,560 @@
+"""One customer across channels: e-mail verification by one-time code, contact merges (undoable), and the
+step the pipeline runs before policy to recognise an e-mail address, a code or a 1-5 rating.
+
+Linking: the customer tells the bot their e-mail address on any channel -> the bot mails a 6-digit code
+(only its salted hash is stored; the mail's text is redacted once the code is used up) -> the customer sends
+the code back in the same conversation -> the address becomes a verified `email` identity of their contact. If
+another contact already owns that address, the two contacts are merged, unless their verified identities
+conflict (both have a different verified account on the same channel): then nothing is merged and the
+refusal is audited for staff. Wrong codes are limited (`MAX_CODE_ATTEMPTS`); an invalid address makes the bot
+ask again.
+
+Merges move every row of one contact onto the other and record exactly which rows moved (`ContactMerge`),
+so `unmerge_contacts` puts them back. Both are audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import update
+from sqlmodel import Session, SQLModel, select
+
+from bot.crm.models import (
+    AuditEvent,
+    Contact,
+    ContactMerge,
+    Conversation,
+    ConversationState,
+    FollowUp,
+    Idea,
+    Identity,
+    IdentityVerification,
+    LadderChange,
+    Message,
+    Outbox,
+    utcnow,
+)
+from bot.delivery.outbox import enqueue
+from bot.engagement.followups import awaiting_csat, cancel_nudges_on_reply, email_conversation
+
+if TYPE_CHECKING:
+    from bot.runtime.container import Runtime
+
+__all__ = [
+    "MAX_CODE_ATTEMPTS",
+    "MergeConflict",
+    "StepAction",
+    "StepDecision",
+    "before_policy",
+    "merge_contacts",
+    "parse_rating",
+    "unmerge_contacts",
+]
+
+MAX_CODE_ATTEMPTS = 5
+CODE_TTL = timedelta(minutes=15)
+ASK_AGAIN_TTL = timedelta(minutes=30)
+MAX_CODES_PER_HOUR = 3
+# An address is taken as "here is my e-mail" only in a short message (a question that merely mentions an
+# address goes to policy as usual).
+MAX_WORDS_AROUND_ADDRESS = 6
+
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']*")
+_CODE = re.compile(r"^\s*(?:(?:my |the )?code(?: is)?:?\s*)?(\d{3})[\s-]?(\d{3})\s*[.!]?\s*$", re.IGNORECASE)
+_RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/|out of)\s*5)?(?:\s*stars?)?\s*[.!]*\s*$", re.IGNORECASE)
+_LEADING_MENTIONS = re.compile(r"^(?:\s*@\w+)+")
+_RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+
+#: What the bot says (format fields: brand, address, tries, error).
+TEXTS = {
+    "code_sent": (
+        "I've sent a 6-digit code to {address}. Please send it here to confirm that address is yours."
+    ),
+    "code_mail": (
+        "Your {brand} confirmation code is {code}. Send it back in the conversation where you gave us this "
+        "address; it expires in 15 minutes. If you didn't ask for it, ignore this e-mail."
+    ),
+    "invalid_address": "That doesn't look like a valid e-mail address ({error}). Could you send it again?",
+    "wrong_code": "That code doesn't match. You have {tries} more {attempt_word}.",
+    "too_many_wrong": "That code was wrong too many times. Send your e-mail address again for a new code.",
+    "expired": "That code has expired. Send your e-mail address again for a new code.",
+    "too_many_codes": "I've sent several codes already; please wait an hour before asking for another one.",
+    "verified": "Thanks, {address} is confirmed. We'll use it to keep in touch about your requests.",
+    "conflict": (
+        "Thanks, {address} is confirmed, but it belongs to another customer record we can't join "
+        "automatically; a colleague will look at it."
+    ),
+    "csat": "Thank you for rating us {rating}/5! It helps us get better.",
+}
+
+
+class StepAction(StrEnum):
+    """What the pre-policy step did (stored as the message's action)."""
+
+    VERIFY_EMAIL = "verify_email"
+    RECORD_CSAT = "record_csat"
+
+
+@dataclass(frozen=True, slots=True)
+class StepDecision:
+    """A decision made before policy, shaped like `bot.policy.routing.Decision` so the pipeline records it
+    alike."""
+
+    action: StepAction
+    reason: str
+    reply: str
+    template: str | None = None
+    article: Any = None
+    escalate: bool = False
+    record_idea: bool = False
+
+
+class MergeConflict(ValueError):
+    """Two contacts can't be merged: their verified identities conflict, or the merge makes no sense."""
+
+
+# Recognising what the customer sent
+
+
+def parse_rating(text: str) -> int | None:
+    """A 1-5 rating from a reply like "4", "4/5", "4 out of 5", "four", "5 stars"; None otherwise."""
+    match = _RATING.match(text)
+    if match:
+        return int(match.group(1))
+    word = text.strip().strip(".!").lower()
+    return _RATING_WORDS.get(word)
+
+
+def _address_attempt(text: str) -> str | None:
+    """The address-looking token of a short "this is my e-mail" message, if it is one."""
+    tokens = _ADDRESS_LIKE.findall(text)
+    if len(tokens) != 1:
+        return None
+    others = len(text.replace(tokens[0], " ").split())
+    return tokens[0].rstrip(".!?") if others <= MAX_WORDS_AROUND_ADDRESS else None
+
+
+def _hash_code(code: str, salt: str | None = None) -> str:
+    salt = salt or secrets.token_hex(16)
+    digest = hmac.new(salt.encode(), code.encode(), hashlib.sha256).hexdigest()
+    return f"{salt}${digest}"
+
+
+def _code_matches(code: str, stored: str) -> bool:
+    salt, _, _ = stored.partition("$")
+    return hmac.compare_digest(_hash_code(code, salt), stored)
+
+
+def _audit(session: Session, action: str, subject_type: str, subject_id: int | None, **details) -> None:
+    session.add(
+        AuditEvent(
+            actor_kind=details.pop("actor_kind", "customer"),
+            actor_id=details.pop("actor_id", None),
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            details=details or None,
+        )
+    )
+
+
+def _mask(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+# The pipeline step
+
+
+def before_policy(
+    runtime: Runtime,
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    *,
+    now: datetime | None = None,
+) -> StepDecision | None:
+    """Recognise a rating, a verification code or an e-mail address before policy sees the message.
+
+    Runs in the pipeline's transaction (the one that marks the message processed), for customer messages the
+    bot may answer. Cancels the contact's pending "did that fix it?" nudges (they wrote again). Returns the
+    decision with its reply, or None to let policy decide.
+    """
+    now = now or utcnow()
+    cancel_nudges_on_reply(session, message.contact_id)
+    text = _LEADING_MENTIONS.sub("", message.text)  # "@brand 4/5" on X is a plain "4/5"
+    rating = parse_rating(text)
+    if rating is not None:
+        rated = awaiting_csat(session, message.contact_id, settings=runtime.settings.followups, now=now)
+        if rated is not None:
+            return _record_csat(session, message, conversation, rated, rating, now)
+    if "email" not in runtime.channels:
+        return None  # no way to mail a code: addresses and codes are ordinary messages
+    pending = _open_verification(session, conversation.id)
+    if pending is not None and pending.status == "pending" and _CODE.match(text):
+        return _check_code(runtime, session, text, message, pending, now)
+    attempt = _address_attempt(text)
+    if attempt is None:
+        if pending is not None and pending.status == "awaiting_email":
+            pending.status, pending.completed_at = "expired", now  # they moved on
+            session.add(pending)
+        return None
+    try:
+        address = validate_email(attempt, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        return _ask_again(session, message, conversation, pending, str(error), now)
+    if address.rpartition("@")[2] == runtime.settings.email.from_address.rpartition("@")[2].lower():
+        return None  # the brand's own address, mentioned in passing
+    return _send_code(runtime, session, message, conversation, address, now)
+
+
+def _open_verification(session: Session, conversation_id: int) -> IdentityVerification | None:
+    return session.exec(
+        select(IdentityVerification)
+        .where(
+            IdentityVerification.conversation_id == conversation_id,
+            IdentityVerification.status.in_(("awaiting_email", "pending")),
+        )
+        .order_by(IdentityVerification.id.desc())
+    ).first()
+
+
+def _reopened_by_this_message(session: Session, conversation: Conversation) -> bool:
+    last = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.subject_type == "conversation", AuditEvent.subject_id == conversation.id)
+        .order_by(AuditEvent.id.desc())
+    ).first()
+    return last is not None and last.action == "conversation.reopened"
+
+
+def _record_csat(
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    rated: Conversation,
+    rating: int,
+    now: datetime,
+) -> StepDecision:
+    rated.csat = rating
+    session.add(rated)
+    if conversation.state == ConversationState.BOT and _reopened_by_this_message(session, conversation):
+        # The rating reopened a resolved thread (the X thread, or the e-mail the question came in); it answers
+        # our question and is no new request, so the thread goes back to resolved.
+        conversation.state, conversation.resolved_at = ConversationState.RESOLVED.value, now
+        session.add(conversation)
+    _audit(session, "conversation.rated", "conversation", rated.id, csat=rating, message_id=message.id)
+    return StepDecision(
+        StepAction.RECORD_CSAT,
+        f"rating {rating}/5 for conversation {rated.id} (answer to the follow-up)",
+        TEXTS["csat"].format(rating=rating),
+    )
+
+
+def _ask_again(
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    pending: IdentityVerification | None,
+    error: str,
+    now: datetime,
+) -> StepDecision:
+    if pending is None or pending.status != "awaiting_email":
+        pending = IdentityVerification(
+            contact_id=message.contact_id,
+            conversation_id=conversation.id,
+            status="awaiting_email",
+            expires_at=now + ASK_AGAIN_TTL,
+        )
+    pending.attempts += 1
+    session.add(pending)
+    return StepDecision(
+        StepAction.VERIFY_EMAIL,
+        "an invalid e-mail address: asked again",
+        TEXTS["invalid_address"].format(error=error.rstrip(".")),
+    )
+
+
+def _send_code(
+    runtime: Runtime,
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    address: str,
+    now: datetime,
+) -> StepDecision:
+    recent = session.exec(
+        select(IdentityVerification).where(
+            IdentityVerification.contact_id == message.contact_id,
+            IdentityVerification.code_hash.is_not(None),
+            IdentityVerification.created_at >= now - timedelta(hours=1),
+        )
+    ).all()
+    if len(recent) >= MAX_CODES_PER_HOUR:
+        return StepDecision(StepAction.VERIFY_EMAIL, "code limit per hour reached", TEXTS["too_many_codes"])
+    for earlier in session.exec(
+        select(IdentityVerification).where(
+            IdentityVerification.contact_id == message.contact_id,
+            IdentityVerification.status.in_(("awaiting_email", "pending")),
+        )
+    ).all():
+        earlier.status, earlier.completed_at = "expired", now  # a new code replaces it
+        session.add(earlier)
+        _redact_code_mail(session, earlier)
+    code = f"{secrets.randbelow(10**6):06d}"
+    verification = IdentityVerification(
+        contact_id=message.contact_id,
+        conversation_id=conversation.id,
+        status="pending",
+        email=address,
+        code_hash=_hash_code(code),
+        expires_at=now + CODE_TTL,
+    )
+    session.add(verification)
+    session.flush()
+    owner = session.exec(
+        select(Identity).where(Identity.channel == "email", Identity.external_user_id == address)
+    ).first()
+    mail_thread = email_conversation(session, owner.contact_id if owner else message.contact_id, address)
+    enqueue(
+        session,
+        conversation=mail_thread,
+        text=TEXTS["code_mail"].format(brand=runtime.settings.brand.name, code=code),
+        idempotency_key=f"verify:{verification.id}",
+    )
+    _audit(session, "identity.code_sent", "contact", message.contact_id, email=_mask(address))
+    return StepDecision(
+        StepAction.VERIFY_EMAIL,
+        f"e-mail address given: code {verification.id} sent",
+        TEXTS["code_sent"].format(address=address),
+    )
+
+
+def _redact_code_mail(session: Session, verification: IdentityVerification) -> None:
+    """The mailed code is no use once the verification is over; don't keep it readable."""
+    outbox = session.exec(select(Outbox).where(Outbox.idempotency_key == f"verify:{verification.id}")).first()
+    if outbox is None:
+        return
+    outbox.text = "[confirmation code, removed after use]"
+    mail = session.get(Message, outbox.message_id)
+    mail.text = outbox.text
+    session.add_all([outbox, mail])
+
+
+def _check_code(
+    runtime: Runtime,
+    session: Session,
+    text: str,
+    message: Message,
+    verification: IdentityVerification,
+    now: datetime,
+) -> StepDecision:
+    code = "".join(_CODE.match(text).groups())
+    if verification.expires_at < now:
+        verification.status, verification.completed_at = "expired", now
+        _redact_code_mail(session, verification)
+        session.add(verification)
+        return StepDecision(StepAction.VERIFY_EMAIL, "verification code expired", TEXTS["expired"])
+    if not _code_matches(code, verification.code_hash):
+        verification.attempts += 1
+        session.add(verification)
+        left = MAX_CODE_ATTEMPTS - verification.attempts
+        if left <= 0:
+            verification.status, verification.completed_at = "failed", now
+            _redact_code_mail(session, verification)
+            _audit(session, "identity.verification_failed", "contact", verification.contact_id)
+            return StepDecision(StepAction.VERIFY_EMAIL, "too many wrong codes", TEXTS["too_many_wrong"])
+        return StepDecision(
+            StepAction.VERIFY_EMAIL,
+            f"wrong verification code ({verification.attempts}/{MAX_CODE_ATTEMPTS})",
+            TEXTS["wrong_code"].format(tries=left, attempt_word="try" if left == 1 else "tries"),
+        )
+    verification.status, verification.completed_at = "verified", now
+    session.add(verification)
+    _redact_code_mail(session, verification)
+    address = verification.email
+    contact = session.get(Contact, message.contact_id)
+    identity = session.exec(
+        select(Identity).where(Identity.channel == "email", Identity.external_user_id == address)
+    ).first()
+    if identity is None:
+        identity = Identity(
+            contact_id=contact.id, channel="email", external_user_id=address, handle=address, verified=True
+        )
+    elif identity.contact_id != contact.id:
+        try:
+            merge_contacts(
+                session,
+                into_contact_id=min(contact.id, identity.contact_id),
+                from_contact_id=max(contact.id, identity.contact_id),
+                reason=f"the customer proved they own {address} (verification {verification.id})",
+                actor_kind="customer",
+            )
+        except MergeConflict as error:
+            _audit(
+                session,
+                "contact.merge_refused",
+                "contact",
+                contact.id,
+                other=identity.contact_id,
+                why=str(error),
+            )
+            return StepDecision(
+                StepAction.VERIFY_EMAIL,
+                f"verified but not merged: {error}",
+                TEXTS["conflict"].format(address=address),
+            )
+        contact = session.get(Contact, min(contact.id, identity.contact_id))
+    identity.verified = True
+    session.add(identity)
+    if not contact.email:
+        contact.email = address
+        session.add(contact)
+    _audit(session, "identity.verified", "contact", contact.id, channel="email", email=_mask(address))
+    return StepDecision(
+        StepAction.VERIFY_EMAIL, "e-mail address verified", TEXTS["verified"].format(address=address)
+    )
+
+
+# Merging
+
+
+#: Tables whose rows belong to a contact, moved by a merge (model, column).
+_OWNED: tuple[tuple[type[SQLModel], str], ...] = (
+    (Identity, "identity"),
+    (Conversation, "conversation"),
+    (Message, "message"),
+    (FollowUp, "followup"),
+    (Idea, "idea"),
+    (LadderChange, "ladderchange"),
+    (IdentityVerification, "identityverification"),
+)
+
+
+def _conflicts(session: Session, a: int, b: int) -> list[str]:
+    def verified(contact_id: int) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for identity in session.exec(
+            select(Identity).where(Identity.contact_id == contact_id, Identity.verified)
+        ).all():
+            found.setdefault(identity.channel, set()).add(identity.external_user_id)
+        return found
+
+    mine, theirs = verified(a), verified(b)
+    return sorted(channel for channel in set(mine) & set(theirs) if mine[channel] != theirs[channel])
+
+
+def merge_contacts(
+    session: Session,
+    *,
+    into_contact_id: int,
+    from_contact_id: int,
+    reason: str,
+    staff_id: int | None = None,
+    actor_kind: str = "staff",
+) -> ContactMerge:
+    """Fold `from_contact` into `into_contact`: every identity, conversation, message, follow-up, idea and
+    ladder change moves; the record of what moved makes it undoable.
+
+    Raises:
+        MergeConflict: same contact, a contact missing, or both have different verified identities on the same
+            channel (two different people, as far as the platforms can tell).
+    """
+    if into_contact_id == from_contact_id:
+        raise MergeConflict("a contact can't be merged with itself")
+    into, other = session.get(Contact, into_contact_id), session.get(Contact, from_contact_id)
+    if into is None or other is None:
+        raise MergeConflict(f"contact {from_contact_id if into else into_contact_id} does not exist")
+    conflicts = _conflicts(session, into_contact_id, from_contact_id)
+    if conflicts:
+        raise MergeConflict(
+            f"contacts {into_contact_id} and {from_contact_id} have different verified identities on "
+            f"{', '.join(conflicts)}"
+        )
+    moved: dict[str, Any] = {
+        "into_before": {"email": into.email, "opted_out": into.opted_out, "display_name": into.display_name}
+    }
+    for model, name in _OWNED:
+        ids = list(session.exec(select(model.id).where(model.contact_id == from_contact_id)).all())
+        if ids:
+            session.exec(update(model).where(model.id.in_(ids)).values(contact_id=into_contact_id))
+        moved[name] = ids
+    into.email = into.email or other.email
+    into.opted_out = into.opted_out or other.opted_out  # an opt-out is never lost by merging
+    into.display_name = into.display_name or other.display_name
+    session.add(into)
+    merge = ContactMerge(
+        into_contact_id=into_contact_id,
+        from_contact_id=from_contact_id,
+        moved=moved,
+        reason=reason,
+        staff_id=staff_id,
+    )
+    session.add(merge)
+    session.flush()
+    _audit(
+        session,
+        "contact.merged",
+        "contact",
+        into_contact_id,
+        actor_kind=actor_kind,
+        actor_id=staff_id,
+        merge_id=merge.id,
+        from_contact_id=from_contact_id,
+        reason=reason,
+    )
+    return merge
+
+
+def unmerge_contacts(session: Session, merge_id: int, *, staff_id: int | None = None) -> ContactMerge:
+    """Undo a merge: the rows that moved go back, with the messages and follow-ups written since in the
+    conversations that go back.
+
+    Raises:
+        MergeConflict: no such merge, or it was undone already.
+    """
+    merge = session.get(ContactMerge, merge_id)
+    if merge is None:
+        raise MergeConflict(f"merge {merge_id} does not exist")
+    if merge.undone_at is not None:
+        raise MergeConflict(f"merge {merge_id} was undone already at {merge.undone_at.isoformat()}")
+    back, into_id = merge.from_contact_id, merge.into_contact_id
+    conversations = merge.moved.get("conversation", [])
+    for model, name in _OWNED:
+        ids = merge.moved.get(name, [])
+        if ids:
+            session.exec(
+                update(model).where(model.id.in_(ids), model.contact_id == into_id).values(contact_id=back)
+            )
+        if conversations and model in (Message, FollowUp):
+            session.exec(
+                update(model)
+                .where(model.conversation_id.in_(conversations), model.contact_id == into_id)
+                .values(contact_id=back)
+            )
+    into = session.get(Contact, into_id)
+    before = merge.moved.get("into_before", {})
+    # An opt-out given since the merge stays (never re-subscribe anyone by undoing a merge).
+    into.email, into.display_name = before.get("email"), before.get("display_name", into.display_name)
+    merge.undone_at, merge.undone_by_staff_id = utcnow(), staff_id
+    session.add_all([into, merge])
+    _audit(
+        session,
+        "contact.unmerged",
+        "contact",
+        into_id,
+        actor_kind="staff" if staff_id else "system",
+        actor_id=staff_id,
+        merge_id=merge.id,
+        from_contact_id=back,
+    )
+    return merge

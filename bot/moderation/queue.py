@@ -1,0 +1,374 @@
+"""Community moderation: the queue of messages flagged abusive, what staff do with them, author blocks and
+the flame-war guard.
+
+A message the abuse head flags gets no reply (policy: action `moderate`) and becomes a `ModerationItem` in the
+pipeline's own transaction. Staff then decide, once:
+
+- **fine**: the bot answers it as usual (policy with the abusive flag overridden), through the outbox with the
+  same idempotency key as any reply to that message, so it is answered once however often staff click;
+- **hide**: removed on the platform where the bot may (Telegram `deleteMessage` in a group the bot admins);
+  elsewhere (Slack lets a bot delete only its own posts, X and e-mail not at all) it is flagged for a person;
+- **block**: the bot gives the author no replies for `[moderation] block_days`.
+
+The flame-war guard: `flame_war_messages` abusive or strongly negative messages in one public thread within
+`flame_war_window_seconds` escalate the whole thread to a person; the bot then stays silent there (the
+conversation's state is `human`), as for any escalation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, or_, select
+
+from bot.crm.db import session_scope
+from bot.crm.models import (
+    AuditEvent,
+    Contact,
+    ContactBlock,
+    Conversation,
+    Direction,
+    Message,
+    ModerationItem,
+    Staff,
+    utcnow,
+)
+from bot.delivery.outbox import deliver_due
+from bot.pipeline.steps.language import apply_language
+from bot.policy.routing import Action, Decision
+from bot.support.handoff import bot_may_reply
+
+if TYPE_CHECKING:
+    from bot.runtime.analysis import Analysis
+    from bot.runtime.container import Runtime
+
+__all__ = [
+    "MODERATION_ACTIONS",
+    "ModerationError",
+    "QueueEntry",
+    "active_block",
+    "block_author",
+    "decide_item",
+    "hide_message",
+    "list_queue",
+    "mark_fine",
+    "review_decision",
+]
+
+log = logging.getLogger("socialbot.moderation")
+
+#: What staff can do with a queued message (the console's buttons, the API's `action`).
+MODERATION_ACTIONS = ("fine", "hide", "block")
+
+
+class ModerationError(Exception):
+    """A moderation action can't be done as asked (no such item, decided already); the message says why."""
+
+
+def _audit(session: Session, action: str, subject_type: str, subject_id: int | None, **details: Any) -> None:
+    session.add(
+        AuditEvent(
+            actor_kind=details.pop("actor_kind", "staff"),
+            actor_id=details.pop("actor_id", None),
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            details=details or None,
+        )
+    )
+
+
+# The pipeline's hook
+
+
+def active_block(session: Session, contact_id: int, *, now: datetime | None = None) -> ContactBlock | None:
+    """The block keeping the bot silent toward `contact_id` now, or None."""
+    now = now or utcnow()
+    return session.exec(
+        select(ContactBlock)
+        .where(
+            ContactBlock.contact_id == contact_id, ContactBlock.until > now, ContactBlock.lifted_at.is_(None)
+        )
+        .order_by(ContactBlock.until.desc())
+    ).first()
+
+
+def _heated(
+    runtime: Runtime, *, abusive: bool | None, sentiment: str | None, confidence: float | None
+) -> bool:
+    strong = runtime.settings.moderation.strongly_negative_confidence
+    return bool(abusive) or (sentiment == "negative" and (confidence or 0.0) >= strong)
+
+
+def review_decision(
+    runtime: Runtime,
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    analysis: Analysis,
+    decision: Decision,
+    *,
+    now: datetime | None = None,
+) -> Decision:
+    """The pipeline's moderation step, after policy has decided and before the decision is recorded.
+
+    Queues a message policy flagged (`moderate`) for staff; keeps the bot silent toward a blocked author;
+    escalates a public thread that turned into a flame war (no reply; the bot pauses there). Returns the
+    decision to record (the same one when nothing applies).
+    """
+    now = now or utcnow()
+    settings = runtime.settings.moderation
+    understanding = analysis.understanding
+    if decision.action == Action.MODERATE:
+        session.add(
+            ModerationItem(
+                message_id=message.id,
+                contact_id=message.contact_id,
+                conversation_id=conversation.id,
+                reason=decision.reason,
+                score=understanding.abusive_score,
+            )
+        )
+    if not bot_may_reply(conversation):
+        return decision
+    heated = _heated(
+        runtime,
+        abusive=understanding.abusive,
+        sentiment=understanding.sentiment,
+        confidence=understanding.sentiment_confidence,
+    )
+    if heated and message.public and settings.flame_war_messages > 0:
+        since = now - timedelta(seconds=settings.flame_war_window_seconds)
+        earlier = session.exec(
+            select(func.count(Message.id)).where(
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.INBOUND.value,
+                Message.id != message.id,
+                Message.created_at >= since,
+                or_(
+                    Message.abusive.is_(True),
+                    (Message.sentiment == "negative")
+                    & (Message.sentiment_confidence >= settings.strongly_negative_confidence),
+                ),
+            )
+        ).one()
+        if earlier + 1 >= settings.flame_war_messages:
+            return Decision(
+                Action.ESCALATE,
+                f"flame war: {earlier + 1} abusive or strongly negative messages in this public thread in "
+                f"{settings.flame_war_window_seconds:.0f} s; the thread goes to a person and the bot pauses",
+                escalate=True,
+            )
+    block = active_block(session, message.contact_id, now=now)
+    if block is not None and decision.replies:
+        return Decision(
+            Action.IGNORE,
+            f"author blocked from bot replies until {block.until.isoformat(timespec='minutes')} "
+            f"(block {block.id}): no reply",
+        )
+    return decision
+
+
+# The queue
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One row of the moderation queue, as staff see it."""
+
+    id: int
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    contact_name: str | None
+    channel: str
+    public: bool
+    text: str
+    reason: str
+    score: float | None
+    status: str
+    outcome: str | None
+    created_at: datetime
+
+
+def list_queue(session: Session, *, status: str = "open", limit: int = 200) -> list[QueueEntry]:
+    """The moderation queue, newest first; `status` "open" (waiting for staff) or "all"."""
+    query = (
+        select(ModerationItem, Message, Contact)
+        .join(Message, Message.id == ModerationItem.message_id)
+        .join(Contact, Contact.id == ModerationItem.contact_id)
+        .order_by(ModerationItem.id.desc())
+        .limit(limit)
+    )
+    if status != "all":
+        query = query.where(ModerationItem.status == status)
+    return [
+        QueueEntry(
+            id=item.id,
+            message_id=message.id,
+            conversation_id=item.conversation_id,
+            contact_id=item.contact_id,
+            contact_name=contact.display_name,
+            channel=message.channel,
+            public=message.public,
+            text=message.text,
+            reason=item.reason,
+            score=item.score,
+            status=item.status,
+            outcome=item.outcome,
+            created_at=item.created_at,
+        )
+        for item, message, contact in session.exec(query).all()
+    ]
+
+
+def _claim(session: Session, item_id: int, status: str, staff: Staff) -> ModerationItem:
+    """Move an open item to `status` (only one staff action wins), or raise."""
+    claimed = session.exec(
+        update(ModerationItem)
+        .where(ModerationItem.id == item_id, ModerationItem.status == "open")
+        .values(status=status, decided_at=utcnow(), decided_by=staff.id)
+    )
+    item = session.get(ModerationItem, item_id)
+    if item is None:
+        raise ModerationError(f"moderation item {item_id} does not exist")
+    if claimed.rowcount != 1:
+        raise ModerationError(f"moderation item {item_id} was decided already ({item.status})")
+    session.refresh(item)
+    return item
+
+
+def mark_fine(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
+    """Staff say the message is fine: the bot answers it as policy would have without the abuse flag.
+
+    The reply is queued with the key of the message's ordinary reply (`reply:<message id>`), so it is sent
+    once; a conversation a person owns by now gets no bot reply.
+
+    Raises:
+        ModerationError: no such item, or it was decided already.
+    """
+    with session_scope(runtime.engine) as session:
+        item = session.get(ModerationItem, item_id)
+        if item is None:
+            raise ModerationError(f"moderation item {item_id} does not exist")
+        text = session.get(Message, item.message_id).text
+    analysis = runtime.models.analyse(text)  # outside the transaction: no lock held while the model runs
+    understanding = dataclasses.replace(analysis.understanding, abusive=False)
+    with session_scope(runtime.engine) as session:
+        item = _claim(session, item_id, "fine", staff)
+        message = session.get(Message, item.message_id)
+        conversation = session.get(Conversation, item.conversation_id)
+        if not bot_may_reply(conversation):
+            item.outcome = f"marked fine; conversation is {conversation.state}, so the bot did not answer"
+        else:
+            from bot.pipeline.inbound import (  # the pipeline imports this module
+                carry_out_decision,
+                reply_text,
+            )
+
+            reviewed = dataclasses.replace(analysis, understanding=understanding)
+            decision = runtime.policy.decide(understanding, analysis.answer, public=message.public)
+            decision = apply_language(runtime, decision, reviewed, public=message.public)
+            carry_out_decision(
+                runtime,
+                session,
+                message,
+                conversation,
+                decision,
+                text=reply_text(runtime, decision, message.channel),
+            )
+            message.abusive = False
+            message.action = decision.action.value
+            message.reason = f"marked fine by staff {staff.id}; {decision.reason}"
+            session.add(message)
+            item.outcome = f"marked fine: {decision.action.value}"
+        session.add(item)
+        _audit(session, "moderation.fine", "message", item.message_id, actor_id=staff.id, item_id=item.id)
+        channel = message.channel
+    if channel in runtime.channels:
+        deliver_due(runtime.engine, {channel: runtime.channels[channel]})
+    return item
+
+
+def hide_message(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
+    """Remove the message on its platform where the bot may; otherwise flag it for a person to remove.
+
+    Telegram: ``deleteMessage`` (works in groups where the bot is an admin with "delete messages"). Slack lets
+    a bot delete only what it posted, X and e-mail nothing: those become `needs_human`.
+
+    Raises:
+        ModerationError: no such item, or it was decided already.
+    """
+    with session_scope(runtime.engine) as session:
+        item = session.get(ModerationItem, item_id)
+        if item is None:
+            raise ModerationError(f"moderation item {item_id} does not exist")
+        message = session.get(Message, item.message_id)
+        channel_name, external_id, public = message.channel, message.external_id, message.public
+    adapter = runtime.channels.get(channel_name)
+    hide = getattr(adapter, "hide", None)
+    status, outcome = (
+        "needs_human",
+        f"{channel_name} does not let the bot remove a customer's post: remove it",
+    )
+    if hide is not None and public and external_id:
+        try:
+            hide(external_id)
+            status, outcome = "hidden", f"removed on {channel_name}"
+        except Exception as error:  # noqa: BLE001 - any platform refusal means a person has to do it
+            outcome = f"{channel_name} refused to remove it ({error}): remove it by hand"
+    with session_scope(runtime.engine) as session:
+        item = _claim(session, item_id, status, staff)
+        item.outcome = outcome
+        session.add(item)
+        _audit(
+            session, f"moderation.{status}", "message", item.message_id, actor_id=staff.id, outcome=outcome
+        )
+    log.info("moderation item %s: %s", item_id, outcome)
+    return item
+
+
+def block_author(
+    runtime: Runtime, item_id: int, staff: Staff, *, days: float | None = None
+) -> ModerationItem:
+    """Keep the bot from replying to the message's author for `days` (default `[moderation] block_days`).
+
+    Raises:
+        ModerationError: no such item, it was decided already, or `days` is not positive.
+    """
+    days = runtime.settings.moderation.block_days if days is None else days
+    if days <= 0:
+        raise ModerationError("a block lasts a positive number of days")
+    with session_scope(runtime.engine) as session:
+        item = _claim(session, item_id, "blocked", staff)
+        until = utcnow() + timedelta(days=days)
+        block = ContactBlock(
+            contact_id=item.contact_id, until=until, reason=f"moderation item {item.id}", staff_id=staff.id
+        )
+        session.add(block)
+        item.outcome = f"author blocked from bot replies until {until.isoformat(timespec='minutes')}"
+        session.add(item)
+        _audit(
+            session, "contact.blocked", "contact", item.contact_id, actor_id=staff.id, until=until.isoformat()
+        )
+    return item
+
+
+def decide_item(runtime: Runtime, item_id: int, action: str, staff: Staff) -> ModerationItem:
+    """Apply one of `MODERATION_ACTIONS` to a queued message.
+
+    Raises:
+        ModerationError: unknown action, no such item, or decided already.
+    """
+    if action == "fine":
+        return mark_fine(runtime, item_id, staff)
+    if action == "hide":
+        return hide_message(runtime, item_id, staff)
+    if action == "block":
+        return block_author(runtime, item_id, staff)
+    raise ModerationError(f"unknown moderation action {action!r} (one of {', '.join(MODERATION_ACTIONS)})")

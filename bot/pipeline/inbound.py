@@ -1,0 +1,479 @@
+"""The one path every inbound message takes.
+
+store (idempotent on channel + external id) -> identify contact -> find or open conversation -> if a human
+owns the conversation, stay silent -> understand (one encoder pass) -> decide (policy) -> queue the reply in
+the outbox -> log the decision -> update the advocacy stage -> deliver.
+
+Two transactions keep the model out of any database lock: the first stores the message (after it commits, the
+message is never lost: `recover_unprocessed` finishes it after a crash); the second records the decision and
+queues the reply, and only the transaction that moves the message from `received` to `processed` may do that,
+so a message is decided and answered once however often it is delivered or retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, select
+
+from bot.crm.data_rights import data_request_step
+from bot.crm.db import is_transient_conflict, session_scope
+from bot.crm.ladder import update_ladder
+from bot.crm.models import (
+    AuthorKind,
+    Contact,
+    Conversation,
+    ConversationState,
+    Direction,
+    Idea,
+    Identity,
+    Message,
+    ProcessingStatus,
+    utcnow,
+)
+from bot.delivery.outbox import deliver_due, enqueue
+from bot.engagement.identity import before_policy
+from bot.moderation.queue import review_decision
+from bot.pipeline.steps.language import apply_language
+from bot.policy.routing import Action, Decision
+from bot.runtime.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPELINE_SECONDS
+from bot.support.handoff import bot_may_reply, escalate_conversation, reopen_conversation
+from bot.support.slack_posts import deliver_support_posts, support_channel_of, support_posts_changed
+from channels.base import InboundKind, InboundMessage
+from knowledge import format_reply
+
+if TYPE_CHECKING:
+    from bot.runtime.analysis import Analysis
+    from bot.runtime.container import Runtime
+
+__all__ = [
+    "PipelineResult",
+    "Reply",
+    "accept_inbound",
+    "handle_inbound",
+    "process_stored",
+    "recover_unprocessed",
+    "store_inbound",
+]
+
+log = logging.getLogger("socialbot.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    message_id: int
+    text: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """What happened to one inbound message.
+
+    Args:
+        duplicate: the message had been received before; nothing new was stored or sent.
+        state: the conversation's state afterwards (who speaks next).
+        replies: the replies queued for this message (for a duplicate: the ones queued the first time).
+    """
+
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    duplicate: bool
+    state: str
+    action: str | None
+    reason: str | None
+    replies: tuple[Reply, ...]
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text can't hold NUL; nothing legitimate needs it.
+    return text.replace("\x00", "")
+
+
+def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
+    author = inbound.author
+    identity = session.exec(
+        select(Identity).where(
+            Identity.channel == inbound.channel, Identity.external_user_id == author.external_id
+        )
+    ).first()
+    if identity is not None:
+        if author.handle and identity.handle != author.handle:
+            identity.handle = author.handle
+            session.add(identity)
+        return session.get(Contact, identity.contact_id)
+    contact = Contact(display_name=author.display_name or author.handle)
+    session.add(contact)
+    session.flush()
+    session.add(
+        Identity(
+            contact_id=contact.id,
+            channel=inbound.channel,
+            external_user_id=author.external_id,
+            handle=author.handle,
+            display_name=author.display_name,
+            verified=True,  # the platform vouches for its own account ids
+        )
+    )
+    return contact
+
+
+def _find_or_open_conversation(session: Session, inbound: InboundMessage, contact: Contact) -> Conversation:
+    conversation = session.exec(
+        select(Conversation)
+        .where(Conversation.channel == inbound.channel, Conversation.thread_id == inbound.thread_id)
+        .order_by(Conversation.id.desc())
+    ).first()
+    if conversation is None:
+        conversation = Conversation(
+            contact_id=contact.id, channel=inbound.channel, thread_id=inbound.thread_id
+        )
+        session.add(conversation)
+        session.flush()
+    return conversation
+
+
+def _touch(
+    session: Session,
+    message: Message,
+    contact: Contact,
+    conversation: Conversation,
+    *,
+    reopen_to_assignee: bool,
+) -> None:
+    """The customer was seen and spoke in the conversation, which reopens if it was resolved."""
+    now = utcnow()
+    contact.last_seen_at = now
+    if conversation.state == ConversationState.RESOLVED:
+        reopen_conversation(session, conversation, message_id=message.id, to_assignee=reopen_to_assignee)
+    conversation.last_message_at = now
+    session.add_all([contact, conversation])
+
+
+def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]:
+    """Store the message (the first, fast step: a webhook calls it before acknowledging the platform).
+
+    Returns its id and whether it had been stored before (a platform's retry: don't process it again).
+    """
+    for attempt in range(3):
+        try:
+            return _store_once(runtime, inbound)
+        except _ConcurrentFirstContact:
+            # Another worker stored this customer's first message at the same moment; now they exist.
+            log.info("a new contact was created concurrently by another worker (attempt %d)", attempt + 1)
+        except OperationalError as error:
+            if not is_transient_conflict(error):
+                raise
+            # PostgreSQL chose this transaction to break a deadlock with another worker's (e.g. the same
+            # message delivered twice at once); nothing of it was stored.
+            log.info("storing conflicted with another worker's transaction (attempt %d)", attempt + 1)
+    return _store_once(runtime, inbound, last_attempt=True)
+
+
+class _ConcurrentFirstContact(Exception):
+    """Storing conflicted on the contact's identity or conversation, not on the message itself."""
+
+
+def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool = False) -> tuple[int, bool]:
+    # A platform's retry of a stored message touches nothing (no locks taken, no timestamps moved).
+    existing = _stored_before(runtime, inbound)
+    if existing is not None:
+        return existing, True
+    try:
+        with session_scope(runtime.engine) as session:
+            contact = _identify_contact(session, inbound)
+            conversation = _find_or_open_conversation(session, inbound, contact)
+            message = Message(
+                conversation_id=conversation.id,
+                contact_id=contact.id,
+                channel=inbound.channel,
+                external_id=inbound.external_id,
+                direction=Direction.INBOUND.value,
+                author_kind=AuthorKind.CUSTOMER.value,
+                text=_clean(inbound.text),
+                public=inbound.public,
+                created_at=inbound.received_at,
+                raw=inbound.raw or None,
+                kind=inbound.kind.value,
+            )
+            session.add(message)
+            session.flush()
+            message_id = message.id
+            # Only now update the contact's and conversation's rows. A copy of this message stored by
+            # another worker at the same moment (a platform retry) then meets the unique key before it
+            # locks them, so it can't deadlock with the decision on the first copy, which locks them.
+            _touch(
+                session,
+                message,
+                contact,
+                conversation,
+                reopen_to_assignee=runtime.settings.handoff.reopen_to == "assignee",
+            )
+    except IntegrityError:
+        existing = _stored_before(runtime, inbound)
+        if existing is None:  # the conflict was something else; let it surface
+            if last_attempt:
+                raise
+            raise _ConcurrentFirstContact from None
+        return existing, True
+    MESSAGES_IN.labels(inbound.channel).inc()
+    return message_id, False
+
+
+def _stored_before(runtime: Runtime, inbound: InboundMessage) -> int | None:
+    """The id of the stored message with `inbound`'s channel and external id (a platform retry), or None."""
+    with session_scope(runtime.engine, read_only=True) as session:
+        existing = session.exec(
+            select(Message.id).where(
+                Message.channel == inbound.channel, Message.external_id == inbound.external_id
+            )
+        ).first()
+    if existing is not None:
+        DUPLICATES.labels(inbound.channel).inc()
+        log.info("message %s: delivered again by %s; not processed again", existing, inbound.channel)
+    return existing
+
+
+def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineResult:
+    message = session.get(Message, message_id)
+    conversation = session.get(Conversation, message.conversation_id)
+    replies = session.exec(
+        select(Message)
+        .where(Message.reply_to_id == message_id, Message.direction == Direction.OUTBOUND.value)
+        .order_by(Message.id)
+    ).all()
+    return PipelineResult(
+        message_id=message.id,
+        conversation_id=conversation.id,
+        contact_id=message.contact_id,
+        duplicate=duplicate,
+        state=conversation.state,
+        action=message.action,
+        reason=message.reason,
+        replies=tuple(Reply(r.id, r.text, r.status) for r in replies),
+    )
+
+
+def reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None:
+    """The text a decision says to the customer on `channel` (an article fitted to the channel, or a
+    template in the customer's language), or None when it says nothing."""
+    if decision.action == Action.ANSWER:
+        text = format_reply(decision.article, channel)
+    elif decision.template is not None:
+        text = runtime.policy.render(decision.template, article=decision.article, language=decision.language)
+    else:
+        return None
+    return f"{runtime.policy.render('language_note')}\n\n{text}" if decision.language_note else text
+
+
+def carry_out_decision(
+    runtime: Runtime,
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    decision: Decision,
+    *,
+    text: str | None,
+    priority: int = 0,
+) -> None:
+    """What a decision does, in the caller's transaction: queue the reply (keyed `reply:<message id>`, so
+    it is sent once however often this runs), escalate, record the idea."""
+    if text:
+        enqueue(
+            session,
+            conversation=conversation,
+            text=text,
+            reply_to=message,
+            idempotency_key=f"reply:{message.id}",
+            channels=runtime.channels,
+        )
+    if decision.escalate:
+        escalate_conversation(
+            session,
+            conversation,
+            reason=decision.reason,
+            message_id=message.id,
+            priority=priority,
+            support_channel=support_channel_of(runtime.settings),
+        )
+    if decision.record_idea:
+        session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
+
+
+def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
+    understanding, answer = analysis.understanding, analysis.answer
+    message.intent = understanding.intent
+    message.intent_confidence = understanding.confidence
+    message.low_confidence = understanding.low_confidence
+    message.sentiment = understanding.sentiment
+    message.sentiment_confidence = understanding.sentiment_confidence
+    message.abusive = understanding.abusive
+    message.abusive_score = understanding.abusive_score
+    message.wants_human = understanding.wants_human
+    message.language = analysis.language
+    message.kb_article_id = decision.article.id if decision.article is not None else None
+    message.kb_score = answer.score if answer is not None else None
+    message.action = decision.action.value
+    message.reason = decision.reason
+    message.status = ProcessingStatus.PROCESSED.value
+    message.processed_at = utcnow()
+
+
+def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> bool:
+    """Record the decision and queue the reply; False if another worker had already done it."""
+    with session_scope(runtime.engine) as session:
+        claimed = session.exec(
+            update(Message)
+            .where(Message.id == message_id, Message.status == ProcessingStatus.RECEIVED.value)
+            .values(status=ProcessingStatus.PROCESSED.value)
+        )
+        if claimed.rowcount != 1:
+            return False
+        message = session.get(Message, message_id)
+        # Lock the contact, then the conversation: the order `store_inbound` takes them in (it updates both),
+        # so two workers never wait on each other in a circle.
+        contact_query = select(Contact).where(Contact.id == message.contact_id)
+        query = select(Conversation).where(Conversation.id == message.conversation_id)
+        if runtime.engine.dialect.name == "postgresql":
+            contact_query = contact_query.with_for_update()
+            query = query.with_for_update()
+        contact = session.exec(contact_query).one()
+        conversation = session.exec(query).one()
+        step = (
+            before_policy(runtime, session, message, conversation)
+            if message.kind == InboundKind.MESSAGE and bot_may_reply(conversation)
+            else None
+        ) or data_request_step(runtime, session, message, conversation)
+        if step is not None:
+            decision = step
+        elif message.kind == InboundKind.LISTENED:
+            decision = Decision(
+                Action.LISTEN, "found by brand listening: logged, not answered (the post does not address us)"
+            )
+        elif message.kind == InboundKind.GREETING and bot_may_reply(conversation):
+            decision = Decision(Action.GREET, "the customer opened the conversation: greeted", "greeting")
+        elif bot_may_reply(conversation):
+            decision = runtime.policy.decide(analysis.understanding, analysis.answer, public=message.public)
+            decision = apply_language(runtime, decision, analysis, public=message.public)
+        else:
+            decision = Decision(
+                Action.HUMAN_OWNS, f"conversation is {conversation.state}: the bot stays silent"
+            )
+        if step is None:
+            decision = review_decision(runtime, session, message, conversation, analysis, decision)
+        _record(message, analysis, decision)
+        session.add(message)
+        text = step.reply if step is not None else reply_text(runtime, decision, message.channel)
+        carry_out_decision(
+            runtime,
+            session,
+            message,
+            conversation,
+            decision,
+            text=text,
+            priority=1 if analysis.understanding.sentiment == "negative" else 0,
+        )
+        if decision.action == Action.HUMAN_OWNS:
+            support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
+        update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
+    DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
+    log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
+    return True
+
+
+def process_stored(runtime: Runtime, message_id: int) -> None:
+    """Understand, decide and reply to a stored message (a no-op if it was processed already)."""
+    with session_scope(runtime.engine, read_only=True) as session:
+        message = session.get(Message, message_id)
+        text, status, channel = message.text, message.status, message.channel
+    if status == ProcessingStatus.RECEIVED:
+        _understand_and_decide(runtime, message_id, text)
+    _deliver(runtime, channel)
+
+
+def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> None:
+    started = time.perf_counter()
+    analysis = runtime.models.analyse(text)
+    MODEL_SECONDS.observe(time.perf_counter() - started)
+    for attempt in range(1, 4):
+        try:
+            decided = _decide_and_queue(runtime, message_id, analysis)
+            break
+        except OperationalError as error:
+            if attempt == 3 or not is_transient_conflict(error):
+                raise
+            log.info(
+                "message %s: deciding conflicted with another worker's transaction (attempt %d)",
+                message_id,
+                attempt,
+            )
+    if decided:
+        PIPELINE_SECONDS.observe(time.perf_counter() - started)
+
+
+def _deliver(runtime: Runtime, channel: str) -> None:
+    adapter = runtime.channels.get(channel)
+    # A web chat reply was delivered by the transaction that stored it; the scheduler's outbox job still
+    # sweeps every channel for anything left behind.
+    if adapter is not None and not adapter.delivers_by_storing:
+        deliver_due(runtime.engine, {channel: adapter})
+    deliver_support_posts(runtime)  # an escalation's post; returns at once without a support channel
+
+
+def accept_inbound(runtime: Runtime, inbound: InboundMessage) -> bool:
+    """Store a message from a channel adapter and process it in the background (the `InboundSink`).
+
+    Returns once the message is stored, so a webhook can acknowledge the platform at once; False when it had
+    been stored before (a platform's retry), in which case nothing more happens.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the database is locked or down; nothing was stored, so the adapter
+            must not acknowledge (the platform will retry).
+    """
+    message_id, duplicate = store_inbound(runtime, inbound)
+    if not duplicate:
+        runtime.submit(process_stored, runtime, message_id)
+    return not duplicate
+
+
+def handle_inbound(runtime: Runtime, inbound: InboundMessage) -> PipelineResult:
+    """Take one inbound message through the whole path and return what happened.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the database is locked or down; nothing was half-stored, the caller
+            should tell the sender to retry.
+    """
+    message_id, duplicate = store_inbound(runtime, inbound)
+    if not duplicate:
+        # Just stored, so still to be decided (unless another worker is at it: the decision is claimed).
+        _understand_and_decide(runtime, message_id, _clean(inbound.text))
+        _deliver(runtime, inbound.channel)
+    with session_scope(runtime.engine, read_only=True) as session:
+        return _result(session, message_id, duplicate=duplicate)
+
+
+def recover_unprocessed(runtime: Runtime, *, older_than_seconds: float = 30.0) -> int:
+    """Finish messages that were stored but not decided (the process stopped in between); return how many."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with session_scope(runtime.engine) as session:
+        pending = session.exec(
+            select(Message.id, Message.channel)
+            .where(
+                Message.direction == Direction.INBOUND.value,
+                Message.status == ProcessingStatus.RECEIVED.value,
+                Message.created_at <= cutoff,
+            )
+            .order_by(Message.id)
+        ).all()
+    for message_id, _channel in pending:
+        process_stored(runtime, message_id)
+    if pending:
+        log.info("recovered %d message(s) stored before a stop", len(pending))
+    return len(pending)

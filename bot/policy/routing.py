@@ -1,0 +1,304 @@
+"""Routing: what the bot does with a message it has understood. Data the operator can change.
+
+The routing table maps each intent to an action; `settings.toml` `[policy] routes` overrides entries and
+`[policy] templates` overrides reply texts. Every decision carries the reason it was taken, stored with the
+message so staff and marketers can see why the bot did what it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError
+
+__all__ = [
+    "DEFAULT_ROUTES",
+    "DEFAULT_TEMPLATES",
+    "Action",
+    "Decision",
+    "Policy",
+    "PolicyError",
+]
+
+
+class Action(StrEnum):
+    """What the bot did with an inbound message."""
+
+    ANSWER = "answer"  # replied with a knowledge-base article
+    ESCALATE = "escalate"  # acknowledged and handed the conversation to staff
+    THANK = "thank"  # thanked the customer (praise)
+    RECORD_IDEA = "record_idea"  # thanked and recorded an idea
+    SMALL_TALK = "small_talk"  # short friendly reply
+    MODERATE = "moderate"  # no reply; flagged for moderation
+    IGNORE = "ignore"  # no reply
+    HUMAN_OWNS = "human_owns"  # a person owns the conversation; the bot stays silent
+    LISTEN = "listen"  # found by brand listening: logged and understood, never answered
+    GREET = "greet"  # the customer opened the conversation (Telegram /start): greeted
+
+
+#: The routing table: intent -> action. "abusive" and "wants_human" are flags that win over the intent.
+DEFAULT_ROUTES: dict[str, str] = {
+    "abusive": Action.MODERATE,
+    "wants_human": Action.ESCALATE,
+    "complaint": Action.ESCALATE,
+    "question": Action.ANSWER,
+    "recommendation": Action.RECORD_IDEA,
+    "praise": Action.THANK,
+    "other": Action.SMALL_TALK,
+}
+
+#: Every text the bot says that is not a knowledge-base article, in the brand's voice (Jinja2).
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "complaint": (
+        "I'm really sorry about this - it's not the experience we want you to have with {{ brand }}. "
+        "I've passed your message to our support team and a person will reply {{ human_reply_estimate }} "
+        "({{ support_hours }})."
+        "{% if article %} In the meantime, this may help: {{ article.title }}"
+        "{% if article.url %} {{ article.url }}{% endif %}{% endif %}"
+    ),
+    "no_answer": (
+        "Good question! I don't have a reliable answer to that, so I've passed it to a colleague at "
+        "{{ brand }}. A person will reply {{ human_reply_estimate }} ({{ support_hours }})."
+    ),
+    "wants_human": (
+        "Of course - I've asked a person from the {{ brand }} team to take over. "
+        "They'll reply {{ human_reply_estimate }} ({{ support_hours }})."
+    ),
+    "unsure": (
+        "Thanks for your message! I want to be sure you get the right answer, so I've passed it to a person "
+        "on the {{ brand }} team, who'll reply {{ human_reply_estimate }}."
+    ),
+    "praise": "Thank you so much - that's lovely to hear! We'll pass it on to the whole {{ brand }} team.",
+    "recommendation": (
+        "Thanks for the idea! I've recorded it for the {{ brand }} product team - they read every suggestion."
+    ),
+    "greeting": (
+        "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your "
+        'account, tell us what you think, or say "talk to a person" any time.'
+    ),
+    "language_note": "(I can't write in your language yet, so here is my answer in English.)",
+    "small_talk": (
+        "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your account "
+        '- or say "talk to a person" any time.'
+    ),
+}
+
+
+class PolicyError(Exception):
+    """The routing table or a template is invalid; the message names which."""
+
+
+class UnderstandingLike(Protocol):
+    intent: str
+    confidence: float
+    low_confidence: bool
+    abusive: bool
+    abusive_score: float
+    wants_human: bool
+
+
+class ArticleLike(Protocol):
+    id: str
+    title: str
+    url: str | None
+
+
+class AnswerLike(Protocol):
+    article: ArticleLike | None
+    score: float
+    best_article_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one message and why.
+
+    Args:
+        action: the `Action` taken.
+        reason: a sentence saying why, stored with the message.
+        template: the name of the reply template, or None when the reply is the article itself or there is
+            no reply.
+        article: the knowledge-base article used (answered with, or offered with an escalation).
+        escalate: the conversation goes to staff.
+        record_idea: the message becomes an Idea.
+        language: the language to reply in (bot/runtime/languages.py); None for the brand's default.
+        language_note: the reply starts with the "language_note" template (the customer wrote in a language
+            the brand doesn't answer in).
+    """
+
+    action: Action
+    reason: str
+    template: str | None = None
+    article: ArticleLike | None = None
+    escalate: bool = False
+    record_idea: bool = False
+    language: str | None = None
+    language_note: bool = False
+
+    @property
+    def replies(self) -> bool:
+        return self.action == Action.ANSWER or self.template is not None
+
+
+class Policy:
+    """The routing table and reply templates, checked once at start-up."""
+
+    def __init__(
+        self,
+        *,
+        brand: str,
+        support_hours: str,
+        human_reply_estimate: str,
+        routes: dict[str, str] | None = None,
+        templates: dict[str, str] | None = None,
+        templates_by_language: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        self.routes = {**DEFAULT_ROUTES, **(routes or {})}
+        self._context = {
+            "brand": brand,
+            "support_hours": support_hours,
+            "human_reply_estimate": human_reply_estimate,
+        }
+        environment = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        self._templates = {}
+        for name, source in {**DEFAULT_TEMPLATES, **(templates or {})}.items():
+            try:
+                self._templates[name] = environment.from_string(source)
+            except TemplateSyntaxError as error:
+                raise PolicyError(
+                    f"setting policy.templates.{name}: {error.message} (line {error.lineno})"
+                ) from None
+        # Per language: the brand's own words for some templates; the others fall back to the default ones.
+        self._by_language: dict[str, dict] = {}
+        for language, sources in (templates_by_language or {}).items():
+            for name, source in sources.items():
+                try:
+                    self._by_language.setdefault(language, {})[name] = environment.from_string(source)
+                except TemplateSyntaxError as error:
+                    raise PolicyError(
+                        f"setting policy.templates_by_language.{language}.{name}: {error.message} "
+                        f"(line {error.lineno})"
+                    ) from None
+        for language in [None, *self._by_language]:
+            for name in DEFAULT_TEMPLATES:
+                try:
+                    self.render(name, article=None, language=language)
+                except Exception as error:  # a template referring to an unknown variable
+                    where = f"templates_by_language.{language}" if language else "templates"
+                    raise PolicyError(f"setting policy.{where}.{name}: {error}") from None
+
+    @property
+    def languages(self) -> set[str]:
+        """The languages with their own reply templates (besides the brand's default)."""
+        return set(self._by_language)
+
+    def render(
+        self, template: str, *, article: ArticleLike | None = None, language: str | None = None
+    ) -> str:
+        """Render a reply template in the brand's voice, in `language` when the brand wrote it in it."""
+        chosen = self._by_language.get(language, {}).get(template) or self._templates[template]
+        return chosen.render(**self._context, article=article).strip()
+
+    def decide(
+        self, understanding: UnderstandingLike, answer: AnswerLike | None, *, public: bool
+    ) -> Decision:
+        """Route one understood message.
+
+        Args:
+            understanding: what the message is (intent, confidence, flags).
+            answer: the knowledge base's best answer for it (its `article` is None below the threshold).
+            public: whether the message was posted where others see it; small talk is not posted in public.
+        """
+        article = answer.article if answer is not None else None
+        if understanding.abusive:
+            return self._route(
+                "abusive", f"abusive (score {understanding.abusive_score:.2f}): no public reply", article
+            )
+        if understanding.wants_human:
+            return self._route("wants_human", "the customer asked for a person", article)
+        intent = understanding.intent
+        if understanding.low_confidence:
+            if intent == "complaint":
+                # An uncertain complaint is still treated as one: a person reading a non-complaint costs
+                # less than a bot answering an upset customer with an article.
+                return self._route(
+                    "complaint",
+                    f"complaint, unsure ({understanding.confidence:.2f})",
+                    article,
+                    answer,
+                    public,
+                )
+            if article is not None:
+                return Decision(
+                    Action.ANSWER,
+                    f"intent unsure ({intent} {understanding.confidence:.2f}) but article {article.id} "
+                    f"matches (score {answer.score:.2f})",
+                    article=article,
+                )
+            return Decision(
+                Action.ESCALATE,
+                f"intent unsure ({intent} {understanding.confidence:.2f}) and no article matches",
+                template="unsure",
+                escalate=True,
+            )
+        return self._route(intent, f"{intent} ({understanding.confidence:.2f})", article, answer, public)
+
+    def _route(
+        self,
+        key: str,
+        why: str,
+        article: ArticleLike | None,
+        answer: AnswerLike | None = None,
+        public: bool = False,
+    ) -> Decision:
+        action = Action(self.routes.get(key, Action.ESCALATE))
+        if action == Action.ANSWER:
+            if article is not None:
+                return Decision(
+                    Action.ANSWER, f"{why}: article {article.id} (score {answer.score:.2f})", article=article
+                )
+            best = (
+                f"best {answer.best_article_id} at {answer.score:.2f}"
+                if answer and answer.best_article_id
+                else "the knowledge base is empty"
+            )
+            return Decision(
+                Action.ESCALATE,
+                f"{why}: no article above the threshold ({best})",
+                template="no_answer",
+                escalate=True,
+            )
+        if action == Action.ESCALATE:
+            template = key if key in ("complaint", "wants_human") else "unsure"
+            offered = article if key == "complaint" else None
+            return Decision(
+                Action.ESCALATE,
+                f"{why}: escalated to staff",
+                template=template,
+                article=offered,
+                escalate=True,
+            )
+        if action == Action.THANK:
+            return Decision(Action.THANK, f"{why}: thanked", template="praise")
+        if action == Action.RECORD_IDEA:
+            return Decision(
+                Action.RECORD_IDEA,
+                f"{why}: thanked and recorded as an idea",
+                template="recommendation",
+                record_idea=True,
+            )
+        if action == Action.SMALL_TALK:
+            if article is not None:
+                return Decision(
+                    Action.ANSWER,
+                    f"{why}: article {article.id} matches (score {answer.score:.2f})",
+                    article=article,
+                )
+            if public:
+                return Decision(Action.IGNORE, f"{why}: small talk is not answered in public")
+            return Decision(Action.SMALL_TALK, f"{why}: short friendly reply", template="small_talk")
+        if action == Action.MODERATE:
+            return Decision(Action.MODERATE, f"{why}; flagged for moderation")
+        return Decision(Action.IGNORE, f"{why}: routed to ignore")

@@ -1,0 +1,498 @@
+"""Settings: `settings.toml` (or the file in `SOCIALBOT_CONFIG` / `--config`), overridden by the environment.
+
+Every key can be overridden by `SOCIALBOT_<SECTION>__<KEY>`, e.g. `SOCIALBOT_DATABASE__URL`. Secrets (tokens,
+signing secrets, passwords) are read from the environment only: a secret written in the TOML file is refused,
+so it can't end up in version control.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.policy.routing import DEFAULT_ROUTES, Action
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "SOCIALBOT_"
+CONFIG_ENV = "SOCIALBOT_CONFIG"
+DEFAULT_CONFIG = Path("settings.toml")
+
+
+class SettingsError(Exception):
+    """The settings are wrong; the message names the setting and says what is wrong (one line)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrandSettings(_Section):
+    name: str = "Fernhill Outdoor"
+    # Handles customers use to address the brand, without "@"; the brand's own posts are never answered.
+    handles: list[str] = Field(default_factory=lambda: ["fernhill"])
+    website: str = "https://fernhill.example"
+    support_hours: str = "Monday to Friday, 9:00-18:00 CET"
+    # How long a person usually takes to answer an escalated conversation, said to the customer.
+    human_reply_estimate: str = "within a few hours"
+    # The language the bot answers in when it has nothing in the customer's (ISO 639-1).
+    default_language: str = Field(default="en", pattern=r"^[a-z]{2,3}$")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class DatabaseSettings(_Section):
+    # Empty means a SQLite file `socialbot.sqlite3` inside [data] dir.
+    url: str = ""
+    echo: bool = False
+    # Seconds a SQLite writer waits for a lock before the request fails with 503.
+    busy_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Connection pool of each worker process (PostgreSQL; SQLite ignores these): connections kept open, extra
+    # ones allowed at peaks, seconds to wait for a free one (then 503), seconds after which one is replaced.
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    pool_recycle_seconds: int = Field(default=1800, ge=-1)
+
+
+class LoggingSettings(_Section):
+    # "text" for a terminal; "json": one JSON object per line with request_id / message_id, for log pipelines.
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DataSettings(_Section):
+    dir: Path = Path("data")
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        """Where the ONNX exports of the encoder are kept."""
+        return self.dir / "cache" / "onnx"
+
+
+class IntentsSettings(_Section):
+    # Folder of heads from `socialbot intents train --out DIR`; empty = the heads shipped in the package.
+    heads_dir: Path | None = None
+    # Threads for one encoder call (torch or ONNX Runtime); 0 = one per core.
+    threads: int = Field(default=0, ge=0)
+    # "onnx" (the default: the same weights exported to ONNX with 8-bit weights; the heads decide as with
+    # torch on ~99 % of messages, at a fraction of its time and memory), "onnx-fp32" (the export unquantised:
+    # torch's decisions) or "torch" (the reference, fp32). Exported once into <data dir>/cache/onnx on first
+    # start, or ahead of time with `socialbot intents export-onnx [--precision fp32]`.
+    backend: Literal["torch", "onnx", "onnx-fp32"] = "onnx"
+    # Messages analysed at the same moment are encoded in one batch of at most batch_max: those that queued
+    # while the previous batch was encoded, plus any arriving within batch_wait_ms (0: no waiting, the
+    # default; a wait only pays when the encoder, not the database, is the bottleneck).
+    batch_max: int = Field(default=32, ge=1, le=256)
+    batch_wait_ms: float = Field(default=0.0, ge=0, le=100)
+
+
+class KnowledgeSettings(_Section):
+    # Folder of Markdown articles; empty = the sample brand's knowledge base shipped with socialbot.
+    dir: Path | None = None
+    # Score below which the bot says "I don't know" and escalates; empty = the calibrated default.
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # What to do with an article whose front matter is invalid: stop start-up ("fail") or skip it ("skip").
+    on_invalid: Literal["fail", "skip"] = "fail"
+    # Seconds between checks for changed articles; 0 = only on `socialbot knowledge reindex` or restart.
+    refresh_seconds: float = Field(default=30.0, ge=0)
+
+
+class PolicySettings(_Section):
+    # What the bot does per intent; the actions and the defaults are in bot/policy/routing.py.
+    # intent (or "abusive", "wants_human") -> action, e.g. routes = { other = "ignore" }.
+    routes: dict[str, Action] = Field(default_factory=dict)
+    # Extra or replacement reply templates (Jinja2), by name; see bot/policy/routing.py for the defaults.
+    templates: dict[str, str] = Field(default_factory=dict)
+    # The same per language (ISO 639-1), e.g. templates_by_language = { fr = { praise = "Merci !" } };
+    # a template missing in a language falls back to `templates`.
+    templates_by_language: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("routes")
+    @classmethod
+    def _known_intents(cls, routes: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(routes) - set(DEFAULT_ROUTES))
+        if unknown:
+            raise ValueError(f"unknown intent(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_ROUTES)}")
+        return routes
+
+
+class WebchatSettings(_Section):
+    enabled: bool = True
+    # Longest message accepted from the web chat, in characters; longer ones get 413.
+    max_text_chars: int = Field(default=4000, ge=1, le=100_000)
+
+
+class HandoffSettings(_Section):
+    # Who owns a resolved conversation when the customer writes in it again: the bot, or the person who had
+    # it ("assignee": it goes back to them, silently for the bot).
+    reopen_to: Literal["bot", "assignee"] = "bot"
+
+
+class ConsoleSettings(_Section):
+    # How long a staff login lasts without activity, in seconds.
+    session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    # Failed logins allowed per e-mail address and per client address in `login_window_seconds`.
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    # Send the session cookie only over HTTPS; turn on when public_url is https.
+    secure_cookies: bool = False
+
+
+class SlackSettings(_Section):
+    enabled: bool = False
+    # Secrets, from the environment: SOCIALBOT_SLACK__BOT_TOKEN (xoxb-...), SOCIALBOT_SLACK__SIGNING_SECRET,
+    # and for Socket Mode SOCIALBOT_SLACK__APP_TOKEN (xapp-...).
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    # Receive events over a WebSocket (Socket Mode) instead of at POST /slack/events.
+    socket_mode: bool = False
+    # Channel id (C... or G..., not the #name) where escalations are posted for staff; empty = none.
+    support_channel: str = ""
+    # Slack's Web API base; point it at a local server for tests or staging.
+    api_base_url: str = "https://slack.com/api/"
+
+    @field_validator("support_channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+            raise ValueError(f"{value!r} is not a channel id: use the C... id from the channel's details")
+        return value
+
+
+class TelegramSettings(_Section):
+    enabled: bool = False
+    # Secrets, from the environment: SOCIALBOT_TELEGRAM__TOKEN, SOCIALBOT_TELEGRAM__WEBHOOK_SECRET.
+    token: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    # "webhook": Telegram posts updates to POST /telegram/webhook; "polling": we ask with getUpdates.
+    mode: Literal["webhook", "polling"] = "webhook"
+    # The Bot API base the token is appended to.
+    api_base_url: str = "https://api.telegram.org/bot"
+
+
+class TwitterSettings(_Section):
+    enabled: bool = False
+    # Secrets, from the environment: SOCIALBOT_TWITTER__BEARER_TOKEN (reading) and the four OAuth 1.0a user
+    # keys SOCIALBOT_TWITTER__CONSUMER_KEY / __CONSUMER_SECRET / __ACCESS_TOKEN / __ACCESS_TOKEN_SECRET
+    # (posting replies as the brand account).
+    bearer_token: SecretStr | None = None
+    consumer_key: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+    access_token_secret: SecretStr | None = None
+    # The brand account's numeric user id, whose mentions are polled.
+    user_id: str = ""
+    # Brand listening: posts matching these are logged as unsolicited mentions and never answered.
+    keywords: list[str] = Field(default_factory=list)
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    api_base_url: str = "https://api.twitter.com"
+
+
+class EmailSettings(_Section):
+    enabled: bool = False
+    # SMTP server for outgoing mail (follow-ups, verification codes, replies).
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    username: str = ""
+    # Secrets, from the environment: SOCIALBOT_EMAIL__PASSWORD (SMTP login) and
+    # SOCIALBOT_EMAIL__INBOUND_SECRET (the shared secret the mail provider sends to POST /email/inbound).
+    password: SecretStr | None = None
+    inbound_secret: SecretStr | None = None
+    from_address: str = "support@fernhill.example"
+    # STARTTLS after connecting (port 587); off only for a local relay.
+    use_tls: bool = True
+
+
+class FollowupSettings(_Section):
+    # Hours after a complaint is resolved until "did that fix it?" (with the 1-5 rating question).
+    resolved_delay_hours: float = Field(default=24.0, ge=0)
+    # Hours after an idea's status changes until the customer is told.
+    idea_delay_hours: float = Field(default=0.0, ge=0)
+    # Remind staff when an escalated conversation has had no staff answer for this many hours (0 = never).
+    staff_reminder_hours: float = Field(default=4.0, ge=0)
+    # No message to customers between these local times (HH:MM; equal = no quiet hours); due ones wait.
+    quiet_hours_start: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_hours_end: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "Europe/London"
+    # Days a rating reply (1-5) is accepted after the question was sent.
+    csat_window_days: float = Field(default=7.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (an IANA name like Europe/London)") from None
+        return name
+
+
+class ModerationSettings(_Section):
+    # Flame-war guard: this many abusive or strongly negative messages in one public thread within the window
+    # escalate the whole thread to a person and pause the bot there (0 = off).
+    flame_war_messages: int = Field(default=3, ge=0)
+    flame_war_window_seconds: float = Field(default=300.0, gt=0)
+    # A negative message counts toward a flame war when the sentiment head is at least this sure.
+    strongly_negative_confidence: float = Field(default=0.9, ge=0, le=1)
+    # Days a moderator's "block author" keeps the bot silent toward that contact.
+    block_days: float = Field(default=7.0, gt=0)
+
+
+class DataRightsSettings(_Section):
+    # Fulfil a verified customer's "what do you know about me" / "delete my data" at once (else staff do).
+    auto_fulfil: bool = False
+    # Days message text is kept; older text is replaced by a marker, rows and counts stay (0 = keep forever).
+    retention_days: int = Field(default=0, ge=0)
+
+
+class LanguagesSettings(_Section):
+    # A message in a language the brand has no articles or templates in: "answer_in_default" (answer in
+    # [brand] default_language and say so) or "escalate" (hand it to a person).
+    on_unsupported: Literal["answer_in_default", "escalate"] = "answer_in_default"
+    # Languages the brand answers in besides default_language (ISO 639-1); more are detected anyway.
+    supported: list[str] = Field(default_factory=list)
+
+
+class WebhooksSettings(_Section):
+    # Seconds a receiver has to answer one delivery; slower counts as a failure and is retried.
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Attempts per event and endpoint before the delivery is marked failed (backoff doubles from base to cap).
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=10.0, gt=0)
+    backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    # Failed attempts in a row after which an endpoint is disabled until an admin enables it again.
+    disable_after_failures: int = Field(default=20, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of socialbot's settings. Build it with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    brand: BrandSettings = Field(default_factory=BrandSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    intents: IntentsSettings = Field(default_factory=IntentsSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    webchat: WebchatSettings = Field(default_factory=WebchatSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    twitter: TwitterSettings = Field(default_factory=TwitterSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    followups: FollowupSettings = Field(default_factory=FollowupSettings)
+    moderation: ModerationSettings = Field(default_factory=ModerationSettings)
+    data_rights: DataRightsSettings = Field(default_factory=DataRightsSettings)
+    languages: LanguagesSettings = Field(default_factory=LanguagesSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
+    # Secrets: environment only (SOCIALBOT_SECRET_KEY signs staff sessions once the console exists).
+    secret_key: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _CURRENT_TOML.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, with the embedded SQLite default filled in."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data.dir / 'socialbot.sqlite3').resolve()}"
+
+    @property
+    def database_url_for_display(self) -> str:
+        """The database URL with any password masked, for logs and messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+# Names of keys that hold secrets: refused in the TOML file, accepted from the environment.
+SECRET_KEYS = {
+    "secret_key",
+    "token",
+    "bot_token",
+    "signing_secret",
+    "webhook_secret",
+    "password",
+    "bearer_token",
+    "consumer_key",
+    "consumer_secret",
+    "access_token",
+    "access_token_secret",
+    "app_token",
+    "inbound_secret",
+}
+
+_CURRENT_TOML: dict[str, Path | None] = {"path": None}
+
+
+def _config_path(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise SettingsError(f"config file {explicit}: not found")
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise SettingsError(f"{CONFIG_ENV}={from_env}: no such file")
+        return path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def _check_no_secrets_in_file(path: Path) -> None:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingsError(f"config file {path}: not valid TOML: {error}") from error
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(value, name)
+            elif key in SECRET_KEYS and value not in ("", None):
+                env = ENV_PREFIX + name.upper().replace(".", "__")
+                raise SettingsError(
+                    f"{path}: {name} is a secret; remove it from the file and set {env} in the environment"
+                )
+
+    walk(document, "")
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "settings"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    return f"setting {location}: {message} (env {ENV_PREFIX}{location.upper().replace('.', '__')})"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings file and the environment.
+
+    Args:
+        config: the TOML file; else `SOCIALBOT_CONFIG`; else `./settings.toml` if present; else defaults.
+        overrides: values that win over both (used by tests and the CLI).
+
+    Raises:
+        SettingsError: one line naming the wrong setting and what is wrong.
+    """
+    path = _config_path(config)
+    if path is not None:
+        _check_no_secrets_in_file(path)
+    _CURRENT_TOML["path"] = path
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+    finally:
+        _CURRENT_TOML["path"] = None
+    if path is not None:
+        settings = _resolve_relative_paths(settings, path.parent)
+    _check_enabled_channels(settings)
+    return settings
+
+
+def _required_secrets(settings: Settings) -> list[str]:
+    """The `section.key` secrets each enabled channel needs."""
+    needed = []
+    if settings.slack.enabled:
+        needed.append("slack.bot_token")
+        needed.append("slack.app_token" if settings.slack.socket_mode else "slack.signing_secret")
+    if settings.telegram.enabled:
+        needed.append("telegram.token")
+        if settings.telegram.mode == "webhook":
+            needed.append("telegram.webhook_secret")
+    if settings.twitter.enabled:
+        needed += [
+            f"twitter.{key}"
+            for key in (
+                "bearer_token",
+                "consumer_key",
+                "consumer_secret",
+                "access_token",
+                "access_token_secret",
+            )
+        ]
+    if settings.email.enabled:
+        needed.append("email.inbound_secret")
+    return needed
+
+
+def _check_enabled_channels(settings: Settings) -> None:
+    for name in _required_secrets(settings):
+        section, key = name.split(".")
+        value = getattr(getattr(settings, section), key)
+        if value is None or not value.get_secret_value():
+            env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise SettingsError(f"setting {name}: required when {section}.enabled is true; set {env}")
+    if settings.email.enabled and (settings.secret_key is None or not settings.secret_key.get_secret_value()):
+        raise SettingsError(
+            "setting secret_key: required when email.enabled is true (it signs the unsubscribe links); "
+            f"set {ENV_PREFIX}SECRET_KEY"
+        )
+    if settings.twitter.enabled and not settings.twitter.user_id.isdigit():
+        raise SettingsError(
+            "setting twitter.user_id: the brand account's numeric user id is required when twitter.enabled "
+            f"is true (env {ENV_PREFIX}TWITTER__USER_ID)"
+        )
+
+
+def _resolve_relative_paths(settings: Settings, base: Path) -> Settings:
+    """Paths in the file are relative to the file, not to the working directory."""
+
+    def fix(value: Path | None) -> Path | None:
+        if value is None or value.is_absolute() or str(value) == "":
+            return value
+        return (base / value).resolve()
+
+    return settings.model_copy(
+        update={
+            "data": settings.data.model_copy(update={"dir": fix(settings.data.dir)}),
+            "intents": settings.intents.model_copy(update={"heads_dir": fix(settings.intents.heads_dir)}),
+            "knowledge": settings.knowledge.model_copy(update={"dir": fix(settings.knowledge.dir)}),
+        }
+    )

@@ -1,0 +1,90 @@
+"""Background jobs of a running worker (APScheduler): deliver the outbox, post escalations to the Slack
+support channel, finish interrupted messages.
+
+Every job is safe to run in several workers at once: the rows it works on are claimed in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.crm.data_rights import run_retention
+from bot.delivery.outbox import deliver_due
+from bot.delivery.webhooks import deliver_webhooks
+from bot.engagement.followups import send_due_followups, sync_followup_delivery
+from bot.pipeline.inbound import recover_unprocessed
+from bot.runtime.container import Runtime
+from bot.support.slack_posts import deliver_support_posts
+
+__all__ = ["start_scheduler"]
+
+log = logging.getLogger("socialbot.scheduler")
+
+OUTBOX_INTERVAL_SECONDS = 2
+RECOVERY_INTERVAL_SECONDS = 60
+FOLLOWUP_INTERVAL_SECONDS = 30
+
+
+def _deliver_outbox(runtime: Runtime) -> None:
+    report = deliver_due(runtime.engine, runtime.channels, stop=runtime.stopping)
+    if report.failed:
+        log.warning("outbox: %d message(s) failed for good", len(report.failed))
+
+
+def _send_followups(runtime: Runtime) -> None:
+    send_due_followups(runtime)
+    deliver_due(runtime.engine, runtime.channels)
+    sync_followup_delivery(runtime.engine)
+
+
+def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    """Start the worker's jobs; stop them with `.shutdown()`."""
+    scheduler = BackgroundScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    )
+    scheduler.add_job(
+        _deliver_outbox,
+        "interval",
+        args=[runtime],
+        seconds=OUTBOX_INTERVAL_SECONDS,
+        id="outbox",
+        name="deliver the outbox",
+    )
+    scheduler.add_job(
+        recover_unprocessed,
+        "interval",
+        args=[runtime],
+        seconds=RECOVERY_INTERVAL_SECONDS,
+        id="recovery",
+        name="finish messages interrupted by a stop",
+    )
+    scheduler.add_job(
+        _send_followups,
+        "interval",
+        args=[runtime],
+        seconds=FOLLOWUP_INTERVAL_SECONDS,
+        next_run_time=datetime.now(UTC),  # at start too: follow-ups that fell due while down go out now
+        id="followups",
+        name="send due follow-ups",
+    )
+    scheduler.add_job(
+        deliver_support_posts,
+        "interval",
+        args=[runtime],
+        seconds=OUTBOX_INTERVAL_SECONDS,
+        id="support_posts",
+        name="post escalations to the Slack support channel and keep the posts current",
+    )
+    scheduler.add_job(run_retention, "interval", args=[runtime], hours=1, id="retention", name="retention")
+    scheduler.add_job(
+        lambda: deliver_webhooks(runtime.engine, runtime.settings.webhooks),
+        "interval",
+        seconds=OUTBOX_INTERVAL_SECONDS,
+        id="webhooks",
+        name="deliver outgoing webhooks to integrations",
+    )
+    scheduler.start()
+    return scheduler

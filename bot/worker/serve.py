@@ -1,0 +1,165 @@
+"""Running socialbot as one or many worker processes that share nothing but the database.
+
+A worker is a `Runtime` (models, engine, channels), its scheduled jobs (outbox, follow-ups, recovery) and, on
+PostgreSQL, its bids for the pollers' advisory locks, with the web app in front. `serve_workers` migrates the
+database once and starts N of them under uvicorn (each builds its own worker through `create_worker_app`, an
+import-string factory). All work that must happen once is claimed in the database, so workers can also be
+started separately behind any load balancer.
+
+Shutdown (SIGTERM or Ctrl-C): uvicorn stops accepting requests and finishes the ones in flight; then the
+worker stops taking new work (`runtime.stopping`: `/readyz` says 503, the outbox job releases rows it
+claimed but did not start), waits for the jobs and background pipeline work in hand, gives up its poller
+locks and exits.
+Anything a killed worker held is taken over by others when its claim expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from bot.runtime.container import Runtime
+from bot.runtime.settings import CONFIG_ENV, Settings, SettingsError, load_settings
+from bot.worker.build import build_runtime
+from intents.encoder import onnx_precision
+
+__all__ = [
+    "Worker",
+    "WorkersNeedServerDatabase",
+    "app_for",
+    "check_workers",
+    "create_worker_app",
+    "serve_workers",
+    "start_worker",
+]
+
+log = logging.getLogger("socialbot.workers")
+
+WORKER_APP = "bot.worker.serve:create_worker_app"
+
+
+class WorkersNeedServerDatabase(SettingsError):
+    """More than one worker was asked for on SQLite, which one process must own."""
+
+
+@dataclass
+class Worker:
+    """A started worker: its runtime and its scheduled jobs."""
+
+    runtime: Runtime
+    scheduler: BackgroundScheduler
+
+    def stop(self) -> None:
+        """Stop taking new work, finish or release what is held, then close the runtime."""
+        self.runtime.stopping.set()
+        self.scheduler.shutdown(wait=True)
+        self.runtime.close()
+        log.info("worker %s stopped", os.getpid())
+
+
+def start_worker(settings: Settings, *, runtime: Runtime | None = None, migrate: bool = True) -> Worker:
+    """Build (or take) the runtime, finish messages interrupted by an earlier stop, start the jobs and the
+    pollers (on PostgreSQL only the poller whose lock this worker wins)."""
+    from bot.pipeline.inbound import recover_unprocessed
+    from bot.worker.scheduler import start_scheduler
+
+    runtime = runtime or build_runtime(settings, migrate=migrate)
+    recover_unprocessed(runtime, older_than_seconds=0)
+    scheduler = start_scheduler(runtime)
+    runtime.start_channels()
+    return Worker(runtime, scheduler)
+
+
+def app_for(worker: Worker) -> FastAPI:
+    """The web app of `worker`, which stops the worker when the server shuts down."""
+    from bot.web.app import create_app
+
+    app = create_app(worker.runtime)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[object]:
+        async with inner(application) as state:
+            yield state
+        worker.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def create_worker_app() -> FastAPI:
+    """The uvicorn factory each worker process calls: settings from `SOCIALBOT_CONFIG` and the environment,
+    the database already migrated by the parent."""
+    from bot.runtime.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.logging.format, settings.logging.level)
+    worker = start_worker(settings, migrate=False)
+    log.info("worker %s ready", os.getpid())
+    return app_for(worker)
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Raise `WorkersNeedServerDatabase` for several workers on SQLite (a clear one-line error)."""
+    if workers < 1:
+        raise SettingsError(f"--workers {workers}: must be 1 or more")
+    if workers > 1 and make_url(settings.database_url).get_backend_name() == "sqlite":
+        raise WorkersNeedServerDatabase(
+            f"--workers {workers} needs a server database shared by the workers; set [database] url to "
+            "postgresql+psycopg://... (SOCIALBOT_DATABASE__URL); SQLite runs one worker"
+        )
+
+
+def serve_workers(
+    settings: Settings, *, workers: int, config: Path | None = None, banner: str | None = None
+) -> None:
+    """Migrate the database once, then serve on [server] host:port with `workers` processes, each building
+    its own worker (`create_worker_app`) from the same settings file and environment.
+
+    Raises:
+        SettingsError: several workers on SQLite, or a bad worker count.
+    """
+    import uvicorn
+
+    from bot.crm.db import upgrade_database
+
+    check_workers(settings, workers)
+    host, port = settings.server.host, settings.server.port
+    upgrade_database(settings.database_url)
+    precision = onnx_precision(settings.intents.backend)
+    if precision is not None:  # export once here, not once per worker at the same moment
+        from intents.onnx_encoder import ensure_exported
+
+        ensure_exported(settings.data.onnx_cache_dir, precision=precision)
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(Path(config).resolve())
+    metrics_dir = Path(tempfile.mkdtemp(prefix="socialbot-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # /metrics sums every worker's counters
+    if banner:
+        print(banner, flush=True)
+    try:
+        uvicorn.run(
+            WORKER_APP,
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,
+            timeout_graceful_shutdown=30,
+            # uvicorn kills a worker that doesn't answer its health ping in time; a busy worker encoding on a
+            # saturated CPU can take seconds, and killing it would cut its requests off.
+            timeout_worker_healthcheck=60,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
