@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from bot.crm.ladder import OWNER_TAGS
 from bot.policy.routing import Policy
 from bot.runtime.analysis import Models
 from bot.runtime.leadership import PollerLeadership
@@ -104,8 +105,6 @@ class Runtime:
 
     @property
     def owner_article_ids(self) -> set[str]:
-        from bot.crm.ladder import OWNER_TAGS
-
         return {a.id for a in self.models.knowledge.articles if set(a.tags) & set(OWNER_TAGS)}
 
 
