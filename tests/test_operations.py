@@ -177,3 +177,19 @@ def test_serve_with_two_workers_on_postgresql_answers_and_stops_cleanly_on_sigte
     entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     stopped = [e for e in entries if e["logger"] == "socialbot.workers" and e["message"].endswith("stopped")]
     assert len(stopped) == 2, output[-3000:]  # each worker finished its shutdown
+
+
+def test_a_router_serves_on_its_own_with_only_the_runtime_on_the_app(runtime):
+    """Routes are module-level handlers that find the runtime on `app.state`: one router can be tried in a
+    bare app, without the rest of the web layer."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from bot.web import operations
+
+    app = FastAPI()
+    app.state.runtime = runtime
+    app.include_router(operations.router)
+    with TestClient(app) as bare:
+        ready = bare.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] is True

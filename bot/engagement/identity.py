@@ -27,6 +27,7 @@ from sqlalchemy import update
 from sqlmodel import Session, SQLModel, select
 
 from bot.crm.audit import audit
+from bot.crm.languages import reply_language
 from bot.crm.models import (
     Contact,
     ContactMerge,
@@ -66,34 +67,6 @@ MAX_WORDS_AROUND_ADDRESS = 6
 
 _ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']*")
 _CODE = re.compile(r"^\s*(?:(?:my |the )?code(?: is)?:?\s*)?(\d{3})[\s-]?(\d{3})\s*[.!]?\s*$", re.IGNORECASE)
-
-#: What the bot says (format fields: brand, address, tries, error).
-#: What a data request asks, in the code mail that confirms it (by `DataRequest.kind`).
-REQUEST_WHAT = {"access": "see the data stored about you", "erasure": "delete the data stored about you"}
-
-TEXTS = {
-    "code_sent": (
-        "I've sent a 6-digit code to {address}. Please send it here to confirm that address is yours."
-    ),
-    "request_code_mail": (
-        "Someone asked {brand} from this address to {what} (request {request}). If it was you, reply with "
-        "this code: {code}. It expires in 15 minutes. If it wasn't you, ignore this e-mail: nothing happens."
-    ),
-    "code_mail": (
-        "Your {brand} confirmation code is {code}. Send it back in the conversation where you gave us this "
-        "address; it expires in 15 minutes. If you didn't ask for it, ignore this e-mail."
-    ),
-    "invalid_address": "That doesn't look like a valid e-mail address ({error}). Could you send it again?",
-    "wrong_code": "That code doesn't match. You have {tries} more {attempt_word}.",
-    "too_many_wrong": "That code was wrong too many times. Send your e-mail address again for a new code.",
-    "expired": "That code has expired. Send your e-mail address again for a new code.",
-    "too_many_codes": "I've sent several codes already; please wait an hour before asking for another one.",
-    "verified": "Thanks, {address} is confirmed. We'll use it to keep in touch about your requests.",
-    "conflict": (
-        "Thanks, {address} is confirmed, but it belongs to another customer record we can't join "
-        "automatically; a colleague will look at it."
-    ),
-}
 
 
 class MergeConflict(ValueError):
@@ -138,31 +111,35 @@ def link_email(
     conversation: Conversation,
     text: str,
     *,
+    detected_language: str | None,
     now: datetime | None = None,
 ) -> Decision | None:
     """Answer a verification code or an e-mail address the customer sent as `text` (`message`'s text without
     leading @mentions), in the pipeline's transaction; None when it is neither (or no e-mail channel can
-    mail a code), so the next step decides.
+    mail a code), so the next step decides. The replies and the mailed code are in the customer's language
+    (`detected_language` on this message, else their last one) where the brand has the words.
     """
     now = now or utcnow()
     if "email" not in runtime.channels:
         return None  # no way to mail a code: addresses and codes are ordinary messages
     pending = _open_verification(session, conversation.id)
-    if pending is not None and pending.status == "pending" and _CODE.match(text):
-        return _check_code(runtime, session, text, message, pending, now)
-    attempt = _address_attempt(text)
-    if attempt is None:
+    code_expected = pending is not None and pending.status == "pending" and _CODE.match(text)
+    attempt = None if code_expected else _address_attempt(text)
+    if not code_expected and attempt is None:
         if pending is not None and pending.status == "awaiting_email":
             pending.status, pending.completed_at = "expired", now  # they moved on
             session.add(pending)
         return None
+    language = reply_language(session, conversation.id, detected_language)
+    if code_expected:
+        return _check_code(runtime, session, text, message, pending, now, language)
     try:
         address = validate_email(attempt, check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
-        return _ask_again(session, message, conversation, pending, str(error), now)
+        return _ask_again(session, message, conversation, pending, str(error), now, language)
     if address.rpartition("@")[2] == runtime.settings.email.from_address.rpartition("@")[2].lower():
         return None  # the brand's own address, mentioned in passing
-    return _send_code(runtime, session, message, conversation, address, now)
+    return _send_code(runtime, session, message, conversation, address, now, language)
 
 
 def _open_verification(session: Session, conversation_id: int) -> IdentityVerification | None:
@@ -183,6 +160,7 @@ def _ask_again(
     pending: IdentityVerification | None,
     error: str,
     now: datetime,
+    language: str | None,
 ) -> Decision:
     if pending is None or pending.status != "awaiting_email":
         pending = IdentityVerification(
@@ -196,7 +174,9 @@ def _ask_again(
     return Decision(
         Action.VERIFY_EMAIL,
         "an invalid e-mail address: asked again",
-        reply=TEXTS["invalid_address"].format(error=error.rstrip(".")),
+        template="invalid_address",
+        language=language,
+        variables={"error": error.rstrip(".")},
     )
 
 
@@ -207,11 +187,15 @@ def mail_request_code(
     conversation: Conversation,
     request: DataRequest,
     address: str,
+    language: str | None,
 ) -> Decision | None:
-    """A data request from a sender nobody vouched for (an unauthenticated e-mail): mail a code to `address`.
-    The request goes ahead when the code comes back (`request_confirmed_by_code`). Returns None when the code
-    is on its way, or the refusal to answer when the hourly limit of codes is reached."""
-    decision = _send_code(runtime, session, message, conversation, address, utcnow(), request=request)
+    """A data request from a sender nobody vouched for (an unauthenticated e-mail): mail a code to `address`
+    in `language` (None: the brand's default). The request goes ahead when the code comes back
+    (`request_confirmed_by_code`). Returns None when the code is on its way, or the refusal to answer when
+    the hourly limit of codes is reached."""
+    decision = _send_code(
+        runtime, session, message, conversation, address, utcnow(), language, request=request
+    )
     return decision if decision.reason == _CODE_LIMIT else None
 
 
@@ -239,6 +223,7 @@ def _send_code(
     conversation: Conversation,
     address: str,
     now: datetime,
+    language: str | None,
     *,
     request: DataRequest | None = None,
 ) -> Decision:
@@ -250,7 +235,7 @@ def _send_code(
         )
     ).all()
     if len(recent) >= MAX_CODES_PER_HOUR:
-        return Decision(Action.VERIFY_EMAIL, _CODE_LIMIT, reply=TEXTS["too_many_codes"])
+        return Decision(Action.VERIFY_EMAIL, _CODE_LIMIT, template="too_many_codes", language=language)
     for earlier in session.exec(
         select(IdentityVerification).where(
             IdentityVerification.contact_id == message.contact_id,
@@ -276,12 +261,12 @@ def _send_code(
         select(Identity).where(Identity.channel == "email", Identity.external_user_id == address)
     ).first()
     mail_thread = email_conversation(session, owner.contact_id if owner else message.contact_id, address)
-    brand = runtime.settings.brand.name
     if request is None:
-        text = TEXTS["code_mail"].format(brand=brand, code=code)
+        text = runtime.policy.render("code_mail", language=language, code=code)
     else:
-        what = REQUEST_WHAT[request.kind]
-        text = TEXTS["request_code_mail"].format(brand=brand, what=what, request=request.id, code=code)
+        text = runtime.policy.render(
+            "request_code_mail", language=language, code=code, id=request.id, kind=request.kind
+        )
     enqueue(session, conversation=mail_thread, text=text, idempotency_key=f"verify:{verification.id}")
     audit(
         session,
@@ -294,7 +279,9 @@ def _send_code(
     return Decision(
         Action.VERIFY_EMAIL,
         f"e-mail address given: code {verification.id} sent",
-        reply=TEXTS["code_sent"].format(address=address),
+        template="code_sent",
+        language=language,
+        variables={"address": address},
     )
 
 
@@ -316,13 +303,16 @@ def _check_code(
     message: Message,
     verification: IdentityVerification,
     now: datetime,
+    language: str | None,
 ) -> Decision:
     code = "".join(_CODE.match(text).groups())
     if verification.expires_at < now:
         verification.status, verification.completed_at = "expired", now
         _redact_code_mail(session, verification)
         session.add(verification)
-        return Decision(Action.VERIFY_EMAIL, "verification code expired", reply=TEXTS["expired"])
+        return Decision(
+            Action.VERIFY_EMAIL, "verification code expired", template="code_expired", language=language
+        )
     if not _code_matches(code, verification.code_hash):
         verification.attempts += 1
         session.add(verification)
@@ -337,11 +327,18 @@ def _check_code(
                 verification.contact_id,
                 actor_kind="customer",
             )
-            return Decision(Action.VERIFY_EMAIL, "too many wrong codes", reply=TEXTS["too_many_wrong"])
+            return Decision(
+                Action.VERIFY_EMAIL,
+                "too many wrong codes",
+                template="too_many_wrong_codes",
+                language=language,
+            )
         return Decision(
             Action.VERIFY_EMAIL,
             f"wrong verification code ({verification.attempts}/{MAX_CODE_ATTEMPTS})",
-            reply=TEXTS["wrong_code"].format(tries=left, attempt_word="try" if left == 1 else "tries"),
+            template="wrong_code",
+            language=language,
+            variables={"tries": left},
         )
     verification.status, verification.completed_at = "verified", now
     session.add(verification)
@@ -376,7 +373,9 @@ def _check_code(
             return Decision(
                 Action.VERIFY_EMAIL,
                 f"verified but not merged: {error}",
-                reply=TEXTS["conflict"].format(address=address),
+                template="email_conflict",
+                language=language,
+                variables={"address": address},
             )
         contact = session.get(Contact, min(contact.id, identity.contact_id))
     identity.verified = True
@@ -393,7 +392,11 @@ def _check_code(
         details={"channel": "email", "email": _mask(address)},
     )
     return Decision(
-        Action.VERIFY_EMAIL, "e-mail address verified", reply=TEXTS["verified"].format(address=address)
+        Action.VERIFY_EMAIL,
+        "e-mail address verified",
+        template="email_verified",
+        language=language,
+        variables={"address": address},
     )
 
 

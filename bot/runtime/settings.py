@@ -117,7 +117,8 @@ class PolicySettings(_Section):
     # What the bot does per intent; the actions and the defaults are in bot/policy/routing.py.
     # intent (or "abusive", "wants_human") -> action, e.g. routes = { other = "ignore" }.
     routes: dict[str, Action] = Field(default_factory=dict)
-    # Extra or replacement reply templates (Jinja2), by name; see bot/policy/routing.py for the defaults.
+    # Extra or replacement templates of everything the bot says (Jinja2), by name; see bot/policy/templates.py
+    # for the defaults and the variables each is given.
     templates: dict[str, str] = Field(default_factory=dict)
     # The same per language (ISO 639-1), e.g. templates_by_language = { fr = { praise = "Merci !" } };
     # a template missing in a language falls back to `templates`.

@@ -1,17 +1,17 @@
 """Admins' pages and API (permission `staff.manage`): customers' data requests, a contact's export (JSON) and
 erasure, and the audit log viewer with filters and a CSV export (cells that would start a spreadsheet formula
-are neutralised by `bot.insights.response_log.csv_lines`). Also mounts the moderation queue
-(bot/web/moderation.py)."""
+are neutralised by `bot.insights.response_log.csv_lines`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
 from sqlmodel import select
 
 from bot.crm.audit import audit
@@ -20,10 +20,11 @@ from bot.crm.db import session_scope
 from bot.crm.models import AuditEvent, Staff
 from bot.insights.response_log import csv_lines
 from bot.runtime.container import Runtime
-from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
-from bot.web.moderation import moderation_router
+from bot.web.auth import api_staff, console_staff, verify_csrf
+from bot.web.dependencies import RuntimeDep
+from bot.web.pages import render
 
-__all__ = ["admin_router", "audit_query"]
+__all__ = ["audit_query", "router"]
 
 PERMISSION = "staff.manage"
 AUDIT_COLUMNS = (
@@ -86,6 +87,19 @@ def audit_query(*, action: str | None, actor: str | None, since: str | None, unt
     return query.order_by(AuditEvent.id.desc())
 
 
+def _audit_filters(
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    actor: Annotated[str | None, Query(max_length=320)] = None,
+    since: Annotated[str | None, Query(max_length=10)] = None,
+    until: Annotated[str | None, Query(max_length=10)] = None,
+) -> dict[str, str | None]:
+    """The audit log's filters from the query string (`audit_query`'s arguments)."""
+    return {"action": action, "actor": actor, "since": since, "until": until}
+
+
+AuditFilters = Annotated[dict[str, str | None], Depends(_audit_filters)]
+
+
 def _audit_row(event: AuditEvent, email: str | None) -> list[Any]:
     return [
         event.id,
@@ -100,160 +114,148 @@ def _audit_row(event: AuditEvent, email: str | None) -> list[Any]:
     ]
 
 
-def admin_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
-    """The admin pages and API, plus the moderation queue."""
-    router = APIRouter()
-    router.include_router(moderation_router(runtime, templates))
-    admin = Depends(console_staff(PERMISSION))
-    api_admin = Depends(api_staff(PERMISSION))
-    engine = runtime.engine
+router = APIRouter()
+Admin = Annotated[Staff, Depends(console_staff(PERMISSION))]
+ApiAdmin = Annotated[Staff, Depends(api_staff(PERMISSION))]
 
-    def render(request: Request, name: str, staff: Staff, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request,
-            name,
-            {"brand": runtime.settings.brand, "staff": staff, "csrf": csrf_token(request), **context},
+
+def _export(runtime: Runtime, contact_id: int, staff: Staff, via: str) -> Response:
+    try:
+        data = export_for_staff(runtime.engine, contact_id, staff_id=staff.id, via=via)
+    except ContactNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    return Response(
+        json.dumps(data, indent=2, ensure_ascii=False),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="contact-{contact_id}.json"'},
+    )
+
+
+def _erase(runtime: Runtime, contact_id: int, staff: Staff, via: str) -> dict[str, Any]:
+    try:
+        report = erase_for_staff(runtime.engine, contact_id, staff_id=staff.id, via=via)
+    except ContactNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    return {
+        "contact_id": report.contact_id,
+        "messages_erased": report.messages,
+        "follow_ups_cancelled": report.follow_ups_cancelled,
+        "replies_cancelled": report.outbox_cancelled,
+    }
+
+
+# Data requests, export and erasure
+
+
+@router.get("/console/data-requests", response_class=HTMLResponse, include_in_schema=False)
+def requests_page(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: Admin,
+    status: Annotated[str | None, Query(pattern="^(open|unverified|fulfilled|rejected)$")] = None,
+) -> HTMLResponse:
+    with session_scope(runtime.engine, read_only=True) as session:
+        rows = list_requests(session, status=status)
+    return render(
+        request,
+        "console_data_requests.html",
+        staff,
+        requests=rows,
+        status=status,
+        notice=request.query_params.get("notice"),
+    )
+
+
+@router.get("/console/contacts/{contact_id}/export.json", include_in_schema=False)
+def console_export(contact_id: int, runtime: RuntimeDep, staff: Admin) -> Response:
+    return _export(runtime, contact_id, staff, "console")
+
+
+@router.post("/console/contacts/{contact_id}/erase", include_in_schema=False)
+def console_erase(
+    request: Request,
+    contact_id: int,
+    runtime: RuntimeDep,
+    staff: Admin,
+    confirm: Annotated[str, Form(max_length=20)] = "",
+    csrf: Annotated[str | None, Form()] = None,
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    if confirm != str(contact_id):
+        raise HTTPException(422, f"confirm: type the contact's id ({contact_id}) to erase it")
+    result = _erase(runtime, contact_id, staff, "console")
+    return RedirectResponse(
+        f"/console/data-requests?notice=contact+{contact_id}+erased+({result['messages_erased']}+messages)",
+        status_code=303,
+    )
+
+
+@router.get("/api/v1/contacts/{contact_id}/export", tags=["data rights"])
+def api_export(contact_id: int, runtime: RuntimeDep, staff: ApiAdmin) -> Response:
+    """Everything stored about the contact, as JSON (audited)."""
+    return _export(runtime, contact_id, staff, "api")
+
+
+@router.post("/api/v1/contacts/{contact_id}/erase", tags=["data rights"])
+def api_erase(contact_id: int, runtime: RuntimeDep, staff: ApiAdmin) -> dict[str, Any]:
+    """Erase the contact's personal data and message text (idempotent, audited)."""
+    return _erase(runtime, contact_id, staff, "api")
+
+
+@router.get("/api/v1/data-requests", tags=["data rights"])
+def api_requests(runtime: RuntimeDep, staff: ApiAdmin, status: str | None = None) -> list[dict[str, Any]]:
+    """Customers' data requests, newest first."""
+    with session_scope(runtime.engine, read_only=True) as session:
+        return [row.model_dump(mode="json") for row in list_requests(session, status=status)]
+
+
+# The audit log
+
+
+@router.get("/console/audit", response_class=HTMLResponse, include_in_schema=False)
+def audit_page(request: Request, runtime: RuntimeDep, staff: Admin, filters: AuditFilters) -> HTMLResponse:
+    query = audit_query(**filters).limit(AUDIT_PAGE)
+    with session_scope(runtime.engine, read_only=True) as session:
+        rows = [_audit_row(event, email) for event, email in session.exec(query).all()]
+    return render(
+        request,
+        "console_audit.html",
+        staff,
+        columns=AUDIT_COLUMNS,
+        rows=rows,
+        filters={name: value or "" for name, value in filters.items()},
+        export_query=request.url.query,
+        page=AUDIT_PAGE,
+    )
+
+
+@router.get("/console/audit.csv", include_in_schema=False)
+def audit_csv(runtime: RuntimeDep, staff: Admin, filters: AuditFilters) -> StreamingResponse:
+    query = audit_query(**filters)
+    with session_scope(runtime.engine) as session:
+        audit(
+            session,
+            "audit.exported",
+            "audit",
+            actor_kind="staff",
+            actor_id=staff.id,
+            details=filters,
         )
+    return StreamingResponse(
+        csv_lines(AUDIT_COLUMNS, _audit_batches(runtime.engine, query)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
 
-    def export(contact_id: int, staff: Staff, via: str) -> Response:
-        try:
-            data = export_for_staff(engine, contact_id, staff_id=staff.id, via=via)
-        except ContactNotFound as error:
-            raise HTTPException(404, str(error)) from None
-        return Response(
-            json.dumps(data, indent=2, ensure_ascii=False),
-            media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="contact-{contact_id}.json"'},
-        )
 
-    def erase(contact_id: int, staff: Staff, via: str) -> dict[str, Any]:
-        try:
-            report = erase_for_staff(engine, contact_id, staff_id=staff.id, via=via)
-        except ContactNotFound as error:
-            raise HTTPException(404, str(error)) from None
-        return {
-            "contact_id": report.contact_id,
-            "messages_erased": report.messages,
-            "follow_ups_cancelled": report.follow_ups_cancelled,
-            "replies_cancelled": report.outbox_cancelled,
-        }
-
-    # Data requests, export and erasure
-
-    @router.get("/console/data-requests", response_class=HTMLResponse, include_in_schema=False)
-    def requests_page(
-        request: Request,
-        staff: Staff = admin,
-        status: Annotated[str | None, Query(pattern="^(open|unverified|fulfilled|rejected)$")] = None,
-    ) -> HTMLResponse:
-        with session_scope(engine, read_only=True) as session:
-            rows = list_requests(session, status=status)
-        return render(
-            request,
-            "console_data_requests.html",
-            staff,
-            requests=rows,
-            status=status,
-            notice=request.query_params.get("notice"),
-        )
-
-    @router.get("/console/contacts/{contact_id}/export.json", include_in_schema=False)
-    def console_export(contact_id: int, staff: Staff = admin) -> Response:
-        return export(contact_id, staff, "console")
-
-    @router.post("/console/contacts/{contact_id}/erase", include_in_schema=False)
-    def console_erase(
-        request: Request,
-        contact_id: int,
-        confirm: Annotated[str, Form(max_length=20)] = "",
-        csrf: Annotated[str | None, Form()] = None,
-        staff: Staff = admin,
-    ) -> RedirectResponse:
-        verify_csrf(request, csrf)
-        if confirm != str(contact_id):
-            raise HTTPException(422, f"confirm: type the contact's id ({contact_id}) to erase it")
-        result = erase(contact_id, staff, "console")
-        return RedirectResponse(
-            f"/console/data-requests?notice=contact+{contact_id}+erased+({result['messages_erased']}+messages)",
-            status_code=303,
-        )
-
-    @router.get("/api/v1/contacts/{contact_id}/export", tags=["data rights"])
-    def api_export(contact_id: int, staff: Staff = api_admin) -> Response:
-        """Everything stored about the contact, as JSON (audited)."""
-        return export(contact_id, staff, "api")
-
-    @router.post("/api/v1/contacts/{contact_id}/erase", tags=["data rights"])
-    def api_erase(contact_id: int, staff: Staff = api_admin) -> dict[str, Any]:
-        """Erase the contact's personal data and message text (idempotent, audited)."""
-        return erase(contact_id, staff, "api")
-
-    @router.get("/api/v1/data-requests", tags=["data rights"])
-    def api_requests(staff: Staff = api_admin, status: str | None = None) -> list[dict[str, Any]]:
-        """Customers' data requests, newest first."""
-        with session_scope(engine, read_only=True) as session:
-            return [row.model_dump(mode="json") for row in list_requests(session, status=status)]
-
-    # The audit log
-
-    @router.get("/console/audit", response_class=HTMLResponse, include_in_schema=False)
-    def audit_page(
-        request: Request,
-        staff: Staff = admin,
-        action: Annotated[str | None, Query(max_length=60)] = None,
-        actor: Annotated[str | None, Query(max_length=320)] = None,
-        since: Annotated[str | None, Query(max_length=10)] = None,
-        until: Annotated[str | None, Query(max_length=10)] = None,
-    ) -> HTMLResponse:
-        query = audit_query(action=action, actor=actor, since=since, until=until).limit(AUDIT_PAGE)
-        with session_scope(engine, read_only=True) as session:
-            rows = [_audit_row(event, email) for event, email in session.exec(query).all()]
-        filters = {"action": action or "", "actor": actor or "", "since": since or "", "until": until or ""}
-        return render(
-            request,
-            "console_audit.html",
-            staff,
-            columns=AUDIT_COLUMNS,
-            rows=rows,
-            filters=filters,
-            export_query=request.url.query,
-            page=AUDIT_PAGE,
-        )
-
-    @router.get("/console/audit.csv", include_in_schema=False)
-    def audit_csv(
-        staff: Staff = admin,
-        action: Annotated[str | None, Query(max_length=60)] = None,
-        actor: Annotated[str | None, Query(max_length=320)] = None,
-        since: Annotated[str | None, Query(max_length=10)] = None,
-        until: Annotated[str | None, Query(max_length=10)] = None,
-    ) -> StreamingResponse:
-        query = audit_query(action=action, actor=actor, since=since, until=until)
-
-        def batches():
-            with session_scope(engine, read_only=True) as session:
+def _audit_batches(engine: Engine, query: Any) -> Iterator[list[list[Any]]]:
+    """The audit rows of `query` in batches of 1000, read in one read-only session while the CSV streams."""
+    with session_scope(engine, read_only=True) as session:
+        batch = []
+        for event, email in session.exec(query):
+            batch.append(_audit_row(event, email))
+            if len(batch) == 1000:
+                yield batch
                 batch = []
-                for event, email in session.exec(query):
-                    batch.append(_audit_row(event, email))
-                    if len(batch) == 1000:
-                        yield batch
-                        batch = []
-                if batch:
-                    yield batch
-
-        with session_scope(engine) as session:
-            audit(
-                session,
-                "audit.exported",
-                "audit",
-                actor_kind="staff",
-                actor_id=staff.id,
-                details={"action": action, "actor": actor, "since": since, "until": until},
-            )
-        return StreamingResponse(
-            csv_lines(AUDIT_COLUMNS, batches()),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
-        )
-
-    return router
+        if batch:
+            yield batch

@@ -33,10 +33,10 @@ from bot.engagement.followups import (
     unsubscribe,
 )
 from bot.engagement.identity import MergeConflict, merge_contacts, unmerge_contacts
-from bot.runtime.container import Runtime
 from bot.web.auth import api_staff
+from bot.web.dependencies import RuntimeDep
 
-__all__ = ["contacts_router"]
+__all__ = ["router"]
 
 
 class IdentityOut(BaseModel):
@@ -160,135 +160,140 @@ def _unsubscribe_page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
-def contacts_router(runtime: Runtime) -> APIRouter:
-    """The routes above, over `runtime`'s database."""
-    router = APIRouter()
-    engine = runtime.engine
-    reader = Depends(api_staff("conversations.read"))
-    writer = Depends(api_staff("conversations.write"))
+router = APIRouter()
+Reader = Annotated[Staff, Depends(api_staff("conversations.read"))]
+Writer = Annotated[Staff, Depends(api_staff("conversations.write"))]
 
-    def load_contact(session: Session, contact_id: int) -> Contact:
-        contact = session.get(Contact, contact_id)
-        if contact is None:
-            raise HTTPException(404, f"contact {contact_id} does not exist")
-        return contact
 
-    @router.get("/api/v1/contacts/{contact_id}", response_model=ContactOut, tags=["staff"])
-    def get_contact(contact_id: int, staff: Staff = reader) -> ContactOut:
-        """One customer: every identity (channel account) and every conversation."""
-        with session_scope(engine) as session:
-            return _contact_out(session, load_contact(session, contact_id))
+def _load_contact(session: Session, contact_id: int) -> Contact:
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        raise HTTPException(404, f"contact {contact_id} does not exist")
+    return contact
 
-    @router.get("/api/v1/contacts/{contact_id}/followups", response_model=list[FollowupOut], tags=["staff"])
-    def get_followups(
-        contact_id: int,
-        status: Annotated[str | None, Query(pattern="^(pending|sent|cancelled|failed)$")] = None,
-        staff: Staff = reader,
-    ) -> list[FollowupOut]:
-        """The contact's follow-ups, soonest first (`status` filters)."""
-        with session_scope(engine) as session:
-            load_contact(session, contact_id)
-            query = select(FollowUp).where(FollowUp.contact_id == contact_id, FollowUp.channel != "staff")
-            if status:
-                query = query.where(FollowUp.status == status)
-            return [FollowupOut.of(row) for row in session.exec(query.order_by(FollowUp.due_at, FollowUp.id))]
 
-    @router.post(
-        "/api/v1/contacts/{contact_id}/followups",
-        response_model=list[FollowupOut],
-        status_code=201,
-        tags=["staff"],
+@router.get("/api/v1/contacts/{contact_id}", response_model=ContactOut, tags=["staff"])
+def get_contact(contact_id: int, runtime: RuntimeDep, staff: Reader) -> ContactOut:
+    """One customer: every identity (channel account) and every conversation."""
+    with session_scope(runtime.engine) as session:
+        return _contact_out(session, _load_contact(session, contact_id))
+
+
+@router.get("/api/v1/contacts/{contact_id}/followups", response_model=list[FollowupOut], tags=["staff"])
+def get_followups(
+    contact_id: int,
+    runtime: RuntimeDep,
+    staff: Reader,
+    status: Annotated[str | None, Query(pattern="^(pending|sent|cancelled|failed)$")] = None,
+) -> list[FollowupOut]:
+    """The contact's follow-ups, soonest first (`status` filters)."""
+    with session_scope(runtime.engine) as session:
+        _load_contact(session, contact_id)
+        query = select(FollowUp).where(FollowUp.contact_id == contact_id, FollowUp.channel != "staff")
+        if status:
+            query = query.where(FollowUp.status == status)
+        return [FollowupOut.of(row) for row in session.exec(query.order_by(FollowUp.due_at, FollowUp.id))]
+
+
+@router.post(
+    "/api/v1/contacts/{contact_id}/followups",
+    response_model=list[FollowupOut],
+    status_code=201,
+    tags=["staff"],
+)
+def post_followup(contact_id: int, body: FollowupIn, runtime: RuntimeDep, staff: Writer) -> list[FollowupOut]:
+    """Schedule a follow-up written by hand (one row per channel)."""
+    with session_scope(runtime.engine) as session:
+        _load_contact(session, contact_id)
+        query = select(Conversation).where(Conversation.contact_id == contact_id)
+        if body.conversation_id is not None:
+            query = query.where(Conversation.id == body.conversation_id)
+        conversation = session.exec(query.order_by(Conversation.last_message_at.desc())).first()
+        if conversation is None:
+            raise HTTPException(422, "the contact has no such conversation")
+        try:
+            rows = schedule_followup(
+                session,
+                conversation,
+                template=CUSTOM,
+                due_at=body.due_at,
+                channels=body.channels,
+                text=body.text,
+                staff_id=staff.id,
+            )
+        except FollowupError as error:
+            raise HTTPException(422, str(error)) from None
+        return [FollowupOut.of(row) for row in rows]
+
+
+@router.post("/api/v1/followups/{followup_id}/cancel", response_model=FollowupOut, tags=["staff"])
+def post_cancel(followup_id: int, runtime: RuntimeDep, staff: Writer) -> FollowupOut:
+    """Cancel a follow-up that has not gone out yet (409 if it has)."""
+    with session_scope(runtime.engine) as session:
+        row = session.get(FollowUp, followup_id)
+        if row is None:
+            raise HTTPException(404, f"follow-up {followup_id} does not exist")
+        try:
+            return FollowupOut.of(cancel_followup(session, followup_id, staff_id=staff.id))
+        except FollowupError as error:
+            raise HTTPException(409, str(error)) from None
+
+
+@router.post("/api/v1/contacts/{contact_id}/merge", response_model=MergeOut, tags=["staff"])
+def post_merge(contact_id: int, body: MergeIn, runtime: RuntimeDep, staff: Writer) -> MergeOut:
+    """Fold another contact into this one (audited; undo with /api/v1/merges/{id}/undo). 409 when their
+    verified identities conflict."""
+    with session_scope(runtime.engine) as session:
+        _load_contact(session, contact_id)
+        _load_contact(session, body.other_contact_id)
+        try:
+            merge = merge_contacts(
+                session,
+                into_contact_id=contact_id,
+                from_contact_id=body.other_contact_id,
+                reason=body.reason,
+                staff_id=staff.id,
+            )
+        except MergeConflict as error:
+            raise HTTPException(409, str(error)) from None
+        return MergeOut.model_validate(merge, from_attributes=True)
+
+
+@router.post("/api/v1/merges/{merge_id}/undo", response_model=MergeOut, tags=["staff"])
+def post_unmerge(merge_id: int, runtime: RuntimeDep, staff: Writer) -> MergeOut:
+    """Undo a merge: the other contact gets back its identities, conversations and messages."""
+    with session_scope(runtime.engine) as session:
+        if session.get(ContactMerge, merge_id) is None:
+            raise HTTPException(404, f"merge {merge_id} does not exist")
+        try:
+            merge = unmerge_contacts(session, merge_id, staff_id=staff.id)
+        except MergeConflict as error:
+            raise HTTPException(409, str(error)) from None
+        return MergeOut.model_validate(merge, from_attributes=True)
+
+
+@router.get("/email/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
+def unsubscribe_page(token: Annotated[str, Query(max_length=500)], runtime: RuntimeDep) -> HTMLResponse:
+    try:
+        address = read_unsubscribe_token(runtime.settings, token)
+    except FollowupError as error:
+        return _unsubscribe_page("Link not valid", f"<p>{html.escape(str(error))}</p>", 400)
+    return _unsubscribe_page(
+        "Unsubscribe",
+        f"<p>Stop follow-up e-mails and messages to {html.escape(address)}?</p>"
+        f"<form method='post' action='/email/unsubscribe?token={html.escape(token)}'>"
+        "<button type='submit'>Unsubscribe</button></form>",
     )
-    def post_followup(contact_id: int, body: FollowupIn, staff: Staff = writer) -> list[FollowupOut]:
-        """Schedule a follow-up written by hand (one row per channel)."""
-        with session_scope(engine) as session:
-            load_contact(session, contact_id)
-            query = select(Conversation).where(Conversation.contact_id == contact_id)
-            if body.conversation_id is not None:
-                query = query.where(Conversation.id == body.conversation_id)
-            conversation = session.exec(query.order_by(Conversation.last_message_at.desc())).first()
-            if conversation is None:
-                raise HTTPException(422, "the contact has no such conversation")
-            try:
-                rows = schedule_followup(
-                    session,
-                    conversation,
-                    template=CUSTOM,
-                    due_at=body.due_at,
-                    channels=body.channels,
-                    text=body.text,
-                    staff_id=staff.id,
-                )
-            except FollowupError as error:
-                raise HTTPException(422, str(error)) from None
-            return [FollowupOut.of(row) for row in rows]
 
-    @router.post("/api/v1/followups/{followup_id}/cancel", response_model=FollowupOut, tags=["staff"])
-    def post_cancel(followup_id: int, staff: Staff = writer) -> FollowupOut:
-        """Cancel a follow-up that has not gone out yet (409 if it has)."""
-        with session_scope(engine) as session:
-            row = session.get(FollowUp, followup_id)
-            if row is None:
-                raise HTTPException(404, f"follow-up {followup_id} does not exist")
-            try:
-                return FollowupOut.of(cancel_followup(session, followup_id, staff_id=staff.id))
-            except FollowupError as error:
-                raise HTTPException(409, str(error)) from None
 
-    @router.post("/api/v1/contacts/{contact_id}/merge", response_model=MergeOut, tags=["staff"])
-    def post_merge(contact_id: int, body: MergeIn, staff: Staff = writer) -> MergeOut:
-        """Fold another contact into this one (audited; undo with /api/v1/merges/{id}/undo). 409 when their
-        verified identities conflict."""
-        with session_scope(engine) as session:
-            load_contact(session, contact_id)
-            load_contact(session, body.other_contact_id)
-            try:
-                merge = merge_contacts(
-                    session,
-                    into_contact_id=contact_id,
-                    from_contact_id=body.other_contact_id,
-                    reason=body.reason,
-                    staff_id=staff.id,
-                )
-            except MergeConflict as error:
-                raise HTTPException(409, str(error)) from None
-            return MergeOut.model_validate(merge, from_attributes=True)
-
-    @router.post("/api/v1/merges/{merge_id}/undo", response_model=MergeOut, tags=["staff"])
-    def post_unmerge(merge_id: int, staff: Staff = writer) -> MergeOut:
-        """Undo a merge: the other contact gets back its identities, conversations and messages."""
-        with session_scope(engine) as session:
-            if session.get(ContactMerge, merge_id) is None:
-                raise HTTPException(404, f"merge {merge_id} does not exist")
-            try:
-                merge = unmerge_contacts(session, merge_id, staff_id=staff.id)
-            except MergeConflict as error:
-                raise HTTPException(409, str(error)) from None
-            return MergeOut.model_validate(merge, from_attributes=True)
-
-    @router.get("/email/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
-    def unsubscribe_page(token: Annotated[str, Query(max_length=500)]) -> HTMLResponse:
-        try:
-            address = read_unsubscribe_token(runtime.settings, token)
-        except FollowupError as error:
-            return _unsubscribe_page("Link not valid", f"<p>{html.escape(str(error))}</p>", 400)
-        return _unsubscribe_page(
-            "Unsubscribe",
-            f"<p>Stop follow-up e-mails and messages to {html.escape(address)}?</p>"
-            f"<form method='post' action='/email/unsubscribe?token={html.escape(token)}'>"
-            "<button type='submit'>Unsubscribe</button></form>",
-        )
-
-    @router.post("/email/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
-    def unsubscribe_now(token: Annotated[str, Query(max_length=500)]) -> HTMLResponse:
-        try:
-            address = read_unsubscribe_token(runtime.settings, token)
-        except FollowupError as error:
-            return _unsubscribe_page("Link not valid", f"<p>{html.escape(str(error))}</p>", 400)
-        with session_scope(engine) as session:
-            unsubscribe(session, address)
-        return _unsubscribe_page(
-            "Unsubscribed", f"<p>{html.escape(address)} will get no more follow-ups from us.</p>"
-        )
-
-    return router
+@router.post("/email/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
+def unsubscribe_now(token: Annotated[str, Query(max_length=500)], runtime: RuntimeDep) -> HTMLResponse:
+    try:
+        address = read_unsubscribe_token(runtime.settings, token)
+    except FollowupError as error:
+        return _unsubscribe_page("Link not valid", f"<p>{html.escape(str(error))}</p>", 400)
+    with session_scope(runtime.engine) as session:
+        unsubscribe(session, address)
+    return _unsubscribe_page(
+        "Unsubscribed", f"<p>{html.escape(address)} will get no more follow-ups from us.</p>"
+    )

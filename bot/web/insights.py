@@ -4,14 +4,13 @@ board, and CSV exports for the console (session) and the API (bearer token). Eve
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
-from fastapi.templating import Jinja2Templates
 
 from bot.crm.models import ConversationState, Staff
 from bot.insights.dashboard import dashboard_data
@@ -30,9 +29,11 @@ from bot.insights.response_log import (
 )
 from bot.runtime.container import Runtime
 from bot.support.staff import may
-from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
+from bot.web.auth import api_staff, console_staff, verify_csrf
+from bot.web.dependencies import RuntimeDep
+from bot.web.pages import render
 
-__all__ = ["insights_router"]
+__all__ = ["router"]
 
 log = logging.getLogger("socialbot.insights")
 CHANNELS = ("webchat", "slack", "telegram", "twitter", "email", "cli")
@@ -82,132 +83,119 @@ def _query_string(request: Request, **changes: Any) -> str:
     return urlencode(params)
 
 
-def insights_router(runtime: Runtime, templates: Jinja2Templates, *, batch_size: int = 1000) -> APIRouter:
-    """The log, dashboard and ideas pages under /console, and the CSV exports under /api/v1/export.
+router = APIRouter()
+LogReader = Annotated[Staff, Depends(console_staff("log.read"))]
+DashboardReader = Annotated[Staff, Depends(console_staff("dashboards.read"))]
+IdeaWriter = Annotated[Staff, Depends(console_staff("ideas.write"))]
+ApiLogReader = Annotated[Staff, Depends(api_staff("log.read"))]
+#: Rows read per query while an export streams.
+EXPORT_BATCH_ROWS = 1000
 
-    Args:
-        runtime: the running application (its engine is read).
-        templates: the console's Jinja2 templates.
-        batch_size: rows read per query while an export streams.
-    """
-    router = APIRouter()
-    engine = runtime.engine
-    log_reader = Depends(console_staff("log.read"))
-    dashboard_reader = Depends(console_staff("dashboards.read"))
-    idea_writer = Depends(console_staff("ideas.write"))
-    api_log_reader = Depends(api_staff("log.read"))
 
-    def render(request: Request, name: str, staff: Staff, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request,
-            name,
-            {"brand": runtime.settings.brand, "staff": staff, "csrf": csrf_token(request), **context},
-        )
+def _stream(runtime: Runtime, kind: str, filters: LogFilters, staff: Staff, via: str) -> StreamingResponse:
+    if kind not in EXPORTS:
+        raise HTTPException(404, f"no export named {kind!r}; choose messages or conversations")
+    header, rows = EXPORTS[kind]
+    record_export(runtime.engine, kind=kind, filters=filters, staff_id=staff.id, via=via)
+    log.info("staff %s exports %s via %s", staff.id, kind, via)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    chunks: Iterator[str] = csv_lines(header, rows(runtime.engine, filters, batch_size=EXPORT_BATCH_ROWS))
+    return StreamingResponse(
+        (chunk.encode("utf-8") for chunk in chunks),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{kind}-{stamp}.csv"'},
+    )
 
-    def stream(kind: str, filters: LogFilters, staff: Staff, via: str) -> StreamingResponse:
-        header, rows = EXPORTS[kind]
-        record_export(engine, kind=kind, filters=filters, staff_id=staff.id, via=via)
-        log.info("staff %s exports %s via %s", staff.id, kind, via)
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        chunks: Iterator[str] = csv_lines(header, rows(engine, filters, batch_size=batch_size))
-        return StreamingResponse(
-            (chunk.encode("utf-8") for chunk in chunks),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{kind}-{stamp}.csv"'},
-        )
 
-    @router.get("/console/log", response_class=HTMLResponse, include_in_schema=False)
-    def log_page(
-        request: Request,
-        filters: FiltersDep,
-        before: Annotated[int | None, Query(ge=1)] = None,
-        staff: Staff = log_reader,
-    ) -> HTMLResponse:
-        page = response_log(engine, filters, before=before)
-        return render(
-            request,
-            "console_log.html",
-            staff,
-            page=page,
-            filters=filters,
-            form=dict(request.query_params),
-            next_link=_query_string(request, before=page.next_before) if page.next_before else None,
-            first_link=_query_string(request, before=None) if before else None,
-            export_query=_query_string(request, before=None),
-            channels=CHANNELS,
-            intents=INTENTS,
-            sentiments=SENTIMENTS,
-            states=[s.value for s in ConversationState],
-            authors=AUTHORS,
-            can_open_conversations=may(staff, "conversations.read"),
-        )
+@router.get("/console/log", response_class=HTMLResponse, include_in_schema=False)
+def log_page(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: LogReader,
+    filters: FiltersDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    page = response_log(runtime.engine, filters, before=before)
+    return render(
+        request,
+        "console_log.html",
+        staff,
+        page=page,
+        filters=filters,
+        form=dict(request.query_params),
+        next_link=_query_string(request, before=page.next_before) if page.next_before else None,
+        first_link=_query_string(request, before=None) if before else None,
+        export_query=_query_string(request, before=None),
+        channels=CHANNELS,
+        intents=INTENTS,
+        sentiments=SENTIMENTS,
+        states=[s.value for s in ConversationState],
+        authors=AUTHORS,
+        can_open_conversations=may(staff, "conversations.read"),
+    )
 
-    @router.get("/console/insights", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard_page(
-        request: Request,
-        days: Annotated[int, Query(ge=1, le=365)] = 30,
-        staff: Staff = dashboard_reader,
-        notice: Annotated[str | None, Query(max_length=200)] = None,
-    ) -> HTMLResponse:
-        return render(
-            request,
-            "console_insights.html",
-            staff,
-            days=days,
-            ideas=list_ideas(engine),
-            statuses=IDEA_STATUSES,
-            can_edit_ideas=may(staff, "ideas.write"),
-            notice=notice,
-        )
 
-    @router.get("/console/insights/data", include_in_schema=False)
-    def dashboard_json(
-        days: Annotated[int, Query(ge=1, le=365)] = 30, staff: Staff = dashboard_reader
-    ) -> JSONResponse:
-        return JSONResponse(dashboard_data(engine, days=days))
+@router.get("/console/insights", response_class=HTMLResponse, include_in_schema=False)
+def dashboard_page(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: DashboardReader,
+    days: Annotated[int, Query(ge=1, le=365)] = 30,
+    notice: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "console_insights.html",
+        staff,
+        days=days,
+        ideas=list_ideas(runtime.engine),
+        statuses=IDEA_STATUSES,
+        can_edit_ideas=may(staff, "ideas.write"),
+        notice=notice,
+    )
 
-    @router.post("/console/ideas/{idea_id}/status", include_in_schema=False)
-    def change_idea_status(
-        request: Request,
-        idea_id: int,
-        status: Annotated[str, Form(max_length=40)],
-        csrf: Annotated[str, Form()] = "",
-        staff: Staff = idea_writer,
-    ) -> RedirectResponse:
-        verify_csrf(request, csrf)
-        try:
-            previous = set_idea_status(engine, idea_id, status, staff_id=staff.id)
-        except FilterError as error:
-            raise HTTPException(422, str(error)) from None
-        except IdeaNotFound as error:
-            raise HTTPException(404, str(error)) from None
-        notice = f"Idea #{idea_id}: {previous} -> {status}."
-        return RedirectResponse(f"/console/insights?{urlencode({'notice': notice})}#ideas", status_code=303)
 
-    @router.get("/console/export/{kind}.csv", include_in_schema=False)
-    def console_export(kind: str, filters: FiltersDep, staff: Staff = log_reader) -> StreamingResponse:
-        if kind not in EXPORTS:
-            raise HTTPException(404, f"no export named {kind!r}; choose messages or conversations")
-        return stream(kind, filters, staff, "console")
+@router.get("/console/insights/data", include_in_schema=False)
+def dashboard_json(
+    runtime: RuntimeDep, staff: DashboardReader, days: Annotated[int, Query(ge=1, le=365)] = 30
+) -> JSONResponse:
+    return JSONResponse(dashboard_data(runtime.engine, days=days))
 
-    def api_export(kind: str) -> Callable[..., StreamingResponse]:
-        def export(filters: FiltersDep, staff: Staff = api_log_reader) -> StreamingResponse:
-            return stream(kind, filters, staff, "api")
 
-        export.__doc__ = (
-            f"The {kind} matching the filters as CSV, streamed oldest first "
-            "(cells that a spreadsheet would run as a formula start with a quote)."
-        )
-        return export
+@router.post("/console/ideas/{idea_id}/status", include_in_schema=False)
+def change_idea_status(
+    request: Request,
+    idea_id: int,
+    runtime: RuntimeDep,
+    staff: IdeaWriter,
+    status: Annotated[str, Form(max_length=40)],
+    csrf: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    try:
+        previous = set_idea_status(runtime.engine, idea_id, status, staff_id=staff.id)
+    except FilterError as error:
+        raise HTTPException(422, str(error)) from None
+    except IdeaNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    notice = f"Idea #{idea_id}: {previous} -> {status}."
+    return RedirectResponse(f"/console/insights?{urlencode({'notice': notice})}#ideas", status_code=303)
 
-    for kind in EXPORTS:
-        router.add_api_route(
-            f"/api/v1/export/{kind}.csv",
-            api_export(kind),
-            methods=["GET"],
-            tags=["export"],
-            summary=f"Export {kind} as CSV",
-            response_class=StreamingResponse,
-        )
 
-    return router
+@router.get("/console/export/{kind}.csv", include_in_schema=False)
+def console_export(
+    kind: str, runtime: RuntimeDep, staff: LogReader, filters: FiltersDep
+) -> StreamingResponse:
+    return _stream(runtime, kind, filters, staff, "console")
+
+
+@router.get(
+    "/api/v1/export/{kind}.csv",
+    tags=["export"],
+    summary="Export messages or conversations as CSV",
+    response_class=StreamingResponse,
+)
+def api_export(kind: str, runtime: RuntimeDep, staff: ApiLogReader, filters: FiltersDep) -> StreamingResponse:
+    """The messages or conversations (`kind`) matching the filters as CSV, streamed oldest first (cells
+    that a spreadsheet would run as a formula start with a quote)."""
+    return _stream(runtime, kind, filters, staff, "api")

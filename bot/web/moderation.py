@@ -10,16 +10,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from bot.crm.db import session_scope
 from bot.crm.models import Staff
 from bot.moderation.queue import MODERATION_ACTIONS, ModerationError, QueueEntry, decide_item, list_queue
 from bot.runtime.container import Runtime
-from bot.web.auth import api_staff, console_staff, csrf_token, verify_csrf
+from bot.web.auth import api_staff, console_staff, verify_csrf
+from bot.web.dependencies import RuntimeDep
+from bot.web.pages import render
 
-__all__ = ["moderation_router"]
+__all__ = ["router"]
 
 PERMISSION = "conversations.write"
 
@@ -28,6 +29,11 @@ class ModerationDecision(BaseModel):
     """The API's body: what to do with a queued message."""
 
     action: str
+
+
+router = APIRouter()
+ConsoleModerator = Annotated[Staff, Depends(console_staff(PERMISSION))]
+ApiModerator = Annotated[Staff, Depends(api_staff(PERMISSION))]
 
 
 def _act(runtime: Runtime, item_id: int, action: str, staff: Staff) -> dict:
@@ -41,60 +47,53 @@ def _act(runtime: Runtime, item_id: int, action: str, staff: Staff) -> dict:
     return {"id": item.id, "status": item.status, "outcome": item.outcome}
 
 
-def moderation_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
-    """The moderation queue's page, form handler and API."""
-    router = APIRouter()
-    console_moderator = Depends(console_staff(PERMISSION))
-    api_moderator = Depends(api_staff(PERMISSION))
+@router.get("/console/moderation", response_class=HTMLResponse, include_in_schema=False)
+def queue_page(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: ConsoleModerator,
+    status: Annotated[str, Query(pattern="^(open|all)$")] = "open",
+) -> HTMLResponse:
+    with session_scope(runtime.engine, read_only=True) as session:
+        entries = list_queue(session, status=status)
+    return render(
+        request,
+        "console_moderation.html",
+        staff,
+        entries=entries,
+        status=status,
+        block_days=runtime.settings.moderation.block_days,
+        notice=request.query_params.get("notice"),
+    )
 
-    @router.get("/console/moderation", response_class=HTMLResponse, include_in_schema=False)
-    def queue_page(
-        request: Request,
-        staff: Staff = console_moderator,
-        status: Annotated[str, Query(pattern="^(open|all)$")] = "open",
-    ) -> HTMLResponse:
-        with session_scope(runtime.engine, read_only=True) as session:
-            entries = list_queue(session, status=status)
-        return templates.TemplateResponse(
-            request,
-            "console_moderation.html",
-            {
-                "brand": runtime.settings.brand,
-                "staff": staff,
-                "csrf": csrf_token(request),
-                "entries": entries,
-                "status": status,
-                "block_days": runtime.settings.moderation.block_days,
-                "notice": request.query_params.get("notice"),
-            },
-        )
 
-    @router.post("/console/moderation/{item_id}", include_in_schema=False)
-    def decide(
-        request: Request,
-        item_id: int,
-        action: Annotated[str, Form(max_length=20)],
-        csrf: Annotated[str | None, Form()] = None,
-        staff: Staff = console_moderator,
-    ) -> RedirectResponse:
-        verify_csrf(request, csrf)
-        result = _act(runtime, item_id, action, staff)
-        return RedirectResponse(f"/console/moderation?notice={result['status']}", status_code=303)
+@router.post("/console/moderation/{item_id}", include_in_schema=False)
+def decide(
+    request: Request,
+    item_id: int,
+    runtime: RuntimeDep,
+    staff: ConsoleModerator,
+    action: Annotated[str, Form(max_length=20)],
+    csrf: Annotated[str | None, Form()] = None,
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    result = _act(runtime, item_id, action, staff)
+    return RedirectResponse(f"/console/moderation?notice={result['status']}", status_code=303)
 
-    @router.get("/api/v1/moderation", tags=["moderation"])
-    def api_queue(
-        staff: Staff = api_moderator, status: Annotated[str, Query(pattern="^(open|all)$")] = "open"
-    ) -> list[dict]:
-        """The moderation queue, newest first."""
-        with session_scope(runtime.engine, read_only=True) as session:
-            return [_entry(entry) for entry in list_queue(session, status=status)]
 
-    @router.post("/api/v1/moderation/{item_id}", tags=["moderation"])
-    def api_decide(item_id: int, body: ModerationDecision, staff: Staff = api_moderator) -> dict:
-        """Mark a queued message fine, hide it, or block its author."""
-        return _act(runtime, item_id, body.action, staff)
+@router.get("/api/v1/moderation", tags=["moderation"])
+def api_queue(
+    runtime: RuntimeDep, staff: ApiModerator, status: Annotated[str, Query(pattern="^(open|all)$")] = "open"
+) -> list[dict]:
+    """The moderation queue, newest first."""
+    with session_scope(runtime.engine, read_only=True) as session:
+        return [_entry(entry) for entry in list_queue(session, status=status)]
 
-    return router
+
+@router.post("/api/v1/moderation/{item_id}", tags=["moderation"])
+def api_decide(item_id: int, body: ModerationDecision, runtime: RuntimeDep, staff: ApiModerator) -> dict:
+    """Mark a queued message fine, hide it, or block its author."""
+    return _act(runtime, item_id, body.action, staff)
 
 
 def _entry(entry: QueueEntry) -> dict:

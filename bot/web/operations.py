@@ -10,43 +10,42 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from bot.crm.db import DatabaseUnavailable, check_database
-from bot.runtime.container import Runtime
 from bot.runtime.metrics import CONTENT_TYPE_LATEST, render_metrics
+from bot.web.dependencies import RuntimeDep
 
-__all__ = ["operations_router"]
+__all__ = ["router"]
 
 
-def operations_router(runtime: Runtime) -> APIRouter:
-    """The `/healthz`, `/readyz` and `/metrics` routes of a worker."""
-    router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz")
-    def healthz() -> JSONResponse:
-        """Liveness: the process answers (it says nothing about the database; see /readyz)."""
-        return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz")
-    def readyz() -> JSONResponse:
-        """Readiness: the database answers, the models are loaded and the worker is not shutting down;
-        503 otherwise, with the failing checks."""
-        checks = {
-            "database": True,
-            "model": runtime.models is not None,
-            "accepting": not runtime.stopping.is_set(),
-        }
-        try:
-            check_database(runtime.engine)
-        except DatabaseUnavailable:
-            checks["database"] = False
-        ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
-        )
+@router.get("/healthz")
+def healthz() -> JSONResponse:
+    """Liveness: the process answers (it says nothing about the database; see /readyz)."""
+    return JSONResponse({"status": "ok"})
 
-    @router.get("/metrics")
-    def metrics() -> Response:
-        """Prometheus metrics: messages in and out per channel, decisions per action and intent, the outbox
-        backlog, send failures and pipeline latency."""
-        return Response(render_metrics(runtime.engine), media_type=CONTENT_TYPE_LATEST)
 
-    return router
+@router.get("/readyz")
+def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Readiness: the database answers, the models are loaded and the worker is not shutting down; 503
+    otherwise, with the failing checks."""
+    checks = {
+        "database": True,
+        "model": runtime.models is not None,
+        "accepting": not runtime.stopping.is_set(),
+    }
+    try:
+        check_database(runtime.engine)
+    except DatabaseUnavailable:
+        checks["database"] = False
+    ready = all(checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+    )
+
+
+@router.get("/metrics")
+def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus metrics: messages in and out per channel, decisions per action and intent, the outbox
+    backlog, send failures and pipeline latency."""
+    return Response(render_metrics(runtime.engine), media_type=CONTENT_TYPE_LATEST)

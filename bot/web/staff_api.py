@@ -24,8 +24,9 @@ from bot.support.conversations import (
 from bot.support.handoff import ConversationNotFound
 from bot.support.slack_posts import notify_support_channel
 from bot.web.auth import api_staff
+from bot.web.dependencies import RuntimeDep
 
-__all__ = ["staff_api_router"]
+__all__ = ["act_on_conversation", "router"]
 
 
 class ConversationOut(BaseModel):
@@ -131,87 +132,106 @@ class ReplyOut(BaseModel):
     message_id: int
 
 
-def staff_api_router(runtime: Runtime) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["staff"])
-    engine = runtime.engine
-    reader = Depends(api_staff("conversations.read"))
-    writer = Depends(api_staff("conversations.write"))
+router = APIRouter(prefix="/api/v1", tags=["staff"])
+Reader = Annotated[Staff, Depends(api_staff("conversations.read"))]
+Writer = Annotated[Staff, Depends(api_staff("conversations.write"))]
 
-    def not_found(error: ConversationNotFound) -> HTTPException:
-        return HTTPException(404, str(error))
 
-    @router.get("/conversations", response_model=list[ConversationOut])
-    def get_conversations(
-        state: Annotated[str | None, Query(pattern="^(bot|human|resolved|snoozed)$")] = "human",
-        channel: Annotated[str | None, Query(max_length=20)] = None,
-        assignee_id: int | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        staff: Staff = reader,
-    ) -> list[ConversationOut]:
-        """Conversations by state (escalated ones oldest-waiting first), channel and assignee."""
-        rows = list_conversations(engine, state=state, channel=channel, assignee_id=assignee_id, limit=limit)
-        return [ConversationOut.of(row) for row in rows]
+@router.get("/conversations", response_model=list[ConversationOut])
+def get_conversations(
+    runtime: RuntimeDep,
+    staff: Reader,
+    state: Annotated[str | None, Query(pattern="^(bot|human|resolved|snoozed)$")] = "human",
+    channel: Annotated[str | None, Query(max_length=20)] = None,
+    assignee_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ConversationOut]:
+    """Conversations by state (escalated ones oldest-waiting first), channel and assignee."""
+    rows = list_conversations(
+        runtime.engine, state=state, channel=channel, assignee_id=assignee_id, limit=limit
+    )
+    return [ConversationOut.of(row) for row in rows]
 
-    @router.get("/conversations/{conversation_id}", response_model=ConversationWithMessages)
-    def get_conversation(conversation_id: int, staff: Staff = reader) -> ConversationWithMessages:
-        """One conversation with its contact's whole history across channels."""
-        try:
-            detail = conversation_detail(engine, conversation_id)
-        except ConversationNotFound as error:
-            raise not_found(error) from None
-        return ConversationWithMessages(
-            **ConversationOut.of(detail.conversation).model_dump(),
-            messages=[MessageOut.of(item) for item in detail.history],
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationWithMessages)
+def get_conversation(conversation_id: int, runtime: RuntimeDep, staff: Reader) -> ConversationWithMessages:
+    """One conversation with its contact's whole history across channels."""
+    try:
+        detail = conversation_detail(runtime.engine, conversation_id)
+    except ConversationNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    return ConversationWithMessages(
+        **ConversationOut.of(detail.conversation).model_dump(),
+        messages=[MessageOut.of(item) for item in detail.history],
+    )
+
+
+@router.post("/conversations/{conversation_id}/reply", response_model=ReplyOut, status_code=202)
+def post_reply(conversation_id: int, body: ReplyIn, runtime: RuntimeDep, staff: Writer) -> ReplyOut:
+    """Send a reply on the customer's channel (queued in the outbox); the conversation becomes staff's."""
+    key = body.idempotency_key or uuid.uuid4().hex
+    try:
+        message_id, _ = reply_as_staff(
+            runtime.engine,
+            conversation_id,
+            staff_id=staff.id,
+            text=body.text,
+            idempotency_key=f"api:{staff.id}:{key}",
         )
+    except ConversationNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    runtime.submit(deliver_due, runtime.engine, runtime.channels)
+    notify_support_channel(runtime)
+    return ReplyOut(message_id=message_id)
 
-    @router.post("/conversations/{conversation_id}/reply", response_model=ReplyOut, status_code=202)
-    def post_reply(conversation_id: int, body: ReplyIn, staff: Staff = writer) -> ReplyOut:
-        """Send a reply on the customer's channel (queued in the outbox); the conversation becomes staff's."""
-        key = body.idempotency_key or uuid.uuid4().hex
-        try:
-            message_id, _ = reply_as_staff(
-                engine,
-                conversation_id,
-                staff_id=staff.id,
-                text=body.text,
-                idempotency_key=f"api:{staff.id}:{key}",
-            )
-        except ConversationNotFound as error:
-            raise not_found(error) from None
-        runtime.submit(deliver_due, engine, runtime.channels)
-        notify_support_channel(runtime)
-        return ReplyOut(message_id=message_id)
 
-    def act(conversation_id: int, action: str, staff: Staff, assignee_id: int | None = None) -> StateOut:
-        try:
-            state = apply_action(
-                engine,
-                conversation_id,
-                action,
-                staff_id=staff.id,
-                assignee_id=assignee_id,
-                followup_settings=runtime.settings.followups,
-            )
-        except ConversationNotFound as error:
-            raise not_found(error) from None
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from None
-        notify_support_channel(runtime)
-        return StateOut(id=conversation_id, state=state)
+@router.post("/conversations/{conversation_id}/assign", response_model=StateOut)
+def post_assign(conversation_id: int, body: AssignIn, runtime: RuntimeDep, staff: Writer) -> StateOut:
+    """Assign to a staff member (or unassign); the bot stays silent."""
+    return _state(runtime, conversation_id, "assign", staff, body.staff_id)
 
-    @router.post("/conversations/{conversation_id}/assign", response_model=StateOut)
-    def post_assign(conversation_id: int, body: AssignIn, staff: Staff = writer) -> StateOut:
-        """Assign to a staff member (or unassign); the bot stays silent."""
-        return act(conversation_id, "assign", staff, body.staff_id)
 
-    @router.post("/conversations/{conversation_id}/resolve", response_model=StateOut)
-    def post_resolve(conversation_id: int, staff: Staff = writer) -> StateOut:
-        """Resolve the conversation."""
-        return act(conversation_id, "resolve", staff)
+@router.post("/conversations/{conversation_id}/resolve", response_model=StateOut)
+def post_resolve(conversation_id: int, runtime: RuntimeDep, staff: Writer) -> StateOut:
+    """Resolve the conversation."""
+    return _state(runtime, conversation_id, "resolve", staff)
 
-    @router.post("/conversations/{conversation_id}/hand-back", response_model=StateOut)
-    def post_hand_back(conversation_id: int, staff: Staff = writer) -> StateOut:
-        """Give the conversation back to the bot."""
-        return act(conversation_id, "hand_back", staff)
 
-    return router
+@router.post("/conversations/{conversation_id}/hand-back", response_model=StateOut)
+def post_hand_back(conversation_id: int, runtime: RuntimeDep, staff: Writer) -> StateOut:
+    """Give the conversation back to the bot."""
+    return _state(runtime, conversation_id, "hand_back", staff)
+
+
+def act_on_conversation(
+    runtime: Runtime, conversation_id: int, action: str, staff: Staff, assignee_id: int | None = None
+) -> str:
+    """Take, assign, resolve or hand back a conversation as `staff` (`apply_action`) and update the Slack
+    support channel; the conversation's state after it.
+
+    Raises:
+        HTTPException: 404 no such conversation, 422 an action that does not apply.
+    """
+    try:
+        state = apply_action(
+            runtime.engine,
+            conversation_id,
+            action,
+            staff_id=staff.id,
+            assignee_id=assignee_id,
+            followup_settings=runtime.settings.followups,
+        )
+    except ConversationNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+    notify_support_channel(runtime)
+    return state
+
+
+def _state(
+    runtime: Runtime, conversation_id: int, action: str, staff: Staff, assignee_id: int | None = None
+) -> StateOut:
+    return StateOut(
+        id=conversation_id, state=act_on_conversation(runtime, conversation_id, action, staff, assignee_id)
+    )

@@ -3,11 +3,10 @@ and read the delivery log. Needs the "staff.manage" permission; every form carri
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from bot.crm.db import session_scope
 from bot.crm.models import Staff
@@ -21,80 +20,80 @@ from bot.delivery.webhooks import (
     set_endpoint_active,
 )
 from bot.runtime.container import Runtime
-from bot.web.auth import console_staff, csrf_token, verify_csrf
+from bot.web.auth import console_staff, verify_csrf
+from bot.web.dependencies import RuntimeDep
+from bot.web.pages import render
 
-__all__ = ["webhooks_console_router"]
+__all__ = ["router"]
 
 
-def webhooks_console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
-    """GET /console/webhooks and its form handlers."""
-    router = APIRouter(prefix="/console/webhooks", include_in_schema=False)
-    admin = Depends(console_staff("staff.manage"))
+router = APIRouter(prefix="/console/webhooks", include_in_schema=False)
+Admin = Annotated[Staff, Depends(console_staff("staff.manage"))]
 
-    def page(request: Request, staff: Staff, *, status_code: int = 200, **context) -> HTMLResponse:
-        with session_scope(runtime.engine, read_only=True) as session:
-            endpoints = list_endpoints(session)
-            deliveries = list_deliveries(session, limit=100)
-        return templates.TemplateResponse(
-            request,
-            "console_webhooks.html",
-            {
-                "brand": runtime.settings.brand,
-                "staff": staff,
-                "csrf": csrf_token(request),
-                "endpoints": endpoints,
-                "deliveries": deliveries,
-                "event_types": EVENT_TYPES,
-                "error": None,
-                "new_secret": None,
-                "notice": request.query_params.get("notice"),
-                **context,
-            },
-            status_code=status_code,
-        )
 
-    @router.get("", response_class=HTMLResponse)
-    def webhooks_page(request: Request, staff: Staff = admin) -> HTMLResponse:
-        return page(request, staff)
+def _page(
+    request: Request, runtime: Runtime, staff: Staff, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    with session_scope(runtime.engine, read_only=True) as session:
+        endpoints = list_endpoints(session)
+        deliveries = list_deliveries(session, limit=100)
+    shown = {"error": None, "new_secret": None, "notice": request.query_params.get("notice"), **context}
+    return render(
+        request,
+        "console_webhooks.html",
+        staff,
+        status_code=status_code,
+        endpoints=endpoints,
+        deliveries=deliveries,
+        event_types=EVENT_TYPES,
+        **shown,
+    )
 
-    @router.post("", response_class=HTMLResponse)
-    def add(
-        request: Request,
-        url: Annotated[str, Form(max_length=2000)],
-        events: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
-        csrf: Annotated[str, Form()] = "",
-        staff: Staff = admin,
-    ) -> HTMLResponse:
-        verify_csrf(request, csrf)
-        try:
-            with session_scope(runtime.engine) as session:
-                endpoint, secret = add_endpoint(session, url, events, server=runtime.settings.server)
-                endpoint_id = endpoint.id
-        except WebhookError as error:
-            return page(request, staff, status_code=422, error=str(error))
-        # The secret is shown on this page once; it is never displayed again.
-        return page(request, staff, new_secret=secret, notice=f"Endpoint {endpoint_id} added.")
 
-    @router.post("/{endpoint_id}/{action}")
-    def change(
-        request: Request,
-        endpoint_id: int,
-        action: str,
-        csrf: Annotated[str, Form()] = "",
-        staff: Staff = admin,
-    ) -> RedirectResponse:
-        verify_csrf(request, csrf)
-        if action not in ("enable", "disable", "remove"):
-            raise HTTPException(404, f"unknown action {action!r}")
-        try:
-            with session_scope(runtime.engine) as session:
-                if action == "remove":
-                    remove_endpoint(session, endpoint_id)
-                else:
-                    set_endpoint_active(session, endpoint_id, action == "enable")
-        except WebhookError as error:
-            raise HTTPException(404, str(error)) from None
-        done = {"enable": "enabled", "disable": "disabled", "remove": "removed"}[action]
-        return RedirectResponse(f"/console/webhooks?notice=Endpoint+{endpoint_id}+{done}.", status_code=303)
+@router.get("", response_class=HTMLResponse)
+def webhooks_page(request: Request, runtime: RuntimeDep, staff: Admin) -> HTMLResponse:
+    return _page(request, runtime, staff)
 
-    return router
+
+@router.post("", response_class=HTMLResponse)
+def add(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: Admin,
+    url: Annotated[str, Form(max_length=2000)],
+    events: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
+    csrf: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    verify_csrf(request, csrf)
+    try:
+        with session_scope(runtime.engine) as session:
+            endpoint, secret = add_endpoint(session, url, events, server=runtime.settings.server)
+            endpoint_id = endpoint.id
+    except WebhookError as error:
+        return _page(request, runtime, staff, status_code=422, error=str(error))
+    # The secret is shown on this page once; it is never displayed again.
+    return _page(request, runtime, staff, new_secret=secret, notice=f"Endpoint {endpoint_id} added.")
+
+
+@router.post("/{endpoint_id}/{action}")
+def change(
+    request: Request,
+    endpoint_id: int,
+    action: str,
+    runtime: RuntimeDep,
+    staff: Admin,
+    csrf: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    if action not in ("enable", "disable", "remove"):
+        raise HTTPException(404, f"unknown action {action!r}")
+    try:
+        with session_scope(runtime.engine) as session:
+            if action == "remove":
+                remove_endpoint(session, endpoint_id)
+            else:
+                set_endpoint_active(session, endpoint_id, action == "enable")
+    except WebhookError as error:
+        raise HTTPException(404, str(error)) from None
+    done = {"enable": "enabled", "disable": "disabled", "remove": "removed"}[action]
+    return RedirectResponse(f"/console/webhooks?notice=Endpoint+{endpoint_id}+{done}.", status_code=303)

@@ -1,5 +1,6 @@
-"""Background jobs of a running worker (APScheduler): deliver the outbox, post escalations to the Slack
-support channel, finish interrupted messages.
+"""Background jobs of a running worker (APScheduler): deliver the outbox, send due follow-ups, post
+escalations to the Slack support channel, deliver outgoing webhooks, finish interrupted messages, purge old
+message text (retention).
 
 Every job is safe to run in several workers at once: the rows it works on are claimed in the database.
 """

@@ -92,9 +92,12 @@ class FakeServer:
 
     @property
     def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def port(self) -> int:
         assert self._server is not None, "start the server first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.server_address[1]
 
     def calls(self, path: str) -> list[RecordedRequest]:
         """The recorded requests to `path` (exact, or a suffix match when it starts with "*")."""

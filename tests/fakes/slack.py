@@ -6,6 +6,9 @@ under `/api/` with Slack's envelope (`{"ok": true, ...}` or `{"ok": false, "erro
 way; a rate limit is HTTP 429 with `Retry-After`). Posted messages are kept per channel, so the bot's replies
 can be read back the way Slack returns them (message metadata only with `include_all_metadata`).
 
+Socket Mode (https://docs.slack.dev/apis/events-api/using-socket-mode): `apps.connections.open` with the app
+token answers with the URL of a WebSocket on loopback that says `hello` and keeps the connection open.
+
 Events API (https://docs.slack.dev/apis/events-api): `event_callback` envelopes and the `v0` request
 signature (`v0=` + HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret). Interactivity
 (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload): a `block_actions` payload,
@@ -23,6 +26,9 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
 
 from tests.fakes.server import FakeResponse, FakeServer, RecordedRequest
 
@@ -120,12 +126,17 @@ class FakeSlack:
             self.server.route(method, "/api/conversations.replies", self._replies)
             self.server.route(method, "/api/conversations.history", self._history)
         self.server.route("POST", "/api/apps.connections.open", self._open_connection)
+        self._socket_server: Server | None = None
+        #: Socket Mode connections opened so far.
+        self.socket_connections = 0
 
     def __enter__(self) -> FakeSlack:
         self.server.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        if self._socket_server is not None:
+            self._socket_server.shutdown()
         self.server.stop()
 
     @property
@@ -273,7 +284,23 @@ class FakeSlack:
     def _open_connection(self, request: RecordedRequest) -> FakeResponse:
         if not self._authorized(request, self.app_token):
             return FakeResponse(200, {"ok": False, "error": "invalid_auth"})
-        return FakeResponse(200, {"ok": False, "error": "not_allowed_token_type"})
+        with self._lock:
+            if self._socket_server is None:
+                self._socket_server = serve(self._socket_session, "127.0.0.1", 0)
+                threading.Thread(target=self._socket_server.serve_forever, daemon=True).start()
+            port = self._socket_server.socket.getsockname()[1]
+        return FakeResponse(200, {"ok": True, "url": f"ws://127.0.0.1:{port}/link"})
+
+    def _socket_session(self, connection: ServerConnection) -> None:
+        """One Socket Mode connection: Slack's `hello`, then whatever the client sends is read and dropped."""
+        with self._lock:
+            self.socket_connections += 1
+        connection.send(json.dumps({"type": "hello", "num_connections": 1, "debug_info": {}}))
+        try:
+            for _ in connection:
+                pass
+        except ConnectionClosed:
+            pass
 
 
 def _json_param(value: Any) -> Any:

@@ -28,38 +28,6 @@ from channels.base import InboundKind
 
 __all__ = ["confirm", "data_rights"]
 
-#: What the bot says (format fields: brand, id).
-TEXTS = {
-    "access": (
-        "You can see everything we store about you. I've recorded your request (number {id}); our team "
-        "will send you a copy of your data within 30 days."
-    ),
-    "erasure": (
-        "I've recorded your request (number {id}) to delete your data; our team will confirm within 30 days "
-        "once it is done."
-    ),
-    "unverified": (
-        "To protect your data I can't act on this from an account we haven't confirmed is yours. Send us "
-        "your e-mail address here to confirm it with a code, or ask from the account you usually use."
-    ),
-    "unverified_email": (
-        "To protect your data we first need to be sure this request (number {id}) comes from you: we've "
-        "e-mailed a 6-digit code to this address. Reply with it and your request goes ahead."
-    ),
-    "access_elsewhere": (
-        "I've recorded your request (number {id}); our team will send your data to your own address "
-        "within 30 days."
-    ),
-    "access_done": (
-        "Here is what we store about you: {summary}. Ask our team for the full copy (request {id})."
-    ),
-    "access_public": (
-        "I've recorded your request (number {id}); as this is a public thread, our team will send your data "
-        "to you privately."
-    ),
-    "erasure_done": "Done: your data has been deleted (request {id}). We won't contact you again.",
-}
-
 
 def data_rights(turn: Turn) -> Decision | None:
     """Record a customer's data request and decide the bot's answer; None for any other message, and in a
@@ -79,13 +47,21 @@ def data_rights(turn: Turn) -> Decision | None:
         own_thread = identity is not None and turn.conversation.thread_id == identity.external_user_id
         if message.channel == "email" and "email" in turn.runtime.channels and own_thread:
             refused = mail_request_code(
-                turn.runtime, session, message, turn.conversation, request, identity.external_user_id
+                turn.runtime,
+                session,
+                message,
+                turn.conversation,
+                request,
+                identity.external_user_id,
+                turn.language,
             )
             return refused or _answer(
+                turn,
                 f"{why}: sender not authenticated, a code mailed to confirm",
-                TEXTS["unverified_email"].format(id=request.id),
+                "data_unverified_email",
+                id=request.id,
             )
-        return _answer(f"{why}: identity not verified", TEXTS["unverified"])
+        return _answer(turn, f"{why}: identity not verified", "data_unverified")
     return _go_ahead(turn, request)
 
 
@@ -111,24 +87,26 @@ def _go_ahead(turn: Turn, request: DataRequest) -> Decision:
     kind = DataRequestKind(request.kind)
     why = f"data request {request.id} ({kind.value})"
     if not turn.runtime.settings.data_rights.auto_fulfil:
-        return _answer(f"{why}: recorded for staff", TEXTS[kind.value].format(id=request.id))
+        return _answer(turn, f"{why}: recorded for staff", f"data_{kind.value}", id=request.id)
     if kind == DataRequestKind.ERASURE:
         request.status, request.completed_at = "fulfilled", utcnow()
-        reply = TEXTS["erasure_done"].format(id=request.id)
+        answer = _answer(turn, f"{why}: erased automatically", "data_erasure_done", id=request.id)
         erase_contact(session, request.contact_id, actor_kind="customer", request_id=request.id)
-        return _answer(f"{why}: erased automatically", reply)
+        return answer
     if message.public:
-        return _answer(f"{why}: public thread, left for staff", TEXTS["access_public"])
+        return _answer(turn, f"{why}: public thread, left for staff", "data_access_public", id=request.id)
     identity = session.get(Identity, request.identity_id) if request.identity_id else None
     if message.channel == "email" and (
         identity is None or turn.conversation.thread_id != identity.external_user_id
     ):
         # The reply goes to the thread's address, which the sender chose by answering another person's mail.
         return _answer(
+            turn,
             f"{why}: not the requester's own address, left for staff",
-            TEXTS["access_elsewhere"].format(id=request.id),
+            "data_access_elsewhere",
+            id=request.id,
         )
-    summary = _summary(export_contact(session, request.contact_id))
+    export = export_contact(session, request.contact_id)
     request.status, request.completed_at = "fulfilled", utcnow()
     audit(
         session,
@@ -139,18 +117,17 @@ def _go_ahead(turn: Turn, request: DataRequest) -> Decision:
         details={"via": "chat"},
     )
     return _answer(
-        f"{why}: summary sent automatically", TEXTS["access_done"].format(summary=summary, id=request.id)
+        turn,
+        f"{why}: summary sent automatically",
+        "data_access_done",
+        id=request.id,
+        channels=sorted({identity["channel"] for identity in export["identities"]}),
+        **{part: len(export[part]) for part in ("messages", "conversations", "ideas", "follow_ups")},
     )
 
 
-def _answer(reason: str, reply: str) -> Decision:
-    return Decision(Action.DATA_REQUEST, reason, reply=reply)
-
-
-def _summary(export: dict[str, Any]) -> str:
-    channels = sorted({identity["channel"] for identity in export["identities"]})
-    return (
-        f"your accounts on {', '.join(channels) or 'no channel'}, {len(export['messages'])} messages in "
-        f"{len(export['conversations'])} conversations, {len(export['ideas'])} ideas and "
-        f"{len(export['follow_ups'])} follow-ups"
+def _answer(turn: Turn, reason: str, template: str, **variables: Any) -> Decision:
+    """The bot's answer to a data request: `template` in the customer's language."""
+    return Decision(
+        Action.DATA_REQUEST, reason, template=template, language=turn.language, variables=variables
     )

@@ -37,7 +37,15 @@ def rating(turn: Turn) -> Decision | None:
         return None
     cancel_nudges_on_reply(turn.session, turn.message.contact_id)
     settings = turn.runtime.settings.followups
-    return record_rating(turn.session, turn.message, turn.conversation, text, settings=settings, now=utcnow())
+    return record_rating(
+        turn.session,
+        turn.message,
+        turn.conversation,
+        text,
+        settings=settings,
+        detected_language=turn.analysis.language,
+        now=utcnow(),
+    )
 
 
 def identity(turn: Turn) -> Decision | None:
@@ -46,7 +54,14 @@ def identity(turn: Turn) -> Decision | None:
     text = _answers_us(turn)
     if text is None:
         return None
-    decision = link_email(turn.runtime, turn.session, turn.message, turn.conversation, text)
+    decision = link_email(
+        turn.runtime,
+        turn.session,
+        turn.message,
+        turn.conversation,
+        text,
+        detected_language=turn.analysis.language,
+    )
     if decision is not None:
         request = request_confirmed_by_code(turn.session, turn.conversation.id)
         if request is not None:

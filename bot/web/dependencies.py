@@ -1,0 +1,21 @@
+"""What every route may ask for: the worker's `Runtime`, reached through the app it was built into (handlers
+are plain module-level functions; `create_app` puts the runtime on `app.state`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bot.runtime.container import Runtime
+
+__all__ = ["RuntimeDep", "get_runtime"]
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The `Runtime` of the app serving `request`."""
+    return request.app.state.runtime
+
+
+#: A handler parameter annotated with this receives the runtime.
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -1,0 +1,60 @@
+"""The platforms' webhooks (Slack's Events API, Telegram, the mail provider's inbound POST): each
+`WebhookChannel` that receives over HTTP gets `POST <its webhook_path>`, and the adapter verifies, stores and
+says what to answer."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from bot.runtime.container import Runtime
+from bot.web.dependencies import RuntimeDep
+from channels.base import WebhookChannel
+
+__all__ = ["MAX_BODY_BYTES", "mount_platform_webhooks", "receive_webhook"]
+
+log = logging.getLogger("socialbot.web")
+# Any request body larger than this is refused (webhooks and the chat API alike).
+MAX_BODY_BYTES = 1_000_000
+
+
+def mount_platform_webhooks(app: FastAPI, runtime: Runtime) -> None:
+    """Route `POST webhook_path` of every webhook channel of `runtime` to `receive_webhook`."""
+    for channel in runtime.channels.values():
+        if isinstance(channel, WebhookChannel):
+            app.add_api_route(
+                channel.webhook_path,
+                receive_webhook,
+                methods=["POST"],
+                name=f"{channel.name}_webhook",
+                tags=["webhooks"],
+                summary=f"{channel.name} webhook",
+            )
+
+
+def _channel_at(runtime: Runtime, path: str) -> WebhookChannel:
+    return next(
+        channel
+        for channel in runtime.channels.values()
+        if isinstance(channel, WebhookChannel) and channel.webhook_path == path
+    )
+
+
+async def receive_webhook(request: Request, runtime: RuntimeDep) -> Response:
+    """Hand one delivery to the channel mounted at this path and answer what it says."""
+    channel = _channel_at(runtime, request.scope["route"].path)
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        log.warning("%s webhook: body of %d bytes refused", channel.name, len(body))
+        return JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    answer = await run_in_threadpool(channel.handle_webhook, body, headers)
+    return Response(
+        content=answer.body,
+        status_code=answer.status,
+        headers=dict(answer.headers),
+        media_type=answer.headers.get("content-type", "application/json" if answer.body else None),
+    )
