@@ -48,7 +48,7 @@ def add(
     try:
         with session_scope(engine) as session:
             endpoint, secret = add_endpoint(
-                session, url, events.split(","), server=settings.server, secret=secret
+                session, url, events.split(","), settings=settings, secret=secret
             )
             endpoint_id, chosen = endpoint.id, endpoint.events
     except WebhookError as error:

@@ -69,7 +69,7 @@ def webhooks_console_router(runtime: Runtime, templates: Jinja2Templates) -> API
         verify_csrf(request, csrf)
         try:
             with session_scope(runtime.engine) as session:
-                endpoint, secret = add_endpoint(session, url, events, server=runtime.settings.server)
+                endpoint, secret = add_endpoint(session, url, events, settings=runtime.settings)
                 endpoint_id = endpoint.id
         except WebhookError as error:
             return page(request, staff, status_code=422, error=str(error))
