@@ -217,7 +217,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodySizeLimit)
 
     for channel in runtime.channels.values():
-        if isinstance(channel, WebhookChannel):
+        if isinstance(channel, WebhookChannel) and channel.receives_webhooks:
             _mount_webhook(app, channel)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
