@@ -87,7 +87,7 @@ def start_bot(make_settings: Callable[..., Any], models, x: FakeX, smtp: LocalSM
                 "from_address": "care@fernhill.example",
                 "inbound_secret": "inbound-secret",
             },
-            secret_key="test-secret-key",
+            secret_key="test-secret-key-of-thirty-two-characters",
             followups={"quiet_hours_start": "00:00", "quiet_hours_end": "00:00", **followups},
         )
         runtime = build_runtime(settings, models=models)

@@ -43,7 +43,7 @@ def bot(make_settings, models, smtp) -> Iterator[Any]:
             "from_address": "care@fernhill.example",
             "inbound_secret": "inbound-secret",
         },
-        secret_key="test-secret-key",
+        secret_key="test-secret-key-of-thirty-two-characters",
     )
     runtime = build_runtime(settings, models=models)
     yield runtime

@@ -22,9 +22,10 @@ MAX_BODY_BYTES = 1_000_000
 
 
 def mount_platform_webhooks(app: FastAPI, runtime: Runtime) -> None:
-    """Route `POST webhook_path` of every webhook channel of `runtime` to `receive_webhook`."""
+    """Route `POST webhook_path` of every channel of `runtime` that receives webhooks to `receive_webhook`
+    (none for Slack in Socket Mode or Telegram polling: their paths are not there at all)."""
     for channel in runtime.channels.values():
-        if isinstance(channel, WebhookChannel):
+        if isinstance(channel, WebhookChannel) and channel.receives_webhooks:
             app.add_api_route(
                 channel.webhook_path,
                 receive_webhook,
