@@ -14,7 +14,6 @@ from starlette.middleware.sessions import SessionMiddleware
 from bot import __version__
 from bot.runtime.container import Runtime
 from bot.runtime.logs import install_request_ids
-from bot.support.staff import LoginRateLimiter
 from bot.web import (
     admin,
     chat,
@@ -57,9 +56,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         title=f"socialbot - {settings.brand.name}", version=__version__, max_body_size=MAX_BODY_BYTES
     )
     app.state.runtime = runtime
-    app.state.login_limiter = LoginRateLimiter(
-        settings.console.login_attempts, settings.console.login_window_seconds
-    )
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
@@ -69,7 +65,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         session_cookie="socialbot_session",
         max_age=settings.console.session_max_age_seconds,
         same_site="lax",
-        https_only=settings.console.secure_cookies,
+        https_only=settings.server.https or settings.console.secure_cookies,
     )
     install_request_ids(app)
     for router in ROUTERS:
