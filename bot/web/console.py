@@ -30,7 +30,7 @@ from bot.support.handoff import ConversationNotFound
 from bot.support.slack_posts import notify_support_channel
 from bot.support.staff import end_sessions, log_in, may
 from bot.web.auth import console_staff, verify_csrf
-from bot.web.dependencies import RuntimeDep
+from bot.web.dependencies import RuntimeDep, client_address
 from bot.web.pages import render
 from bot.web.staff_api import act_on_conversation
 
@@ -68,8 +68,9 @@ def login(
     next: Annotated[str, Form()] = "/console",
 ) -> HTMLResponse | RedirectResponse:
     verify_csrf(request, csrf)
-    client = request.client.host if request.client else "unknown"
-    outcome = log_in(runtime.engine, runtime.settings.console, email, password, client=client)
+    outcome = log_in(
+        runtime.engine, runtime.settings.console, email, password, client=client_address(request)
+    )
     if outcome.staff is None:
         if outcome.retry_after:
             error, status = f"Too many attempts. Try again in {int(outcome.retry_after) + 1} seconds.", 429
