@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 import bot.crm.models  # noqa: F401
 from bot.crm.db import alembic_config, create_db_engine, current_revision, upgrade_database
 
-HEAD = "0007e"
+HEAD = "0008e"
 
 
 def test_head_is_the_newest_migration():
@@ -31,11 +31,11 @@ def run_cli(tmp_path, *args):
         text=True,
         cwd=tmp_path,
         timeout=120,
-        # PYTHONPATH passes on, so the code under test runs (a worktree checked out beside the install).
+        # The code under test, not another checkout's (a worktree runs with PYTHONPATH set).
         env={
             "PATH": "/usr/bin:/bin",
-            "SOCIALBOT_DATA__DIR": str(tmp_path / "d"),
             "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "SOCIALBOT_DATA__DIR": str(tmp_path / "d"),
         },
     )
 

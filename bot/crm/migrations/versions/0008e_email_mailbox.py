@@ -1,8 +1,8 @@
 """E-mail on real mailboxes: the IMAP poller's position, bounced addresses, whether a message's sender was
 vouched for (and the code round trip that stands in for it on a data request), and the subject a reply keeps
 
-Revision ID: 0007e
-Revises: 0006
+Revision ID: 0008e
+Revises: 0007
 Create Date: 2026-12-03 11:30:00.000000
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0007e"
-down_revision: str | None = "0006"
+revision: str = "0008e"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
