@@ -82,6 +82,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Call `check` until it returns something true, and return that; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def server_url(runtime) -> Iterator[str]:
     """The app served by a real uvicorn in a thread on a free port, over the `runtime` fixture."""
