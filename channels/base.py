@@ -107,6 +107,8 @@ class OutboundMessage:
             messages with the same key.
         subject: the title of the conversation on channels that have one (e-mail's `Subject`, without
             "Re:"), None to let the channel choose.
+        references: the ids of the messages in the thread before `reply_to_external_id`, oldest first, on
+            channels that carry them (e-mail's `References`).
     """
 
     channel: str
@@ -115,6 +117,7 @@ class OutboundMessage:
     reply_to_external_id: str | None = None
     idempotency_key: str = ""
     subject: str | None = None
+    references: tuple[str, ...] = ()
 
 
 class ChannelError(Exception):

@@ -33,22 +33,12 @@ from bot.engagement.followups import schedule_followup
 from bot.support.staff import create_staff, issue_api_token
 from bot.web.app import create_app
 from bot.worker.build import build_runtime
+from tests.conftest import wait_for
 from tests.fakes.smtp import LocalSMTP
 
 JANE = "jane@customer.example"
 TRUSTED = "mx.fernhill.example"
 SECRET_KEY = "scenario-secret-key-of-at-least-thirty-two-characters"
-WAIT_SECONDS = 60
-
-
-def wait_for(check: Callable[[], Any], timeout: float = WAIT_SECONDS, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def customer_mail(
@@ -58,6 +48,7 @@ def customer_mail(
     sender: str = f"Jane Doe <{JANE}>",
     subject: str = "Broken zip on my Trailhead jacket",
     in_reply_to: str | None = None,
+    references: str | None = None,
     authenticated: bool = True,
 ) -> bytes:
     mail = EmailMessage()
@@ -73,7 +64,8 @@ def customer_mail(
     mail["Subject"] = subject
     mail["Message-ID"] = message_id
     if in_reply_to:
-        mail["In-Reply-To"] = mail["References"] = in_reply_to
+        mail["In-Reply-To"] = in_reply_to
+        mail["References"] = references or in_reply_to
     mail.set_content(text)
     return mail.as_bytes()
 
@@ -173,6 +165,7 @@ def test_a_customer_mails_help_gets_a_threaded_answer_replies_and_a_person_answe
             reply,
             message_id="<q2@customer.example>",
             in_reply_to=answer["Message-ID"],
+            references=f"<q1@customer.example> {answer['Message-ID']}",
             subject="Re: Broken zip on my Trailhead jacket",
         ),
     )
@@ -204,6 +197,12 @@ def test_a_customer_mails_help_gets_a_threaded_answer_replies_and_a_person_answe
         what="the staff reply by mail",
     )[0]
     assert staff_mail["In-Reply-To"] == "<q2@customer.example>"
+    # The whole thread, oldest first, so every mail client files it under her first mail.
+    assert staff_mail["References"].split() == [
+        "<q1@customer.example>",
+        answer["Message-ID"],
+        "<q2@customer.example>",
+    ]
     assert runtime.channels["email"].threads.thread_of(staff_mail["Message-ID"]) == JANE
 
 

@@ -4,6 +4,7 @@ one-click unsubscribe (RFC 8058); refusals are told apart as worth retrying or n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,15 @@ def test_a_reply_goes_out_over_starttls_with_login_threaded_in_text_and_html(sta
     assert "&lt;b&gt;&#34;now&#34;&lt;/b&gt;" in page and "<b>" not in page
     assert "Fernhill Outdoor customer care<br>" in page and ">Unsubscribe</a>" in page
     assert channel.check().startswith("email: SMTP 127.0.0.1")
+
+
+def test_a_reply_in_a_long_thread_carries_the_threads_references(starttls_smtp, certificate):
+    earlier = ("<first@mail.gmail.com>", "<ours-1@fernhill.example>")
+    channel = make_channel(starttls_smtp, SmtpSecurity.STARTTLS, certificate)
+    channel.send(dataclasses.replace(REPLY, references=earlier))
+    (mail,) = starttls_smtp.mails
+    assert mail["In-Reply-To"] == "<CAK7x123@mail.gmail.com>"
+    assert mail["References"].split() == [*earlier, "<CAK7x123@mail.gmail.com>"]
 
 
 def test_implicit_tls_works_and_a_certificate_we_dont_trust_is_refused(certificate):

@@ -308,6 +308,9 @@ class Outbox(SQLModel, table=True):
     reply_to_external_id: str | None = None
     # The title of the message it answers, on channels that have one (an e-mail's subject).
     subject: str | None = None
+    # The ids of the earlier messages in the thread it answers, oldest first, space-separated (an e-mail's
+    # References: a reply's References are its parent's plus the parent's own id).
+    thread_references: str | None = None
     text: str = Field(sa_column=Column(Text, nullable=False))
     status: str = OutboxStatus.PENDING.value
     attempts: int = 0

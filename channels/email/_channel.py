@@ -173,6 +173,7 @@ class EmailChannel(WebhookChannel):
             message_id=self.message_id_for(message),
             signature=self.signature,
             in_reply_to=message.reply_to_external_id,
+            references=message.references,
             unsubscribe_url=self.unsubscribe_url(recipient),
         )
 

@@ -39,6 +39,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("outbox") as batch_op:
         batch_op.add_column(sa.Column("subject", _STR(), nullable=True))
+        batch_op.add_column(sa.Column("thread_references", _STR(), nullable=True))
     with op.batch_alter_table("identityverification") as batch_op:
         batch_op.add_column(sa.Column("data_request_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
@@ -51,6 +52,7 @@ def downgrade() -> None:
         batch_op.drop_constraint("fk_identityverification_data_request_id", type_="foreignkey")
         batch_op.drop_column("data_request_id")
     with op.batch_alter_table("outbox") as batch_op:
+        batch_op.drop_column("thread_references")
         batch_op.drop_column("subject")
     with op.batch_alter_table("message") as batch_op:
         batch_op.drop_column("sender_verified")
