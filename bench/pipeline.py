@@ -1,9 +1,10 @@
 """The whole responder against the raw model, in one run, on the same machine and the same messages.
 
-    python bench/pipeline.py [--messages 500] [--backends torch,onnx,onnx-fp32] [--threads N]
+    python bench/pipeline.py [--messages 500] [--backends onnx] [--threads N]
                              [--concurrency 8]
 
-For each encoder backend (torch fp32, onnx int8, onnx-fp32) it prints messages/s and p50/p99 latency of:
+For each encoder backend (since issue 17 only "onnx", the shipped fine-tuned encoder) it prints messages/s
+and p50/p99 latency of:
   - the raw encoder, one message per call and batches of 32;
   - the heads + knowledge scorer on a ready embedding (what `Models.analyse` adds to the encoder);
   - the pipeline in this process without HTTP (`handle_inbound`: store -> identify -> conversation ->
@@ -323,7 +324,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=500)
-    parser.add_argument("--backends", default="torch,onnx,onnx-fp32")
+    parser.add_argument("--backends", default="onnx")
     parser.add_argument("--threads", type=int, default=None, help="encoder threads (default: one per core)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument(
