@@ -1,9 +1,9 @@
 """The whole responder against the raw model, in one run, on the same machine and the same messages.
 
-    python bench/pipeline.py [--messages 500] [--backends onnx] [--threads N]
+    python bench/pipeline.py [--messages 500] [--models default] [--threads N]
                              [--concurrency 8]
 
-For each encoder backend (since issue 17 only "onnx", the shipped fine-tuned encoder) it prints messages/s
+For each shipped model (`[intents] model`: default, permissive) it prints messages/s
 and p50/p99 latency of:
   - the raw encoder, one message per call and batches of 32;
   - the heads + knowledge scorer on a ready embedding (what `Models.analyse` adds to the encoder);
@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -84,30 +83,26 @@ def row(label: str, messages: int, seconds: np.ndarray, wall: float | None = Non
 
 
 def settings_for(backend: str, workdir: Path, threads: int | None):
-    """Settings of a worker on `backend`, with its own SQLite file; the ONNX export is shared in workdir."""
+    """Settings of a worker running the model `backend`, with its own SQLite file."""
     from bot.runtime.settings import load_settings
 
     return load_settings(write_config(backend, workdir, threads))
 
 
 def write_config(backend: str, workdir: Path, threads: int | None, *, port: int = 8000) -> Path:
-    """A settings file for a worker on `backend`: the defaults, its own fresh SQLite file in
-    workdir/data-<backend>, the ONNX export shared in workdir/onnx-cache."""
+    """A settings file for a worker running the model `backend`: the defaults and its own fresh SQLite file
+    in workdir/data-<backend>."""
     data = workdir / f"data-{backend}"
-    cache = workdir / "onnx-cache"
-    (data / "cache").mkdir(parents=True, exist_ok=True)
-    onnx_link = data / "cache" / "onnx"
-    if not onnx_link.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        onnx_link.symlink_to(cache, target_is_directory=True)
+    data.mkdir(parents=True, exist_ok=True)
     for stale in data.glob("socialbot.sqlite3*"):
         stale.unlink()
     config = workdir / f"settings-{backend}.toml"
     config.write_text(
         f"[data]\ndir = {json.dumps(str(data))}\n"
         f"[database]\nurl = {json.dumps(f'sqlite:///{data}/socialbot.sqlite3')}\n"
-        f'[intents]\nbackend = "{backend}"\nthreads = {threads or 0}\n'
+        f'[intents]\nmodel = "{backend}"\nthreads = {threads or 0}\n'
         "[knowledge]\nrefresh_seconds = 0\n"
+        "[webchat]\nmessages_per_minute_per_ip = 0\n"  # every message comes from this one machine
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
     )
     return config
@@ -259,34 +254,22 @@ def bench_backend(backend: str, messages: list[str], args: argparse.Namespace, w
         with httpx.Client(base_url=worker.url, timeout=60) as client:
             sequential = timed(chat_calls(client, messages, f"{backend}-seq"))
         results.append(row(f"{backend} web chat API, one at a time", len(messages), sequential))
-        local = threading.local()
+        timings = np.empty(len(messages))
+        # One client for every thread: its cookie jar holds each chat session's token.
+        with httpx.Client(base_url=worker.url, timeout=60, limits=httpx.Limits(max_connections=64)) as shared:
 
-        def client_of_thread() -> httpx.Client:
-            if not hasattr(local, "client"):
-                local.client = httpx.Client(base_url=worker.url, timeout=60)
-            return local.client
+            def run(index: int) -> None:
+                session_id = f"{backend}-conc-customer-{index % 100:03d}"
+                t0 = time.perf_counter()
+                shared.post(
+                    "/api/v1/chat", json={"session_id": session_id, "text": messages[index]}
+                ).raise_for_status()
+                timings[index] = time.perf_counter() - t0
 
-        calls = [
-            lambda t=t, i=i: (
-                client_of_thread()
-                .post(
-                    "/api/v1/chat", json={"session_id": f"{backend}-conc-customer-{i % 100:03d}", "text": t}
-                )
-                .raise_for_status()
-            )
-            for i, t in enumerate(messages)
-        ]
-        timings = np.empty(len(calls))
-
-        def run(index: int) -> None:
-            t0 = time.perf_counter()
-            calls[index]()
-            timings[index] = time.perf_counter() - t0
-
-        wall_started = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            list(pool.map(run, range(len(calls))))
-        wall = time.perf_counter() - wall_started
+            wall_started = time.perf_counter()
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                list(pool.map(run, range(len(messages))))
+            wall = time.perf_counter() - wall_started
         results.append(
             row(f"{backend} web chat API, {args.concurrency} clients", len(messages), timings, wall=wall)
             | {"mean_batch": worker.mean_batch()}
@@ -324,12 +307,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=500)
-    parser.add_argument("--backends", default="onnx")
+    parser.add_argument("--models", default="default", help="comma-separated [intents] model values")
     parser.add_argument("--threads", type=int, default=None, help="encoder threads (default: one per core)")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="keeps the ONNX export between runs (default: a temp dir)"
-    )
+    parser.add_argument("--workdir", type=Path, default=None, help="work folder (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args()
 
@@ -346,7 +327,7 @@ def main() -> None:
         flush=True,
     )
     results: list[dict] = []
-    for backend in args.backends.split(","):
+    for backend in args.models.split(","):
         results += bench_backend(backend, messages, args, workdir)
     print_results(results)
     print(f"\nload average (1 min): {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end")

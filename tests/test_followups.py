@@ -83,7 +83,7 @@ def start_bot(make_settings: Callable[..., Any], models, x: FakeX, smtp: LocalSM
                 "api_base_url": x.base_url,
             },
             email=smtp.email_settings(),
-            secret_key="test-secret-key",
+            secret_key="test-secret-key-of-thirty-two-characters",
             followups={"quiet_hours_start": "00:00", "quiet_hours_end": "00:00", **followups},
         )
         runtime = build_runtime(settings, models=models)

@@ -34,7 +34,9 @@ def smtp() -> Iterator[LocalSMTP]:
 
 @pytest.fixture
 def bot(make_settings, models, smtp) -> Iterator[Any]:
-    settings = make_settings(email=smtp.email_settings(), secret_key="test-secret-key")
+    settings = make_settings(
+        email=smtp.email_settings(), secret_key="test-secret-key-of-thirty-two-characters"
+    )
     runtime = build_runtime(settings, models=models)
     yield runtime
     runtime.close()
@@ -106,7 +108,7 @@ def test_a_customer_writing_french_gets_the_brands_french_words_and_code(make_se
     }
     settings = make_settings(
         email=smtp.email_settings(),
-        secret_key="test-secret-key",
+        secret_key="test-secret-key-of-thirty-two-characters",
         policy={"templates_by_language": {"fr": french}},
     )
     runtime = build_runtime(settings, models=models)

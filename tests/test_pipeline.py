@@ -7,6 +7,7 @@ import uuid
 from sqlmodel import Session, func, select
 
 from bot.crm.models import AuditEvent, Contact, Conversation, Idea, Message, Outbox
+from bot.web.chat_sessions import thread_of
 
 
 def new_session() -> str:
@@ -62,7 +63,7 @@ def test_praise_is_thanked_and_counts_toward_advocacy(client, runtime):
     say(client, session_id, "Your staff in the Leeds store were so helpful, amazing service!")
     with Session(runtime.engine) as session:
         contact = session.exec(
-            select(Contact).join(Conversation).where(Conversation.thread_id == session_id)
+            select(Contact).join(Conversation).where(Conversation.thread_id == thread_of(session_id))
         ).one()
     assert contact.ladder_stage == "advocate"
 
@@ -117,6 +118,7 @@ def test_the_conversation_survives_a_restart(make_settings, models):
 
     second_runtime = build_runtime(settings, models=models)
     with TestClient(create_app(second_runtime)) as second:
+        second.headers["Authorization"] = f"Bearer {complaint['session_token']}"  # another browser, same chat
         history = second.get(f"/api/v1/chat/{session_id}/messages").json()
         after = say(second, session_id, "still waiting")
     assert [m["id"] for m in history][:1] == [complaint["message_id"]]

@@ -41,6 +41,7 @@ from bot.crm.models import (
     Outbox,
     utcnow,
 )
+from bot.crm.rate_limits import Limit, take
 from bot.delivery.outbox import enqueue
 from bot.engagement.followups import email_conversation
 from bot.policy.routing import Action, Decision
@@ -193,7 +194,7 @@ def _send_code(
             IdentityVerification.created_at >= now - timedelta(hours=1),
         )
     ).all()
-    if len(recent) >= MAX_CODES_PER_HOUR:
+    if len(recent) >= MAX_CODES_PER_HOUR or _over_code_limits(runtime, session, message, address):
         return Decision(
             Action.VERIFY_EMAIL, "code limit per hour reached", template="too_many_codes", language=language
         )
@@ -242,6 +243,19 @@ def _send_code(
         language=language,
         variables={"address": address},
     )
+
+
+def _over_code_limits(runtime: Runtime, session: Session, message: Message, address: str) -> bool:
+    """Count a code for `address` and for the client address the message came from (the web chat gives
+    it); True when either has had its hour's codes (`[verification]`): a stranger's address can't be
+    flooded with codes from many anonymous chats, nor many addresses from one client."""
+    limits = runtime.settings.verification
+    per_address = Limit("verify:address", limits.codes_per_address_per_hour, 3600)
+    waits = [take(session, per_address, address)]
+    client = (message.raw or {}).get("client_ip")
+    if client:
+        waits.append(take(session, Limit("verify:client", limits.codes_per_ip_per_hour, 3600), client))
+    return any(waits)
 
 
 def _redact_code_mail(session: Session, verification: IdentityVerification) -> None:

@@ -54,6 +54,8 @@ def _http_error(request: Request, error: StarletteHTTPException) -> Response:
     detail = error.detail
     if error.status_code == 400 and detail == "There was an error parsing the body":
         detail = "the request body is not valid JSON in UTF-8"
+    elif error.status_code == 413 and detail == "Content Too Large":
+        detail = f"the request body is over {request.app.max_body_size} bytes"
     if request.url.path.startswith("/console") and not request.url.path.endswith("/updates"):
         page = (
             f"<!doctype html><title>{error.status_code}</title><p>{html.escape(str(detail))}</p>"

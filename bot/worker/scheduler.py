@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.crm.data_rights import purge_old_text
 from bot.crm.db import session_scope
+from bot.crm.rate_limits import forget_expired
 from bot.delivery.outbox import deliver_due
 from bot.delivery.webhooks import deliver_webhooks
 from bot.engagement.followups import send_due_followups, sync_followup_delivery
@@ -43,8 +44,10 @@ def _send_followups(runtime: Runtime) -> None:
 
 
 def run_retention(runtime: Runtime) -> int:
-    """The retention job: purge message text older than `[data_rights] retention_days`; return how many."""
+    """The retention job: purge message text older than `[data_rights] retention_days` and rate-limit windows
+    that ended long ago; return how many messages were purged."""
     with session_scope(runtime.engine) as session:
+        forget_expired(session)
         return purge_old_text(session, runtime.settings.data_rights.retention_days)
 
 
