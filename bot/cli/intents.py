@@ -174,6 +174,14 @@ def train_encoder(
     calibrate_only: Annotated[
         bool, typer.Option("--calibrate-only", help="Only choose the thresholds of the model folder again.")
     ] = False,
+    export_only: Annotated[
+        bool,
+        typer.Option(
+            "--export-only",
+            help="Export and calibrate the model of the latest checkpoint without training further "
+            "(a stopped run can still ship).",
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune the encoder with its heads, export it to ONNX with 8-bit weights and calibrate it (needs the
     train extra and ../shared/datasets; see intents/train_encoder.py)."""
@@ -188,10 +196,9 @@ def train_encoder(
         config = training.TrainConfig(variant=variant.value)
         if steps is not None:
             config = dataclasses.replace(config, steps=steps)
-        folder = training.train_encoder(
-            config,
-            work_dir=work or training.DEFAULT_WORK_DIR,
-            out_root=out,
-            threads=threads,
-        )
+        work = work or training.DEFAULT_WORK_DIR
+        if export_only:
+            folder = training.export_checkpoint(config, work_dir=work, out_root=out)
+        else:
+            folder = training.train_encoder(config, work_dir=work, out_root=out, threads=threads)
     typer.echo(f"{variant.value} model written to {folder}", err=True)
