@@ -99,6 +99,9 @@ def test_sentiment_and_abuse(encoder, understander):
         ("@fernhill talk to you later!", False),
         ("@fernhill can I chat with an agent?", True),
         ("@fernhill your chat agent just copied and pasted the same answer twice", False),
+        ("@fernhill I want people to know how you treat customers", False),
+        ("@fernhill you need staff who actually care", False),
+        ("@fernhill I need an agent to sort out my refund", True),
         ("@fernhill do you ship to Ireland?", False),
     ],
 )
