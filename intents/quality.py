@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from intents import public_data
-from intents.corpus import fernhill_traffic, offensive_under_issue_25
+from intents.calibration import TRAFFIC_PRIORS
+from intents.corpus import GENERAL_TWEETS, fernhill_traffic, offensive_under_issue_25
 from intents.embedding_cache import embed_cached
 from intents.evaluation import binary_f1, evaluate
 from intents.splits import TEST, hash_unit, split_of
@@ -28,6 +29,7 @@ __all__ = [
     "abusive_figures",
     "complaint_figures",
     "fernhill_figures",
+    "intent_mix_figures",
     "recommendation_figures",
     "sentiment_figures",
     "twcs_figures",
@@ -104,6 +106,69 @@ def complaint_figures(encoder, understander: Understander, limit: int | None = N
             f1b,
             f"same fold, {int(brand.sum())} brand-domain rows only, P {pb} R {rb}",
         ),
+    ]
+
+
+def _intent_pools() -> dict[str, list[str]]:
+    """Held-out texts of each intent from the public sets that say which of the five a row is: the test
+    folds of twitter_complaints (complaints; general tweets as other), the airline tweets and Banking77,
+    CLINC150 (never trained on: questions, thanks as praise, small talk and out-of-scope as other) and
+    SemEval A_trial_test's suggestions (recommendation)."""
+    pools: dict[str, list[str]] = {intent: [] for intent in INTENTS}
+    complaints = _test_rows(public_data.complaints())
+    for text, label, group in zip(complaints.texts, complaints.labels, complaints.groups, strict=True):
+        if label == "complaint":
+            pools["complaint"].append(text)
+        elif group in GENERAL_TWEETS:
+            pools["other"].append(text)
+    for loader in (public_data.airline_intent, public_data.banking77_intent):
+        data = _test_rows(loader())
+        for text, label in zip(data.texts, data.labels, strict=True):
+            pools[label].append(text)
+    clinc = public_data.clinc_intent()
+    for text, label, group in zip(clinc.texts, clinc.labels, clinc.groups, strict=True):
+        if split_of(clinc.name, text, group) == TEST:
+            pools[label].append(text)
+    suggestions = public_data.suggestions().subset(
+        lambda t, lab, g: g == "A_trial_test" and lab == "recommendation"
+    )
+    pools["recommendation"] = suggestions.texts
+    return pools
+
+
+def intent_mix_figures(encoder, understander: Understander, limit: int | None = None) -> list[Figure]:
+    """The five intents at once, on held-out rows mixed at the shares intents have in real traffic
+    (`intents.calibration.TRAFFIC_PRIORS`: recommendations about a tenth): macro-F1 and per-class
+    precision, recall and F1 of the intent the product acts on. The mix is as large as the scarcest pool
+    allows; rows are drawn in a fixed order (a hash of the text)."""
+    pools = _intent_pools()
+    size = min(len(pools[intent]) / TRAFFIC_PRIORS[intent] for intent in INTENTS)
+    if limit is not None:
+        size = min(size, limit)
+    texts, gold = [], []
+    for intent in INTENTS:
+        count = int(size * TRAFFIC_PRIORS[intent])
+        chosen = sorted(set(pools[intent]), key=lambda text: hash_unit(text, "intent-mix"))[:count]
+        texts += chosen
+        gold += [intent] * len(chosen)
+    report = evaluate(gold, [r.intent for r in _understand(encoder, understander, texts)], INTENTS)
+    shares = ", ".join(f"{c.label} {gold.count(c.label)}" for c in report.classes)
+    per_class = [
+        Figure(
+            f"intent_f1_{c.label}",
+            c.f1,
+            f"same mix, {c.label}: P {c.precision} R {c.recall}",
+        )
+        for c in report.classes
+    ]
+    return [
+        Figure(
+            "intent_macro_f1_traffic_mix",
+            report.macro_f1,
+            f"{len(texts)} held-out rows at real-traffic shares ({shares}); accuracy {report.accuracy}",
+            extra={"confusion": report.to_dict()["confusion_matrix"], "labels": list(INTENTS)},
+        ),
+        *per_class,
     ]
 
 

@@ -22,6 +22,7 @@ from intents.quality import (  # noqa: E402
     abusive_figures,
     complaint_figures,
     fernhill_figures,
+    intent_mix_figures,
     recommendation_figures,
     sentiment_figures,
     twcs_figures,
@@ -31,6 +32,7 @@ from intents.understand import Understander  # noqa: E402
 GROUPS = {
     "complaint": complaint_figures,
     "recommendation": recommendation_figures,
+    "intent_mix": intent_mix_figures,
     "abusive": abusive_figures,
     "twcs": twcs_figures,
     "fernhill": fernhill_figures,

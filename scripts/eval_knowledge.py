@@ -127,7 +127,8 @@ def banking77_split(datasets: Path) -> tuple[dict[str, list[str]], list[tuple[st
     return questions, held_out
 
 
-def banking77(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | None) -> None:
+def banking77(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | None):
+    """Print the Banking77 figures and return the evaluation (`knowledge.evaluate`'s result)."""
     kb_questions, held_out = banking77_split(datasets)
     write_label_kb(work / "banking77", kb_questions)
     knowledge_base, seconds = build(work / "banking77", embed.encoder, cache)
@@ -141,6 +142,7 @@ def banking77(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | N
     for line in result.lines():
         print(f"  {line}")
     print(f"  BAR top-1 >= 0.92: {'PASS' if result.top1 >= 0.92 else 'FAIL'} ({result.top1:.4f})")
+    return result
 
 
 def clinc_halves(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -177,7 +179,9 @@ def print_curve(points, chosen: float) -> None:
         )
 
 
-def clinc150(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | None) -> None:
+def clinc150(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | None):
+    """Print the CLINC150 figures; return (the threshold chosen on the calibration rows, the evaluation of
+    the report rows at it)."""
     rows = read_rows(datasets / "clinc150" / "clinc150.csv")
     kb_questions: dict[str, list[str]] = defaultdict(list)
     for row in rows:
@@ -212,6 +216,7 @@ def clinc150(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | No
     print(f"  BAR in-scope top-1 >= 0.88 and out-of-scope declined >= 0.75: {'PASS' if passed else 'FAIL'}")
     print("\n  Report rows, whole curve (informative):")
     print_curve(threshold_curve(knowledge_base, vectors, expected(report), CURVE), threshold)
+    return threshold, result
 
 
 def slug_title(url: str, doc_id: str) -> str:
