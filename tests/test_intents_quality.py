@@ -48,6 +48,13 @@ def abusive():
 
 
 @pytest.fixture(scope="module")
+def intent_mix():
+    from intents.quality import intent_mix_figures
+
+    return _figures(intent_mix_figures)
+
+
+@pytest.fixture(scope="module")
 def sentiment():
     from intents.quality import sentiment_figures
 
@@ -63,8 +70,13 @@ def test_recommendations_at_a_tenth_of_posts(recommendation):
     assert recommendation["recommendation_precision"] >= FLOORS["recommendation_precision"], recommendation
 
 
+def test_the_five_intents_at_real_traffic_shares(intent_mix):
+    assert intent_mix["intent_macro_f1_traffic_mix"] >= FLOORS["intent_macro_f1_traffic_mix"], intent_mix
+
+
 def test_abuse_and_rude_requests(abusive):
-    assert abusive["abusive_f1_offensive_label"] >= FLOORS["abusive_f1_offensive_label"], abusive
+    # Issue 25's definition (abuse aimed at people), not TweetEval's "offensive".
+    assert abusive["abusive_f1"] >= FLOORS["abusive_f1"], abusive
     assert abusive["rude_requests_flagged"] <= 0.02, abusive
 
 
@@ -73,12 +85,15 @@ def test_sentiment(sentiment):
     assert sentiment["sentiment_macro_f1_airline"] >= FLOORS["sentiment_macro_f1_airline"], sentiment
 
 
-# Measured on these slices with the shipped default model, minus a margin (see the module docstring).
+# Measured on these slices with the shipped 600-step default model, minus about 0.05 (see the module
+# docstring): complaint 0.824, recommendation 0.424 (precision 0.295), five intents 0.779, abuse 0.455,
+# sentiment 0.608 and 0.764.
 FLOORS = {
-    "complaint_f1": 0.0,
-    "recommendation_f1": 0.0,
-    "recommendation_precision": 0.0,
-    "abusive_f1_offensive_label": 0.0,
-    "sentiment_macro_f1_tweeteval": 0.0,
-    "sentiment_macro_f1_airline": 0.0,
+    "complaint_f1": 0.77,
+    "recommendation_f1": 0.37,
+    "recommendation_precision": 0.24,
+    "intent_macro_f1_traffic_mix": 0.72,
+    "abusive_f1": 0.40,
+    "sentiment_macro_f1_tweeteval": 0.55,
+    "sentiment_macro_f1_airline": 0.71,
 }
