@@ -17,6 +17,7 @@ from bot.runtime.logs import install_request_ids
 from bot.web import (
     admin,
     chat,
+    chat_typing,
     console,
     contacts_api,
     insights,
@@ -45,6 +46,7 @@ ROUTERS = (
     webhooks_console.router,
     admin.router,
     moderation.router,
+    chat_typing.router,
 )
 
 
