@@ -163,9 +163,11 @@
       who.textContent = agent || "Support team";
       item.append(who);
     }
-    if (kind === "customer") appendLinkified(item, text);
-    else appendMarkdown(item, text);
-    item.append(timeOf(createdAt));
+    const body = document.createElement("span");
+    body.className = "bubble__text";
+    if (kind === "customer") appendLinkified(body, text);
+    else appendMarkdown(body, text);
+    item.append(body, timeOf(createdAt));
     log.append(item);
     log.scrollTop = log.scrollHeight;
   }

@@ -23,12 +23,27 @@
   button.id = "socialbot-launcher";
   button.setAttribute("aria-label", "Chat with us");
   button.setAttribute("aria-expanded", "false");
-  button.textContent = "\u{1F4AC}";
+  button.append(chatIcon());
   Object.assign(button.style, {
     position: "fixed", right: "20px", bottom: "20px", width: "60px", height: "60px", borderRadius: "50%",
-    border: "0", background: color || "#2f6b4f", color: "#fff", fontSize: "26px", cursor: "pointer",
+    border: "0", background: color || "#2f6b4f", color: "#fff", cursor: "pointer", display: "grid",
+    placeItems: "center", padding: "0",
     boxShadow: "0 8px 24px rgba(0,0,0,.25)", zIndex: "2147483646",
   });
+
+  // A speech bubble, drawn (no emoji font or image needed on the site).
+  function chatIcon() {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "28");
+    svg.setAttribute("height", "28");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    path.setAttribute("fill", "currentColor");
+    svg.append(path);
+    return svg;
+  }
 
   let frame = null;
   const narrow = window.matchMedia("(max-width: 520px)");
