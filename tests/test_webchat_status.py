@@ -174,6 +174,9 @@ def test_the_embedded_page_may_be_framed_only_by_the_configured_sites(make_setti
             assert "default-src 'self'" in policy and "'unsafe-inline'" not in policy
             assert 'data-color="#c0392b"' in page.text and "Hello from the shop!" in page.text
             assert 'class="embedded"' in page.text
+            assert "x-frame-options" not in page.headers
+            assert client.get("/").headers["x-frame-options"] == "DENY"  # the chat's own page: never framed
+            assert "frame-ancestors 'none'" in client.get("/").headers["content-security-policy"]
     finally:
         runtime.close()
 

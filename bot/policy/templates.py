@@ -28,6 +28,12 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "Good question! I don't have a reliable answer to that, so I've passed it to a colleague at "
         "{{ brand }}. A person will reply {{ human_reply_estimate }} ({{ support_hours }})."
     ),
+    # An abusive message that also asks for something (bot/policy/routing.py): it goes to a person; the reply
+    # is neutral and never quotes the customer's words (it may be posted in a public thread).
+    "abusive_request": (
+        "Thanks for getting in touch. I've passed your message to a person on the {{ brand }} team, who'll "
+        "reply {{ human_reply_estimate }} ({{ support_hours }})."
+    ),
     "wants_human": (
         "Of course - I've asked a person from the {{ brand }} team to take over. "
         "They'll reply {{ human_reply_estimate }} ({{ support_hours }})."

@@ -39,13 +39,12 @@ from bot.web.chat_sessions import (
 )
 from bot.web.dependencies import RuntimeDep, client_address
 from bot.web.pages import STATIC_DIR, templates
+from bot.web.security_headers import CHAT_EMBED_PATH
 from channels.base import Author, InboundMessage
 
-__all__ = ["EMBED_PATH", "embed_policy", "router"]
+__all__ = ["router"]
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_\-:.]{8,128}$"
-#: The page the embedded widget's frame shows.
-EMBED_PATH = "/chat/embed"
 
 router = APIRouter(tags=["web chat"])
 
@@ -133,7 +132,7 @@ def chat_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     return _chat_html(request, runtime, color=webchat.color, greeting=webchat.greeting, embedded=False)
 
 
-@router.get(EMBED_PATH, response_class=HTMLResponse, include_in_schema=False)
+@router.get(CHAT_EMBED_PATH, response_class=HTMLResponse, include_in_schema=False)
 def embedded_chat_page(
     request: Request,
     runtime: RuntimeDep,
@@ -141,17 +140,15 @@ def embedded_chat_page(
     greeting: Annotated[str | None, Query(min_length=1, max_length=MAX_GREETING_CHARS)] = None,
 ) -> HTMLResponse:
     """The chat inside the widget's frame (widget.js opens it): the brand's site may frame it only when its
-    origin is in `[webchat] allowed_origins`."""
+    origin is in `[webchat] allowed_origins` (bot/web/security_headers.py says so)."""
     webchat = runtime.settings.webchat
-    page = _chat_html(
+    return _chat_html(
         request,
         runtime,
         color=color or webchat.color,
         greeting=greeting or webchat.greeting,
         embedded=True,
     )
-    page.headers["Content-Security-Policy"] = embed_policy(webchat.allowed_origins)
-    return page
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -161,16 +158,6 @@ def widget_script() -> FileResponse:
         STATIC_DIR / "widget.js",
         media_type="text/javascript",
         headers={"Cache-Control": "public, max-age=300"},
-    )
-
-
-def embed_policy(allowed_origins: list[str]) -> str:
-    """The Content-Security-Policy of the embedded chat page: this site's own scripts, styles and
-    connections only, framed by this site and `allowed_origins` alone."""
-    ancestors = " ".join(["'self'", *allowed_origins])
-    return (
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-        f"form-action 'self'; frame-ancestors {ancestors}"
     )
 
 
