@@ -110,14 +110,16 @@ def contact_of(runtime, channel: str, external_user_id: str) -> int:
         ).one()
 
 
-def mails_in(runtime, address: str, text: str) -> None:
+def mails_in(runtime, address: str, text: str, *, authenticated: bool = True) -> None:
     handle_inbound(
         runtime,
         InboundMessage(
             channel="email",
             external_id=f"<{abs(hash(text))}@mail.example>",
-            thread_id=f"mail:{address}",
-            author=Author(external_id=address, handle=address, display_name="Anna Berg"),
+            thread_id=address,  # the e-mail channel threads by the address, like a direct message
+            author=Author(
+                external_id=address, handle=address, display_name="Anna Berg", verified=authenticated
+            ),
             text=text,
             public=False,
             received_at=datetime.now(UTC),
@@ -236,7 +238,7 @@ def test_an_unverified_identity_gets_nothing(runtime):
         identity = session.exec(select(Identity).where(Identity.channel == "email")).one()
         identity.verified = False
         session.add(identity)
-    mails_in(runtime, "someone@example.org", "Please send me a copy of my data")
+    mails_in(runtime, "someone@example.org", "Please send me a copy of my data", authenticated=False)
     with Session(runtime.engine) as session:
         [request] = session.exec(select(DataRequest)).all()
         reply = session.exec(

@@ -1,7 +1,7 @@
 """Web chat typing indicators: when the customer and when staff last typed in a web chat session
 
-Revision ID: 0007w
-Revises: 0007
+Revision ID: 0009w
+Revises: 0008e
 Create Date: 2026-12-03 13:30:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0007w"
-down_revision: str | None = "0007"
+revision: str = "0009w"
+down_revision: str | None = "0008e"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
