@@ -21,7 +21,7 @@ def test_a_customer_types_a_question_and_sees_the_answer(server_url, page):
     bubbles.nth(1).wait_for(timeout=30_000)
     answer = bubbles.nth(1).inner_text()
     assert "deliver" in answer.lower()
-    assert page.locator(".bubble--customer").inner_text() == "how much does delivery cost?"
+    assert page.locator(".bubble--customer .bubble__text").inner_text() == "how much does delivery cost?"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "webchat.png"), full_page=True)
 
@@ -33,6 +33,6 @@ def test_customer_html_is_shown_as_text_not_run(server_url, page):
     page.click("#send")
     page.locator(".bubble--bot").nth(1).wait_for(timeout=30_000)
 
-    assert page.locator(".bubble--customer").inner_text() == hostile
+    assert page.locator(".bubble--customer .bubble__text").inner_text() == hostile
     assert page.locator(".bubble img").count() == 0
     assert page.title() != "pwned"

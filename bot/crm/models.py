@@ -527,3 +527,8 @@ class WebchatSession(SQLModel, table=True):
     thread_id: str = Field(primary_key=True)  # the conversation's thread id for this session
     token_hash: str
     created_at: datetime = Field(default_factory=utcnow)
+    # Typing indicators (bot/support/webchat_status.py): when the customer last said they were typing, and
+    # when a staff member (and who) last did in the console; None when they stopped.
+    customer_typing_at: datetime | None = None
+    staff_typing_at: datetime | None = None
+    staff_typing_id: int | None = None

@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from bot.policy.routing import DEFAULT_ROUTES, Action
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["HEX_COLOR_PATTERN", "MAX_GREETING_CHARS", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "SOCIALBOT_"
 CONFIG_ENV = "SOCIALBOT_CONFIG"
@@ -37,6 +37,10 @@ DEFAULT_CONFIG = Path("settings.toml")
 
 MIN_SECRET_KEY_LENGTH = 32
 DATABASE_BACKENDS = ("sqlite", "postgresql")
+#: A brand colour: #rgb or #rrggbb (the only form the chat page and the widget take).
+HEX_COLOR_PATTERN = r"^#(?:[0-9a-fA-F]{3}){1,2}$"
+#: The longest chat greeting, in characters.
+MAX_GREETING_CHARS = 200
 _DATABASE_URL_FORMS = "postgresql+psycopg://user@host/database or sqlite:///path/to/file.sqlite3"
 
 
@@ -195,6 +199,35 @@ class WebchatSettings(_Section):
     # Messages one client address may send per minute, over all its chat sessions (429 with Retry-After
     # beyond; the model never runs for them). 0 = no limit.
     messages_per_minute_per_ip: int = Field(default=30, ge=0)
+    # The chat's brand colour (#rgb or #rrggbb) and first line, on the page and in the embedded widget (a
+    # widget's data-color / data-greeting override them on that site).
+    color: str = Field(default="#2f6b4f", pattern=HEX_COLOR_PATTERN)
+    greeting: str = Field(
+        default="Hi! Ask us about orders, delivery, returns, payments or your account.",
+        min_length=1,
+        max_length=MAX_GREETING_CHARS,
+    )
+    # Sites that may show the chat in the embedded widget (its frame's CSP frame-ancestors), as origins like
+    # "https://www.fernhill.example"; none by default: only socialbot's own pages may frame it.
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+                or parts.username
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin (scheme://host[:port], e.g. https://shop.example)"
+                )
+        return [origin.rstrip("/") for origin in origins]
 
 
 class HandoffSettings(_Section):

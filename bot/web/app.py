@@ -17,6 +17,7 @@ from bot.runtime.logs import install_request_ids
 from bot.web import (
     admin,
     chat,
+    chat_typing,
     console,
     contacts_api,
     insights,
@@ -46,6 +47,7 @@ ROUTERS = (
     webhooks_console.router,
     admin.router,
     moderation.router,
+    chat_typing.router,
 )
 
 
@@ -75,7 +77,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         https_only=settings.server.https or settings.console.secure_cookies,
     )
     install_request_ids(app)
-    app.add_middleware(SecurityHeaders, https=settings.server.https)
+    app.add_middleware(
+        SecurityHeaders, https=settings.server.https, embedders=settings.webchat.allowed_origins
+    )
     for router in ROUTERS:
         app.include_router(router)
     mount_platform_webhooks(app, runtime)

@@ -1,22 +1,33 @@
 """The brand's web chat: the page at `/` and its JSON API. A message goes through the same pipeline as every
-channel (`handle_inbound`); the bot's replies come back in the response, and later ones (staff) are polled."""
+channel (`handle_inbound`); the bot's replies come back in the response. Everything later (staff replies, who
+has the conversation now, the agent typing) reaches the page through one server-sent event stream per session
+(`/api/v1/chat/{session_id}/events`), read with `fetch` so the session token can travel as a cookie or as a
+bearer credential (the embedded widget's frame, where a third-party cookie may not be sent)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import time
 import uuid
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Engine
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from bot.crm.db import session_scope
-from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
+from bot.crm.models import Conversation, DeliveryStatus, Direction, Message, Staff
 from bot.crm.rate_limits import Limit, take
 from bot.pipeline.inbound import handle_inbound
 from bot.runtime.container import Runtime
+from bot.runtime.settings import HEX_COLOR_PATTERN, MAX_GREETING_CHARS
+from bot.support.webchat_status import ChatStatus, chat_status, first_name, set_customer_typing
 from bot.web.chat_sessions import (
     NoSuchSession,
     forget_session,
@@ -27,7 +38,8 @@ from bot.web.chat_sessions import (
     token_opens,
 )
 from bot.web.dependencies import RuntimeDep, client_address
-from bot.web.pages import templates
+from bot.web.pages import STATIC_DIR, templates
+from bot.web.security_headers import CHAT_EMBED_PATH
 from channels.base import Author, InboundMessage
 
 __all__ = ["router"]
@@ -81,14 +93,88 @@ class ChatMessage(BaseModel):
     direction: str
     author: str
     text: str
-    created_at: str
+    created_at: str = Field(description="when it was stored, ISO 8601 in UTC (the page shows local time)")
+    agent: str | None = Field(default=None, description="a staff reply's author, by first name")
+
+
+class ChatStatusOut(BaseModel):
+    status: str = Field(
+        description="bot | waiting (for a person) | person (a named person has it) | resolved"
+    )
+    agent: str | None = Field(description="the person's first name, while status is person")
+    label: str = Field(description="the status in a few words for the customer")
+    agent_typing: bool
+
+    @classmethod
+    def of(cls, status: ChatStatus) -> ChatStatusOut:
+        return cls(
+            status=status.status, agent=status.agent, label=status.label, agent_typing=status.agent_typing
+        )
+
+
+class TypingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    typing: bool = Field(description="true while the customer types, false when they stop")
+
+
+#: How often an event stream looks for changes, how long one lasts (the page reconnects at once, resuming
+#: after the last message it has), and the reconnect delay the browser is told.
+STREAM_POLL_SECONDS = 1.0
+STREAM_SECONDS = 25.0
+STREAM_RETRY_MS = 1000
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def chat_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    """The chat as a page of its own."""
+    webchat = runtime.settings.webchat
+    return _chat_html(request, runtime, color=webchat.color, greeting=webchat.greeting, embedded=False)
+
+
+@router.get(CHAT_EMBED_PATH, response_class=HTMLResponse, include_in_schema=False)
+def embedded_chat_page(
+    request: Request,
+    runtime: RuntimeDep,
+    color: Annotated[str | None, Query(pattern=HEX_COLOR_PATTERN, description="#rgb or #rrggbb")] = None,
+    greeting: Annotated[str | None, Query(min_length=1, max_length=MAX_GREETING_CHARS)] = None,
+) -> HTMLResponse:
+    """The chat inside the widget's frame (widget.js opens it): the brand's site may frame it only when its
+    origin is in `[webchat] allowed_origins` (bot/web/security_headers.py says so)."""
+    webchat = runtime.settings.webchat
+    return _chat_html(
+        request,
+        runtime,
+        color=color or webchat.color,
+        greeting=greeting or webchat.greeting,
+        embedded=True,
+    )
+
+
+@router.get("/widget.js", include_in_schema=False)
+def widget_script() -> FileResponse:
+    """The one script a brand's site includes to show the chat (see README, "Web chat")."""
+    return FileResponse(
+        STATIC_DIR / "widget.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+def _chat_html(
+    request: Request, runtime: Runtime, *, color: str, greeting: str, embedded: bool
+) -> HTMLResponse:
     settings = runtime.settings
     return templates.TemplateResponse(
-        request, "chat.html", {"brand": settings.brand, "max_chars": settings.webchat.max_text_chars}
+        request,
+        "chat.html",
+        {
+            "brand": settings.brand,
+            "max_chars": settings.webchat.max_text_chars,
+            "color": color,
+            "greeting": greeting,
+            "embedded": embedded,
+        },
     )
 
 
@@ -159,25 +245,110 @@ def post_chat_message(
     )
 
 
+SessionIdPath = Annotated[str, Field(pattern=SESSION_ID_PATTERN)]
+
+
 @router.get("/api/v1/chat/{session_id}/messages", response_model=list[ChatMessage])
 def list_chat_messages(
-    session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)],
+    session_id: SessionIdPath,
     request: Request,
     runtime: RuntimeDep,
     after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
 ) -> list[ChatMessage] | JSONResponse:
-    """The messages of a web chat session, for the page to poll (replies from staff arrive here); needs the
-    session's token (cookie or `Authorization: Bearer`)."""
+    """The messages of a web chat session (replies from staff arrive here too); needs the session's token
+    (cookie or `Authorization: Bearer`)."""
+    thread_id = _authorized(request, runtime, session_id)
+    if isinstance(thread_id, JSONResponse):
+        return thread_id
+    return _messages_after(runtime.engine, thread_id, after)
+
+
+@router.get("/api/v1/chat/{session_id}/status", response_model=ChatStatusOut)
+def get_chat_status(
+    session_id: SessionIdPath, request: Request, runtime: RuntimeDep
+) -> ChatStatusOut | JSONResponse:
+    """Who has the conversation now (the bot, nobody yet, a named person, or nobody: resolved) and whether
+    they are typing; needs the session's token."""
+    thread_id = _authorized(request, runtime, session_id)
+    if isinstance(thread_id, JSONResponse):
+        return thread_id
+    return ChatStatusOut.of(chat_status(runtime.engine, thread_id))
+
+
+@router.post("/api/v1/chat/{session_id}/typing", status_code=204, response_model=None)
+def post_typing(
+    session_id: SessionIdPath, body: TypingRequest, request: Request, runtime: RuntimeDep
+) -> Response:
+    """The customer is typing (repeat every few seconds while they do) or stopped; the agent's console
+    shows it. Needs the session's token."""
+    thread_id = _authorized(request, runtime, session_id)
+    if isinstance(thread_id, JSONResponse):
+        return thread_id
+    set_customer_typing(runtime.engine, thread_id, typing=body.typing)
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/chat/{session_id}/events", response_model=None)
+async def chat_events(
+    session_id: SessionIdPath,
+    request: Request,
+    runtime: RuntimeDep,
+    after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
+) -> StreamingResponse | JSONResponse:
+    """Server-sent events for the chat page: `status` (as /status answers, whenever it changes, and first
+    thing) and `messages` (a list, as /messages answers, of those after `after`). The stream ends after
+    a while; reconnect with `after` set to the last message id seen. Needs the session's token."""
+    thread_id = await run_in_threadpool(_authorized, request, runtime, session_id)
+    if isinstance(thread_id, JSONResponse):
+        return thread_id
+
+    async def stream() -> AsyncIterator[str]:
+        yield f"retry: {STREAM_RETRY_MS}\n\n"
+        last_id, sent_status = after, None
+        started = time.monotonic()
+        while time.monotonic() - started < STREAM_SECONDS and not runtime.stopping.is_set():
+            status, new = await run_in_threadpool(_changes, runtime.engine, thread_id, last_id)
+            if status != sent_status:
+                sent_status = status
+                yield _event("status", status.model_dump())
+            if new:
+                last_id = new[-1].id
+                yield _event("messages", [m.model_dump() for m in new])
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def _changes(engine: Engine, thread_id: str, after: int) -> tuple[ChatStatusOut, list[ChatMessage]]:
+    return ChatStatusOut.of(chat_status(engine, thread_id)), _messages_after(engine, thread_id, after)
+
+
+def _authorized(request: Request, runtime: Runtime, session_id: str) -> str | JSONResponse:
+    """The thread id of the session, when the request carries its token; else the 401/403 answer."""
     thread_id = thread_of(session_id)
     presented = presented_token(request, thread_id)
     if presented is None:
         return _refused(401)
     if not token_opens(runtime.engine, thread_id, presented):
         return _refused(403)
-    with session_scope(runtime.engine, read_only=True) as session:
+    return thread_id
+
+
+def _messages_after(engine: Engine, thread_id: str, after: int) -> list[ChatMessage]:
+    """The customer-visible messages of the session on `thread_id` with ids above `after` (at most 200)."""
+    with session_scope(engine, read_only=True) as session:
         rows = session.exec(
-            select(Message)
+            select(Message, Staff.name)
             .join(Conversation, Conversation.id == Message.conversation_id)
+            .outerjoin(Staff, Staff.id == Message.staff_id)
             .where(
                 Conversation.channel == "webchat",
                 Conversation.thread_id == thread_id,
@@ -195,8 +366,9 @@ def list_chat_messages(
                 author=m.author_kind,
                 text=m.text,
                 created_at=m.created_at.isoformat(),
+                agent=first_name(name),
             )
-            for m in rows
+            for m, name in rows
         ]
 
 
