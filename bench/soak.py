@@ -772,12 +772,30 @@ def check(report: SoakReport, url: str, traffic: Traffic, records: dict[str, Cou
             report.metrics_mismatch.append(
                 f"metrics: {channel} messages out {counted_out:.0f}, database {sent_db}"
             )
+    p99 = bucket_quantile(metrics, "socialbot_send_seconds", 0.99)
+    report.notes.append(
+        f"sends to the platforms: p99 under {p99} s (socialbot_send_seconds; sizes the leases)"
+    )
     report.notes.append(
         f"metrics: in {metric_sum(metrics, 'socialbot_messages_in_total'):.0f}, out "
         f"{metric_sum(metrics, 'socialbot_messages_out_total'):.0f}, duplicates "
         f"{metric_sum(metrics, 'socialbot_duplicate_deliveries_total'):.0f}, decisions "
         f"{metric_sum(metrics, 'socialbot_decisions_total'):.0f}"
     )
+
+
+def bucket_quantile(metrics: str, name: str, share: float) -> float | None:
+    """The upper bound of the histogram bucket holding the `share` quantile of `name` (all label sets
+    summed), from a Prometheus exposition; None without observations."""
+    buckets: dict[float, float] = defaultdict(float)
+    for match in re.finditer(
+        rf'^{re.escape(name)}_bucket\{{[^}}]*le="([^"]+)"[^}}]*\}} ([0-9.e+-]+)$', metrics, re.M
+    ):
+        buckets[float(match.group(1))] += float(match.group(2))
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return None
+    return next(bound for bound in sorted(buckets) if buckets[bound] >= share * total)
 
 
 def _backlog(url: str) -> tuple[int, int, int]:
