@@ -3,6 +3,7 @@ platform's retry-after, and marks a message failed for staff after the last atte
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -271,3 +272,19 @@ def test_rows_waiting_in_a_dead_workers_batch_are_taken_over_after_the_short_cla
     assert len(report.sent) == 1 and len(taken_over) == 2  # the first worker skipped what was taken
     with Session(engine) as session:
         assert {row.status for row in session.exec(select(Outbox)).all()} == {"sent"}
+
+
+def test_a_send_slower_than_its_lease_keeps_the_row_while_it_runs_by_renewing_the_lease(engine):
+    queue_reply(engine, key="reply:slow")
+    other = ScriptedChannel()
+    seen_by_other = []
+
+    class SlowPlatform(ScriptedChannel):
+        def send(self, message: OutboundMessage) -> str:
+            time.sleep(1.0)  # past the 0.6 s lease: only the heartbeat keeps the row this worker's
+            seen_by_other.extend(deliver_due(engine, {"slack": other}).sent)
+            return super().send(message)
+
+    report = deliver_due(engine, {"slack": SlowPlatform()}, send_seconds=0.6)
+
+    assert len(report.sent) == 1 and seen_by_other == [] and other.sent == []
