@@ -173,6 +173,7 @@ def conversation_updates(
                     "status": m.status,
                     "intent": m.intent,
                     "sentiment": m.sentiment,
+                    "abusive": bool(m.abusive),
                     "action": m.action,
                 }
                 for m in items

@@ -37,7 +37,9 @@
     const time = element("time", "", shortTime(message.created_at));
     time.dateTime = message.created_at;
     meta.append(time);
-    item.append(meta, element("div", "msg__text", message.text));
+    const text = element("div", message.abusive ? "msg__text abuse" : "msg__text", message.text);
+    if (message.abusive) text.tabIndex = 0; // blurred until clicked (static/moderation.js)
+    item.append(meta, text);
     if (message.direction === "in" && message.intent) {
       item.append(element("div", "msg__understanding", `${message.intent} · ${message.sentiment} · ${message.action || ""}`));
     }
