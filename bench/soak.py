@@ -54,7 +54,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.scale_out import metric_sum  # noqa: E402
-from channels.email import message_id_for  # noqa: E402
 from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, free_port  # noqa: E402
 from tests.fakes.env import slack_env, telegram_env  # noqa: E402
 from tests.fakes.slack import BOT_USER_ID, FakeSlack, event_callback, signed_headers  # noqa: E402
@@ -277,7 +276,7 @@ def serve_env(url: str, data_dir: Path, slack: FakeSlack, telegram: FakeTelegram
         "SOCIALBOT_EMAIL__ENABLED": "true",
         "SOCIALBOT_EMAIL__SMTP_HOST": "127.0.0.1",
         "SOCIALBOT_EMAIL__SMTP_PORT": str(smtp.port),
-        "SOCIALBOT_EMAIL__USE_TLS": "false",
+        "SOCIALBOT_EMAIL__SMTP_SECURITY": "none",
         "SOCIALBOT_EMAIL__FROM_ADDRESS": f"care@{BRAND_DOMAIN}",
         "SOCIALBOT_EMAIL__INBOUND_SECRET": EMAIL_SECRET,
     }
@@ -662,8 +661,8 @@ def outbox_key(row: Any) -> Any:
         return (row.thread_id, row.reply_to_external_id, row.text)
     if row.channel == "twitter":
         return (row.reply_to_external_id, _comparable(row.text))
-    if row.channel == "email":
-        return message_id_for(row.idempotency_key, row.thread_id, BRAND_DOMAIN)
+    if row.channel == "email":  # its Message-ID, the same on every attempt (signed: only the bot makes it)
+        return row.external_id
     return row.idempotency_key
 
 
@@ -680,7 +679,7 @@ def check(report: SoakReport, url: str, traffic: Traffic, records: dict[str, Cou
         outbox = connection.execute(
             text(
                 "SELECT id, channel, idempotency_key, thread_id, reply_to_external_id, text, status, "
-                "last_error, created_at, sent_at, claimed_until, attempts FROM outbox"
+                "external_id, last_error, created_at, sent_at, claimed_until, attempts FROM outbox"
             )
         ).all()
         followups = connection.execute(
