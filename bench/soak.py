@@ -67,6 +67,7 @@ __all__ = ["SoakOptions", "SoakReport", "run_soak"]
 CHANNELS = ("slack", "telegram", "twitter", "email", "webchat")
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 EMAIL_SECRET = "inbound-secret"
+METRICS_TOKEN = "soak-metrics-token"
 BRAND_DOMAIN = "fernhill.example"
 X_BRAND_ID = "1000"
 TEXTS = (
@@ -256,6 +257,7 @@ def serve_env(url: str, data_dir: Path, slack: FakeSlack, telegram: FakeTelegram
         "SOCIALBOT_DATABASE__URL": url,
         "SOCIALBOT_DATA__DIR": str(data_dir),
         "SOCIALBOT_SECRET_KEY": "soak-secret-key-that-signs-unsubscribe-links",
+        "SOCIALBOT_SERVER__METRICS_TOKEN": METRICS_TOKEN,
         "SOCIALBOT_LOGGING__LEVEL": "INFO",
         "SOCIALBOT_INTENTS__THREADS": "1",
         "SOCIALBOT_KNOWLEDGE__REFRESH_SECONDS": "0",
@@ -881,7 +883,13 @@ def run_soak(options: SoakOptions, *, postgres: PostgresServer | None = None, sa
                     time.sleep(2)
                 time.sleep(3)  # anything sent twice would show up now
                 prober.stopping.set()
-                metrics = httpx.get(f"{cluster.base_url}/metrics", timeout=30).text
+                scraped = httpx.get(
+                    f"{cluster.base_url}/metrics",
+                    headers={"Authorization": f"Bearer {METRICS_TOKEN}"},  # /metrics needs its token
+                    timeout=30,
+                )
+                scraped.raise_for_status()
+                metrics = scraped.text
             finally:
                 cluster.stop()
             report.kills = chaos.events
