@@ -3,6 +3,7 @@ platform's retry-after, and marks a message failed for staff after the last atte
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -245,6 +246,53 @@ def test_a_web_chat_reply_is_delivered_by_the_transaction_that_stores_it(engine)
     assert conversation.first_response_at == row.sent_at
     assert counted._value.get() == before + 1
     assert deliver_due(engine, {"webchat": StoredChannel()}).sent == []
+
+
+def test_rows_waiting_in_a_dead_workers_batch_are_taken_over_after_the_short_claim_not_the_send_lease(engine):
+    """A worker claims rows together for `claim_seconds` and leases each for `send_seconds` only as its send
+    starts: the row it is sending stays its own, the rows still waiting are another worker's soon after."""
+    for number in range(3):
+        queue_reply(engine, key=f"reply:{number}")
+    now = utcnow()
+    taken_over = []
+
+    class OtherWorker(ScriptedChannel):
+        def send(self, message: OutboundMessage) -> str:
+            return "other-" + super().send(message)
+
+    other = OtherWorker()
+
+    class SlowFirstSend(ScriptedChannel):
+        def send(self, message: OutboundMessage) -> str:
+            if not self.sent:  # while the first send hangs, another worker runs after the batch's claim
+                later = now + timedelta(seconds=16)
+                taken_over.extend(deliver_due(engine, {"slack": other}, now=later, claim_seconds=15).sent)
+            return super().send(message)
+
+    first = SlowFirstSend()
+    report = deliver_due(engine, {"slack": first}, now=now, claim_seconds=15, send_seconds=60)
+
+    assert [m.idempotency_key for m in first.sent] == ["reply:0"]  # its row in hand, leased for the send
+    assert [m.idempotency_key for m in other.sent] == ["reply:1", "reply:2"]  # the waiting rows, taken over
+    assert len(report.sent) == 1 and len(taken_over) == 2  # the first worker skipped what was taken
+    with Session(engine) as session:
+        assert {row.status for row in session.exec(select(Outbox)).all()} == {"sent"}
+
+
+def test_a_send_slower_than_its_lease_keeps_the_row_while_it_runs_by_renewing_the_lease(engine):
+    queue_reply(engine, key="reply:slow")
+    other = ScriptedChannel()
+    seen_by_other = []
+
+    class SlowPlatform(ScriptedChannel):
+        def send(self, message: OutboundMessage) -> str:
+            time.sleep(1.0)  # past the 0.6 s lease: only the heartbeat keeps the row this worker's
+            seen_by_other.extend(deliver_due(engine, {"slack": other}).sent)
+            return super().send(message)
+
+    report = deliver_due(engine, {"slack": SlowPlatform()}, send_seconds=0.6)
+
+    assert len(report.sent) == 1 and seen_by_other == [] and other.sent == []
 
 
 def test_a_reply_carries_the_thread_it_answers_trimmed_to_the_first_and_latest_ids(engine):

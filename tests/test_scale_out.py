@@ -204,7 +204,7 @@ def test_a_worker_that_stops_between_claiming_and_recording_is_covered_by_anothe
             raise SystemExit("worker killed")
 
     with pytest.raises(SystemExit):
-        deliver_due(pg_engine, {"slack": DiesAfterPosting()}, claim_seconds=1)
+        deliver_due(pg_engine, {"slack": DiesAfterPosting()}, claim_seconds=1, send_seconds=1)
     assert list(platform.posted) == ["reply:0"]
 
     # Before the claim expires nobody touches the rows; after it, another worker finishes them.
@@ -234,7 +234,7 @@ KILLED_WORKER = textwrap.dedent(
                 time.sleep(600)  # SIGKILLed here: posted on the platform, not recorded in the database
             return "ts-" + message.idempotency_key
 
-    deliver_due(create_db_engine(url), {"slack": Platform()}, claim_seconds=2)
+    deliver_due(create_db_engine(url), {"slack": Platform()}, claim_seconds=2, send_seconds=2)
     """
 )
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import REPO, TELEGRAM_SECRET, TELEGRAM_TOKEN, free_port
+from tests.fakes.env import slack_env, telegram_env
 from tests.fakes.slack import BOT_USER_ID, FakeSlack, event_callback, signed_headers
 from tests.fakes.telegram import FakeTelegram
 
@@ -40,14 +41,8 @@ def workers(pg_url, tmp_path):
             "SOCIALBOT_DATA__DIR": str(tmp_path / "d"),
             "SOCIALBOT_INTENTS__THREADS": "1",
             "SOCIALBOT_WEBCHAT__MESSAGES_PER_MINUTE_PER_IP": "0",  # 600 chats from one test client
-            "SOCIALBOT_SLACK__ENABLED": "true",
-            "SOCIALBOT_SLACK__BOT_TOKEN": slack.bot_token,
-            "SOCIALBOT_SLACK__SIGNING_SECRET": SIGNING_SECRET,
-            "SOCIALBOT_SLACK__API_BASE_URL": slack.api_base_url,
-            "SOCIALBOT_TELEGRAM__ENABLED": "true",
-            "SOCIALBOT_TELEGRAM__TOKEN": TELEGRAM_TOKEN,
-            "SOCIALBOT_TELEGRAM__WEBHOOK_SECRET": TELEGRAM_SECRET,
-            "SOCIALBOT_TELEGRAM__API_BASE_URL": telegram.api_base_url,
+            **slack_env(slack, SIGNING_SECRET),
+            **telegram_env(telegram, TELEGRAM_SECRET),
         }
         log = (tmp_path / "serve.log").open("w")
         server = subprocess.Popen(

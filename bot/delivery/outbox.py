@@ -10,13 +10,15 @@ marked failed for staff to see.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, event, or_
+from sqlalchemy import Engine, event, or_, update
 from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
@@ -30,15 +32,21 @@ from bot.crm.models import (
     OutboxStatus,
     utcnow,
 )
-from bot.runtime.metrics import MESSAGES_OUT, SEND_FAILURES
+from bot.runtime.metrics import MESSAGES_OUT, SEND_DURATION, SEND_FAILURES
 from channels.base import Channel, OutboundMessage, PermanentSendError, TemporarySendError
 
 __all__ = ["DeliveryReport", "deliver_due", "enqueue", "release_claims"]
 
 log = logging.getLogger("socialbot.outbox")
 
-# How long a worker may hold a claimed row before another may take it (a crashed worker's claim expires).
-CLAIM_SECONDS = 60
+# How long rows claimed together wait for their turn: a killed worker's rows are taken over after this. The
+# rows ahead of one are sent in well under a second each (`socialbot_send_seconds`), so a batch of `limit`
+# is through long before.
+CLAIM_SECONDS = 15
+# The lease of the row being sent, taken just before the send and renewed every third of it while the send
+# runs (a heartbeat), so a live worker never has its row taken over however slow the platform is, and a
+# killed worker's row in hand is taken over after this (and the platform asked first).
+SEND_LEASE_SECONDS = 15
 # The most earlier message ids a reply carries (an e-mail's References; long threads are trimmed).
 MAX_REFERENCES = 20
 
@@ -190,33 +198,39 @@ def deliver_due(
     backoff_base_seconds: float = 2.0,
     backoff_cap_seconds: float = 600.0,
     claim_seconds: float = CLAIM_SECONDS,
+    send_seconds: float = SEND_LEASE_SECONDS,
     stop: threading.Event | None = None,
 ) -> DeliveryReport:
     """Send every due row whose channel is in `channels`; return what happened to each.
 
     Args:
-        claim_seconds: how long the rows claimed now stay this worker's; if it dies, another worker takes
-            them after that (and asks the platform first whether they went out).
+        claim_seconds: how long the rows claimed now wait for their turn as this worker's; if it dies,
+            another worker takes them after that (and asks the platform first whether they went out).
+        send_seconds: the lease of each row from the moment its send starts, renewed every third of it
+            while the send runs.
         stop: set when the worker is shutting down: the row being sent is finished, the other claimed rows
             are released at once for other workers.
     """
     now = now or utcnow()
+    started = time.monotonic()
     report = DeliveryReport()
+
+    def lease_until() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started + send_seconds)
+
     claimed = _claim(engine, channels, now, limit, claim_seconds)
     for position, (row, maybe_sent) in enumerate(claimed):
         if stop is not None and stop.is_set():
             release_claims(engine, [r.id for r, _ in claimed[position:]])
             break
+        if not _lease_for_send(engine, row, lease_until()):
+            log.info("outbox row %s: its claim ran out before its turn and another worker took it", row.id)
+            continue
         outbound = _outbound(row)
         channel = channels[row.channel]
         try:
-            external_id = channel.find_sent(outbound) if maybe_sent else None
-            if external_id is not None:
-                log.info(
-                    "outbox row %s had been sent before a stop (%s); not sending again", row.id, external_id
-                )
-            else:
-                external_id = channel.send(outbound)
+            with _heartbeat(engine, row, lease_until, every=send_seconds / 3):
+                external_id = _find_or_send(channel, outbound, row, maybe_sent)
         except TemporarySendError as error:
             # A rate limit means the platform refused the post; any other temporary failure (5xx, timeout,
             # a failed `find_sent`) may hide a post that went out, so the next attempt asks first.
@@ -255,6 +269,59 @@ def deliver_due(
         _record_sent(engine, row.id, external_id)
         report.sent.append(row.id)
     return report
+
+
+def _find_or_send(channel: Channel, outbound: OutboundMessage, row: Outbox, maybe_sent: bool) -> str:
+    """The platform id of the row's message: found on the platform when an earlier attempt may have posted
+    it, else from sending it now."""
+    external_id = channel.find_sent(outbound) if maybe_sent else None
+    if external_id is not None:
+        log.info("outbox row %s had been sent before a stop (%s); not sending again", row.id, external_id)
+        return external_id
+    with SEND_DURATION.labels(row.channel).time():
+        return channel.send(outbound)
+
+
+@contextlib.contextmanager
+def _heartbeat(engine: Engine, row: Outbox, until: Callable[[], datetime], every: float) -> Iterator[None]:
+    """Renew the row's send lease to `until()` every `every` seconds while the block runs."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(every):
+            try:
+                if not _lease_for_send(engine, row, until()):
+                    log.warning("outbox row %s: its lease was lost during a send", row.id)
+                    return
+            except Exception:  # the database is away; the send goes on, the lease may lapse
+                log.warning("outbox row %s: could not renew its lease", row.id, exc_info=True)
+
+    beat = threading.Thread(target=renew, name=f"outbox-lease-{row.id}", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        done.set()
+        beat.join()
+
+
+def _lease_for_send(engine: Engine, row: Outbox, until: datetime) -> bool:
+    """Extend this worker's claim on `row` to `until` just before sending it; False when the claim ran out
+    and another worker claimed the row meanwhile (its `claimed_until` is no longer the one we wrote)."""
+    with session_scope(engine) as session:
+        extended = session.exec(
+            update(Outbox)
+            .where(
+                Outbox.id == row.id,
+                Outbox.status == OutboxStatus.PENDING.value,
+                Outbox.claimed_until == row.claimed_until,
+            )
+            .values(claimed_until=until)
+        )
+        if extended.rowcount != 1:
+            return False
+    row.claimed_until = until
+    return True
 
 
 def _record_sent(engine: Engine, outbox_id: int, external_id: str) -> None:

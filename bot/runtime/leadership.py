@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import threading
 
 from sqlalchemy import Connection, create_engine, text
@@ -49,7 +50,11 @@ class PollerLeadership:
         self.name = f"poller:{channel.name}:{account}"
         self.key = lock_key(self.name)
         self.retry_seconds = retry_seconds
-        self._engine = create_engine(database_url, poolclass=NullPool)
+        # pg_stat_activity names the worker process holding the lock (what an operator, or the soak, kills).
+        application_name = f"socialbot pid {os.getpid()} {self.name}"[:63]
+        self._engine = create_engine(
+            database_url, poolclass=NullPool, connect_args={"application_name": application_name}
+        )
         self._connection: Connection | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

@@ -33,6 +33,7 @@ __all__ = [
     "MESSAGES_OUT",
     "PIPELINE_SECONDS",
     "SEND_FAILURES",
+    "SEND_DURATION",
     "render_metrics",
 ]
 
@@ -57,6 +58,12 @@ SEND_FAILURES = Counter(
     "Failed send attempts, per channel and kind (temporary: retried with backoff; rate_limited: the platform "
     "asked us to wait; permanent: given up)",
     ["channel", "kind"],
+)
+SEND_DURATION = Histogram(
+    "socialbot_send_seconds",
+    "Seconds one send to a platform took (the outbox's claim leases are sized from it), per channel",
+    ["channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 PIPELINE_SECONDS = Histogram(
     "socialbot_pipeline_seconds",

@@ -42,6 +42,8 @@ class FakeX:
         page_size: the most posts per page, whatever `max_results` asks (X may return fewer), to test paging.
         consumer_secret, access_token_secret: the OAuth 1.0a secrets posts and `/2/users/me` must be signed
             with (a bad signature gets 401, as on X).
+        refuse_duplicate_text: refuse a post whose text the brand posted before (403, as X does); off for a
+            load test whose many customers get the same answer, so a reply sent twice shows as two posts.
     """
 
     def __init__(
@@ -51,7 +53,9 @@ class FakeX:
         page_size: int = 100,
         consumer_secret: str = "consumer-secret",
         access_token_secret: str = "access-token-secret",
+        refuse_duplicate_text: bool = True,
     ) -> None:
+        self.refuse_duplicate_text = refuse_duplicate_text
         self.oauth_secrets = (consumer_secret, access_token_secret)
         self.brand = {"id": brand_id, "username": brand_username, "name": "Fernhill Outdoor"}
         self.users: dict[str, dict] = {brand_id: self.brand}
@@ -225,7 +229,7 @@ class FakeX:
                 400,
                 {"errors": [{"message": "The Tweet you are replying to has been deleted"}], "status": 400},
             )
-        if payload["text"] in self._posted_texts:
+        if self.refuse_duplicate_text and payload["text"] in self._posted_texts:
             return FakeResponse(
                 403,
                 {"detail": "You are not allowed to create a Tweet with duplicate content.", "status": 403},
