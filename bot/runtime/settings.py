@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,6 +143,12 @@ class HandoffSettings(_Section):
     # Who owns a resolved conversation when the customer writes in it again: the bot, or the person who had
     # it ("assignee": it goes back to them, silently for the bot).
     reopen_to: Literal["bot", "assignee"] = "bot"
+
+
+class SupportSettings(_Section):
+    # How soon a person should answer a conversation handed to staff (the service-level target the dashboard
+    # counts breaches of): seconds, "HH:MM:SS" or ISO 8601 ("PT4H").
+    first_response_target: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
 
 
 class ConsoleSettings(_Section):
@@ -304,6 +311,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     webchat: WebchatSettings = Field(default_factory=WebchatSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    support: SupportSettings = Field(default_factory=SupportSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
