@@ -22,6 +22,7 @@ from bot.crm.models import (
     Outbox,
     Staff,
 )
+from bot.insights.vectors import store_vector
 
 _ids = itertools.count(1)
 
@@ -29,9 +30,11 @@ _ids = itertools.count(1)
 class ScriptedHistory:
     """Writes rows at `start + minutes`; each method commits at once and returns the row's id."""
 
-    def __init__(self, engine: Engine, start: datetime) -> None:
+    def __init__(self, engine: Engine, start: datetime, *, encoder: Any = None) -> None:
+        """`encoder`: when given, each customer message's vector is kept as the pipeline keeps it."""
         self.engine = engine
         self.start = start
+        self.encoder = encoder
 
     def at(self, minutes: float) -> datetime:
         return self.start + timedelta(minutes=minutes)
@@ -78,6 +81,8 @@ class ScriptedHistory:
             )
             session.add(message)
             session.flush()
+            if self.encoder is not None:
+                store_vector(session, message.id, self.encoder.encode([text])[0], encoder=self.encoder.name)
             return message.id
 
     def replies(

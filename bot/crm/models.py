@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
     "AuditEvent",
     "AuthorKind",
     "ChannelCursor",
+    "ComplaintSpike",
     "Contact",
     "Conversation",
     "ContactBlock",
@@ -33,6 +34,7 @@ __all__ = [
     "LadderChange",
     "LadderStage",
     "Message",
+    "MessageVector",
     "ModerationItem",
     "Note",
     "Outbox",
@@ -363,8 +365,9 @@ Index("ix_message_reply_to_id", Message.reply_to_id)
 
 
 class SupportPost(SQLModel, table=True):
-    """An escalation posted to the Slack support channel: written in the escalation's transaction, posted
-    (`chat.postMessage`) and kept up to date (`chat.update`) by bot/support/slack_posts.py.
+    """A post to the Slack support channel, written in the transaction of what it reports and posted
+    (`chat.postMessage`) by bot/support/slack_posts.py: an escalation (kept up to date with `chat.update`), or
+    an alert (`text`, e.g. a complaint spike; posted once, never updated).
 
     `version` goes up whenever the conversation changes hands; the post shows `posted_version`, so a row with
     `posted_version < version` needs an update. `ts` is Slack's id of the post (None until it is posted).
@@ -373,7 +376,12 @@ class SupportPost(SQLModel, table=True):
     __table_args__ = (Index("ix_supportpost_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    # escalation | alert
+    kind: str = Field(default="escalation", sa_column_kwargs={"server_default": "escalation"})
+    # The escalated conversation (None for an alert).
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    # An alert's words (Slack mrkdwn-escaped when posted).
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The escalated customer message shown in the post.
     message_id: int | None = Field(default=None, foreign_key="message.id")
     support_channel: str
@@ -481,3 +489,34 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+
+
+class MessageVector(SQLModel, table=True):
+    """The encoder's vector of an inbound message, kept from the one pass that understood it, so topics,
+    knowledge gaps, ideas and the learning loop group and retrain without encoding again
+    (bot/insights/vectors.py). Vectors of another encoder (`encoder` is its name) are never compared."""
+
+    message_id: int = Field(foreign_key="message.id", primary_key=True)
+    encoder: str = Field(index=True)
+    # float16, little-endian; L2-normalised.
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ComplaintSpike(SQLModel, table=True):
+    """A complaint topic that spiked on a UTC day ("delivery complaints 3x their 4-week average today"):
+    written once per spike, with the Slack alert and the webhook event in the same transaction; a later check
+    the same day that finds the same complaints updates the counts instead of alerting again
+    (bot/insights/topics.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(index=True)  # YYYY-MM-DD, UTC
+    label: str
+    words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    article_id: str | None = None
+    today: int
+    daily_average: float
+    # The day's complaints in the topic (what later checks compare with, so one spike alerts once).
+    message_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -39,6 +39,7 @@ from bot.crm.models import (
 )
 from bot.delivery.outbox import deliver_due, enqueue
 from bot.engagement.identity import before_policy
+from bot.insights.vectors import store_vector
 from bot.moderation.queue import review_decision
 from bot.pipeline.steps.language import apply_language
 from bot.policy.routing import Action, Decision
@@ -370,6 +371,8 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             decision = review_decision(runtime, session, message, conversation, analysis, decision)
         _record(message, analysis, decision)
         session.add(message)
+        if analysis.embedding is not None:
+            store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder)
         text = step.reply if step is not None else reply_text(runtime, decision, message.channel)
         carry_out_decision(
             runtime,
