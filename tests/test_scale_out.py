@@ -219,7 +219,7 @@ KILLED_WORKER = textwrap.dedent(
     """
     import json, sys, time
     from bot.crm.db import create_db_engine
-    from bot.outbox import deliver_due
+    from bot.delivery.outbox import deliver_due
     from channels.base import Channel
 
     url, platform_file = sys.argv[1], sys.argv[2]

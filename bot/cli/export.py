@@ -36,10 +36,10 @@ def _export(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import func
-    from sqlmodel import Session, select
+    from sqlmodel import select
 
     from bot.cli.main import _settings
-    from bot.crm.db import create_db_engine, upgrade_database
+    from bot.crm.db import create_db_engine, session_scope, upgrade_database
     from bot.crm.models import Contact, Conversation, Message, Staff
     from bot.insights.response_log import (
         CONVERSATION_COLUMNS,
@@ -102,7 +102,7 @@ def _export(
         ):
             total = None
             if show_progress:
-                with Session(engine) as session:
+                with session_scope(engine, read_only=True) as session:
                     total = session.exec(counting).one()
             task = progress.add_task(kind, total=total)
 

@@ -82,12 +82,13 @@ def token(
 @app.command("list")
 def list_staff(ctx: typer.Context) -> None:
     """List staff accounts."""
-    from sqlmodel import Session, select
+    from sqlmodel import select
 
+    from bot.crm.db import session_scope
     from bot.crm.models import Staff
 
     engine = _engine(ctx)
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         for staff in session.exec(select(Staff).order_by(Staff.email)).all():
             state = "" if staff.active else " (disabled)"
             typer.echo(f"{staff.id}\t{staff.email}\t{staff.role}{state}")

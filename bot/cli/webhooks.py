@@ -70,12 +70,11 @@ def list_event_types() -> None:
 @app.command("list")
 def list_command(ctx: typer.Context) -> None:
     """Registered endpoints, their events and state."""
-    from sqlmodel import Session
-
+    from bot.crm.db import session_scope
     from bot.delivery.webhooks import list_endpoints
 
     _, engine = _engine(ctx)
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         endpoints = list_endpoints(session)
         if not endpoints:
             typer.echo("no webhook endpoints")
@@ -134,12 +133,11 @@ def deliveries(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="how many, newest first")] = 50,
 ) -> None:
     """The delivery log: event, endpoint, status, attempts, last answer."""
-    from sqlmodel import Session
-
+    from bot.crm.db import session_scope
     from bot.delivery.webhooks import list_deliveries
 
     _, engine = _engine(ctx)
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         entries = list_deliveries(session, endpoint_id=endpoint, limit=limit)
     if not entries:
         typer.echo("no deliveries")

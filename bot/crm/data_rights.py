@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
+from bot.crm.audit import audit
 from bot.crm.models import (
-    AuditEvent,
     Contact,
     ContactBlock,
     Conversation,
@@ -162,19 +162,6 @@ class DataRightsStep:
     record_idea: bool = False
 
 
-def _audit(session: Session, action: str, contact_id: int | None, **details: Any) -> None:
-    session.add(
-        AuditEvent(
-            actor_kind=details.pop("actor_kind", "staff"),
-            actor_id=details.pop("actor_id", None),
-            action=action,
-            subject_type="contact",
-            subject_id=contact_id,
-            details=details or None,
-        )
-    )
-
-
 def data_request_step(
     runtime: Runtime, session: Session, message: Message, conversation: Conversation
 ) -> DataRightsStep | None:
@@ -205,12 +192,13 @@ def data_request_step(
     )
     session.add(request)
     session.flush()
-    _audit(
+    audit(
         session,
         f"data_request.{kind.value}",
+        "contact",
         message.contact_id,
         actor_kind="customer",
-        request_id=request.id,
+        details={"request_id": request.id},
     )
     why = f"data request {request.id} ({kind.value})"
     if conversation.state != ConversationState.BOT.value:
@@ -228,7 +216,14 @@ def data_request_step(
         if not message.public:
             summary = _summary(export_contact(session, message.contact_id))
             request.status, request.completed_at = "fulfilled", utcnow()
-            _audit(session, "contact.exported", message.contact_id, actor_kind="customer", via="chat")
+            audit(
+                session,
+                "contact.exported",
+                "contact",
+                message.contact_id,
+                actor_kind="customer",
+                details={"via": "chat"},
+            )
             return DataRightsStep(
                 DataRightsAction.DATA_REQUEST,
                 f"{why}: summary sent automatically",
@@ -493,16 +488,19 @@ def erase_contact(
     contact.display_name, contact.email, contact.opted_out = None, None, True
     session.add(contact)
     report = ErasureReport(contact_id, len(erased), len(identities), cancelled, outbox_cancelled)
-    _audit(
+    audit(
         session,
         "contact.erased",
+        "contact",
         contact_id,
         actor_kind=actor_kind,
         actor_id=staff_id,
-        request_id=request_id,
-        via=via,
-        messages=report.messages,
-        follow_ups_cancelled=report.follow_ups_cancelled,
+        details={
+            "request_id": request_id,
+            "via": via,
+            "messages": report.messages,
+            "follow_ups_cancelled": report.follow_ups_cancelled,
+        },
     )
     return report
 
@@ -527,7 +525,14 @@ def purge_old_text(session: Session, retention_days: int, *, now: datetime | Non
         .values(text=EXPIRED)
     )
     if purged:
-        _audit(session, "retention.purged", None, actor_kind="system", messages=purged, days=retention_days)
+        audit(
+            session,
+            "retention.purged",
+            "contact",
+            None,
+            actor_kind="system",
+            details={"messages": purged, "days": retention_days},
+        )
     return purged
 
 
@@ -565,7 +570,15 @@ def export_for_staff(engine: Engine, contact_id: int, *, staff_id: int | None, v
     with session_scope(engine) as session:
         data = export_contact(session, contact_id)
         _complete_requests(session, contact_id, DataRequestKind.ACCESS, staff_id)
-        _audit(session, "contact.exported", contact_id, actor_id=staff_id, via=via)
+        audit(
+            session,
+            "contact.exported",
+            "contact",
+            contact_id,
+            actor_kind="staff",
+            actor_id=staff_id,
+            details={"via": via},
+        )
     return data
 
 

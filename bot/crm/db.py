@@ -123,9 +123,11 @@ def create_db_engine(
 
 @contextmanager
 def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error.
+    """The one way to open a database session: it commits on success and rolls back on any error.
 
-    `read_only`: the session only reads; on SQLite it then neither takes nor waits for the write lock.
+    Args:
+        read_only: the session only reads (pages, exports, lookups); on SQLite it then neither takes nor waits
+            for the write lock, so a read never queues behind writers.
     """
     bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if read_only else engine
     with Session(bind, expire_on_commit=False) as session:

@@ -25,16 +25,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, select
 
+from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import (
-    AuditEvent,
     Contact,
     Conversation,
     ConversationState,
@@ -166,19 +166,9 @@ def proactive_channels(session: Session, conversation: Conversation) -> list[str
 # Scheduling
 
 
-def _audit(
-    session: Session, action: str, followup: FollowUp, *, actor_kind: str = "system", **details
-) -> None:
-    session.add(
-        AuditEvent(
-            actor_kind=actor_kind,
-            actor_id=details.pop("actor_id", None),
-            action=action,
-            subject_type="followup",
-            subject_id=followup.id,
-            details={"conversation_id": followup.conversation_id, "channel": followup.channel, **details},
-        )
-    )
+def _described(followup: FollowUp, **details: Any) -> dict[str, Any]:
+    """What an audit event about `followup` says: its conversation and channel, and `details`."""
+    return {"conversation_id": followup.conversation_id, "channel": followup.channel, **details}
 
 
 def schedule_followup(
@@ -241,14 +231,14 @@ def schedule_followup(
         session.add(row)
         session.flush()
         if staff_id is not None:  # the row itself records what policy schedules; people's actions are audited
-            _audit(
+            audit(
                 session,
                 "followup.scheduled",
-                row,
+                "followup",
+                row.id,
                 actor_kind="staff",
                 actor_id=staff_id,
-                template=template,
-                due_at=due_at.isoformat(),
+                details=_described(row, template=template, due_at=due_at.isoformat()),
             )
         rows.append(row)
     return rows
@@ -373,8 +363,14 @@ def cancel_followup(session: Session, followup_id: int, *, staff_id: int | None 
         raise FollowupError(f"follow-up {followup_id} is {row.status} already and can't be cancelled")
     row.status, row.last_error = FollowUpStatus.CANCELLED.value, "cancelled by staff"
     session.add(row)
-    _audit(
-        session, "followup.cancelled", row, actor_kind="staff" if staff_id else "system", actor_id=staff_id
+    audit(
+        session,
+        "followup.cancelled",
+        "followup",
+        row.id,
+        actor_kind="staff" if staff_id else "system",
+        actor_id=staff_id,
+        details=_described(row),
     )
     return row
 
@@ -392,7 +388,14 @@ def cancel_nudges_on_reply(session: Session, contact_id: int) -> list[int]:
     for row in rows:
         row.status, row.last_error = FollowUpStatus.CANCELLED.value, "the customer wrote again"
         session.add(row)
-        _audit(session, "followup.cancelled", row, actor_kind="customer", why="the customer wrote again")
+        audit(
+            session,
+            "followup.cancelled",
+            "followup",
+            row.id,
+            actor_kind="customer",
+            details=_described(row, why="the customer wrote again"),
+        )
     return [row.id for row in rows]
 
 
@@ -508,6 +511,20 @@ def _finish(row: FollowUp, status: FollowUpStatus, why: str) -> None:
     row.status, row.last_error, row.claimed_until = status.value, why, None
 
 
+def _give_up(session: Session, row: FollowUp, why: str, report: FollowupReport) -> None:
+    """The follow-up can't go out (`why`): it is marked failed, for staff to see, and audited."""
+    _finish(row, FollowUpStatus.FAILED, why)
+    report.failed.append(row.id)
+    audit(
+        session,
+        "followup.failed",
+        "followup",
+        row.id,
+        actor_kind="system",
+        details=_described(row, error=why),
+    )
+
+
 def _process(runtime: Runtime, followup_id: int, now: datetime, report: FollowupReport) -> None:
     settings = runtime.settings.followups
     with session_scope(runtime.engine) as session:
@@ -520,7 +537,14 @@ def _process(runtime: Runtime, followup_id: int, now: datetime, report: Followup
         if contact.opted_out:
             _finish(row, FollowUpStatus.CANCELLED, "the contact opted out")
             report.cancelled.append(row.id)
-            _audit(session, "followup.cancelled", row, why="opted out")
+            audit(
+                session,
+                "followup.cancelled",
+                "followup",
+                row.id,
+                actor_kind="system",
+                details=_described(row, why="opted out"),
+            )
             return
         if row.template == RESOLUTION_CHECK and conversation.state != ConversationState.RESOLVED:
             _finish(row, FollowUpStatus.CANCELLED, f"the conversation is {conversation.state} again")
@@ -533,19 +557,15 @@ def _process(runtime: Runtime, followup_id: int, now: datetime, report: Followup
             report.postponed.append(row.id)
             return
         if row.channel not in runtime.channels:
-            _finish(row, FollowUpStatus.FAILED, f"channel {row.channel} is not enabled")
             row.attempts += 1
-            report.failed.append(row.id)
-            _audit(session, "followup.failed", row, error=row.last_error)
+            _give_up(session, row, f"channel {row.channel} is not enabled", report)
             return
         if row.channel == conversation.channel:
             target = conversation
         else:
             address = verified_email(session, contact.id) if row.channel == "email" else None
             if address is None:
-                _finish(row, FollowUpStatus.FAILED, f"the contact has no verified {row.channel} identity")
-                report.failed.append(row.id)
-                _audit(session, "followup.failed", row, error=row.last_error)
+                _give_up(session, row, f"the contact has no verified {row.channel} identity", report)
                 return
             target = email_conversation(session, contact.id, address)
         message = enqueue(
@@ -574,14 +594,13 @@ def _remind_staff(
     _finish(row, FollowUpStatus.SENT, "")
     row.last_error, row.sent_at, row.attempts = None, now, row.attempts + 1
     session.add(row)
-    session.add(
-        AuditEvent(
-            actor_kind="system",
-            action="conversation.reminder",
-            subject_type="conversation",
-            subject_id=conversation.id,
-            details={"followup_id": row.id, "waiting_since": conversation.escalated_at.isoformat()},
-        )
+    audit(
+        session,
+        "conversation.reminder",
+        "conversation",
+        conversation.id,
+        actor_kind="system",
+        details={"followup_id": row.id, "waiting_since": conversation.escalated_at.isoformat()},
     )
     log.warning("conversation %s has waited for staff since %s", conversation.id, conversation.escalated_at)
     report.reminded.append(row.id)
@@ -620,7 +639,14 @@ def sync_followup_delivery(engine: Engine) -> int:
                 row.status, row.sent_at = FollowUpStatus.SENT.value, outbox.sent_at
             elif outbox.status == "failed":
                 row.status = FollowUpStatus.FAILED.value
-                _audit(session, "followup.failed", row, error=outbox.last_error)
+                audit(
+                    session,
+                    "followup.failed",
+                    "followup",
+                    row.id,
+                    actor_kind="system",
+                    details=_described(row, error=outbox.last_error),
+                )
             else:
                 session.add(row)
                 continue
@@ -671,14 +697,13 @@ def unsubscribe(session: Session, address: str) -> int | None:
     if not contact.opted_out:
         contact.opted_out = True
         session.add(contact)
-        session.add(
-            AuditEvent(
-                actor_kind="customer",
-                action="contact.opted_out",
-                subject_type="contact",
-                subject_id=contact.id,
-                details={"via": "email unsubscribe link"},
-            )
+        audit(
+            session,
+            "contact.opted_out",
+            "contact",
+            contact.id,
+            actor_kind="customer",
+            details={"via": "email unsubscribe link"},
         )
     for row in session.exec(
         select(FollowUp).where(

@@ -28,6 +28,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import update
 from sqlmodel import Session, SQLModel, select
 
+from bot.crm.audit import audit
 from bot.crm.models import (
     AuditEvent,
     Contact,
@@ -154,19 +155,6 @@ def _code_matches(code: str, stored: str) -> bool:
     return hmac.compare_digest(_hash_code(code, salt), stored)
 
 
-def _audit(session: Session, action: str, subject_type: str, subject_id: int | None, **details) -> None:
-    session.add(
-        AuditEvent(
-            actor_kind=details.pop("actor_kind", "customer"),
-            actor_id=details.pop("actor_id", None),
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            details=details or None,
-        )
-    )
-
-
 def _mask(address: str) -> str:
     local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
@@ -252,7 +240,14 @@ def _record_csat(
         # our question and is no new request, so the thread goes back to resolved.
         conversation.state, conversation.resolved_at = ConversationState.RESOLVED.value, now
         session.add(conversation)
-    _audit(session, "conversation.rated", "conversation", rated.id, csat=rating, message_id=message.id)
+    audit(
+        session,
+        "conversation.rated",
+        "conversation",
+        rated.id,
+        actor_kind="customer",
+        details={"csat": rating, "message_id": message.id},
+    )
     return StepDecision(
         StepAction.RECORD_CSAT,
         f"rating {rating}/5 for conversation {rated.id} (answer to the follow-up)",
@@ -331,7 +326,14 @@ def _send_code(
         text=TEXTS["code_mail"].format(brand=runtime.settings.brand.name, code=code),
         idempotency_key=f"verify:{verification.id}",
     )
-    _audit(session, "identity.code_sent", "contact", message.contact_id, email=_mask(address))
+    audit(
+        session,
+        "identity.code_sent",
+        "contact",
+        message.contact_id,
+        actor_kind="customer",
+        details={"email": _mask(address)},
+    )
     return StepDecision(
         StepAction.VERIFY_EMAIL,
         f"e-mail address given: code {verification.id} sent",
@@ -371,7 +373,13 @@ def _check_code(
         if left <= 0:
             verification.status, verification.completed_at = "failed", now
             _redact_code_mail(session, verification)
-            _audit(session, "identity.verification_failed", "contact", verification.contact_id)
+            audit(
+                session,
+                "identity.verification_failed",
+                "contact",
+                verification.contact_id,
+                actor_kind="customer",
+            )
             return StepDecision(StepAction.VERIFY_EMAIL, "too many wrong codes", TEXTS["too_many_wrong"])
         return StepDecision(
             StepAction.VERIFY_EMAIL,
@@ -400,13 +408,13 @@ def _check_code(
                 actor_kind="customer",
             )
         except MergeConflict as error:
-            _audit(
+            audit(
                 session,
                 "contact.merge_refused",
                 "contact",
                 contact.id,
-                other=identity.contact_id,
-                why=str(error),
+                actor_kind="customer",
+                details={"other": identity.contact_id, "why": str(error)},
             )
             return StepDecision(
                 StepAction.VERIFY_EMAIL,
@@ -419,7 +427,14 @@ def _check_code(
     if not contact.email:
         contact.email = address
         session.add(contact)
-    _audit(session, "identity.verified", "contact", contact.id, channel="email", email=_mask(address))
+    audit(
+        session,
+        "identity.verified",
+        "contact",
+        contact.id,
+        actor_kind="customer",
+        details={"channel": "email", "email": _mask(address)},
+    )
     return StepDecision(
         StepAction.VERIFY_EMAIL, "e-mail address verified", TEXTS["verified"].format(address=address)
     )
@@ -501,16 +516,14 @@ def merge_contacts(
     )
     session.add(merge)
     session.flush()
-    _audit(
+    audit(
         session,
         "contact.merged",
         "contact",
         into_contact_id,
         actor_kind=actor_kind,
         actor_id=staff_id,
-        merge_id=merge.id,
-        from_contact_id=from_contact_id,
-        reason=reason,
+        details={"merge_id": merge.id, "from_contact_id": from_contact_id, "reason": reason},
     )
     return merge
 
@@ -547,14 +560,13 @@ def unmerge_contacts(session: Session, merge_id: int, *, staff_id: int | None = 
     into.email, into.display_name = before.get("email"), before.get("display_name", into.display_name)
     merge.undone_at, merge.undone_by_staff_id = utcnow(), staff_id
     session.add_all([into, merge])
-    _audit(
+    audit(
         session,
         "contact.unmerged",
         "contact",
         into_id,
         actor_kind="staff" if staff_id else "system",
         actor_id=staff_id,
-        merge_id=merge.id,
-        from_contact_id=back,
+        details={"merge_id": merge.id, "from_contact_id": back},
     )
     return merge

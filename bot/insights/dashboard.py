@@ -16,8 +16,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_
-from sqlmodel import Session, select
+from sqlmodel import select
 
+from bot.crm.db import session_scope
 from bot.crm.ladder import count_by_stage
 from bot.crm.models import (
     Contact,
@@ -113,7 +114,7 @@ def dashboard_data(engine: Engine, *, days: int = 30, now: datetime | None = Non
     day_labels = [(first_day + timedelta(days=i)).isoformat() for i in range(days)]
     day = func.date(Message.created_at)
     inbound = and_(Message.direction == Direction.INBOUND.value, Message.created_at >= since)
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         # One pass over the period's messages; the three breakdowns are summed up from its groups.
         groups = session.exec(
             select(day, Message.channel, Message.intent, Message.sentiment, func.count())

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
+from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import (
-    AuditEvent,
     Contact,
     Idea,
     Message,
@@ -53,7 +53,7 @@ def list_ideas(engine: Engine, *, status: str | None = None, limit: int = 200) -
     )
     if status:
         query = query.where(Idea.status == status)
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         found = session.exec(query.order_by(Idea.votes.desc(), Idea.id.desc()).limit(limit)).all()
         return [
             IdeaView(
@@ -89,14 +89,13 @@ def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int)
             idea.status = status
             session.add(idea)
             schedule_idea_followup(session, idea)  # the customer hears about it (bot/engagement/followups.py)
-            session.add(
-                AuditEvent(
-                    actor_kind="staff",
-                    actor_id=staff_id,
-                    action="idea.status_changed",
-                    subject_type="idea",
-                    subject_id=idea_id,
-                    details={"from": previous, "to": status},
-                )
+            audit(
+                session,
+                "idea.status_changed",
+                "idea",
+                idea_id,
+                actor_kind="staff",
+                actor_id=staff_id,
+                details={"from": previous, "to": status},
             )
     return previous

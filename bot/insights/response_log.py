@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Engine, exists, func
 from sqlmodel import Session, select
 
+from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import (
-    AuditEvent,
     Contact,
     Conversation,
     Direction,
@@ -309,7 +309,7 @@ def response_log(
     query = _log_query(filters)
     if before is not None:
         query = query.where(Message.id < before)
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         found = session.exec(query.order_by(Message.id.desc()).limit(limit + 1)).all()
         page = found[:limit]
         times = _response_times(session, page)
@@ -422,7 +422,7 @@ def iter_message_rows(
     """The filtered messages, oldest first, as CSV rows in `MESSAGE_COLUMNS` order, one list per batch."""
     after = 0
     while True:
-        with Session(engine) as session:
+        with session_scope(engine, read_only=True) as session:
             found = session.exec(
                 _log_query(filters).where(Message.id > after).order_by(Message.id).limit(batch_size)
             ).all()
@@ -474,7 +474,7 @@ def iter_conversation_rows(
     """The filtered conversations, oldest first, as CSV rows in `CONVERSATION_COLUMNS` order, per batch."""
     after = 0
     while True:
-        with Session(engine) as session:
+        with session_scope(engine, read_only=True) as session:
             found = session.exec(
                 select(Conversation, Contact.display_name)
                 .join(Contact, Contact.id == Conversation.contact_id)
@@ -523,12 +523,11 @@ def record_export(
 ) -> None:
     """Write the AuditEvent for an export (before it streams, so an aborted download is audited too)."""
     with session_scope(engine) as session:
-        session.add(
-            AuditEvent(
-                actor_kind="staff" if staff_id is not None else "operator",
-                actor_id=staff_id,
-                action=f"export.{kind}",
-                subject_type="export",
-                details={"filters": filters.describe(), "via": via, **({"who": who} if who else {})},
-            )
+        audit(
+            session,
+            f"export.{kind}",
+            "export",
+            actor_kind="staff" if staff_id is not None else "operator",
+            actor_id=staff_id,
+            details={"filters": filters.describe(), "via": via, **({"who": who} if who else {})},
         )

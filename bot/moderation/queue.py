@@ -21,14 +21,14 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, update
 from sqlmodel import Session, or_, select
 
+from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import (
-    AuditEvent,
     Contact,
     ContactBlock,
     Conversation,
@@ -68,19 +68,6 @@ MODERATION_ACTIONS = ("fine", "hide", "block")
 
 class ModerationError(Exception):
     """A moderation action can't be done as asked (no such item, decided already); the message says why."""
-
-
-def _audit(session: Session, action: str, subject_type: str, subject_id: int | None, **details: Any) -> None:
-    session.add(
-        AuditEvent(
-            actor_kind=details.pop("actor_kind", "staff"),
-            actor_id=details.pop("actor_id", None),
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            details=details or None,
-        )
-    )
 
 
 # The pipeline's hook
@@ -288,7 +275,15 @@ def mark_fine(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
             session.add(message)
             item.outcome = f"marked fine: {decision.action.value}"
         session.add(item)
-        _audit(session, "moderation.fine", "message", item.message_id, actor_id=staff.id, item_id=item.id)
+        audit(
+            session,
+            "moderation.fine",
+            "message",
+            item.message_id,
+            actor_kind="staff",
+            actor_id=staff.id,
+            details={"item_id": item.id},
+        )
         channel = message.channel
     if channel in runtime.channels:
         deliver_due(runtime.engine, {channel: runtime.channels[channel]})
@@ -326,8 +321,14 @@ def hide_message(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem
         item = _claim(session, item_id, status, staff)
         item.outcome = outcome
         session.add(item)
-        _audit(
-            session, f"moderation.{status}", "message", item.message_id, actor_id=staff.id, outcome=outcome
+        audit(
+            session,
+            f"moderation.{status}",
+            "message",
+            item.message_id,
+            actor_kind="staff",
+            actor_id=staff.id,
+            details={"outcome": outcome},
         )
     log.info("moderation item %s: %s", item_id, outcome)
     return item
@@ -353,8 +354,14 @@ def block_author(
         session.add(block)
         item.outcome = f"author blocked from bot replies until {until.isoformat(timespec='minutes')}"
         session.add(item)
-        _audit(
-            session, "contact.blocked", "contact", item.contact_id, actor_id=staff.id, until=until.isoformat()
+        audit(
+            session,
+            "contact.blocked",
+            "contact",
+            item.contact_id,
+            actor_kind="staff",
+            actor_id=staff.id,
+            details={"until": until.isoformat()},
         )
     return item
 

@@ -174,7 +174,7 @@ def list_conversations(
     limit: int = 100,
 ) -> list[ConversationSummary]:
     """Conversations, the escalated ones oldest-waiting first (higher priority before equal waits)."""
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         query = select(Conversation)
         if state:
             query = query.where(Conversation.state == state)
@@ -233,7 +233,7 @@ def conversation_detail(
     Raises:
         ConversationNotFound: there is no such conversation.
     """
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None:
             raise ConversationNotFound(f"conversation {conversation_id} does not exist")
@@ -270,7 +270,7 @@ def messages_after(engine: Engine, conversation_id: int, after_id: int) -> tuple
     Raises:
         ConversationNotFound: there is no such conversation.
     """
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None:
             raise ConversationNotFound(f"conversation {conversation_id} does not exist")
@@ -286,7 +286,7 @@ def messages_after(engine: Engine, conversation_id: int, after_id: int) -> tuple
 
 def list_staff(engine: Engine) -> list[StaffView]:
     """Active staff, for "assign to"."""
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         rows = session.exec(select(Staff).where(Staff.active).order_by(Staff.email)).all()
         return [StaffView(s.id, s.email, s.name, s.role) for s in rows]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from bot.crm.audit import audit
 from bot.crm.models import (
-    AuditEvent,
     AuthorKind,
     Conversation,
     ConversationState,
@@ -61,25 +61,14 @@ def lock_conversation(session: Session, conversation_id: int) -> Conversation:
     return conversation
 
 
-def _audit(
-    session: Session,
-    conversation: Conversation,
-    action: str,
-    *,
-    actor: Staff | None,
-    previous: str,
-    **details: Any,
-) -> None:
-    session.add(
-        AuditEvent(
-            actor_kind="staff" if actor is not None else "system",
-            actor_id=actor.id if actor is not None else None,
-            action=action,
-            subject_type="conversation",
-            subject_id=conversation.id,
-            details={"from": previous, "to": conversation.state, **details},
-        )
-    )
+def _actor(actor: Staff | None) -> dict[str, Any]:
+    """Who changed hands, as the audit trail names them: a staff member, or the system."""
+    return {"actor_kind": "staff", "actor_id": actor.id} if actor is not None else {"actor_kind": "system"}
+
+
+def _transition(previous: str, conversation: Conversation, **details: Any) -> dict[str, Any]:
+    """What an audit event of a change of hands says: the state before and after, and `details`."""
+    return {"from": previous, "to": conversation.state, **details}
 
 
 def bot_may_reply(conversation: Conversation) -> bool:
@@ -108,14 +97,13 @@ def escalate_conversation(
     conversation.escalated_at = utcnow()
     conversation.priority = max(conversation.priority, priority)
     session.add(conversation)
-    session.add(
-        AuditEvent(
-            actor_kind="bot",
-            action="conversation.escalated",
-            subject_type="conversation",
-            subject_id=conversation.id,
-            details={"from": previous, "to": conversation.state, "reason": reason, "message_id": message_id},
-        )
+    audit(
+        session,
+        "conversation.escalated",
+        "conversation",
+        conversation.id,
+        actor_kind="bot",
+        details=_transition(previous, conversation, reason=reason, message_id=message_id),
     )
     support_posts_changed(session, conversation.id)
     if support_channel:
@@ -136,14 +124,13 @@ def reopen_conversation(
     conversation.state = (ConversationState.HUMAN if back_to_person else ConversationState.BOT).value
     conversation.resolved_at = None
     session.add(conversation)
-    session.add(
-        AuditEvent(
-            actor_kind="customer",
-            action="conversation.reopened",
-            subject_type="conversation",
-            subject_id=conversation.id,
-            details={"from": previous, "to": conversation.state, "message_id": message_id},
-        )
+    audit(
+        session,
+        "conversation.reopened",
+        "conversation",
+        conversation.id,
+        actor_kind="customer",
+        details=_transition(previous, conversation, message_id=message_id),
     )
     support_posts_changed(session, conversation.id)
 
@@ -159,14 +146,15 @@ def assign_conversation(
     if conversation.escalated_at is None:
         conversation.escalated_at = utcnow()
     session.add(conversation)
-    _audit(
+    audit(
         session,
-        conversation,
         "conversation.assigned",
-        actor=actor,
-        previous=previous,
-        assignee_from=previous_assignee,
-        assignee_to=conversation.assignee_id,
+        "conversation",
+        conversation.id,
+        **_actor(actor),
+        details=_transition(
+            previous, conversation, assignee_from=previous_assignee, assignee_to=conversation.assignee_id
+        ),
     )
     support_posts_changed(session, conversation.id)
 
@@ -177,7 +165,14 @@ def resolve_conversation(session: Session, conversation: Conversation, *, actor:
     conversation.state = ConversationState.RESOLVED.value
     conversation.resolved_at = utcnow()
     session.add(conversation)
-    _audit(session, conversation, "conversation.resolved", actor=actor, previous=previous)
+    audit(
+        session,
+        "conversation.resolved",
+        "conversation",
+        conversation.id,
+        **_actor(actor),
+        details=_transition(previous, conversation),
+    )
     support_posts_changed(session, conversation.id)
 
 
@@ -187,7 +182,14 @@ def hand_back_to_bot(session: Session, conversation: Conversation, *, actor: Sta
     conversation.state = ConversationState.BOT.value
     conversation.assignee_id = None
     session.add(conversation)
-    _audit(session, conversation, "conversation.handed_back", actor=actor, previous=previous)
+    audit(
+        session,
+        "conversation.handed_back",
+        "conversation",
+        conversation.id,
+        **_actor(actor),
+        details=_transition(previous, conversation),
+    )
     support_posts_changed(session, conversation.id)
 
 
@@ -223,13 +225,13 @@ def staff_reply(
         staff_id=staff.id,
     )
     session.add(conversation)
-    _audit(
+    audit(
         session,
-        conversation,
         "conversation.staff_replied",
-        actor=staff,
-        previous=previous,
-        message_id=message.id,
+        "conversation",
+        conversation.id,
+        **_actor(staff),
+        details=_transition(previous, conversation, message_id=message.id),
     )
     return message
 

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
-from bot.crm.models import AuditEvent, Staff, SupportPost
+from bot.crm.audit import audit
+from bot.crm.db import session_scope
+from bot.crm.models import Staff, SupportPost
 from bot.delivery.outbox import deliver_due
 from bot.support.conversations import apply_action, reply_as_staff
 from bot.support.handoff import ConversationNotFound
@@ -79,7 +81,7 @@ class SlackSupportDesk:
         """Send a reply written in an escalation's thread to the customer, on their channel, as the linked
         staff member; returns a notice for the writer when it was not sent, else None. The Slack message's
         ts is the idempotency key, so a redelivered event sends nothing twice."""
-        with Session(self.runtime.engine) as session:
+        with session_scope(self.runtime.engine, read_only=True) as session:
             conversation_id = session.exec(
                 select(SupportPost.conversation_id).where(
                     SupportPost.support_channel == reply.support_channel, SupportPost.ts == reply.post_ts
@@ -110,7 +112,7 @@ class SlackSupportDesk:
     def _staff(self, slack_user_id: str) -> int | str:
         """The id of the active staff member linked to `slack_user_id` who may act on conversations, or the
         notice telling them why not."""
-        with Session(self.runtime.engine) as session:
+        with session_scope(self.runtime.engine, read_only=True) as session:
             staff = session.exec(select(Staff).where(Staff.slack_user_id == slack_user_id)).first()
             if staff is None:
                 return UNLINKED_NOTICE.format(user=slack_user_id)
@@ -140,13 +142,12 @@ def link_slack_user(session: Session, email: str, slack_user_id: str | None) -> 
             raise StaffError(f"Slack user {slack_user_id} is already linked to {other.email}")
     previous, staff.slack_user_id = staff.slack_user_id, slack_user_id
     session.add(staff)
-    session.add(
-        AuditEvent(
-            actor_kind="system",
-            action="staff.slack_linked" if slack_user_id else "staff.slack_unlinked",
-            subject_type="staff",
-            subject_id=staff.id,
-            details={"from": previous, "to": slack_user_id},
-        )
+    audit(
+        session,
+        "staff.slack_linked" if slack_user_id else "staff.slack_unlinked",
+        "staff",
+        staff.id,
+        actor_kind="system",
+        details={"from": previous, "to": slack_user_id},
     )
     return staff

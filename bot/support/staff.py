@@ -17,7 +17,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session, select
 
-from bot.crm.models import AuditEvent, Staff, StaffRole
+from bot.crm.audit import audit
+from bot.crm.models import Staff, StaffRole
 
 __all__ = [
     "LoginRateLimiter",
@@ -80,14 +81,13 @@ def create_staff(session: Session, email: str, *, role: str, password: str, name
     staff = Staff(email=email, name=name, role=role, password_hash=_hasher.hash(password))
     session.add(staff)
     session.flush()
-    session.add(
-        AuditEvent(
-            actor_kind="system",
-            action="staff.created",
-            subject_type="staff",
-            subject_id=staff.id,
-            details={"email": email, "role": role},
-        )
+    audit(
+        session,
+        "staff.created",
+        "staff",
+        staff.id,
+        actor_kind="system",
+        details={"email": email, "role": role},
     )
     return staff
 
@@ -117,11 +117,7 @@ def issue_api_token(session: Session, staff: Staff) -> str:
     token = "sbt_" + secrets.token_urlsafe(32)
     staff.api_token_hash = _token_digest(token)
     session.add(staff)
-    session.add(
-        AuditEvent(
-            actor_kind="system", action="staff.token_issued", subject_type="staff", subject_id=staff.id
-        )
-    )
+    audit(session, "staff.token_issued", "staff", staff.id, actor_kind="system")
     return token
 
 

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from sqlmodel import Session, select
+from sqlmodel import select
 
+from bot.crm.audit import audit
 from bot.crm.data_rights import ContactNotFound, erase_for_staff, export_for_staff, list_requests
+from bot.crm.db import session_scope
 from bot.crm.models import AuditEvent, Staff
 from bot.insights.response_log import csv_lines
 from bot.runtime.container import Runtime
@@ -144,7 +146,7 @@ def admin_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
         staff: Staff = admin,
         status: Annotated[str | None, Query(pattern="^(open|unverified|fulfilled|rejected)$")] = None,
     ) -> HTMLResponse:
-        with Session(engine) as session:
+        with session_scope(engine, read_only=True) as session:
             rows = list_requests(session, status=status)
         return render(
             request,
@@ -189,7 +191,7 @@ def admin_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
     @router.get("/api/v1/data-requests", tags=["data rights"])
     def api_requests(staff: Staff = api_admin, status: str | None = None) -> list[dict[str, Any]]:
         """Customers' data requests, newest first."""
-        with Session(engine) as session:
+        with session_scope(engine, read_only=True) as session:
             return [row.model_dump(mode="json") for row in list_requests(session, status=status)]
 
     # The audit log
@@ -204,7 +206,7 @@ def admin_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
         until: Annotated[str | None, Query(max_length=10)] = None,
     ) -> HTMLResponse:
         query = audit_query(action=action, actor=actor, since=since, until=until).limit(AUDIT_PAGE)
-        with Session(engine) as session:
+        with session_scope(engine, read_only=True) as session:
             rows = [_audit_row(event, email) for event, email in session.exec(query).all()]
         filters = {"action": action or "", "actor": actor or "", "since": since or "", "until": until or ""}
         return render(
@@ -229,7 +231,7 @@ def admin_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
         query = audit_query(action=action, actor=actor, since=since, until=until)
 
         def batches():
-            with Session(engine) as session:
+            with session_scope(engine, read_only=True) as session:
                 batch = []
                 for event, email in session.exec(query):
                     batch.append(_audit_row(event, email))
@@ -239,17 +241,15 @@ def admin_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
                 if batch:
                     yield batch
 
-        with Session(engine) as session:
-            session.add(
-                AuditEvent(
-                    actor_kind="staff",
-                    actor_id=staff.id,
-                    action="audit.exported",
-                    subject_type="audit",
-                    details={"action": action, "actor": actor, "since": since, "until": until},
-                )
+        with session_scope(engine) as session:
+            audit(
+                session,
+                "audit.exported",
+                "audit",
+                actor_kind="staff",
+                actor_id=staff.id,
+                details={"action": action, "actor": actor, "since": since, "until": until},
             )
-            session.commit()
         return StreamingResponse(
             csv_lines(AUDIT_COLUMNS, batches()),
             media_type="text/csv; charset=utf-8",

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel import Session
 
+from bot.crm.db import session_scope
 from bot.crm.models import Staff
 from bot.support.staff import authenticate_token, may
 
@@ -70,7 +70,7 @@ def verify_csrf(request: Request, submitted: str | None) -> None:
 
 def _load(request: Request, staff_id: int) -> Staff | None:
     engine = request.app.state.runtime.engine
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         staff = session.get(Staff, staff_id)
         if staff is not None:
             session.expunge(staff)
@@ -103,7 +103,7 @@ def api_staff(permission: str) -> Callable[..., Staff]:
             raise HTTPException(
                 401, "an API token is required (socialbot staff token EMAIL)", {"WWW-Authenticate": "Bearer"}
             )
-        with Session(request.app.state.runtime.engine) as session:
+        with session_scope(request.app.state.runtime.engine, read_only=True) as session:
             staff = authenticate_token(session, credentials.credentials)
             if staff is not None:
                 session.expunge(staff)

@@ -13,8 +13,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlmodel import Session
 
+from bot.crm.db import session_scope
 from bot.crm.models import Staff
 from bot.delivery.outbox import deliver_due
 from bot.runtime.container import Runtime
@@ -97,9 +97,8 @@ def console_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter:
                 email=email,
                 error=f"Too many failed attempts. Try again in {int(wait) + 1} seconds.",
             )
-        with Session(engine) as session:
+        with session_scope(engine) as session:  # a login may rehash the password
             staff = authenticate_password(session, email, password)
-            session.commit()
             staff_id = staff.id if staff is not None else None
             works_conversations = staff is not None and may(staff, "conversations.read")
         if staff_id is None:

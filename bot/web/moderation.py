@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
-from sqlmodel import Session
 
+from bot.crm.db import session_scope
 from bot.crm.models import Staff
 from bot.moderation.queue import MODERATION_ACTIONS, ModerationError, QueueEntry, decide_item, list_queue
 from bot.runtime.container import Runtime
@@ -53,7 +53,7 @@ def moderation_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter
         staff: Staff = console_moderator,
         status: Annotated[str, Query(pattern="^(open|all)$")] = "open",
     ) -> HTMLResponse:
-        with Session(runtime.engine) as session:
+        with session_scope(runtime.engine, read_only=True) as session:
             entries = list_queue(session, status=status)
         return templates.TemplateResponse(
             request,
@@ -86,7 +86,7 @@ def moderation_router(runtime: Runtime, templates: Jinja2Templates) -> APIRouter
         staff: Staff = api_moderator, status: Annotated[str, Query(pattern="^(open|all)$")] = "open"
     ) -> list[dict]:
         """The moderation queue, newest first."""
-        with Session(runtime.engine) as session:
+        with session_scope(runtime.engine, read_only=True) as session:
             return [_entry(entry) for entry in list_queue(session, status=status)]
 
     @router.post("/api/v1/moderation/{item_id}", tags=["moderation"])

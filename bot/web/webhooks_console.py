@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlmodel import Session
 
 from bot.crm.db import session_scope
 from bot.crm.models import Staff
@@ -33,7 +32,7 @@ def webhooks_console_router(runtime: Runtime, templates: Jinja2Templates) -> API
     admin = Depends(console_staff("staff.manage"))
 
     def page(request: Request, staff: Staff, *, status_code: int = 200, **context) -> HTMLResponse:
-        with Session(runtime.engine) as session:
+        with session_scope(runtime.engine, read_only=True) as session:
             endpoints = list_endpoints(session)
             deliveries = list_deliveries(session, limit=100)
         return templates.TemplateResponse(
