@@ -385,7 +385,7 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         )
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
+        update_ladder(session, contact, brand_handles=runtime.settings.brand.handles, message_id=message.id)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
     log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
     return True

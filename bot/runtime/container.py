@@ -102,12 +102,6 @@ class Runtime:
             except Exception:
                 log.exception("stopping channel %s failed", channel.name)
 
-    @property
-    def owner_article_ids(self) -> set[str]:
-        from bot.crm.ladder import OWNER_TAGS
-
-        return {a.id for a in self.models.knowledge.articles if set(a.tags) & set(OWNER_TAGS)}
-
 
 def _account_of(settings: Settings, channel: str) -> str:
     """What identifies the account a poller polls (the part of the advisory-lock name after the channel)."""
