@@ -140,25 +140,23 @@ def test_rules_and_models_together_place_the_hand_labelled_histories(models):
     assert result.accuracy("test") >= 0.8, result.mistakes
 
 
-def test_the_eval_command_prints_the_accuracy_per_split(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "ladder", "eval", "--data", str(HISTORIES)],
+def run_eval(tmp_path: Path, data: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "ladder", "eval", "--data", str(data)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         timeout=120,
     )
+
+
+def test_the_eval_command_prints_the_accuracy_per_split(tmp_path):
+    result = run_eval(tmp_path, HISTORIES)
     assert result.returncode == 0, result.stderr
     assert "dev   accuracy 1.000 (60/60)" in result.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("- id: 1\n  stage: champion\n  messages: []\n")
-    refused = subprocess.run(
-        [sys.executable, "-m", "bot", "ladder", "eval", "--data", str(bad)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    refused = run_eval(tmp_path, bad)
     assert refused.returncode == 2 and "history 1: unknown stage 'champion'" in refused.stderr
     assert "Traceback" not in refused.stderr
 
