@@ -29,6 +29,7 @@ __all__ = [
     "FollowUp",
     "FollowUpStatus",
     "Idea",
+    "IdeaMention",
     "Identity",
     "IdentityVerification",
     "LadderChange",
@@ -213,7 +214,8 @@ class Message(SQLModel, table=True):
 
 
 class Idea(SQLModel, table=True):
-    """A customer's recommendation for the brand."""
+    """An idea customers suggested to the brand: the first suggestion's words, and one vote per distinct
+    customer who suggested it (`IdeaMention`s; bot/insights/ideas.py groups near-duplicates)."""
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="message.id", index=True)
@@ -221,6 +223,18 @@ class Idea(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     status: str = "new"
     votes: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IdeaMention(SQLModel, table=True):
+    """A customer's message suggesting an idea: the first made the idea, later ones in other words (by anyone)
+    were grouped into it; `similarity` is how close it came to the idea (None for the first)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    idea_id: int = Field(foreign_key="idea.id", index=True)
+    message_id: int = Field(foreign_key="message.id", unique=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    similarity: float | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 

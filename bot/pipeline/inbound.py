@@ -31,7 +31,6 @@ from bot.crm.models import (
     Conversation,
     ConversationState,
     Direction,
-    Idea,
     Identity,
     Message,
     ProcessingStatus,
@@ -39,6 +38,7 @@ from bot.crm.models import (
 )
 from bot.delivery.outbox import deliver_due, enqueue
 from bot.engagement.identity import before_policy
+from bot.insights.ideas import record_idea
 from bot.insights.vectors import store_vector
 from bot.moderation.queue import review_decision
 from bot.pipeline.steps.language import apply_language
@@ -305,7 +305,7 @@ def carry_out_decision(
             support_channel=support_channel_of(runtime.settings),
         )
     if decision.record_idea:
-        session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
+        record_idea(session, message, encoder=runtime.models.encoder.name)
 
 
 def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
