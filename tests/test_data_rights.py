@@ -23,7 +23,6 @@ from bot.crm.data_rights import (
     classify_data_request,
     erase_contact,
     purge_old_text,
-    run_retention,
 )
 from bot.crm.db import session_scope
 from bot.crm.models import (
@@ -38,6 +37,7 @@ from bot.crm.models import (
 from bot.engagement.identity import merge_contacts
 from bot.pipeline.inbound import handle_inbound
 from bot.worker.build import build_runtime
+from bot.worker.scheduler import run_retention
 from channels.base import Author, InboundMessage
 from tests.conftest import REPO
 from tests.conftest import TELEGRAM_SECRET as SECRET

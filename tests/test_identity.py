@@ -16,7 +16,8 @@ from sqlmodel import Session, select
 
 from bot.crm.models import AuditEvent, Contact, ContactMerge, Conversation, Identity, Message, Outbox
 from bot.delivery.outbox import deliver_due
-from bot.engagement.identity import MAX_CODE_ATTEMPTS, parse_rating
+from bot.engagement.csat import parse_rating
+from bot.engagement.identity import MAX_CODE_ATTEMPTS
 from bot.support.staff import create_staff, issue_api_token
 from bot.web.app import create_app
 from bot.worker.build import build_runtime

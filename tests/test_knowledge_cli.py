@@ -51,11 +51,12 @@ def test_check_names_file_and_line_of_every_problem_and_exits_2(tmp_path):
 def test_a_missing_folder_or_input_is_one_line_and_exit_2(tmp_path):
     result = run("check", tmp_path / "nowhere")
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: {tmp_path / 'nowhere'}: knowledge base directory does not exist"
+    missing = tmp_path / "nowhere"
+    assert result.output.strip() == f"socialbot: {missing}: knowledge base directory does not exist"
 
     result = run("answer", "--kb", SAMPLE, "--input", tmp_path / "none.csv", "--output", tmp_path / "o.jsonl")
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: {tmp_path / 'none.csv'}: no such file"
+    assert result.output.strip() == f"socialbot: {tmp_path / 'none.csv'}: no such file"
 
 
 def test_answer_writes_one_object_per_row_in_input_order(tmp_path, cache):

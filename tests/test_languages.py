@@ -140,7 +140,7 @@ def test_an_unsure_intent_in_another_language_escalates_instead_of_guessing(runt
 
 
 def test_an_unsupported_language_is_answered_in_the_default_language_saying_so(runtime):
-    from bot.pipeline.inbound import reply_text
+    from bot.pipeline.outcome import reply_text
 
     decision = _decide(runtime, _analysis(runtime, "de"))
     assert decision.action == Action.ANSWER and decision.language_note and decision.article.language == "en"

@@ -10,25 +10,13 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import fail, open_database, settings_for
+
 app = typer.Typer(
     help="A customer's data: export everything stored about them, or erase it.",
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"socialbot: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _engine(ctx: typer.Context):
-    from bot.cli.main import _settings
-    from bot.crm.db import create_db_engine, upgrade_database
-
-    settings = _settings(ctx)
-    upgrade_database(settings.database_url)
-    return create_db_engine(settings.database_url)
 
 
 @app.command("export")
@@ -41,12 +29,12 @@ def export(
     from bot.crm.data_rights import ContactNotFound, export_for_staff
 
     if not out.parent.is_dir():
-        raise _fail(f"--out: the folder {out.parent} does not exist")
-    engine = _engine(ctx)
+        raise fail(f"--out: the folder {out.parent} does not exist")
+    engine = open_database(settings_for(ctx))
     try:
         data = export_for_staff(engine, contact_id, staff_id=None, via=f"cli:{getpass.getuser()}")
     except ContactNotFound as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     finally:
         engine.dispose()
     out.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -61,11 +49,11 @@ def erase(
     """Erase the contact's personal data and message text (rows and counts stay; safe to repeat)."""
     from bot.crm.data_rights import ContactNotFound, erase_for_staff
 
-    engine = _engine(ctx)
+    engine = open_database(settings_for(ctx))
     try:
         report = erase_for_staff(engine, contact_id, staff_id=None, via=f"cli:{getpass.getuser()}")
     except ContactNotFound as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     finally:
         engine.dispose()
     typer.echo(

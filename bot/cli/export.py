@@ -10,14 +10,11 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import fail, open_database, settings_for
+
 app = typer.Typer(help="Export the response log as CSV.", no_args_is_help=True, add_completion=False)
 
 KINDS = ("messages", "conversations")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"socialbot: {message}", err=True)
-    return typer.Exit(code=2)
 
 
 def _export(
@@ -38,8 +35,7 @@ def _export(
     from sqlalchemy import func
     from sqlmodel import select
 
-    from bot.cli.main import _settings
-    from bot.crm.db import create_db_engine, session_scope, upgrade_database
+    from bot.crm.db import session_scope
     from bot.crm.models import Contact, Conversation, Message, Staff
     from bot.insights.response_log import (
         CONVERSATION_COLUMNS,
@@ -64,12 +60,10 @@ def _export(
             text=text,
         )
     except FilterError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if not out.parent.is_dir():
-        raise _fail(f"--out: the folder {out.parent} does not exist")
-    settings = _settings(ctx)
-    upgrade_database(settings.database_url)
-    engine = create_db_engine(settings.database_url)
+        raise fail(f"--out: the folder {out.parent} does not exist")
+    engine = open_database(settings_for(ctx))
     try:
         if kind == "messages":
             header, rows = MESSAGE_COLUMNS, iter_message_rows

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import clear_errors, settings_for
 from intents.encoder import EncoderLoadError, SentenceEncoder
 from intents.heads import HeadsError
 from intents.io import InputFileError
@@ -23,8 +24,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-EXIT_BAD_INPUT = 2
-
 
 class Precision(StrEnum):
     int8 = "int8"
@@ -35,20 +34,6 @@ class HeadName(StrEnum):
     intent = "intent"
     sentiment = "sentiment"
     abusive = "abusive"
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
-@contextmanager
-def _clear_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into one line on stderr and exit code 2, without a traceback."""
-    try:
-        yield
-    except (InputFileError, HeadsError, EncoderLoadError) as error:
-        raise _fail(str(error)) from None
 
 
 @contextmanager
@@ -97,7 +82,7 @@ def classify(
     from intents.io import read_texts_csv
     from intents.service import classify_file
 
-    with _clear_errors():
+    with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_texts_csv(input))
         encoder, understander = _load(heads, threads)
         with _progress("classifying", total) as advance:
@@ -116,7 +101,7 @@ def train(
     from intents.io import read_labelled_csv
     from intents.service import train_file
 
-    with _clear_errors():
+    with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
         encoder = SentenceEncoder.load(threads=threads or None)
         with _progress("embedding", total) as advance:
@@ -142,7 +127,7 @@ def evaluate(
     from intents.io import read_labelled_csv
     from intents.service import evaluate_file
 
-    with _clear_errors():
+    with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
         encoder, understander = _load(heads, threads)
         with _progress("evaluating", total) as advance:
@@ -173,17 +158,11 @@ def export_onnx(
     start)."""
     import time
 
-    from bot.runtime.settings import SettingsError, load_settings
     from intents.onnx_encoder import cached_model_path, export_onnx_model
 
-    with _clear_errors():
+    with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         if out is None:
-            config = (ctx.find_root().obj or {}).get("config")
-            try:
-                settings = load_settings(config)
-            except SettingsError as error:
-                raise _fail(str(error)) from None
-            out = cached_model_path(settings.data.onnx_cache_dir, precision=precision.value)
+            out = cached_model_path(settings_for(ctx).data.onnx_cache_dir, precision=precision.value)
         if out.exists() and not force:
             typer.echo(f"{out} is already exported (--force to export again)", err=True)
             return

@@ -7,14 +7,14 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 
+from bot.cli.common import EXIT_BAD_INPUT, clear_errors, settings_for
+from intents.encoder import EncoderLoadError
 from knowledge import KnowledgeBase, KnowledgeBaseError, evaluate, scan_articles
 
 app = typer.Typer(
@@ -23,7 +23,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-EXIT_BAD_INPUT = 2
 
 KbOption = Annotated[
     Path, typer.Option("--kb", help="knowledge base folder (Markdown articles with front matter)")
@@ -40,26 +39,10 @@ class InputFileError(Exception):
     """A CSV input is missing, unreadable or lacks a required column."""
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
-@contextmanager
-def _clear_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into one line on stderr and exit code 2, without a traceback."""
-    from intents.encoder import EncoderLoadError
-
-    try:
-        yield
-    except (KnowledgeBaseError, InputFileError, EncoderLoadError) as error:
-        raise _fail(str(error)) from None
-
-
 @app.command()
 def check(directory: Annotated[Path, typer.Argument(help="knowledge base folder")]) -> None:
     """Validate every article: front matter, duplicate ids, empty bodies. Exit 2 if any is invalid."""
-    with _clear_errors():
+    with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         articles, errors = scan_articles(directory)
     for error in errors:
         typer.echo(f"error: {error}", err=True)
@@ -81,7 +64,7 @@ def answer(
     cache: CacheOption = None,
 ) -> None:
     """Answer a CSV of questions: one JSON line per row, in order: {"article": id or null, "score": x}."""
-    with _clear_errors():
+    with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         texts = [row["text"] for row in _read_csv(input, required=("text",))]
         knowledge_base, encoder = _build(kb, threshold, cache)
         embeddings = _encode(encoder, texts)
@@ -105,7 +88,7 @@ def evaluate_command(
     cache: CacheOption = None,
 ) -> None:
     """Print top-1 / top-3 accuracy, answer rate and wrong-answer rate on a labelled CSV."""
-    with _clear_errors():
+    with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         rows = _read_csv(data, required=("text", "article"))
         knowledge_base, encoder = _build(kb, threshold, cache)
         known = {article.id for article in knowledge_base.articles}
@@ -129,7 +112,7 @@ def reindex(
     ] = None,
 ) -> None:
     """Rebuild the cached index now, encoding only new or changed texts; a running bot picks it up."""
-    with _clear_errors():
+    with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         cache_dir = cache or _default_cache_dir(ctx)
         started = time.perf_counter()
         counting = _CountingEncoder(_load_encoder())
@@ -155,14 +138,7 @@ class _CountingEncoder:
 
 
 def _default_cache_dir(ctx: typer.Context | None) -> Path:
-    from bot.runtime.settings import SettingsError, load_settings
-
-    config = (ctx.find_root().obj or {}).get("config") if ctx is not None else None
-    try:
-        settings = load_settings(config)
-    except SettingsError as error:
-        raise _fail(str(error)) from None
-    return settings.data.dir / "cache" / "knowledge"
+    return settings_for(ctx).data.dir / "cache" / "knowledge"
 
 
 def _load_encoder():

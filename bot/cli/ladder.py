@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import clear_errors, settings_for
+
 app = typer.Typer(help="The advocacy ladder.", no_args_is_help=True, add_completion=False)
 
 
@@ -31,14 +33,11 @@ def evaluate(
 ) -> None:
     """Place every labelled history on the ladder and print the accuracy per split (dev: looked at while
     writing the rules; test: held out), the confusion and the mistakes."""
-    from bot.cli.main import _fail, _settings
     from bot.insights.ladder_check import HistoryFileError, evaluate_ladder, load_histories
 
-    try:
+    with clear_errors(HistoryFileError):
         histories = load_histories(data)
-    except HistoryFileError as error:
-        raise _fail(str(error)) from None
-    settings = _settings(ctx)
+    settings = settings_for(ctx)
     reading = None
     if readings == Readings.models:
         from bot.runtime.analysis import load_models

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot import __version__
+from bot.cli.common import fail, settings_for
 from bot.cli.contacts import app as contacts_app
 from bot.cli.export import app as export_app
 from bot.cli.intents import app as intents_app
@@ -19,7 +20,7 @@ from bot.cli.ladder import app as ladder_app
 from bot.cli.setup import slack_app, telegram_app
 from bot.cli.staff import app as staff_app
 from bot.cli.webhooks import app as webhooks_app
-from bot.runtime.settings import Settings, SettingsError, load_settings
+from bot.runtime.settings import Settings, SettingsError
 
 app = typer.Typer(
     name="socialbot",
@@ -53,18 +54,6 @@ def _configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"socialbot: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _settings(ctx: typer.Context, **overrides) -> Settings:
-    try:
-        return load_settings(ctx.obj.get("config") if ctx.obj else None, **overrides)
-    except SettingsError as error:
-        raise _fail(str(error)) from None
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"socialbot {__version__}")
@@ -95,14 +84,14 @@ def _runtime(settings: Settings):
     try:
         return build_runtime(settings)
     except (PolicyError, EncoderLoadError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     except Exception as error:
         # Errors from the knowledge base and the heads name the file; anything else is a bug: re-raise.
         from intents import HeadsError
         from knowledge import KnowledgeBaseError
 
         if isinstance(error, KnowledgeBaseError | HeadsError):
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
         raise
 
 
@@ -118,7 +107,7 @@ def _serve(
     try:
         check_workers(settings, workers)
     except SettingsError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if workers > 1:
         serve_workers(settings, workers=workers, config=config, banner=banner)
         return
@@ -144,7 +133,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Run socialbot: web chat, API and enabled channels, in one or several worker processes."""
-    settings = _settings(ctx)
+    settings = settings_for(ctx)
     server = settings.server.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
     _serve(settings.model_copy(update={"server": server}), workers=workers, config=ctx.obj.get("config"))
 
@@ -157,7 +146,7 @@ def demo(
 ) -> None:
     """Run the sample brand (Fernhill Outdoor) with its knowledge base and web chat; no tokens needed."""
     _configure_logging()
-    settings = _settings(ctx)
+    settings = settings_for(ctx)
     settings = settings.model_copy(
         update={
             "data": settings.data.model_copy(update={"dir": data_dir.resolve()}),
@@ -183,7 +172,7 @@ def chat(
 ) -> None:
     """Talk to the bot in the terminal, through the same pipeline as every channel (channel `cli`)."""
     _configure_logging(logging.WARNING)
-    settings = _settings(ctx)
+    settings = settings_for(ctx)
     from bot.pipeline.inbound import handle_inbound
     from channels.base import Author, InboundMessage
 
@@ -223,7 +212,7 @@ def channels_check(ctx: typer.Context) -> None:
     from bot.worker.connectors import build_detached_channels
     from channels.base import ChannelError
 
-    settings = _settings(ctx)
+    settings = settings_for(ctx)
     channels = build_detached_channels(settings)
     if not channels:
         typer.echo("no platform channel is enabled ([slack], [telegram], [twitter] enabled = true)")
@@ -251,12 +240,12 @@ def db_upgrade(
 
     from bot.crm.db import create_db_engine, current_revision, upgrade_database
 
-    settings = _settings(ctx)
+    settings = settings_for(ctx)
     try:
         upgrade_database(settings.database_url, revision)
         revision_now = current_revision(create_db_engine(settings.database_url))
     except OperationalError as error:
-        raise _fail(f"database {settings.database_url_for_display}: {error.orig}") from None
+        raise fail(f"database {settings.database_url_for_display}: {error.orig}") from None
     typer.echo(f"database at revision {revision_now}")
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from bot.cli.common import fail, settings_for
+
 slack_app = typer.Typer(help="Slack setup: the app manifest.", no_args_is_help=True, add_completion=False)
 telegram_app = typer.Typer(
     help="Telegram setup: register the webhook.", no_args_is_help=True, add_completion=False
@@ -65,11 +67,10 @@ def manifest(
     output_format: Annotated[str, typer.Option("--format", help="json | yaml")] = "yaml",
 ) -> None:
     """Print the Slack app manifest (scopes, events, request URLs for [server] public_url)."""
-    from bot.cli.main import _fail, _settings
 
     if output_format not in ("json", "yaml"):
-        raise _fail(f"--format must be json or yaml, not {output_format!r}")
-    settings = _settings(ctx)
+        raise fail(f"--format must be json or yaml, not {output_format!r}")
+    settings = settings_for(ctx)
     if not settings.slack.socket_mode and not settings.server.public_url.startswith("https://"):
         typer.echo(
             f"note: Slack only calls https URLs; [server] public_url is {settings.server.public_url}",
@@ -91,21 +92,20 @@ def manifest(
 @telegram_app.command("set-webhook")
 def set_webhook(ctx: typer.Context) -> None:
     """Register <public_url>/telegram/webhook with Telegram, with the webhook secret token."""
-    from bot.cli.main import _fail, _settings
     from bot.worker.connectors import build_detached_channels
     from channels.base import ChannelError
 
-    settings = _settings(ctx)
+    settings = settings_for(ctx)
     if not settings.telegram.enabled:
-        raise _fail("telegram is not enabled ([telegram] enabled = true, SOCIALBOT_TELEGRAM__TOKEN)")
+        raise fail("telegram is not enabled ([telegram] enabled = true, SOCIALBOT_TELEGRAM__TOKEN)")
     if settings.telegram.mode != "webhook":
-        raise _fail('[telegram] mode is "polling": a webhook would stop polling; set mode = "webhook" first')
+        raise fail('[telegram] mode is "polling": a webhook would stop polling; set mode = "webhook" first')
     channel = build_detached_channels(settings)["telegram"]
     url = settings.server.public_url.rstrip("/") + channel.webhook_path
     try:
         channel.set_webhook(url)
     except ChannelError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     finally:
         channel.stop()
     typer.echo(f"telegram: updates now go to {url}")

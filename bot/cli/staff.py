@@ -7,23 +7,11 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import fail, open_database, settings_for
+
 app = typer.Typer(
     help="Staff accounts: add people, issue API tokens.", no_args_is_help=True, add_completion=False
 )
-
-
-def _engine(ctx: typer.Context):
-    from bot.cli.main import _settings
-    from bot.crm.db import create_db_engine, upgrade_database
-
-    settings = _settings(ctx)
-    upgrade_database(settings.database_url)
-    return create_db_engine(settings.database_url)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"socialbot: {message}", err=True)
-    return typer.Exit(code=2)
 
 
 @app.command("add")
@@ -44,13 +32,13 @@ def add(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    engine = _engine(ctx)
+    engine = open_database(settings_for(ctx))
     try:
         with session_scope(engine) as session:
             staff = create_staff(session, email, role=role, password=password, name=name)
             summary = f"added {staff.email} as {staff.role} (id {staff.id})"
     except StaffError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     finally:
         engine.dispose()
     typer.echo(summary)
@@ -67,12 +55,12 @@ def token(
     from bot.crm.models import Staff
     from bot.support.staff import issue_api_token
 
-    engine = _engine(ctx)
+    engine = open_database(settings_for(ctx))
     try:
         with session_scope(engine) as session:
             staff = session.exec(select(Staff).where(Staff.email == email.strip().lower())).first()
             if staff is None:
-                raise _fail(f"no staff account for {email}")
+                raise fail(f"no staff account for {email}")
             value = issue_api_token(session, staff)
     finally:
         engine.dispose()
@@ -87,7 +75,7 @@ def list_staff(ctx: typer.Context) -> None:
     from bot.crm.db import session_scope
     from bot.crm.models import Staff
 
-    engine = _engine(ctx)
+    engine = open_database(settings_for(ctx))
     with session_scope(engine, read_only=True) as session:
         for staff in session.exec(select(Staff).order_by(Staff.email)).all():
             state = "" if staff.active else " (disabled)"
@@ -115,8 +103,8 @@ def link(
     from bot.support.staff import StaffError
 
     if unlink == (slack_user_id is not None):
-        raise _fail("give either --slack-user-id U... or --unlink")
-    engine = _engine(ctx)
+        raise fail("give either --slack-user-id U... or --unlink")
+    engine = open_database(settings_for(ctx))
     try:
         with session_scope(engine) as session:
             staff = link_slack_user(session, email, slack_user_id)
@@ -126,7 +114,7 @@ def link(
                 else f"unlinked {staff.email} from Slack"
             )
     except StaffError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     finally:
         engine.dispose()
     typer.echo(summary)

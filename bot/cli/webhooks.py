@@ -7,25 +7,13 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.common import fail, open_database, settings_for
+
 app = typer.Typer(
     help="Outgoing webhooks: send events to your helpdesk, CRM or warehouse.",
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _engine(ctx: typer.Context):
-    from bot.cli.main import _settings
-    from bot.crm.db import create_db_engine, upgrade_database
-
-    settings = _settings(ctx)
-    upgrade_database(settings.database_url)
-    return settings, create_db_engine(settings.database_url)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"socialbot: {message}", err=True)
-    return typer.Exit(code=2)
 
 
 @app.command("add")
@@ -43,7 +31,8 @@ def add(
     from bot.crm.db import session_scope
     from bot.delivery.webhooks import WebhookError, add_endpoint
 
-    settings, engine = _engine(ctx)
+    settings = settings_for(ctx)
+    engine = open_database(settings)
     secret = sys.stdin.readline().strip() if secret_stdin else None
     try:
         with session_scope(engine) as session:
@@ -52,7 +41,7 @@ def add(
             )
             endpoint_id, chosen = endpoint.id, endpoint.events
     except WebhookError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     typer.echo(f"webhook endpoint {endpoint_id} added for: {', '.join(chosen)}")
     if not secret_stdin:
         typer.echo(f"signing secret (shown once, keep it in your receiver): {secret}")
@@ -73,7 +62,7 @@ def list_command(ctx: typer.Context) -> None:
     from bot.crm.db import session_scope
     from bot.delivery.webhooks import list_endpoints
 
-    _, engine = _engine(ctx)
+    engine = open_database(settings_for(ctx))
     with session_scope(engine, read_only=True) as session:
         endpoints = list_endpoints(session)
         if not endpoints:
@@ -89,12 +78,12 @@ def _change(ctx: typer.Context, endpoint_id: int, change) -> None:
     from bot.crm.db import session_scope
     from bot.delivery.webhooks import WebhookError
 
-    _, engine = _engine(ctx)
+    engine = open_database(settings_for(ctx))
     try:
         with session_scope(engine) as session:
             change(session, endpoint_id)
     except WebhookError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
 
 
 @app.command("remove")
@@ -136,7 +125,7 @@ def deliveries(
     from bot.crm.db import session_scope
     from bot.delivery.webhooks import list_deliveries
 
-    _, engine = _engine(ctx)
+    engine = open_database(settings_for(ctx))
     with session_scope(engine, read_only=True) as session:
         entries = list_deliveries(session, endpoint_id=endpoint, limit=limit)
     if not entries:

@@ -25,17 +25,17 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
+from bot.crm.db import session_scope
 from bot.crm.models import (
     Contact,
     ContactBlock,
     Conversation,
-    ConversationState,
     DataRequest,
     Direction,
     FollowUp,
@@ -53,25 +53,19 @@ from bot.crm.models import (
     utcnow,
 )
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-    from bot.runtime.container import Runtime
-
 __all__ = [
     "ERASED",
     "ContactNotFound",
     "ErasureReport",
     "DataRequestKind",
     "classify_data_request",
-    "data_request_step",
     "erase_contact",
     "erase_for_staff",
     "export_contact",
     "export_for_staff",
     "list_requests",
     "purge_old_text",
-    "run_retention",
+    "record_request",
 ]
 
 #: What an erased message's text becomes (the row, its understanding and its counts stay).
@@ -87,12 +81,6 @@ class ContactNotFound(LookupError):
 class DataRequestKind(StrEnum):
     ACCESS = "access"
     ERASURE = "erasure"
-
-
-class DataRightsAction(StrEnum):
-    """The pipeline's record of a recognised request (stored as the message's action)."""
-
-    DATA_REQUEST = "data_request"
 
 
 _DATA = r"(?:personal\s+)?(?:data|information|info|details|records?)"
@@ -114,30 +102,6 @@ _ACCESS = re.compile(
     re.IGNORECASE,
 )
 
-#: What the bot says (format fields: brand, id).
-TEXTS = {
-    "access": (
-        "You can see everything we store about you. I've recorded your request (number {id}); our team "
-        "will send you a copy of your data within 30 days."
-    ),
-    "erasure": (
-        "I've recorded your request (number {id}) to delete your data; our team will confirm within 30 days "
-        "once it is done."
-    ),
-    "unverified": (
-        "To protect your data I can't act on this from an account we haven't confirmed is yours. Send us "
-        "your e-mail address here to confirm it with a code, or ask from the account you usually use."
-    ),
-    "access_done": (
-        "Here is what we store about you: {summary}. Ask our team for the full copy (request {id})."
-    ),
-    "access_public": (
-        "I've recorded your request (number {id}); as this is a public thread, our team will send your data "
-        "to you privately."
-    ),
-    "erasure_done": "Done: your data has been deleted (request {id}). We won't contact you again.",
-}
-
 
 def classify_data_request(text: str) -> DataRequestKind | None:
     """Whether `text` asks what is stored about the writer (access) or to delete it (erasure); else None."""
@@ -148,35 +112,9 @@ def classify_data_request(text: str) -> DataRequestKind | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class DataRightsStep:
-    """A decision made before policy, shaped like `bot.policy.routing.Decision` so the pipeline records it
-    alike."""
-
-    action: DataRightsAction
-    reason: str
-    reply: str
-    template: str | None = None
-    article: Any = None
-    escalate: bool = False
-    record_idea: bool = False
-
-
-def data_request_step(
-    runtime: Runtime, session: Session, message: Message, conversation: Conversation
-) -> DataRightsStep | None:
-    """The pipeline's data-rights step: recognise a request, record it for staff (or fulfil it when
-    `[data_rights] auto_fulfil` is on and the requester is verified) and say what happens next.
-
-    Runs in the pipeline's transaction, before policy. In a conversation a person owns, the request is
-    recorded for staff and the bot stays silent (returns None). Returns None too when the message is not a
-    data request.
-    """
-    if message.kind != "message" or message.direction != Direction.INBOUND.value:
-        return None
-    kind = classify_data_request(message.text)
-    if kind is None:
-        return None
+def record_request(session: Session, message: Message, kind: DataRequestKind) -> DataRequest:
+    """Record the data request `message` makes, tied to the channel identity it came from: "open" for staff
+    when the platform or a code verified that identity, else "unverified" (it exposes nothing). Audited."""
     identity = session.exec(
         select(Identity)
         .where(Identity.contact_id == message.contact_id, Identity.channel == message.channel)
@@ -200,50 +138,7 @@ def data_request_step(
         actor_kind="customer",
         details={"request_id": request.id},
     )
-    why = f"data request {request.id} ({kind.value})"
-    if conversation.state != ConversationState.BOT.value:
-        return None  # a person owns the thread: they answer; the request waits on the data-requests page
-    if not verified:
-        return DataRightsStep(
-            DataRightsAction.DATA_REQUEST, f"{why}: identity not verified", TEXTS["unverified"]
-        )
-    if runtime.settings.data_rights.auto_fulfil:
-        if kind == DataRequestKind.ERASURE:
-            request.status, request.completed_at = "fulfilled", utcnow()
-            reply = TEXTS["erasure_done"].format(id=request.id)
-            erase_contact(session, message.contact_id, actor_kind="customer", request_id=request.id)
-            return DataRightsStep(DataRightsAction.DATA_REQUEST, f"{why}: erased automatically", reply)
-        if not message.public:
-            summary = _summary(export_contact(session, message.contact_id))
-            request.status, request.completed_at = "fulfilled", utcnow()
-            audit(
-                session,
-                "contact.exported",
-                "contact",
-                message.contact_id,
-                actor_kind="customer",
-                details={"via": "chat"},
-            )
-            return DataRightsStep(
-                DataRightsAction.DATA_REQUEST,
-                f"{why}: summary sent automatically",
-                TEXTS["access_done"].format(summary=summary, id=request.id),
-            )
-        return DataRightsStep(
-            DataRightsAction.DATA_REQUEST, f"{why}: public thread, left for staff", TEXTS["access_public"]
-        )
-    return DataRightsStep(
-        DataRightsAction.DATA_REQUEST, f"{why}: recorded for staff", TEXTS[kind.value].format(id=request.id)
-    )
-
-
-def _summary(export: dict[str, Any]) -> str:
-    channels = sorted({identity["channel"] for identity in export["identities"]})
-    return (
-        f"your accounts on {', '.join(channels) or 'no channel'}, {len(export['messages'])} messages in "
-        f"{len(export['conversations'])} conversations, {len(export['ideas'])} ideas and "
-        f"{len(export['follow_ups'])} follow-ups"
-    )
+    return request
 
 
 # Export and erasure
@@ -536,14 +431,6 @@ def purge_old_text(session: Session, retention_days: int, *, now: datetime | Non
     return purged
 
 
-def run_retention(runtime: Runtime) -> int:
-    """The scheduler's job: purge text older than `[data_rights] retention_days`; return how many."""
-    from bot.crm.db import session_scope
-
-    with session_scope(runtime.engine) as session:
-        return purge_old_text(session, runtime.settings.data_rights.retention_days)
-
-
 def _complete_requests(
     session: Session, contact_id: int, kind: DataRequestKind, staff_id: int | None
 ) -> None:
@@ -565,8 +452,6 @@ def export_for_staff(engine: Engine, contact_id: int, *, staff_id: int | None, v
     Raises:
         ContactNotFound: no such contact.
     """
-    from bot.crm.db import session_scope
-
     with session_scope(engine) as session:
         data = export_contact(session, contact_id)
         _complete_requests(session, contact_id, DataRequestKind.ACCESS, staff_id)
@@ -588,8 +473,6 @@ def erase_for_staff(engine: Engine, contact_id: int, *, staff_id: int | None, vi
     Raises:
         ContactNotFound: no such contact.
     """
-    from bot.crm.db import session_scope
-
     with session_scope(engine) as session:
         report = erase_contact(session, contact_id, staff_id=staff_id, via=via)
         _complete_requests(session, contact_id, DataRequestKind.ERASURE, staff_id)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -49,10 +49,8 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.delivery.outbox import enqueue
-
-if TYPE_CHECKING:
-    from bot.runtime.container import Runtime
-    from bot.runtime.settings import FollowupSettings, Settings
+from bot.runtime.container import Runtime
+from bot.runtime.settings import FollowupSettings, Settings
 
 __all__ = [
     "CUSTOMER_TEMPLATES",
@@ -114,12 +112,6 @@ class FollowupReport:
     postponed: list[int] = field(default_factory=list)
     reminded: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-
-
-def _default_settings() -> FollowupSettings:
-    from bot.runtime.settings import FollowupSettings
-
-    return FollowupSettings()
 
 
 # Where a follow-up can go
@@ -266,7 +258,7 @@ def schedule_resolution_followup(
 ) -> list[FollowUp]:
     """After staff resolve a complaint: "did that fix it?" + rating, `resolved_delay_hours` later, on every
     channel that reaches the customer. Nothing for other conversations or unreachable customers."""
-    settings = settings or _default_settings()
+    settings = settings or FollowupSettings()
     if not _was_complaint(session, conversation):
         return []
     due = (now or utcnow()) + timedelta(hours=settings.resolved_delay_hours)
@@ -288,7 +280,7 @@ def schedule_idea_followup(
     """Tell a customer the idea's status changed (call it after changing `idea.status`), in the conversation
     of `message_id`, their suggestion of it (default: the idea's first), quoting their own words. Replaces a
     pending update in that conversation; nothing if the customer can't be reached."""
-    settings = settings or _default_settings()
+    settings = settings or FollowupSettings()
     message_id = message_id if message_id is not None else idea.message_id
     message = session.get(Message, message_id)
     conversation = session.get(Conversation, message.conversation_id) if message is not None else None
@@ -310,7 +302,7 @@ def schedule_staff_reminders(
 ) -> list[FollowUp]:
     """A reminder for every escalated conversation that has waited `staff_reminder_hours` without a staff
     answer (one per escalation)."""
-    settings = settings or _default_settings()
+    settings = settings or FollowupSettings()
     if not settings.staff_reminder_hours:
         return []
     now = now or utcnow()
@@ -410,7 +402,7 @@ def awaiting_csat(
     now: datetime | None = None,
 ) -> Conversation | None:
     """The conversation whose rating question this contact was sent lately and has not answered, if any."""
-    settings = settings or _default_settings()
+    settings = settings or FollowupSettings()
     since = (now or utcnow()) - timedelta(days=settings.csat_window_days)
     row = session.exec(
         select(FollowUp)

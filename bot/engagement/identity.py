@@ -1,5 +1,5 @@
-"""One customer across channels: e-mail verification by one-time code, contact merges (undoable), and the
-step the pipeline runs before policy to recognise an e-mail address, a code or a 1-5 rating.
+"""One customer across channels: e-mail verification by one-time code (`link_email`, which the pipeline's
+identity step calls for a customer's message) and contact merges (undoable).
 
 Linking: the customer tells the bot their e-mail address on any channel -> the bot mails a 6-digit code
 (only its salted hash is stored; the mail's text is redacted once the code is used up) -> the customer sends
@@ -19,10 +19,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import update
@@ -30,11 +28,9 @@ from sqlmodel import Session, SQLModel, select
 
 from bot.crm.audit import audit
 from bot.crm.models import (
-    AuditEvent,
     Contact,
     ContactMerge,
     Conversation,
-    ConversationState,
     FollowUp,
     Idea,
     Identity,
@@ -45,19 +41,15 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.delivery.outbox import enqueue
-from bot.engagement.followups import awaiting_csat, cancel_nudges_on_reply, email_conversation
-
-if TYPE_CHECKING:
-    from bot.runtime.container import Runtime
+from bot.engagement.followups import email_conversation
+from bot.policy.routing import Action, Decision
+from bot.runtime.container import Runtime
 
 __all__ = [
     "MAX_CODE_ATTEMPTS",
     "MergeConflict",
-    "StepAction",
-    "StepDecision",
-    "before_policy",
+    "link_email",
     "merge_contacts",
-    "parse_rating",
     "unmerge_contacts",
 ]
 
@@ -71,9 +63,6 @@ MAX_WORDS_AROUND_ADDRESS = 6
 
 _ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']*")
 _CODE = re.compile(r"^\s*(?:(?:my |the )?code(?: is)?:?\s*)?(\d{3})[\s-]?(\d{3})\s*[.!]?\s*$", re.IGNORECASE)
-_RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/|out of)\s*5)?(?:\s*stars?)?\s*[.!]*\s*$", re.IGNORECASE)
-_LEADING_MENTIONS = re.compile(r"^(?:\s*@\w+)+")
-_RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 
 #: What the bot says (format fields: brand, address, tries, error).
 TEXTS = {
@@ -94,29 +83,7 @@ TEXTS = {
         "Thanks, {address} is confirmed, but it belongs to another customer record we can't join "
         "automatically; a colleague will look at it."
     ),
-    "csat": "Thank you for rating us {rating}/5! It helps us get better.",
 }
-
-
-class StepAction(StrEnum):
-    """What the pre-policy step did (stored as the message's action)."""
-
-    VERIFY_EMAIL = "verify_email"
-    RECORD_CSAT = "record_csat"
-
-
-@dataclass(frozen=True, slots=True)
-class StepDecision:
-    """A decision made before policy, shaped like `bot.policy.routing.Decision` so the pipeline records it
-    alike."""
-
-    action: StepAction
-    reason: str
-    reply: str
-    template: str | None = None
-    article: Any = None
-    escalate: bool = False
-    record_idea: bool = False
 
 
 class MergeConflict(ValueError):
@@ -124,15 +91,6 @@ class MergeConflict(ValueError):
 
 
 # Recognising what the customer sent
-
-
-def parse_rating(text: str) -> int | None:
-    """A 1-5 rating from a reply like "4", "4/5", "4 out of 5", "four", "5 stars"; None otherwise."""
-    match = _RATING.match(text)
-    if match:
-        return int(match.group(1))
-    word = text.strip().strip(".!").lower()
-    return _RATING_WORDS.get(word)
 
 
 def _address_attempt(text: str) -> str | None:
@@ -160,31 +118,23 @@ def _mask(address: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-# The pipeline step
+# The pipeline's identity step
 
 
-def before_policy(
+def link_email(
     runtime: Runtime,
     session: Session,
     message: Message,
     conversation: Conversation,
+    text: str,
     *,
     now: datetime | None = None,
-) -> StepDecision | None:
-    """Recognise a rating, a verification code or an e-mail address before policy sees the message.
-
-    Runs in the pipeline's transaction (the one that marks the message processed), for customer messages the
-    bot may answer. Cancels the contact's pending "did that fix it?" nudges (they wrote again). Returns the
-    decision with its reply, or None to let policy decide.
+) -> Decision | None:
+    """Answer a verification code or an e-mail address the customer sent as `text` (`message`'s text without
+    leading @mentions), in the pipeline's transaction; None when it is neither (or no e-mail channel can
+    mail a code), so the next step decides.
     """
     now = now or utcnow()
-    cancel_nudges_on_reply(session, message.contact_id)
-    text = _LEADING_MENTIONS.sub("", message.text)  # "@brand 4/5" on X is a plain "4/5"
-    rating = parse_rating(text)
-    if rating is not None:
-        rated = awaiting_csat(session, message.contact_id, settings=runtime.settings.followups, now=now)
-        if rated is not None:
-            return _record_csat(session, message, conversation, rated, rating, now)
     if "email" not in runtime.channels:
         return None  # no way to mail a code: addresses and codes are ordinary messages
     pending = _open_verification(session, conversation.id)
@@ -216,45 +166,6 @@ def _open_verification(session: Session, conversation_id: int) -> IdentityVerifi
     ).first()
 
 
-def _reopened_by_this_message(session: Session, conversation: Conversation) -> bool:
-    last = session.exec(
-        select(AuditEvent)
-        .where(AuditEvent.subject_type == "conversation", AuditEvent.subject_id == conversation.id)
-        .order_by(AuditEvent.id.desc())
-    ).first()
-    return last is not None and last.action == "conversation.reopened"
-
-
-def _record_csat(
-    session: Session,
-    message: Message,
-    conversation: Conversation,
-    rated: Conversation,
-    rating: int,
-    now: datetime,
-) -> StepDecision:
-    rated.csat = rating
-    session.add(rated)
-    if conversation.state == ConversationState.BOT and _reopened_by_this_message(session, conversation):
-        # The rating reopened a resolved thread (the X thread, or the e-mail the question came in); it answers
-        # our question and is no new request, so the thread goes back to resolved.
-        conversation.state, conversation.resolved_at = ConversationState.RESOLVED.value, now
-        session.add(conversation)
-    audit(
-        session,
-        "conversation.rated",
-        "conversation",
-        rated.id,
-        actor_kind="customer",
-        details={"csat": rating, "message_id": message.id},
-    )
-    return StepDecision(
-        StepAction.RECORD_CSAT,
-        f"rating {rating}/5 for conversation {rated.id} (answer to the follow-up)",
-        TEXTS["csat"].format(rating=rating),
-    )
-
-
 def _ask_again(
     session: Session,
     message: Message,
@@ -262,7 +173,7 @@ def _ask_again(
     pending: IdentityVerification | None,
     error: str,
     now: datetime,
-) -> StepDecision:
+) -> Decision:
     if pending is None or pending.status != "awaiting_email":
         pending = IdentityVerification(
             contact_id=message.contact_id,
@@ -272,10 +183,10 @@ def _ask_again(
         )
     pending.attempts += 1
     session.add(pending)
-    return StepDecision(
-        StepAction.VERIFY_EMAIL,
+    return Decision(
+        Action.VERIFY_EMAIL,
         "an invalid e-mail address: asked again",
-        TEXTS["invalid_address"].format(error=error.rstrip(".")),
+        reply=TEXTS["invalid_address"].format(error=error.rstrip(".")),
     )
 
 
@@ -286,7 +197,7 @@ def _send_code(
     conversation: Conversation,
     address: str,
     now: datetime,
-) -> StepDecision:
+) -> Decision:
     recent = session.exec(
         select(IdentityVerification).where(
             IdentityVerification.contact_id == message.contact_id,
@@ -295,7 +206,7 @@ def _send_code(
         )
     ).all()
     if len(recent) >= MAX_CODES_PER_HOUR:
-        return StepDecision(StepAction.VERIFY_EMAIL, "code limit per hour reached", TEXTS["too_many_codes"])
+        return Decision(Action.VERIFY_EMAIL, "code limit per hour reached", reply=TEXTS["too_many_codes"])
     for earlier in session.exec(
         select(IdentityVerification).where(
             IdentityVerification.contact_id == message.contact_id,
@@ -334,10 +245,10 @@ def _send_code(
         actor_kind="customer",
         details={"email": _mask(address)},
     )
-    return StepDecision(
-        StepAction.VERIFY_EMAIL,
+    return Decision(
+        Action.VERIFY_EMAIL,
         f"e-mail address given: code {verification.id} sent",
-        TEXTS["code_sent"].format(address=address),
+        reply=TEXTS["code_sent"].format(address=address),
     )
 
 
@@ -359,13 +270,13 @@ def _check_code(
     message: Message,
     verification: IdentityVerification,
     now: datetime,
-) -> StepDecision:
+) -> Decision:
     code = "".join(_CODE.match(text).groups())
     if verification.expires_at < now:
         verification.status, verification.completed_at = "expired", now
         _redact_code_mail(session, verification)
         session.add(verification)
-        return StepDecision(StepAction.VERIFY_EMAIL, "verification code expired", TEXTS["expired"])
+        return Decision(Action.VERIFY_EMAIL, "verification code expired", reply=TEXTS["expired"])
     if not _code_matches(code, verification.code_hash):
         verification.attempts += 1
         session.add(verification)
@@ -380,11 +291,11 @@ def _check_code(
                 verification.contact_id,
                 actor_kind="customer",
             )
-            return StepDecision(StepAction.VERIFY_EMAIL, "too many wrong codes", TEXTS["too_many_wrong"])
-        return StepDecision(
-            StepAction.VERIFY_EMAIL,
+            return Decision(Action.VERIFY_EMAIL, "too many wrong codes", reply=TEXTS["too_many_wrong"])
+        return Decision(
+            Action.VERIFY_EMAIL,
             f"wrong verification code ({verification.attempts}/{MAX_CODE_ATTEMPTS})",
-            TEXTS["wrong_code"].format(tries=left, attempt_word="try" if left == 1 else "tries"),
+            reply=TEXTS["wrong_code"].format(tries=left, attempt_word="try" if left == 1 else "tries"),
         )
     verification.status, verification.completed_at = "verified", now
     session.add(verification)
@@ -416,10 +327,10 @@ def _check_code(
                 actor_kind="customer",
                 details={"other": identity.contact_id, "why": str(error)},
             )
-            return StepDecision(
-                StepAction.VERIFY_EMAIL,
+            return Decision(
+                Action.VERIFY_EMAIL,
                 f"verified but not merged: {error}",
-                TEXTS["conflict"].format(address=address),
+                reply=TEXTS["conflict"].format(address=address),
             )
         contact = session.get(Contact, min(contact.id, identity.contact_id))
     identity.verified = True
@@ -435,8 +346,8 @@ def _check_code(
         actor_kind="customer",
         details={"channel": "email", "email": _mask(address)},
     )
-    return StepDecision(
-        StepAction.VERIFY_EMAIL, "e-mail address verified", TEXTS["verified"].format(address=address)
+    return Decision(
+        Action.VERIFY_EMAIL, "e-mail address verified", reply=TEXTS["verified"].format(address=address)
     )
 
 

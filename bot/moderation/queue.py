@@ -1,18 +1,14 @@
-"""Community moderation: the queue of messages flagged abusive, what staff do with them, author blocks and
-the flame-war guard.
+"""Community moderation by staff: the queue of messages flagged abusive and what staff do with them.
 
 A message the abuse head flags gets no reply (policy: action `moderate`) and becomes a `ModerationItem` in the
-pipeline's own transaction. Staff then decide, once:
+pipeline's own transaction (its moderation step, bot/pipeline/steps/moderation.py, which also keeps the bot
+silent toward blocked authors and guards against flame wars). Staff then decide, once:
 
 - **fine**: the bot answers it as usual (policy with the abusive flag overridden), through the outbox with the
   same idempotency key as any reply to that message, so it is answered once however often staff click;
 - **hide**: removed on the platform where the bot may (Telegram `deleteMessage` in a group the bot admins);
   elsewhere (Slack lets a bot delete only its own posts, X and e-mail not at all) it is flagged for a person;
 - **block**: the bot gives the author no replies for `[moderation] block_days`.
-
-The flame-war guard: `flame_war_messages` abusive or strongly negative messages in one public thread within
-`flame_war_window_seconds` escalate the whole thread to a person; the bot then stays silent there (the
-conversation's state is `human`), as for any escalation.
 """
 
 from __future__ import annotations
@@ -21,10 +17,9 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from sqlalchemy import func, update
-from sqlmodel import Session, or_, select
+from sqlalchemy import update
+from sqlmodel import Session, select
 
 from bot.crm.audit import audit
 from bot.crm.db import session_scope
@@ -32,32 +27,27 @@ from bot.crm.models import (
     Contact,
     ContactBlock,
     Conversation,
-    Direction,
     Message,
     ModerationItem,
     Staff,
     utcnow,
 )
 from bot.delivery.outbox import deliver_due
-from bot.pipeline.steps.language import apply_language
-from bot.policy.routing import Action, Decision
+from bot.pipeline.chain import decide
+from bot.pipeline.outcome import carry_out
+from bot.pipeline.turn import Turn
+from bot.runtime.container import Runtime
 from bot.support.handoff import bot_may_reply
-
-if TYPE_CHECKING:
-    from bot.runtime.analysis import Analysis
-    from bot.runtime.container import Runtime
 
 __all__ = [
     "MODERATION_ACTIONS",
     "ModerationError",
     "QueueEntry",
-    "active_block",
     "block_author",
     "decide_item",
     "hide_message",
     "list_queue",
     "mark_fine",
-    "review_decision",
 ]
 
 log = logging.getLogger("socialbot.moderation")
@@ -68,100 +58,6 @@ MODERATION_ACTIONS = ("fine", "hide", "block")
 
 class ModerationError(Exception):
     """A moderation action can't be done as asked (no such item, decided already); the message says why."""
-
-
-# The pipeline's hook
-
-
-def active_block(session: Session, contact_id: int, *, now: datetime | None = None) -> ContactBlock | None:
-    """The block keeping the bot silent toward `contact_id` now, or None."""
-    now = now or utcnow()
-    return session.exec(
-        select(ContactBlock)
-        .where(
-            ContactBlock.contact_id == contact_id, ContactBlock.until > now, ContactBlock.lifted_at.is_(None)
-        )
-        .order_by(ContactBlock.until.desc())
-    ).first()
-
-
-def _heated(
-    runtime: Runtime, *, abusive: bool | None, sentiment: str | None, confidence: float | None
-) -> bool:
-    strong = runtime.settings.moderation.strongly_negative_confidence
-    return bool(abusive) or (sentiment == "negative" and (confidence or 0.0) >= strong)
-
-
-def review_decision(
-    runtime: Runtime,
-    session: Session,
-    message: Message,
-    conversation: Conversation,
-    analysis: Analysis,
-    decision: Decision,
-    *,
-    now: datetime | None = None,
-) -> Decision:
-    """The pipeline's moderation step, after policy has decided and before the decision is recorded.
-
-    Queues a message policy flagged (`moderate`) for staff; keeps the bot silent toward a blocked author;
-    escalates a public thread that turned into a flame war (no reply; the bot pauses there). Returns the
-    decision to record (the same one when nothing applies).
-    """
-    now = now or utcnow()
-    settings = runtime.settings.moderation
-    understanding = analysis.understanding
-    if decision.action == Action.MODERATE:
-        session.add(
-            ModerationItem(
-                message_id=message.id,
-                contact_id=message.contact_id,
-                conversation_id=conversation.id,
-                reason=decision.reason,
-                score=understanding.abusive_score,
-            )
-        )
-    if not bot_may_reply(conversation):
-        return decision
-    heated = _heated(
-        runtime,
-        abusive=understanding.abusive,
-        sentiment=understanding.sentiment,
-        confidence=understanding.sentiment_confidence,
-    )
-    if heated and message.public and settings.flame_war_messages > 0:
-        since = now - timedelta(seconds=settings.flame_war_window_seconds)
-        earlier = session.exec(
-            select(func.count(Message.id)).where(
-                Message.conversation_id == conversation.id,
-                Message.direction == Direction.INBOUND.value,
-                Message.id != message.id,
-                Message.created_at >= since,
-                or_(
-                    Message.abusive.is_(True),
-                    (Message.sentiment == "negative")
-                    & (Message.sentiment_confidence >= settings.strongly_negative_confidence),
-                ),
-            )
-        ).one()
-        if earlier + 1 >= settings.flame_war_messages:
-            return Decision(
-                Action.ESCALATE,
-                f"flame war: {earlier + 1} abusive or strongly negative messages in this public thread in "
-                f"{settings.flame_war_window_seconds:.0f} s; the thread goes to a person and the bot pauses",
-                escalate=True,
-            )
-    block = active_block(session, message.contact_id, now=now)
-    if block is not None and decision.replies:
-        return Decision(
-            Action.IGNORE,
-            f"author blocked from bot replies until {block.until.isoformat(timespec='minutes')} "
-            f"(block {block.id}): no reply",
-        )
-    return decision
-
-
-# The queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +142,7 @@ def mark_fine(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
         text = session.get(Message, item.message_id).text
     analysis = runtime.models.analyse(text)  # outside the transaction: no lock held while the model runs
     understanding = dataclasses.replace(analysis.understanding, abusive=False)
+    reviewed = dataclasses.replace(analysis, understanding=understanding)
     with session_scope(runtime.engine) as session:
         item = _claim(session, item_id, "fine", staff)
         message = session.get(Message, item.message_id)
@@ -253,22 +150,11 @@ def mark_fine(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
         if not bot_may_reply(conversation):
             item.outcome = f"marked fine; conversation is {conversation.state}, so the bot did not answer"
         else:
-            from bot.pipeline.inbound import (  # the pipeline imports this module
-                carry_out_decision,
-                reply_text,
-            )
-
-            reviewed = dataclasses.replace(analysis, understanding=understanding)
-            decision = runtime.policy.decide(understanding, analysis.answer, public=message.public)
-            decision = apply_language(runtime, decision, reviewed, public=message.public)
-            carry_out_decision(
-                runtime,
-                session,
-                message,
-                conversation,
-                decision,
-                text=reply_text(runtime, decision, message.channel),
-            )
+            # The message goes through the chain's policy and language steps again, without the flag.
+            turn = Turn(runtime, session, message, conversation, reviewed)
+            turn = decide(turn, only=("policy", "language"))
+            decision = turn.decision
+            carry_out(turn)
             message.abusive = False
             message.action = decision.action.value
             message.reason = f"marked fine by staff {staff.id}; {decision.reason}"

@@ -1,8 +1,10 @@
 """The one path every inbound message takes.
 
-store (idempotent on channel + external id) -> identify contact -> find or open conversation -> if a human
-owns the conversation, stay silent -> understand (one encoder pass) -> decide (policy) -> queue the reply in
-the outbox -> log the decision -> update the advocacy stage -> deliver.
+store (idempotent on channel + external id) -> identify contact -> find or open conversation -> understand
+(one encoder pass) -> decide through the chain of steps (bot/pipeline/chain.py: rating, identity, data
+rights, listening, greeting, human owns, policy, language, moderation) -> carry the decision out (queue the
+reply in the outbox, escalate, record the idea: bot/pipeline/outcome.py) -> log the decision -> update the
+advocacy stage -> deliver.
 
 Two transactions keep the model out of any database lock: the first stores the message (after it commits, the
 message is never lost: `recover_unprocessed` finishes it after a crash); the second records the decision and
@@ -16,13 +18,11 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
-from bot.crm.data_rights import data_request_step
 from bot.crm.db import is_transient_conflict, session_scope
 from bot.crm.ladder import update_ladder
 from bot.crm.models import (
@@ -36,22 +36,18 @@ from bot.crm.models import (
     ProcessingStatus,
     utcnow,
 )
-from bot.delivery.outbox import deliver_due, enqueue
-from bot.engagement.identity import before_policy
-from bot.insights.ideas import record_idea
+from bot.delivery.outbox import deliver_due
 from bot.insights.vectors import store_vector
-from bot.moderation.queue import review_decision
-from bot.pipeline.steps.language import apply_language
+from bot.pipeline.chain import decide
+from bot.pipeline.outcome import carry_out
+from bot.pipeline.turn import Turn
 from bot.policy.routing import Action, Decision
+from bot.runtime.analysis import Analysis
+from bot.runtime.container import Runtime
 from bot.runtime.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPELINE_SECONDS
-from bot.support.handoff import bot_may_reply, escalate_conversation, reopen_conversation
-from bot.support.slack_posts import deliver_support_posts, support_channel_of, support_posts_changed
-from channels.base import InboundKind, InboundMessage
-from knowledge import format_reply
-
-if TYPE_CHECKING:
-    from bot.runtime.analysis import Analysis
-    from bot.runtime.container import Runtime
+from bot.support.handoff import reopen_conversation
+from bot.support.slack_posts import deliver_support_posts, support_posts_changed
+from channels.base import InboundMessage
 
 __all__ = [
     "PipelineResult",
@@ -262,52 +258,6 @@ def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineRe
     )
 
 
-def reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None:
-    """The text a decision says to the customer on `channel` (an article fitted to the channel, or a
-    template in the customer's language), or None when it says nothing."""
-    if decision.action == Action.ANSWER:
-        text = format_reply(decision.article, channel)
-    elif decision.template is not None:
-        text = runtime.policy.render(decision.template, article=decision.article, language=decision.language)
-    else:
-        return None
-    return f"{runtime.policy.render('language_note')}\n\n{text}" if decision.language_note else text
-
-
-def carry_out_decision(
-    runtime: Runtime,
-    session: Session,
-    message: Message,
-    conversation: Conversation,
-    decision: Decision,
-    *,
-    text: str | None,
-    priority: int = 0,
-) -> None:
-    """What a decision does, in the caller's transaction: queue the reply (keyed `reply:<message id>`, so
-    it is sent once however often this runs), escalate, record the idea."""
-    if text:
-        enqueue(
-            session,
-            conversation=conversation,
-            text=text,
-            reply_to=message,
-            idempotency_key=f"reply:{message.id}",
-            channels=runtime.channels,
-        )
-    if decision.escalate:
-        escalate_conversation(
-            session,
-            conversation,
-            reason=decision.reason,
-            message_id=message.id,
-            priority=priority,
-            support_channel=support_channel_of(runtime.settings),
-        )
-    if decision.record_idea:
-        record_idea(session, message, encoder=runtime.models.encoder.name)
-
-
 def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
     understanding, answer = analysis.understanding, analysis.answer
     message.intent = understanding.intent
@@ -347,42 +297,13 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             query = query.with_for_update()
         contact = session.exec(contact_query).one()
         conversation = session.exec(query).one()
-        step = (
-            before_policy(runtime, session, message, conversation)
-            if message.kind == InboundKind.MESSAGE and bot_may_reply(conversation)
-            else None
-        ) or data_request_step(runtime, session, message, conversation)
-        if step is not None:
-            decision = step
-        elif message.kind == InboundKind.LISTENED:
-            decision = Decision(
-                Action.LISTEN, "found by brand listening: logged, not answered (the post does not address us)"
-            )
-        elif message.kind == InboundKind.GREETING and bot_may_reply(conversation):
-            decision = Decision(Action.GREET, "the customer opened the conversation: greeted", "greeting")
-        elif bot_may_reply(conversation):
-            decision = runtime.policy.decide(analysis.understanding, analysis.answer, public=message.public)
-            decision = apply_language(runtime, decision, analysis, public=message.public)
-        else:
-            decision = Decision(
-                Action.HUMAN_OWNS, f"conversation is {conversation.state}: the bot stays silent"
-            )
-        if step is None:
-            decision = review_decision(runtime, session, message, conversation, analysis, decision)
+        turn = decide(Turn(runtime, session, message, conversation, analysis))
+        decision = turn.decision
         _record(message, analysis, decision)
         session.add(message)
-        if analysis.embedding is not None:
+        if analysis.embedding is not None:  # before carrying out: an idea is grouped by it
             store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder)
-        text = step.reply if step is not None else reply_text(runtime, decision, message.channel)
-        carry_out_decision(
-            runtime,
-            session,
-            message,
-            conversation,
-            decision,
-            text=text,
-            priority=1 if analysis.understanding.sentiment == "negative" else 0,
-        )
+        carry_out(turn, priority=1 if analysis.understanding.sentiment == "negative" else 0)
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
         update_ladder(session, contact, brand_handles=runtime.settings.brand.handles, message_id=message.id)

@@ -36,6 +36,9 @@ class Action(StrEnum):
     HUMAN_OWNS = "human_owns"  # a person owns the conversation; the bot stays silent
     LISTEN = "listen"  # found by brand listening: logged and understood, never answered
     GREET = "greet"  # the customer opened the conversation (Telegram /start): greeted
+    VERIFY_EMAIL = "verify_email"  # an e-mail address or a code of the verification flow: answered
+    RECORD_CSAT = "record_csat"  # a 1-5 answer to the rating question: recorded and thanked
+    DATA_REQUEST = "data_request"  # "what do you know about me" / "delete my data": recorded, answered
 
 
 #: The routing table: intent -> action. "abusive" and "wants_human" are flags that win over the intent.
@@ -126,6 +129,7 @@ class Decision:
         language: the language to reply in (bot/runtime/languages.py); None for the brand's default.
         language_note: the reply starts with the "language_note" template (the customer wrote in a language
             the brand doesn't answer in).
+        reply: a reply the deciding step wrote itself (identity, data rights), said as it is.
     """
 
     action: Action
@@ -136,10 +140,12 @@ class Decision:
     record_idea: bool = False
     language: str | None = None
     language_note: bool = False
+    reply: str | None = None
 
     @property
     def replies(self) -> bool:
-        return self.action == Action.ANSWER or self.template is not None
+        """Whether the bot says something to the customer."""
+        return self.action == Action.ANSWER or self.template is not None or self.reply is not None
 
 
 class Policy:

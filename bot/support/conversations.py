@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
@@ -27,6 +26,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.engagement.followups import schedule_resolution_followup
+from bot.runtime.settings import FollowupSettings
 from bot.support.handoff import (
     ConversationNotFound,
     add_note,
@@ -37,9 +37,6 @@ from bot.support.handoff import (
     resolve_conversation,
     staff_reply,
 )
-
-if TYPE_CHECKING:
-    from bot.runtime.settings import FollowupSettings
 
 __all__ = [
     "ConversationDetail",

@@ -25,6 +25,9 @@ from bot.crm.models import (
     Staff,
     utcnow,
 )
+from bot.delivery.outbox import (
+    enqueue,  # the outbox imports nothing from here; kept local to show the direction
+)
 from bot.support.slack_posts import record_support_post, support_posts_changed
 
 __all__ = [
@@ -198,10 +201,6 @@ def staff_reply(
 ) -> Message:
     """Queue a staff member's reply on the customer's channel and thread; the conversation becomes theirs
     if nobody had it. The same `idempotency_key` (a double-clicked form) queues one message."""
-    from bot.delivery.outbox import (
-        enqueue,  # the outbox imports nothing from here; kept local to show the direction
-    )
-
     previous, previous_assignee = conversation.state, conversation.assignee_id
     conversation.state = ConversationState.HUMAN.value
     if conversation.assignee_id is None:

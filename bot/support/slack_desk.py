@@ -18,13 +18,13 @@ from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import Staff, SupportPost
 from bot.delivery.outbox import deliver_due
+from bot.runtime.container import Runtime
 from bot.support.conversations import apply_action, reply_as_staff
 from bot.support.handoff import ConversationNotFound
 from bot.support.slack_posts import notify_support_channel
 from bot.support.staff import StaffError, may
 
 if TYPE_CHECKING:
-    from bot.runtime.container import Runtime
     from channels.slack import SupportThreadReply
 
 __all__ = ["SlackSupportDesk", "link_slack_user"]

@@ -34,11 +34,11 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.delivery.outbox import backoff_seconds
+from bot.runtime.container import Runtime
 from bot.runtime.settings import Settings
 from channels.base import PermanentSendError, TemporarySendError
 
 if TYPE_CHECKING:
-    from bot.runtime.container import Runtime
     from channels.slack import EscalationCard, SlackChannel
 
 __all__ = [

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from bot.crm.db import session_scope
 from bot.crm.models import ChannelCursor, utcnow
+from bot.engagement.followups import unsubscribe_url
 from bot.runtime.settings import Settings
 from channels.base import Channel, CursorStore, InboundSink
 
@@ -106,7 +107,6 @@ def build_platform_channels(
             cursors=cursors,
         )
     if settings.email.enabled:
-        from bot.engagement.followups import unsubscribe_url
         from channels.email import EmailChannel
 
         email = settings.email

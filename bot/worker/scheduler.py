@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.crm.data_rights import run_retention
+from bot.crm.data_rights import purge_old_text
+from bot.crm.db import session_scope
 from bot.delivery.outbox import deliver_due
 from bot.delivery.webhooks import deliver_webhooks
 from bot.engagement.followups import send_due_followups, sync_followup_delivery
@@ -20,7 +21,7 @@ from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
 from bot.support.slack_posts import deliver_support_posts, support_channel_of
 
-__all__ = ["start_scheduler"]
+__all__ = ["run_retention", "start_scheduler"]
 
 log = logging.getLogger("socialbot.scheduler")
 
@@ -39,6 +40,12 @@ def _send_followups(runtime: Runtime) -> None:
     send_due_followups(runtime)
     deliver_due(runtime.engine, runtime.channels)
     sync_followup_delivery(runtime.engine)
+
+
+def run_retention(runtime: Runtime) -> int:
+    """The retention job: purge message text older than `[data_rights] retention_days`; return how many."""
+    with session_scope(runtime.engine) as session:
+        return purge_old_text(session, runtime.settings.data_rights.retention_days)
 
 
 def _check_complaint_spikes(runtime: Runtime) -> None:

@@ -28,9 +28,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from bot.crm.db import upgrade_database
+from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
+from bot.runtime.logs import configure_logging
 from bot.runtime.settings import CONFIG_ENV, Settings, SettingsError, load_settings
+from bot.web.app import create_app
 from bot.worker.build import build_runtime
+from bot.worker.scheduler import start_scheduler
 from intents.encoder import onnx_precision
 
 __all__ = [
@@ -70,9 +75,6 @@ class Worker:
 def start_worker(settings: Settings, *, runtime: Runtime | None = None, migrate: bool = True) -> Worker:
     """Build (or take) the runtime, finish messages interrupted by an earlier stop, start the jobs and the
     pollers (on PostgreSQL only the poller whose lock this worker wins)."""
-    from bot.pipeline.inbound import recover_unprocessed
-    from bot.worker.scheduler import start_scheduler
-
     runtime = runtime or build_runtime(settings, migrate=migrate)
     recover_unprocessed(runtime, older_than_seconds=0)
     scheduler = start_scheduler(runtime)
@@ -82,8 +84,6 @@ def start_worker(settings: Settings, *, runtime: Runtime | None = None, migrate:
 
 def app_for(worker: Worker) -> FastAPI:
     """The web app of `worker`, which stops the worker when the server shuts down."""
-    from bot.web.app import create_app
-
     app = create_app(worker.runtime)
     inner = app.router.lifespan_context
 
@@ -100,8 +100,6 @@ def app_for(worker: Worker) -> FastAPI:
 def create_worker_app() -> FastAPI:
     """The uvicorn factory each worker process calls: settings from `SOCIALBOT_CONFIG` and the environment,
     the database already migrated by the parent."""
-    from bot.runtime.logs import configure_logging
-
     settings = load_settings()
     configure_logging(settings.logging.format, settings.logging.level)
     worker = start_worker(settings, migrate=False)
@@ -130,8 +128,6 @@ def serve_workers(
         SettingsError: several workers on SQLite, or a bad worker count.
     """
     import uvicorn
-
-    from bot.crm.db import upgrade_database
 
     check_workers(settings, workers)
     host, port = settings.server.host, settings.server.port

@@ -1,4 +1,4 @@
-"""The language step: adjust the policy's decision to the customer's language (detected for every message by
+"""The language step: review the policy's decision for the customer's language (detected for every message by
 bot/runtime/languages.py).
 
 The intent heads are English-only, so `apply_language` makes the policy's decision safer for other
@@ -10,16 +10,14 @@ answer in either gets the default language with a note saying so, or a person (`
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from bot.pipeline.turn import Turn
 from bot.policy.routing import Action, Decision
+from bot.runtime.analysis import Analysis
+from bot.runtime.container import Runtime
 from bot.runtime.languages import UNDETERMINED
 
-if TYPE_CHECKING:
-    from bot.runtime.analysis import Analysis
-    from bot.runtime.container import Runtime
-
-__all__ = ["FOREIGN_MIN_SCORE", "apply_language", "brand_languages"]
+__all__ = ["FOREIGN_MIN_SCORE", "apply_language", "brand_languages", "language"]
 
 # The encoder reads English best: an article matched by a foreign question must match clearly.
 FOREIGN_MIN_SCORE = 0.6
@@ -35,6 +33,11 @@ def brand_languages(runtime: Runtime) -> set[str]:
         | runtime.policy.languages
         | runtime.models.knowledge.languages
     )
+
+
+def language(turn: Turn) -> Decision:
+    """Review the policy's decision for the language the customer wrote in (see `apply_language`)."""
+    return apply_language(turn.runtime, turn.decision, turn.analysis, public=turn.message.public)
 
 
 def apply_language(runtime: Runtime, decision: Decision, analysis: Analysis, *, public: bool) -> Decision:
