@@ -162,3 +162,25 @@ def test_ideas_from_the_web_chat_are_grouped(client, runtime):
         ideas = session.exec(select(Idea)).all()
         mentions = session.exec(select(IdeaMention)).all()
     assert len(mentions) == 2 and [idea.votes for idea in ideas] == [2]
+
+
+def test_an_idea_sent_while_a_person_owns_the_conversation_reaches_the_board(client, runtime):
+    session_id = "web-idea-person-session"
+    first = client.post(
+        "/api/v1/chat",
+        json={"session_id": session_id, "text": "my tent pole snapped, I want a replacement now"},
+    ).json()
+    assert first["state"] == "human"
+    idea = client.post(
+        "/api/v1/chat",
+        json={
+            "session_id": session_id,
+            "text": "You should sell spare tent poles on your website, I'd buy them",
+        },
+    ).json()
+    assert idea["state"] == "human" and idea["replies"] == []  # the bot stays silent
+    with Session(runtime.engine) as session:
+        [recorded] = session.exec(select(Idea)).all()
+        message = session.get(Message, idea["message_id"])
+    assert recorded.message_id == message.id
+    assert message.action == "human_owns" and message.reason.endswith("recorded as an idea")
