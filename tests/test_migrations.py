@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 import bot.crm.models  # noqa: F401
 from bot.crm.db import alembic_config, create_db_engine, current_revision, upgrade_database
 
-HEAD = "0008_ideas"
+HEAD = "0009_corrections"
 
 
 def test_head_is_the_newest_migration():

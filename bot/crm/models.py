@@ -21,6 +21,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "ContactBlock",
+    "Correction",
     "ContactMerge",
     "ConversationState",
     "DataRequest",
@@ -532,5 +533,34 @@ class ComplaintSpike(SQLModel, table=True):
     # The day's complaints in the topic (what later checks compare with, so one spike alerts once).
     message_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Correction(SQLModel, table=True):
+    """How a message should have been read, according to staff (an agent in the console, "not abuse" in the
+    moderation queue) or a labelled CSV: the learning loop's training data (bot/insights/corrections.py).
+
+    One row per message and aspect (the latest word wins); imported rows have no message, only `text`.
+    """
+
+    __table_args__ = (UniqueConstraint("message_id", "aspect", name="uq_correction_message_aspect"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    # The text of an imported example (a message's correction reads the message's text).
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # intent | sentiment | abusive | article
+    aspect: str = Field(index=True)
+    # The right reading: an intent, a sentiment, "true" / "false" (abusive), "right" / "wrong" (article).
+    value: str
+    # What the bot had read (intent, sentiment, "true"/"false", or the article used).
+    was: str | None = None
+    # article: the article the bot used, and its score (the answer threshold is recalibrated from these).
+    article_id: str | None = None
+    score: float | None = None
+    # console | moderation | csv:<file name>
+    source: str
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
