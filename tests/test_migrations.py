@@ -3,6 +3,7 @@ keeping its data; the migrations describe exactly the models."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from sqlmodel import SQLModel
 import bot.crm.models  # noqa: F401
 from bot.crm.db import alembic_config, create_db_engine, current_revision, upgrade_database
 
-HEAD = "0006"
+HEAD = "0009_corrections"
 
 
 def test_head_is_the_newest_migration():
@@ -30,7 +31,12 @@ def run_cli(tmp_path, *args):
         text=True,
         cwd=tmp_path,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "SOCIALBOT_DATA__DIR": str(tmp_path / "d")},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SOCIALBOT_DATA__DIR": str(tmp_path / "d"),
+            # the code under test (a worktree's), not whatever is installed
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+        },
     )
 
 

@@ -1,4 +1,5 @@
-"""`socialbot intents classify | train | eval`: the understanding heads from the command line."""
+"""`socialbot intents classify | train | eval | import-corrections`: the understanding heads from the command
+line."""
 
 from __future__ import annotations
 
@@ -172,3 +173,24 @@ def export_onnx(
     typer.echo(
         f"encoder exported to {out} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)", err=True
     )
+
+
+@app.command("import-corrections")
+def import_corrections_command(
+    ctx: typer.Context,
+    data: Annotated[
+        Path, typer.Argument(help="CSV with a 'text' column and any of 'intent', 'sentiment', 'abusive'.")
+    ],
+) -> None:
+    """Add labelled examples to the brand's corrections (what `train --from-crm` learns from)."""
+    from bot.cli.common import open_database
+    from bot.insights.corrections import CorrectionError, import_corrections
+
+    with clear_errors(CorrectionError):
+        engine = open_database(settings_for(ctx))
+        try:
+            report = import_corrections(engine, data)
+        finally:
+            engine.dispose()
+    added = ", ".join(f"{n} {aspect}" for aspect, n in sorted(report.added.items())) or "nothing"
+    typer.echo(f"added {added} from {data.name} ({report.skipped} already there)")

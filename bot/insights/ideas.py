@@ -1,5 +1,10 @@
-"""The ideas board: customers' suggestions, most voted first, moved through their statuses by marketers
-(the customer hears about each move through a follow-up).
+"""The ideas board: customers' suggestions grouped into ideas, most voted first, moved through their
+statuses by marketers; every customer behind an idea hears when its status changes.
+
+An idea message is recorded wherever it arrives (`record_idea`): when it says much the same as an idea
+already on the board (cosine similarity of the encoder's vectors at least `IDEA_SIMILARITY` to one of that
+idea's suggestions) it becomes another mention of it, otherwise a new idea. An idea's votes are its
+distinct customers: a customer repeating an idea does not vote twice.
 """
 
 from __future__ import annotations
@@ -7,31 +12,92 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
-from sqlmodel import select
+import numpy as np
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
 
 from bot.crm.audit import audit
 from bot.crm.db import session_scope
-from bot.crm.models import (
-    Contact,
-    Idea,
-    Message,
-)
+from bot.crm.models import Contact, Idea, IdeaMention, Message
 from bot.engagement.followups import schedule_idea_followup
 from bot.insights.response_log import FilterError
+from bot.insights.vectors import vectors_of
 
-__all__ = ["IDEA_STATUSES", "IdeaNotFound", "IdeaView", "list_ideas", "set_idea_status"]
+__all__ = [
+    "IDEA_SIMILARITY",
+    "IDEA_STATUSES",
+    "IdeaNotFound",
+    "IdeaView",
+    "list_ideas",
+    "record_idea",
+    "set_idea_status",
+]
 
 #: The ideas board's columns, in the order an idea moves through them.
 IDEA_STATUSES = ("new", "under review", "planned", "done", "declined")
+#: Cosine similarity at which a suggestion joins an idea. Chosen on the dev groups of
+#: tests/data/idea_groups.yaml (best pairwise F1, no two different ideas merged); the test groups measure
+#: it (tests/test_ideas.py).
+IDEA_SIMILARITY = 0.55
+#: Suggestions compared with a new one (the newest; ideas older than this many suggestions are not joined).
+CANDIDATES = 5000
 
 
 class IdeaNotFound(LookupError):
     """No idea has this id."""
 
 
+def record_idea(session: Session, message: Message, *, encoder: str) -> Idea:
+    """Record `message` as a suggestion, in the caller's transaction: a mention of the idea it repeats, or
+    a new idea. Its vector by `encoder` must be stored already (bot/insights/vectors.py); without one it is
+    a new idea. Recording the same message again returns its idea.
+    """
+    known = session.exec(select(IdeaMention).where(IdeaMention.message_id == message.id)).first()
+    if known is not None:
+        return session.get(Idea, known.idea_id)
+    idea, similarity = _closest_idea(session, message, encoder=encoder)
+    if idea is None:
+        idea = Idea(message_id=message.id, contact_id=message.contact_id, text=message.text, votes=1)
+        session.add(idea)
+        session.flush()
+    session.add(
+        IdeaMention(
+            idea_id=idea.id,
+            message_id=message.id,
+            contact_id=message.contact_id,
+            similarity=None if similarity is None else round(similarity, 4),
+        )
+    )
+    session.flush()
+    idea.votes = session.exec(
+        select(func.count(func.distinct(IdeaMention.contact_id))).where(IdeaMention.idea_id == idea.id)
+    ).one()
+    session.add(idea)
+    return idea
+
+
+def _closest_idea(session: Session, message: Message, *, encoder: str) -> tuple[Idea | None, float | None]:
+    own = vectors_of(session, [message.id], encoder=encoder).get(message.id)
+    if own is None:
+        return None, None
+    mentions = session.exec(
+        select(IdeaMention.message_id, IdeaMention.idea_id).order_by(IdeaMention.id.desc()).limit(CANDIDATES)
+    ).all()
+    vectors = vectors_of(session, [m for m, _ in mentions], encoder=encoder)
+    scored = [(idea_id, vectors[m]) for m, idea_id in mentions if m in vectors]
+    if not scored:
+        return None, None
+    similarities = np.stack([vector for _, vector in scored]) @ own
+    best = int(np.argmax(similarities))
+    if similarities[best] < IDEA_SIMILARITY:
+        return None, None
+    return session.get(Idea, scored[best][0]), float(similarities[best])
+
+
 @dataclass(frozen=True, slots=True)
 class IdeaView:
+    """An idea on the board: its first words, votes (distinct customers) and every suggestion of it."""
+
     id: int
     text: str
     status: str
@@ -41,6 +107,8 @@ class IdeaView:
     message_id: int
     conversation_id: int
     created_at: datetime
+    #: The other suggestions grouped into it, newest first.
+    also_said: tuple[str, ...] = ()
     statuses: tuple[str, ...] = field(default=IDEA_STATUSES)
 
 
@@ -53,8 +121,18 @@ def list_ideas(engine: Engine, *, status: str | None = None, limit: int = 200) -
     )
     if status:
         query = query.where(Idea.status == status)
-    with session_scope(engine, read_only=True) as session:
+    with Session(engine) as session:
         found = session.exec(query.order_by(Idea.votes.desc(), Idea.id.desc()).limit(limit)).all()
+        others: dict[int, list[str]] = {}
+        for idea_id, message_id, text in session.exec(
+            select(IdeaMention.idea_id, IdeaMention.message_id, Message.text)
+            .join(Message, Message.id == IdeaMention.message_id)
+            .where(IdeaMention.idea_id.in_([idea.id for idea, _, _ in found]))
+            .order_by(IdeaMention.id.desc())
+        ).all():
+            first = next(idea.message_id for idea, _, _ in found if idea.id == idea_id)
+            if message_id != first:
+                others.setdefault(idea_id, []).append(text)
         return [
             IdeaView(
                 id=idea.id,
@@ -66,13 +144,15 @@ def list_ideas(engine: Engine, *, status: str | None = None, limit: int = 200) -
                 message_id=idea.message_id,
                 conversation_id=conversation_id,
                 created_at=idea.created_at,
+                also_said=tuple(others.get(idea.id, ())),
             )
             for idea, name, conversation_id in found
         ]
 
 
-def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int) -> str:
-    """Move an idea to `status` and audit who did it; returns the previous status.
+def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int | None) -> str:
+    """Move an idea to `status`, tell every customer behind it (a follow-up each, quoting their own words),
+    and audit who did it; returns the previous status.
 
     Raises:
         FilterError: `status` is not one of IDEA_STATUSES.
@@ -88,14 +168,22 @@ def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int)
         if previous != status:
             idea.status = status
             session.add(idea)
-            schedule_idea_followup(session, idea)  # the customer hears about it (bot/engagement/followups.py)
+            latest: dict[int, int] = {}  # contact -> their newest suggestion of it
+            for contact_id, message_id in session.exec(
+                select(IdeaMention.contact_id, IdeaMention.message_id)
+                .where(IdeaMention.idea_id == idea.id)
+                .order_by(IdeaMention.id)
+            ).all():
+                latest[contact_id] = message_id
+            for message_id in latest.values():
+                schedule_idea_followup(session, idea, message_id=message_id)
             audit(
                 session,
                 "idea.status_changed",
                 "idea",
                 idea_id,
-                actor_kind="staff",
+                actor_kind="staff" if staff_id is not None else "operator",
                 actor_id=staff_id,
-                details={"from": previous, "to": status},
+                details={"from": previous, "to": status, "customers_told": len(latest)},
             )
     return previous

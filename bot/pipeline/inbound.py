@@ -37,6 +37,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.delivery.outbox import deliver_due
+from bot.insights.vectors import store_vector
 from bot.pipeline.chain import decide
 from bot.pipeline.outcome import carry_out
 from bot.pipeline.turn import Turn
@@ -300,10 +301,12 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         decision = turn.decision
         _record(message, analysis, decision)
         session.add(message)
+        if analysis.embedding is not None:  # before carrying out: an idea is grouped by it
+            store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder)
         carry_out(turn, priority=1 if analysis.understanding.sentiment == "negative" else 0)
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
+        update_ladder(session, contact, brand_handles=runtime.settings.brand.handles, message_id=message.id)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
     log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
     return True

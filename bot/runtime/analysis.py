@@ -39,6 +39,9 @@ class Analysis:
     answer: Answer
     # ISO 639-1, "und" for an unknown script, None if unsure (bot/runtime/languages.py).
     language: str | None = None
+    # The encoder's vector of the message and the encoder's name (kept for insights and retraining).
+    embedding: np.ndarray | None = None
+    encoder: str = ""
 
 
 @dataclass
@@ -75,6 +78,8 @@ class Models:
             understanding=self.understander.understand(text, embedding),
             answer=self.knowledge.answer(text, embedding, language=language),
             language=language,
+            embedding=embedding,
+            encoder=self.encoder.name,
         )
 
     def _maybe_refresh_knowledge(self) -> None:

@@ -16,9 +16,10 @@ from bot.crm.db import session_scope
 from bot.delivery.outbox import deliver_due
 from bot.delivery.webhooks import deliver_webhooks
 from bot.engagement.followups import send_due_followups, sync_followup_delivery
+from bot.insights.topics import check_complaint_spikes
 from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
-from bot.support.slack_posts import deliver_support_posts
+from bot.support.slack_posts import deliver_support_posts, support_channel_of
 
 __all__ = ["run_retention", "start_scheduler"]
 
@@ -45,6 +46,23 @@ def run_retention(runtime: Runtime) -> int:
     """The retention job: purge message text older than `[data_rights] retention_days`; return how many."""
     with session_scope(runtime.engine) as session:
         return purge_old_text(session, runtime.settings.data_rights.retention_days)
+
+
+def _check_complaint_spikes(runtime: Runtime) -> None:
+    settings = runtime.settings.insights
+    spikes = check_complaint_spikes(
+        runtime.engine,
+        encoder=runtime.models.encoder.name,
+        article_titles={article.id: article.title for article in runtime.models.knowledge.articles},
+        support_channel=support_channel_of(runtime.settings),
+        ratio=settings.spike_ratio,
+        min_complaints=settings.spike_min_complaints,
+        baseline_days=settings.spike_baseline_days,
+    )
+    for spike in spikes:
+        log.warning("complaint spike: %s (%d today)", spike.label, spike.today)
+    if spikes:
+        deliver_support_posts(runtime)
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -93,5 +111,14 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         id="webhooks",
         name="deliver outgoing webhooks to integrations",
     )
+    if runtime.settings.insights.spike_check_minutes:
+        scheduler.add_job(
+            _check_complaint_spikes,
+            "interval",
+            args=[runtime],
+            minutes=runtime.settings.insights.spike_check_minutes,
+            id="complaint_spikes",
+            name="alert staff when a complaint topic spikes",
+        )
     scheduler.start()
     return scheduler
