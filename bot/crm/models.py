@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AuditEvent",
     "AuthorKind",
+    "CannedReply",
     "ChannelCursor",
     "ComplaintSpike",
     "Contact",
@@ -23,7 +24,9 @@ __all__ = [
     "ContactBlock",
     "Correction",
     "ContactMerge",
+    "ConversationRead",
     "ConversationState",
+    "ConversationTag",
     "DataRequest",
     "DeliveryStatus",
     "Direction",
@@ -161,6 +164,11 @@ class Conversation(SQLModel, table=True):
     assignee_id: int | None = Field(default=None, foreign_key="staff.id")
     priority: int = 0
     escalation_reason: str | None = None
+    # The customer message that made the bot hand the conversation to staff (no foreign key: message rows
+    # point at their conversation, and a key both ways would make the two tables depend on each other).
+    escalation_message_id: int | None = None
+    # While `state` is snoozed: when it comes back to the queue by itself (the customer writing wakes it too).
+    snoozed_until: datetime | None = Field(default=None, index=True)
     opened_at: datetime = Field(default_factory=utcnow)
     last_message_at: datetime = Field(default_factory=utcnow, index=True)
     escalated_at: datetime | None = None
@@ -285,6 +293,8 @@ class Staff(SQLModel, table=True):
     password_hash: str | None = None
     api_token_hash: str | None = Field(default=None, index=True)
     slack_user_id: str | None = Field(default=None, index=True)
+    # The team whose canned replies they use (None: only the replies meant for everyone).
+    team: str | None = None
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -425,6 +435,8 @@ class ModerationItem(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     reason: str
     score: float | None = None
+    # The words that weighed most in the abuse score (bot/runtime/analysis.py), shown highlighted to staff.
+    flagged_words: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # open | fine (answered as usual) | hidden (removed on the platform) | needs_human (can't be hidden by
     # the bot) | blocked (author blocked from bot replies)
     status: str = "open"
@@ -562,5 +574,43 @@ class Correction(SQLModel, table=True):
     # console | moderation | csv:<file name>
     source: str
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationTag(SQLModel, table=True):
+    """A label staff put on a conversation ("refund", "vip"), for filtering the queue."""
+
+    __table_args__ = (UniqueConstraint("conversation_id", "tag", name="uq_conversationtag_conversation_tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    tag: str = Field(index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationRead(SQLModel, table=True):
+    """How far a staff member has read a conversation: customer messages after `last_read_message_id` are
+    unread for them (the queue's counts and the tab title)."""
+
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True)
+    last_read_message_id: int
+    read_at: datetime = Field(default_factory=utcnow)
+
+
+class CannedReply(SQLModel, table=True):
+    """A saved reply staff insert with its shortcut ("/refund"); placeholders such as {customer_name} are
+    filled for the conversation (bot/support/canned.py). `team` "": for every team."""
+
+    __table_args__ = (UniqueConstraint("team", "shortcut", name="uq_cannedreply_team_shortcut"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shortcut: str
+    title: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    team: str = Field(default="", index=True)
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

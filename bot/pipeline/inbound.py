@@ -45,7 +45,7 @@ from bot.policy.routing import Action, Decision
 from bot.runtime.analysis import Analysis
 from bot.runtime.container import Runtime
 from bot.runtime.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPELINE_SECONDS
-from bot.support.handoff import reopen_conversation
+from bot.support.handoff import reopen_conversation, wake_conversation
 from bot.support.slack_posts import deliver_support_posts, support_posts_changed
 from channels.base import InboundMessage
 
@@ -145,11 +145,14 @@ def _touch(
     *,
     reopen_to_assignee: bool,
 ) -> None:
-    """The customer was seen and spoke in the conversation, which reopens if it was resolved."""
+    """The customer was seen and spoke in the conversation, which reopens if it was resolved and comes back
+    to staff if it was snoozed."""
     now = utcnow()
     contact.last_seen_at = now
     if conversation.state == ConversationState.RESOLVED:
         reopen_conversation(session, conversation, message_id=message.id, to_assignee=reopen_to_assignee)
+    elif conversation.state == ConversationState.SNOOZED:
+        wake_conversation(session, conversation, why="the customer wrote", message_id=message.id)
     conversation.last_message_at = now
     session.add_all([contact, conversation])
 
