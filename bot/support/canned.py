@@ -11,6 +11,7 @@ from sqlmodel import Session, or_, select
 
 from bot.crm.audit import audit
 from bot.crm.models import CannedReply, utcnow
+from bot.support.staff import TEAM_PATTERN
 
 __all__ = [
     "PLACEHOLDERS",
@@ -30,7 +31,6 @@ PLACEHOLDERS: dict[str, str] = {
     "brand": "the brand's name",
 }
 SHORTCUT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
-TEAM_PATTERN = re.compile(r"^[a-z0-9][a-z0-9 _-]{0,39}$")
 _BRACES = re.compile(r"\{([^{}]*)\}")
 MAX_TEXT = 5000
 

@@ -40,6 +40,7 @@ __all__ = [
     "ConversationSummary",
     "QueueCounts",
     "QueueFilter",
+    "conversation_summary",
     "list_conversations",
     "mark_read",
     "queue_counts",
@@ -226,6 +227,15 @@ def list_conversations(
         # Most urgent first, then whoever has waited longest; answered conversations after the waiting ones.
         rows.sort(key=lambda row: (-row.priority, row.waiting_since is None, row.waiting_since or now))
     return rows[:limit]
+
+
+def conversation_summary(
+    engine: Engine, conversation_id: int, *, staff_id: int | None = None
+) -> ConversationSummary | None:
+    """One conversation's queue row, or None if there is no such conversation."""
+    with session_scope(engine, read_only=True) as session:
+        conversation = session.get(Conversation, conversation_id)
+        return summarise(session, [conversation], staff_id=staff_id)[0] if conversation else None
 
 
 def summarise(

@@ -32,8 +32,8 @@ _PG_CONTACT = (
     "'[^[:alnum:]]+', ' ', 'g'))"
 )
 _PG_IDENTITY = (
-    "to_tsvector('simple', regexp_replace(coalesce(handle, '') || ' ' || coalesce(display_name, '') || ' ' || "
-    "CASE WHEN channel = 'email' THEN external_user_id ELSE '' END, '[^[:alnum:]]+', ' ', 'g'))"
+    "to_tsvector('simple', regexp_replace(coalesce(handle, '') || ' ' || coalesce(display_name, '') || "
+    "' ' || CASE WHEN channel = 'email' THEN external_user_id ELSE '' END, '[^[:alnum:]]+', ' ', 'g'))"
 )
 _WORD = re.compile(r"[^\W_]+")
 

@@ -19,10 +19,12 @@ from bot.runtime.logs import install_request_ids
 from bot.support.staff import LoginRateLimiter
 from bot.web import (
     admin,
+    canned,
     chat,
     console,
     contacts_api,
     insights,
+    live,
     moderation,
     operations,
     staff_api,
@@ -38,6 +40,8 @@ __all__ = ["create_app"]
 ROUTERS = (
     chat.router,
     console.router,
+    live.router,
+    canned.router,
     staff_api.router,
     operations.router,
     contacts_api.router,

@@ -1,5 +1,5 @@
 """Background jobs of a running worker (APScheduler): deliver the outbox, post escalations to the Slack
-support channel, finish interrupted messages.
+support channel, finish interrupted messages, wake snoozed conversations.
 
 Every job is safe to run in several workers at once: the rows it works on are claimed in the database.
 """
@@ -20,6 +20,7 @@ from bot.insights.topics import check_complaint_spikes
 from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
 from bot.support.slack_posts import deliver_support_posts, support_channel_of
+from bot.support.snooze import wake_due_snoozes
 
 __all__ = ["run_retention", "start_scheduler"]
 
@@ -28,6 +29,7 @@ log = logging.getLogger("socialbot.scheduler")
 OUTBOX_INTERVAL_SECONDS = 2
 RECOVERY_INTERVAL_SECONDS = 60
 FOLLOWUP_INTERVAL_SECONDS = 30
+SNOOZE_INTERVAL_SECONDS = 15
 
 
 def _deliver_outbox(runtime: Runtime) -> None:
@@ -40,6 +42,13 @@ def _send_followups(runtime: Runtime) -> None:
     send_due_followups(runtime)
     deliver_due(runtime.engine, runtime.channels)
     sync_followup_delivery(runtime.engine)
+
+
+def _wake_snoozed(runtime: Runtime) -> None:
+    woken = wake_due_snoozes(runtime.engine)
+    if woken:
+        log.info("snooze ended: conversation(s) %s back in the queue", ", ".join(map(str, woken)))
+        deliver_support_posts(runtime)
 
 
 def run_retention(runtime: Runtime) -> int:
@@ -102,6 +111,15 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         seconds=OUTBOX_INTERVAL_SECONDS,
         id="support_posts",
         name="post escalations to the Slack support channel and keep the posts current",
+    )
+    scheduler.add_job(
+        _wake_snoozed,
+        "interval",
+        args=[runtime],
+        seconds=SNOOZE_INTERVAL_SECONDS,
+        next_run_time=datetime.now(UTC),  # at start too: snoozes that ended while down wake now
+        id="snoozes",
+        name="bring snoozed conversations back to the queue when their time comes",
     )
     scheduler.add_job(run_retention, "interval", args=[runtime], hours=1, id="retention", name="retention")
     scheduler.add_job(
