@@ -188,12 +188,17 @@ def _history(session: Session, messages: list[Message]) -> list[HistoryItem]:
     return [_history_item(m, names, corrections.get(m.id)) for m in messages]
 
 
-def _unanswered(history: list[HistoryItem], conversation_id: int) -> HistoryItem | None:
-    """The customer's latest message in the conversation if nothing was sent after it."""
+def _unanswered(history: list[HistoryItem], conversation_id: int, *, escalated: bool) -> HistoryItem | None:
+    """The customer's latest message in the conversation if nobody answered it since. Once a person was
+    asked in (`escalated`), only staff's messages answer: the bot's hand-over notice does not."""
     own = [item for item in history if item.conversation_id == conversation_id]
-    if own and own[-1].direction == Direction.INBOUND and own[-1].author_kind == AuthorKind.CUSTOMER:
-        return own[-1]
-    return None
+    asked = [i for i, item in enumerate(own) if item.author_kind == AuthorKind.CUSTOMER]
+    if not asked:
+        return None
+    answers = {AuthorKind.STAFF} if escalated else {AuthorKind.STAFF, AuthorKind.BOT}
+    if any(item.author_kind in answers for item in own[asked[-1] + 1 :]):
+        return None
+    return own[asked[-1]]
 
 
 def conversation_detail(
@@ -231,7 +236,7 @@ def conversation_detail(
             customer=customer_profile(session, conversation.contact_id),
             history=history,
             escalation=escalation,
-            unanswered=_unanswered(history, conversation_id),
+            unanswered=_unanswered(history, conversation_id, escalated=conversation.escalated_at is not None),
             notes=[NoteView(n.id, names.get(n.staff_id, "staff"), n.text, n.created_at) for n in notes],
             last_message_id=last_id or 0,
         )
@@ -244,14 +249,25 @@ def unanswered_message(engine: Engine, conversation_id: int) -> HistoryItem | No
         ConversationNotFound: there is no such conversation.
     """
     with session_scope(engine, read_only=True) as session:
-        if session.get(Conversation, conversation_id) is None:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
             raise ConversationNotFound(f"conversation {conversation_id} does not exist")
-        last = session.exec(
-            select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id.desc())
-        ).first()
-        if last is None:
+        last_asked = session.exec(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation_id,
+                Message.author_kind == AuthorKind.CUSTOMER,
+            )
+        ).one()
+        if last_asked is None:
             return None
-        return _unanswered(_history(session, [last]), conversation_id)
+        since = session.exec(
+            select(Message).where(Message.conversation_id == conversation_id, Message.id >= last_asked)
+        ).all()
+        return _unanswered(
+            _history(session, sorted(since, key=lambda m: m.id)),
+            conversation_id,
+            escalated=conversation.escalated_at is not None,
+        )
 
 
 def messages_after(engine: Engine, conversation_id: int, after_id: int) -> tuple[str, list[HistoryItem]]:
