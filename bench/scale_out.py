@@ -68,6 +68,7 @@ def run_setup(label: str, workers: int, database_url: str | None, messages: int,
         "SOCIALBOT_DATA__DIR": str(data_dir),
         "SOCIALBOT_LOGGING__LEVEL": "WARNING",
         "SOCIALBOT_KNOWLEDGE__REFRESH_SECONDS": "0",
+        "SOCIALBOT_WEBCHAT__MESSAGES_PER_MINUTE_PER_IP": "0",  # every message comes from this one machine
     }
     if database_url:
         env["SOCIALBOT_DATABASE__URL"] = database_url

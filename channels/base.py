@@ -199,9 +199,16 @@ class WebhookResponse:
 
 
 class WebhookChannel(Channel):
-    """An adapter the platform calls over HTTP; the web app routes `POST webhook_path` to it."""
+    """An adapter the platform calls over HTTP; the web app routes `POST webhook_path` to it, unless the
+    adapter was set up to receive another way (`receives_webhooks` False: then nothing is mounted)."""
 
     webhook_path: str
+
+    @property
+    def receives_webhooks(self) -> bool:
+        """Whether the platform delivers to `webhook_path` (False when it was set up to poll or to use a
+        socket: the web app then does not mount the path at all)."""
+        return True
 
     @abc.abstractmethod
     def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse:

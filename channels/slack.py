@@ -217,8 +217,9 @@ class SlackChannel(WebhookChannel):
             # A lambda, not the bound method: Bolt injects arguments by parameter name and trips on `self`.
             authorize=lambda: self._authorize(),
             process_before_response=True,
-            # Socket Mode deliveries are authenticated by the WebSocket; HTTP ones by the signature.
-            request_verification_enabled=not socket_mode,
+            # Every HTTP delivery is checked against the signing secret, whatever the mode (Bolt does not
+            # check Socket Mode deliveries: the WebSocket authenticated them).
+            request_verification_enabled=True,
             logger=log,
         )
         self.app.event(re.compile(".*"))(self._on_event)
@@ -227,13 +228,19 @@ class SlackChannel(WebhookChannel):
 
     # Inbound
 
+    @property
+    def receives_webhooks(self) -> bool:
+        """Events come to `webhook_path` (Events API, signed) only, never in Socket Mode."""
+        return not self.socket_mode and bool(self.signing_secret)
+
     def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse:
         """Verify one Events API delivery, store the message it carries, and say what to answer Slack.
 
         Malformed bodies get 400, bad or stale signatures 401 (from Bolt), events that are not for the
-        bot 200 with nothing stored, and a failure to store 500 (so Slack delivers again).
+        bot 200 with nothing stored, and a failure to store 500 (so Slack delivers again). In Socket Mode, or
+        without a signing secret, nothing is taken over HTTP (404).
         """
-        if not self.signing_secret:
+        if not self.receives_webhooks:
             return WebhookResponse(404, json.dumps({"error": "the Slack Events API is not configured"}))
         try:
             text = body.decode("utf-8")

@@ -204,6 +204,11 @@ class TelegramChannel(WebhookChannel):
 
     # In: webhook
 
+    @property
+    def receives_webhooks(self) -> bool:
+        """Telegram posts to `webhook_path` in webhook mode only."""
+        return self.mode == "webhook"
+
     def handle_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse:
         """Check the secret token, parse the update and hand its message (if it is for us) to the sink.
 

@@ -22,7 +22,7 @@ from bot.crm.models import (
     Outbox,
     Staff,
 )
-from bot.insights.vectors import store_vector
+from bot.crm.vectors import store_vector
 
 _ids = itertools.count(1)
 

@@ -28,16 +28,20 @@ def add_agent(runtime, email: str = "ana@fernhill.example", name: str = "Ana") -
         create_staff(session, email, role="agent", password=PASSWORD, name=name)
 
 
+#: The customers' browser: its cookie jar keeps each chat session's token (set by the session's first answer).
+customers = httpx.Client(timeout=60)
+
+
 def customer_says(server_url: str, session_id: str, text: str, name: str | None = None) -> dict:
-    response = httpx.post(
-        f"{server_url}/api/v1/chat", json={"session_id": session_id, "text": text, "name": name}, timeout=60
+    response = customers.post(
+        f"{server_url}/api/v1/chat", json={"session_id": session_id, "text": text, "name": name}
     )
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def customer_sees(server_url: str, session_id: str) -> list[dict]:
-    response = httpx.get(f"{server_url}/api/v1/chat/{session_id}/messages", timeout=10)
+    response = customers.get(f"{server_url}/api/v1/chat/{session_id}/messages")
     assert response.status_code == 200, response.text
     return response.json()
 

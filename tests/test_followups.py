@@ -29,12 +29,15 @@ from bot.crm.models import (
 )
 from bot.delivery.outbox import deliver_due
 from bot.engagement.followups import (
+    RESOLUTION_CHECK,
     in_quiet_hours,
+    schedule_followup,
     schedule_resolution_followup,
     send_due_followups,
     sync_followup_delivery,
 )
 from bot.runtime.settings import FollowupSettings
+from bot.support.handoff import resolve_conversation
 from bot.support.staff import create_staff, issue_api_token
 from bot.web.app import create_app
 from bot.worker.build import build_runtime
@@ -79,15 +82,8 @@ def start_bot(make_settings: Callable[..., Any], models, x: FakeX, smtp: LocalSM
                 "user_id": BRAND_ID,
                 "api_base_url": x.base_url,
             },
-            email={
-                "enabled": True,
-                "smtp_host": "127.0.0.1",
-                "smtp_port": smtp.port,
-                "use_tls": False,
-                "from_address": "care@fernhill.example",
-                "inbound_secret": "inbound-secret",
-            },
-            secret_key="test-secret-key",
+            email=smtp.email_settings(),
+            secret_key="test-secret-key-of-thirty-two-characters",
             followups={"quiet_hours_start": "00:00", "quiet_hours_end": "00:00", **followups},
         )
         runtime = build_runtime(settings, models=models)
@@ -372,6 +368,32 @@ def test_an_idea_whose_status_changes_is_followed_up_in_the_web_chat(start_bot, 
         run_followups(bot, utcnow() + timedelta(minutes=1))
         texts = [m["text"] for m in client.get("/api/v1/chat/chat-session-ideas/messages").json()]
     assert "tent repair kit" in texts[-1] and "it is now planned" in texts[-1]
+    assert [r.status for r in followups(bot)] == ["sent"]
+
+
+def test_a_customer_who_wrote_french_gets_the_brands_french_follow_up(make_settings, models):
+    """Given a brand with French words for "did that fix it?", when the follow-up of a conversation in which
+    the customer wrote French goes out, it says the brand's French words."""
+    french = "Bonjour, c'est encore {{ brand }}. Le problème est-il réglé ? Notez notre aide de 1 à 5."
+    settings = make_settings(policy={"templates_by_language": {"fr": {RESOLUTION_CHECK: french}}})
+    bot = build_runtime(settings, models=models)
+    try:
+        with TestClient(create_app(bot)) as client:
+            question = {"session_id": "chat-session-fr", "text": "Comment retourner un article ?"}
+            said = client.post("/api/v1/chat", json=question)
+            assert said.status_code == 200 and "60 jours" in said.json()["replies"][0]["text"]
+            with Session(bot.engine) as session:
+                conversation = session.exec(select(Conversation)).one()
+                resolve_conversation(session, conversation, actor=None)
+                schedule_followup(session, conversation, template=RESOLUTION_CHECK, due_at=utcnow())
+                session.commit()
+            run_followups(bot, utcnow() + timedelta(minutes=1))
+            texts = [m["text"] for m in client.get("/api/v1/chat/chat-session-fr/messages").json()]
+    finally:
+        bot.close()
+    assert texts[-1] == (
+        "Bonjour, c'est encore Fernhill Outdoor. Le problème est-il réglé ? Notez notre aide de 1 à 5."
+    )
     assert [r.status for r in followups(bot)] == ["sent"]
 
 

@@ -14,9 +14,10 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from bot.crm.db import create_db_engine, session_scope, upgrade_database
+from bot.crm.ideas import record_idea
 from bot.crm.models import FollowUp, Idea, IdeaMention, Message
 from bot.engagement.followups import send_due_followups
-from bot.insights.ideas import list_ideas, record_idea, set_idea_status
+from bot.insights.ideas import list_ideas, set_idea_status
 from tests.history import ScriptedHistory
 
 NOW = datetime(2026, 3, 25, 15, 0, tzinfo=UTC)

@@ -35,15 +35,7 @@ def smtp() -> Iterator[LocalSMTP]:
 @pytest.fixture
 def bot(make_settings, models, smtp) -> Iterator[Any]:
     settings = make_settings(
-        email={
-            "enabled": True,
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp.port,
-            "use_tls": False,
-            "from_address": "care@fernhill.example",
-            "inbound_secret": "inbound-secret",
-        },
-        secret_key="test-secret-key",
+        email=smtp.email_settings(), secret_key="test-secret-key-of-thirty-two-characters"
     )
     runtime = build_runtime(settings, models=models)
     yield runtime
@@ -103,6 +95,34 @@ def test_an_address_confirmed_with_the_mailed_code_is_linked_to_the_customer(bot
         mail = session.exec(select(Outbox).where(Outbox.idempotency_key.like("verify:%"))).one()
         assert code not in mail.text and code not in session.get(Message, mail.message_id).text
     assert len(audits(bot, "identity.verified")) == 1
+
+
+def test_a_customer_writing_french_gets_the_brands_french_words_and_code(make_settings, models, smtp):
+    """Given a brand that wrote French words for the verification flow, when a customer who asked in French
+    gives their e-mail address (which alone says nothing about a language), the replies and the mailed code
+    are in French."""
+    french = {
+        "code_sent": "Je vous ai envoyé un code à 6 chiffres à {{ address }}.",
+        "code_mail": "Votre code de confirmation {{ brand }} est {{ code }}.",
+        "email_verified": "Merci, {{ address }} est confirmée.",
+    }
+    settings = make_settings(
+        email=smtp.email_settings(),
+        secret_key="test-secret-key-of-thirty-two-characters",
+        policy={"templates_by_language": {"fr": french}},
+    )
+    runtime = build_runtime(settings, models=models)
+    try:
+        with TestClient(create_app(runtime)) as client:
+            assert "60 jours" in say(client, "Comment retourner un article ?")
+            assert say(client, EMAIL) == f"Je vous ai envoyé un code à 6 chiffres à {EMAIL}."
+            deliver_due(runtime.engine, runtime.channels)
+            body = smtp.to(EMAIL)[-1].get_body(("plain",)).get_content()
+            assert "Votre code de confirmation Fernhill Outdoor est " in body
+            code = re.search(r"\b(\d{6})\b", body).group(1)
+            assert say(client, code) == f"Merci, {EMAIL} est confirmée."
+    finally:
+        runtime.close()
 
 
 def test_wrong_codes_link_nothing_and_are_limited(bot, client, smtp):

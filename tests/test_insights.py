@@ -526,14 +526,13 @@ def test_the_export_command_writes_a_filtered_csv_and_is_audited(tmp_path, make_
 def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, runtime, page):
     import httpx
 
-    for session_id, name, texts in TRAFFIC:
-        for text in texts:
-            response = httpx.post(
-                f"{server_url}/api/v1/chat",
-                json={"session_id": session_id, "text": text, "name": name},
-                timeout=60,
-            )
-            assert response.status_code == 200, response.text
+    with httpx.Client(base_url=server_url, timeout=60) as customers:  # its cookies open each chat session
+        for session_id, name, texts in TRAFFIC:
+            for text in texts:
+                response = customers.post(
+                    "/api/v1/chat", json={"session_id": session_id, "text": text, "name": name}
+                )
+                assert response.status_code == 200, response.text
     with session_scope(runtime.engine) as session:
         create_staff(session, "mia@fernhill.example", role="marketer", password=PASSWORD, name="Mia")
     page.set_viewport_size({"width": 1280, "height": 900})

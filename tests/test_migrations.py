@@ -31,11 +31,11 @@ def run_cli(tmp_path, *args):
         text=True,
         cwd=tmp_path,
         timeout=120,
+        # The code under test, not another checkout's (a worktree runs with PYTHONPATH set).
         env={
             "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             "SOCIALBOT_DATA__DIR": str(tmp_path / "d"),
-            # the code under test (a worktree's), not whatever is installed
-            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
         },
     )
 

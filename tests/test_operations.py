@@ -111,7 +111,12 @@ def run_cli(tmp_path, *args, env=None, timeout=60):
         text=True,
         cwd=tmp_path,
         timeout=timeout,
-        env={"PATH": "/usr/bin:/bin", "SOCIALBOT_DATA__DIR": str(tmp_path / "d"), **(env or {})},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # the code under test, in a worktree too
+            "SOCIALBOT_DATA__DIR": str(tmp_path / "d"),
+            **(env or {}),
+        },
     )
 
 

@@ -7,6 +7,7 @@ import uuid
 from sqlmodel import Session, func, select
 
 from bot.crm.models import AuditEvent, Contact, Conversation, Idea, Message, Outbox
+from bot.web.chat_sessions import thread_of
 
 
 def new_session() -> str:
@@ -64,7 +65,9 @@ def test_praise_is_thanked_and_recommending_us_makes_an_advocate(client, runtime
     def stage() -> str:
         with Session(runtime.engine) as session:
             return (
-                session.exec(select(Contact).join(Conversation).where(Conversation.thread_id == session_id))
+                session.exec(
+                    select(Contact).join(Conversation).where(Conversation.thread_id == thread_of(session_id))
+                )
                 .one()
                 .ladder_stage
             )
@@ -124,6 +127,7 @@ def test_the_conversation_survives_a_restart(make_settings, models):
 
     second_runtime = build_runtime(settings, models=models)
     with TestClient(create_app(second_runtime)) as second:
+        second.headers["Authorization"] = f"Bearer {complaint['session_token']}"  # another browser, same chat
         history = second.get(f"/api/v1/chat/{session_id}/messages").json()
         after = say(second, session_id, "still waiting")
     assert [m["id"] for m in history][:1] == [complaint["message_id"]]

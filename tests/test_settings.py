@@ -51,9 +51,9 @@ def test_a_secret_in_the_file_is_refused_naming_the_variable_to_use(tmp_path):
 
 
 def test_secrets_come_from_the_environment_and_are_not_printed(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOCIALBOT_SECRET_KEY", "hunter2")
+    monkeypatch.setenv("SOCIALBOT_SECRET_KEY", "hunter2-is-a-long-enough-secret-key-now")
     settings = load_settings(write(tmp_path, ""))
-    assert settings.secret_key.get_secret_value() == "hunter2"
+    assert settings.secret_key.get_secret_value() == "hunter2-is-a-long-enough-secret-key-now"
     assert "hunter2" not in repr(settings)
 
 

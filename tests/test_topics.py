@@ -224,7 +224,7 @@ def test_the_pipeline_keeps_each_messages_vector_from_its_one_encoder_pass(clien
         [message] = session.exec(select(Message).where(Message.direction == "in")).all()
         row = session.get(MessageVector, message.id)
     assert row.encoder == encoder.name
-    from bot.insights.vectors import unpack_vector
+    from bot.crm.vectors import unpack_vector
 
     expected = encoder.encode(["my parcel is late again"])[0]
     assert float(unpack_vector(row.vector) @ expected) > 0.999

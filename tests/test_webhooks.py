@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from datetime import timedelta
+from ipaddress import ip_address
 
 import pytest
 from sqlmodel import Session, select
@@ -24,6 +25,18 @@ from bot.delivery.webhooks import (
 from channels.base import Author, InboundMessage
 from tests.fakes.server import FakeResponse, FakeServer
 
+#: The receivers here are on loopback, which deliveries refuse unless an operator allows it.
+LOOPBACK_ALLOWED = {"allowed_networks": ["127.0.0.0/8"]}
+
+
+@pytest.fixture
+def runtime(make_settings, models):
+    from bot.worker.build import build_runtime
+
+    built = build_runtime(make_settings(webhooks=LOOPBACK_ALLOWED), models=models)
+    yield built
+    built.close()
+
 
 @pytest.fixture
 def receiver():
@@ -33,9 +46,14 @@ def receiver():
         yield server
 
 
+def public_resolver(host: str, port: int) -> list:
+    """Every name resolves to one public address (no DNS query leaves the machine in these tests)."""
+    return [ip_address("93.184.215.14")]
+
+
 def _register(runtime, url: str, events=("*",), secret: str = "s3cret-signing-key-0123") -> int:
     with session_scope(runtime.engine) as session:
-        endpoint, _ = add_endpoint(session, url, list(events), server=runtime.settings.server, secret=secret)
+        endpoint, _ = add_endpoint(session, url, list(events), settings=runtime.settings, secret=secret)
         return endpoint.id
 
 
@@ -157,7 +175,8 @@ def test_an_endpoint_failing_n_times_in_a_row_is_disabled(make_settings, models,
     from bot.worker.build import build_runtime
 
     runtime = build_runtime(
-        make_settings(webhooks={"disable_after_failures": 3, "backoff_base_seconds": 1}), models=models
+        make_settings(webhooks={"disable_after_failures": 3, "backoff_base_seconds": 1, **LOOPBACK_ALLOWED}),
+        models=models,
     )
     try:
         endpoint_id = _register(runtime, receiver.base_url + "/hooks", events=["message.received"])
@@ -187,7 +206,7 @@ def test_a_slow_receiver_does_not_delay_the_chat_api(make_settings, models):
 
     slow = FakeServer()
     slow.route("POST", "/hooks", lambda request: (time.sleep(3), FakeResponse(200, {}))[1])
-    runtime = build_runtime(make_settings(webhooks={"timeout_seconds": 1}), models=models)
+    runtime = build_runtime(make_settings(webhooks={"timeout_seconds": 1, **LOOPBACK_ALLOWED}), models=models)
     try:
         with slow, TestClient(create_app(runtime)) as client:
             _register(runtime, slow.base_url + "/hooks", events=["message.received", "message.sent"])
@@ -226,23 +245,28 @@ def test_a_slow_receiver_does_not_delay_the_chat_api(make_settings, models):
 )
 def test_bad_urls_are_refused_with_a_reason(runtime, url, reason):
     with pytest.raises(WebhookError, match=reason), session_scope(runtime.engine) as session:
-        add_endpoint(session, url, ["*"], server=runtime.settings.server)
+        add_endpoint(session, url, ["*"], settings=runtime.settings)
 
 
 def test_the_public_url_is_refused(make_settings):
     from bot.delivery.webhooks import validate_url
 
-    server = make_settings(server={"public_url": "https://bot.fernhill.example"}).server
+    settings = make_settings(server={"public_url": "https://bot.fernhill.example"}, webhooks=LOOPBACK_ALLOWED)
     with pytest.raises(WebhookError, match="public_url"):
-        validate_url("https://BOT.fernhill.example:443/anything", server)
-    assert validate_url("https://hooks.example.com/in", server) == "https://hooks.example.com/in"
-    assert validate_url("http://127.0.0.1:9999/in", server)  # another local service is fine
+        validate_url("https://BOT.fernhill.example:443/anything", settings, resolve=public_resolver)
+    url = "https://hooks.example.com/in"
+    assert validate_url(url, settings, resolve=public_resolver) == url
+    assert validate_url("http://127.0.0.1:9999/in", settings)  # another local service, allowed here
 
 
 def test_unknown_event_types_are_refused(runtime):
     with pytest.raises(WebhookError, match="unknown event type"), session_scope(runtime.engine) as session:
         add_endpoint(
-            session, "https://hooks.example.com/in", ["message.deleted"], server=runtime.settings.server
+            session,
+            "https://hooks.example.com/in",
+            ["message.deleted"],
+            settings=runtime.settings,
+            resolve=public_resolver,
         )
 
 
@@ -313,7 +337,10 @@ def test_the_cli_adds_lists_and_removes_endpoints(runtime, receiver, tmp_path):
 
     from bot.cli.main import app
 
-    env = {"SOCIALBOT_DATA__DIR": str(runtime.settings.data.dir)}
+    env = {
+        "SOCIALBOT_DATA__DIR": str(runtime.settings.data.dir),
+        "SOCIALBOT_WEBHOOKS__ALLOWED_NETWORKS": json.dumps(LOOPBACK_ALLOWED["allowed_networks"]),
+    }
     cli = CliRunner()
     refused = cli.invoke(app, ["webhooks", "add", "http://localhost:8000/x"], env=env)
     assert refused.exit_code == 2 and "points at this server itself" in refused.output

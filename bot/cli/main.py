@@ -99,23 +99,33 @@ def _serve(
     settings: Settings, *, banner: str | None = None, workers: int = 1, config: Path | None = None
 ) -> None:
     import uvicorn
+    from sqlalchemy.exc import OperationalError
 
     from bot.runtime.logs import configure_logging
-    from bot.worker.serve import app_for, check_workers, serve_workers, start_worker
+    from bot.worker.serve import (
+        app_for,
+        check_workers,
+        database_error,
+        listen_options,
+        serve_workers,
+        start_worker,
+    )
 
     configure_logging(settings.logging.format, settings.logging.level)
     try:
         check_workers(settings, workers)
+        if workers > 1:
+            serve_workers(settings, workers=workers, config=config, banner=banner)
+            return
+        # One process: load here, so a bad knowledge base or heads file stops start-up with one clear line.
+        web = app_for(start_worker(settings, runtime=_runtime(settings)))
     except SettingsError as error:
         raise fail(str(error)) from None
-    if workers > 1:
-        serve_workers(settings, workers=workers, config=config, banner=banner)
-        return
-    # One process: load here, so a bad knowledge base or heads file stops start-up with one clear line.
-    web = app_for(start_worker(settings, runtime=_runtime(settings)))
+    except OperationalError as error:
+        raise fail(database_error(settings, error)) from None
     if banner:
         typer.echo(banner)
-    uvicorn.run(web, host=settings.server.host, port=settings.server.port, log_level="info", log_config=None)
+    uvicorn.run(web, log_level="info", log_config=None, **listen_options(settings))
 
 
 @app.command()

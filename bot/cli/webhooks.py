@@ -36,9 +36,7 @@ def add(
     secret = sys.stdin.readline().strip() if secret_stdin else None
     try:
         with session_scope(engine) as session:
-            endpoint, secret = add_endpoint(
-                session, url, events.split(","), server=settings.server, secret=secret
-            )
+            endpoint, secret = add_endpoint(session, url, events.split(","), settings=settings, secret=secret)
             endpoint_id, chosen = endpoint.id, endpoint.events
     except WebhookError as error:
         raise fail(str(error)) from None

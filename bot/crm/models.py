@@ -297,6 +297,9 @@ class Staff(SQLModel, table=True):
     team: str | None = None
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # Every console session carries the version it was opened at; logging out bumps it, which ends all of
+    # this person's sessions at once (a copied cookie included).
+    session_version: int = 0
 
 
 class AuditEvent(SQLModel, table=True):
@@ -614,3 +617,21 @@ class CannedReply(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="staff.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RateLimitWindow(SQLModel, table=True):
+    """The current window of one rate-limit key (bot/crm/rate_limits.py): when it started and the hits in
+    it. Shared by every worker, so a limit holds however many there are."""
+
+    key: str = Field(primary_key=True)  # "<limit>:<hash of what is limited>": no address stored
+    started: float  # seconds since the epoch
+    hits: int = 0
+
+
+class WebchatSession(SQLModel, table=True):
+    """A web chat session the server opened: only the hash of the token its browser or API client holds
+    (reading or writing the session later needs the token, not just the session id)."""
+
+    thread_id: str = Field(primary_key=True)  # the conversation's thread id for this session
+    token_hash: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Connection, Engine, delete, event, insert, inspect, or_, select, update
@@ -49,14 +48,24 @@ from bot.crm.models import (
     WebhookEvent,
     utcnow,
 )
+from bot.delivery.outbound_http import (
+    AddressNotAllowed,
+    AddressPolicy,
+    NameNotResolved,
+    PinnedTransport,
+    Resolver,
+    default_port,
+    system_resolver,
+)
 from bot.delivery.outbox import backoff_seconds
-from bot.runtime.settings import ServerSettings, WebhooksSettings
+from bot.runtime.settings import Settings, WebhooksSettings
 
 __all__ = [
     "EVENT_TYPES",
     "DeliveryReport",
     "WebhookError",
     "add_endpoint",
+    "address_policy",
     "capture_webhook_events",
     "deliver_webhooks",
     "list_deliveries",
@@ -93,61 +102,82 @@ class WebhookError(Exception):
 # Registering endpoints
 
 
-def validate_url(url: str, server: ServerSettings) -> str:
+def validate_url(url: str, settings: Settings, *, resolve: Resolver = system_resolver) -> str:
     """Check that `url` may receive webhooks and return it stripped.
 
+    A host that does not resolve yet is accepted: every delivery checks it again.
+
+    Args:
+        resolve: how host names are resolved (tests pass their own).
+
     Raises:
-        WebhookError: not http(s), no host, credentials in it, or it points at this server itself (its
-            `[server] public_url`, or a loopback address on this server's port): a loop of events.
+        WebhookError: not http(s), no host, credentials in it, a host that is or resolves to an address
+            that is not public (`bot.delivery.outbound_http`), or this server itself (its `[server]
+            public_url`, or a loopback address on its port): a loop of events.
     """
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise WebhookError(f"{url!r} is not an http:// or https:// URL")
-    if not parts.hostname:
-        raise WebhookError(f"{url!r} has no host")
-    if parts.username or parts.password:
-        raise WebhookError("the URL must not carry a user or password; receivers check the signature instead")
     try:
-        port = _port(parts.scheme, parts.port)
-    except ValueError:
-        raise WebhookError(f"{url!r} has an invalid port") from None
-    host = parts.hostname.lower()
-    public = urlsplit(server.public_url)
-    if public.hostname and host == public.hostname.lower() and port == _port(public.scheme, public.port):
+        parsed = httpx.URL(url)
+        port = default_port(parsed)
+    except (httpx.InvalidURL, ValueError):
+        raise WebhookError(f"{url!r} is not a valid URL") from None
+    if parsed.scheme not in ("http", "https"):
+        raise WebhookError(f"{url!r} is not an http:// or https:// URL")
+    if not parsed.host:
+        raise WebhookError(f"{url!r} has no host")
+    if parsed.userinfo:
+        raise WebhookError("the URL must not carry a user or password; receivers check the signature instead")
+    host, server = parsed.host.lower(), settings.server
+    public = httpx.URL(server.public_url)
+    if host == public.host.lower() and port == default_port(public):
         raise WebhookError(f"{url!r} points at this server itself ([server] public_url {server.public_url})")
     if _is_local(host) and port == server.port:
         raise WebhookError(f"{url!r} points at this server itself (a local address on port {server.port})")
+    try:
+        address_policy(settings.webhooks).check(host, port, resolve)
+    except NameNotResolved:
+        log.info("webhook host %s does not resolve yet; each delivery checks it", host)
+    except AddressNotAllowed as error:
+        raise WebhookError(f"{url!r}: {error}") from None
     return url
 
 
-def _port(scheme: str, port: int | None) -> int:
-    return port if port is not None else (443 if scheme == "https" else 80)
+def address_policy(settings: WebhooksSettings) -> AddressPolicy:
+    """Where deliveries may connect: public addresses and `[webhooks] allowed_networks`."""
+    return AddressPolicy.allowing(settings.allowed_networks)
 
 
 def _is_local(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
         return True
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
     return address.is_loopback or address.is_unspecified
 
 
 def add_endpoint(
-    session: Session, url: str, events: list[str], *, server: ServerSettings, secret: str | None = None
+    session: Session,
+    url: str,
+    events: list[str],
+    *,
+    settings: Settings,
+    secret: str | None = None,
+    resolve: Resolver = system_resolver,
 ) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its signing secret (generated unless given).
 
     Args:
         events: event types from `EVENT_TYPES` ("*" for all of them).
+        settings: the server's address (no loops) and which networks receivers may be on.
         secret: the signing secret (at least 16 characters); None generates one.
+        resolve: how host names are resolved (tests pass their own).
 
     Raises:
         WebhookError: the URL is refused (`validate_url`), an event type is unknown, or the secret is short.
     """
-    url = validate_url(url, server)
+    url = validate_url(url, settings, resolve=resolve)
     if "*" in events:
         events = list(EVENT_TYPES)
     unknown = sorted({name.strip() for name in events if name.strip()} - set(EVENT_TYPES))
@@ -492,16 +522,18 @@ def deliver_webhooks(
     *,
     now: datetime | None = None,
     limit: int = 50,
-    transport: httpx.BaseTransport | None = None,
+    resolve: Resolver = system_resolver,
 ) -> DeliveryReport:
     """POST the due deliveries to their endpoints (the scheduler's job); safe to run in several workers.
 
-    After an endpoint fails once in a run, its other deliveries wait for the next run (a dead receiver costs
-    one timeout per run, not one per event).
+    Each request connects only to the address its host resolved to and passed `address_policy`, resolved
+    once per request (a name re-pointed inside after registration, or between check and connect, is
+    refused). After an endpoint fails once in a run, its other deliveries wait for the next run (a dead
+    receiver costs one timeout per run, not one per event).
 
     Args:
         now: the time to consider (tests); None for now.
-        transport: an httpx transport (tests); None for the network.
+        resolve: how host names are resolved (tests pass their own).
     """
     now = now or utcnow()
     report = DeliveryReport()
@@ -509,8 +541,10 @@ def deliver_webhooks(
     if not ids:
         return report
     failed_endpoints: set[int] = set()
+    transport = PinnedTransport(address_policy(settings), resolve=resolve)
+    # No proxies from the environment: the connection must go to the checked address.
     with httpx.Client(
-        timeout=settings.timeout_seconds, transport=transport, follow_redirects=False
+        timeout=settings.timeout_seconds, transport=transport, follow_redirects=False, trust_env=False
     ) as client:
         for delivery_id in ids:
             with session_scope(engine) as session:
@@ -543,13 +577,25 @@ def _post(
     }
     try:
         response = client.post(url, content=body, headers=headers)
-    except httpx.TimeoutException:
-        return None, "timed out"
-    except httpx.HTTPError as error:
-        return None, f"{type(error).__name__}: {error}"[:500]
+    except (AddressNotAllowed, NameNotResolved, httpx.HTTPError) as error:
+        return None, _error_class(error)
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"HTTP {response.status_code}"
+
+
+def _error_class(error: Exception) -> str:
+    """What went wrong, in a few fixed words: the log never carries a socket's own message (which would
+    tell an admin which internal ports are open)."""
+    if isinstance(error, AddressNotAllowed):
+        return "address not allowed"
+    if isinstance(error, NameNotResolved):
+        return "name does not resolve"
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(error, httpx.ProtocolError | httpx.DecodingError | httpx.TooManyRedirects):
+        return "invalid response"
+    return "connection failed"
 
 
 def _record(

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
+from bot.crm.languages import reply_language
 from bot.crm.models import AuditEvent, Conversation, ConversationState, Message, utcnow
 from bot.engagement.followups import awaiting_csat
 from bot.policy.routing import Action, Decision
@@ -20,9 +21,6 @@ __all__ = ["parse_rating", "record_rating"]
 
 _RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/|out of)\s*5)?(?:\s*stars?)?\s*[.!]*\s*$", re.IGNORECASE)
 _RATING_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-
-#: What the bot says (format field: rating).
-TEXTS = {"csat": "Thank you for rating us {rating}/5! It helps us get better."}
 
 
 def parse_rating(text: str) -> int | None:
@@ -41,10 +39,12 @@ def record_rating(
     text: str,
     *,
     settings: FollowupSettings,
+    detected_language: str | None,
     now: datetime | None = None,
 ) -> Decision | None:
     """Record `text` (`message`'s text without leading @mentions) as the contact's rating when it is one and
-    they were asked lately (within `settings.csat_window_days`); the decision thanks them. None otherwise.
+    they were asked lately (within `settings.csat_window_days`); the decision thanks them in their language
+    (`detected_language` on this message, else their last one). None otherwise.
     """
     rating = parse_rating(text)
     if rating is None:
@@ -71,7 +71,9 @@ def record_rating(
     return Decision(
         Action.RECORD_CSAT,
         f"rating {rating}/5 for conversation {rated.id} (answer to the follow-up)",
-        reply=TEXTS["csat"].format(rating=rating),
+        template="csat_thanks",
+        language=reply_language(session, conversation.id, detected_language),
+        variables={"rating": rating},
     )
 
 

@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 
 from bot.crm.audit import audit
 from bot.crm.db import session_scope
+from bot.crm.languages import customer_language
 from bot.crm.models import (
     Contact,
     Conversation,
@@ -53,7 +54,7 @@ from bot.runtime.container import Runtime
 from bot.runtime.settings import FollowupSettings, Settings
 
 __all__ = [
-    "CUSTOMER_TEMPLATES",
+    "CUSTOMER_FOLLOWUPS",
     "FollowupError",
     "FollowupReport",
     "awaiting_csat",
@@ -81,16 +82,9 @@ STAFF_REMINDER = "staff_reminder"
 #: The channel name of follow-ups addressed to staff rather than the customer.
 STAFF_CHANNEL = "staff"
 
-#: What customers receive, by template (format fields: brand, idea, status, text).
-CUSTOMER_TEMPLATES = {
-    RESOLUTION_CHECK: (
-        "Hi, it's {brand} again. We sorted out the problem you told us about. Did that fix it? "
-        "If you have a moment, how would you rate our help from 1 (poor) to 5 (great)? "
-        "Just reply with the number."
-    ),
-    IDEA_UPDATE: 'Thanks again for your idea ("{idea}"). An update from {brand}: it is now {status}.',
-    CUSTOM: "{text}",
-}
+#: The follow-ups customers receive: the policy's template of that name (bot/policy/templates.py), in the
+#: customer's language, or for `CUSTOM` the words staff wrote.
+CUSTOMER_FOLLOWUPS = (RESOLUTION_CHECK, IDEA_UPDATE, CUSTOM)
 # Follow-ups that a customer's new message makes pointless (they are talking to us again anyway).
 NUDGES_CANCELLED_BY_REPLY = (RESOLUTION_CHECK,)
 # Channels where the brand may write first: web chat (seen on return), Telegram private chats (the user
@@ -181,7 +175,7 @@ def schedule_followup(
     """
     if template == CUSTOM and not (text and text.strip()):
         raise FollowupError("a follow-up written by hand needs a text")
-    if template not in CUSTOMER_TEMPLATES and template != STAFF_REMINDER:
+    if template not in CUSTOMER_FOLLOWUPS and template != STAFF_REMINDER:
         raise FollowupError(f"unknown follow-up template {template!r}")
     reachable = proactive_channels(session, conversation)
     targets = channels if channels is not None else reachable
@@ -492,15 +486,21 @@ def email_conversation(session: Session, contact_id: int, address: str) -> Conve
     return conversation
 
 
-def _text(row: FollowUp, brand: str, session: Session) -> str:
+def _text(runtime: Runtime, session: Session, row: FollowUp) -> str:
+    """What the follow-up says, in the language the customer wrote in last in its conversation."""
+    if row.template == CUSTOM:
+        return row.text or ""
+    language = customer_language(session, row.conversation_id)
     if row.template == IDEA_UPDATE:
         idea_id, status, message_id = ((row.text or "").split("\n") + ["", ""])[:3]
         said = session.get(Message, int(message_id)) if message_id.isdigit() else None
         idea = session.get(Idea, int(idea_id)) if idea_id.isdigit() else None
         excerpt = (said.text if said else idea.text if idea else "").strip()
         excerpt = excerpt if len(excerpt) <= 80 else excerpt[:77].rstrip() + "..."
-        return CUSTOMER_TEMPLATES[IDEA_UPDATE].format(brand=brand, idea=excerpt, status=status or "reviewed")
-    return CUSTOMER_TEMPLATES[row.template].format(brand=brand, text=row.text or "")
+        return runtime.policy.render(
+            IDEA_UPDATE, language=language, idea=excerpt, status=status or "reviewed"
+        )
+    return runtime.policy.render(row.template, language=language)
 
 
 def _finish(row: FollowUp, status: FollowUpStatus, why: str) -> None:
@@ -567,7 +567,7 @@ def _process(runtime: Runtime, followup_id: int, now: datetime, report: Followup
         message = enqueue(
             session,
             conversation=target,
-            text=_text(row, runtime.settings.brand.name, session),
+            text=_text(runtime, session, row),
             idempotency_key=f"followup:{row.id}",
             reply_to=_last_inbound(session, target.id),
         )

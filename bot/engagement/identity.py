@@ -27,6 +27,7 @@ from sqlalchemy import update
 from sqlmodel import Session, SQLModel, select
 
 from bot.crm.audit import audit
+from bot.crm.languages import reply_language
 from bot.crm.models import (
     Contact,
     ContactMerge,
@@ -40,6 +41,7 @@ from bot.crm.models import (
     Outbox,
     utcnow,
 )
+from bot.crm.rate_limits import Limit, take
 from bot.delivery.outbox import enqueue
 from bot.engagement.followups import email_conversation
 from bot.policy.routing import Action, Decision
@@ -63,27 +65,6 @@ MAX_WORDS_AROUND_ADDRESS = 6
 
 _ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']*")
 _CODE = re.compile(r"^\s*(?:(?:my |the )?code(?: is)?:?\s*)?(\d{3})[\s-]?(\d{3})\s*[.!]?\s*$", re.IGNORECASE)
-
-#: What the bot says (format fields: brand, address, tries, error).
-TEXTS = {
-    "code_sent": (
-        "I've sent a 6-digit code to {address}. Please send it here to confirm that address is yours."
-    ),
-    "code_mail": (
-        "Your {brand} confirmation code is {code}. Send it back in the conversation where you gave us this "
-        "address; it expires in 15 minutes. If you didn't ask for it, ignore this e-mail."
-    ),
-    "invalid_address": "That doesn't look like a valid e-mail address ({error}). Could you send it again?",
-    "wrong_code": "That code doesn't match. You have {tries} more {attempt_word}.",
-    "too_many_wrong": "That code was wrong too many times. Send your e-mail address again for a new code.",
-    "expired": "That code has expired. Send your e-mail address again for a new code.",
-    "too_many_codes": "I've sent several codes already; please wait an hour before asking for another one.",
-    "verified": "Thanks, {address} is confirmed. We'll use it to keep in touch about your requests.",
-    "conflict": (
-        "Thanks, {address} is confirmed, but it belongs to another customer record we can't join "
-        "automatically; a colleague will look at it."
-    ),
-}
 
 
 class MergeConflict(ValueError):
@@ -128,31 +109,35 @@ def link_email(
     conversation: Conversation,
     text: str,
     *,
+    detected_language: str | None,
     now: datetime | None = None,
 ) -> Decision | None:
     """Answer a verification code or an e-mail address the customer sent as `text` (`message`'s text without
     leading @mentions), in the pipeline's transaction; None when it is neither (or no e-mail channel can
-    mail a code), so the next step decides.
+    mail a code), so the next step decides. The replies and the mailed code are in the customer's language
+    (`detected_language` on this message, else their last one) where the brand has the words.
     """
     now = now or utcnow()
     if "email" not in runtime.channels:
         return None  # no way to mail a code: addresses and codes are ordinary messages
     pending = _open_verification(session, conversation.id)
-    if pending is not None and pending.status == "pending" and _CODE.match(text):
-        return _check_code(runtime, session, text, message, pending, now)
-    attempt = _address_attempt(text)
-    if attempt is None:
+    code_expected = pending is not None and pending.status == "pending" and _CODE.match(text)
+    attempt = None if code_expected else _address_attempt(text)
+    if not code_expected and attempt is None:
         if pending is not None and pending.status == "awaiting_email":
             pending.status, pending.completed_at = "expired", now  # they moved on
             session.add(pending)
         return None
+    language = reply_language(session, conversation.id, detected_language)
+    if code_expected:
+        return _check_code(runtime, session, text, message, pending, now, language)
     try:
         address = validate_email(attempt, check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
-        return _ask_again(session, message, conversation, pending, str(error), now)
+        return _ask_again(session, message, conversation, pending, str(error), now, language)
     if address.rpartition("@")[2] == runtime.settings.email.from_address.rpartition("@")[2].lower():
         return None  # the brand's own address, mentioned in passing
-    return _send_code(runtime, session, message, conversation, address, now)
+    return _send_code(runtime, session, message, conversation, address, now, language)
 
 
 def _open_verification(session: Session, conversation_id: int) -> IdentityVerification | None:
@@ -173,6 +158,7 @@ def _ask_again(
     pending: IdentityVerification | None,
     error: str,
     now: datetime,
+    language: str | None,
 ) -> Decision:
     if pending is None or pending.status != "awaiting_email":
         pending = IdentityVerification(
@@ -186,7 +172,9 @@ def _ask_again(
     return Decision(
         Action.VERIFY_EMAIL,
         "an invalid e-mail address: asked again",
-        reply=TEXTS["invalid_address"].format(error=error.rstrip(".")),
+        template="invalid_address",
+        language=language,
+        variables={"error": error.rstrip(".")},
     )
 
 
@@ -197,6 +185,7 @@ def _send_code(
     conversation: Conversation,
     address: str,
     now: datetime,
+    language: str | None,
 ) -> Decision:
     recent = session.exec(
         select(IdentityVerification).where(
@@ -205,8 +194,10 @@ def _send_code(
             IdentityVerification.created_at >= now - timedelta(hours=1),
         )
     ).all()
-    if len(recent) >= MAX_CODES_PER_HOUR:
-        return Decision(Action.VERIFY_EMAIL, "code limit per hour reached", reply=TEXTS["too_many_codes"])
+    if len(recent) >= MAX_CODES_PER_HOUR or _over_code_limits(runtime, session, message, address):
+        return Decision(
+            Action.VERIFY_EMAIL, "code limit per hour reached", template="too_many_codes", language=language
+        )
     for earlier in session.exec(
         select(IdentityVerification).where(
             IdentityVerification.contact_id == message.contact_id,
@@ -234,7 +225,7 @@ def _send_code(
     enqueue(
         session,
         conversation=mail_thread,
-        text=TEXTS["code_mail"].format(brand=runtime.settings.brand.name, code=code),
+        text=runtime.policy.render("code_mail", language=language, code=code),
         idempotency_key=f"verify:{verification.id}",
     )
     audit(
@@ -248,8 +239,23 @@ def _send_code(
     return Decision(
         Action.VERIFY_EMAIL,
         f"e-mail address given: code {verification.id} sent",
-        reply=TEXTS["code_sent"].format(address=address),
+        template="code_sent",
+        language=language,
+        variables={"address": address},
     )
+
+
+def _over_code_limits(runtime: Runtime, session: Session, message: Message, address: str) -> bool:
+    """Count a code for `address` and for the client address the message came from (the web chat gives
+    it); True when either has had its hour's codes (`[verification]`): a stranger's address can't be
+    flooded with codes from many anonymous chats, nor many addresses from one client."""
+    limits = runtime.settings.verification
+    per_address = Limit("verify:address", limits.codes_per_address_per_hour, 3600)
+    waits = [take(session, per_address, address)]
+    client = (message.raw or {}).get("client_ip")
+    if client:
+        waits.append(take(session, Limit("verify:client", limits.codes_per_ip_per_hour, 3600), client))
+    return any(waits)
 
 
 def _redact_code_mail(session: Session, verification: IdentityVerification) -> None:
@@ -270,13 +276,16 @@ def _check_code(
     message: Message,
     verification: IdentityVerification,
     now: datetime,
+    language: str | None,
 ) -> Decision:
     code = "".join(_CODE.match(text).groups())
     if verification.expires_at < now:
         verification.status, verification.completed_at = "expired", now
         _redact_code_mail(session, verification)
         session.add(verification)
-        return Decision(Action.VERIFY_EMAIL, "verification code expired", reply=TEXTS["expired"])
+        return Decision(
+            Action.VERIFY_EMAIL, "verification code expired", template="code_expired", language=language
+        )
     if not _code_matches(code, verification.code_hash):
         verification.attempts += 1
         session.add(verification)
@@ -291,11 +300,18 @@ def _check_code(
                 verification.contact_id,
                 actor_kind="customer",
             )
-            return Decision(Action.VERIFY_EMAIL, "too many wrong codes", reply=TEXTS["too_many_wrong"])
+            return Decision(
+                Action.VERIFY_EMAIL,
+                "too many wrong codes",
+                template="too_many_wrong_codes",
+                language=language,
+            )
         return Decision(
             Action.VERIFY_EMAIL,
             f"wrong verification code ({verification.attempts}/{MAX_CODE_ATTEMPTS})",
-            reply=TEXTS["wrong_code"].format(tries=left, attempt_word="try" if left == 1 else "tries"),
+            template="wrong_code",
+            language=language,
+            variables={"tries": left},
         )
     verification.status, verification.completed_at = "verified", now
     session.add(verification)
@@ -330,7 +346,9 @@ def _check_code(
             return Decision(
                 Action.VERIFY_EMAIL,
                 f"verified but not merged: {error}",
-                reply=TEXTS["conflict"].format(address=address),
+                template="email_conflict",
+                language=language,
+                variables={"address": address},
             )
         contact = session.get(Contact, min(contact.id, identity.contact_id))
     identity.verified = True
@@ -347,7 +365,11 @@ def _check_code(
         details={"channel": "email", "email": _mask(address)},
     )
     return Decision(
-        Action.VERIFY_EMAIL, "e-mail address verified", reply=TEXTS["verified"].format(address=address)
+        Action.VERIFY_EMAIL,
+        "e-mail address verified",
+        template="email_verified",
+        language=language,
+        variables={"address": address},
     )
 
 

@@ -1,10 +1,6 @@
-"""The ideas board: customers' suggestions grouped into ideas, most voted first, moved through their
-statuses by marketers; every customer behind an idea hears when its status changes.
-
-An idea message is recorded wherever it arrives (`record_idea`): when it says much the same as an idea
-already on the board (cosine similarity of the encoder's vectors at least `IDEA_SIMILARITY` to one of that
-idea's suggestions) it becomes another mention of it, otherwise a new idea. An idea's votes are its
-distinct customers: a customer repeating an idea does not vote twice.
+"""The ideas board: customers' suggestions grouped into ideas (recorded by bot/crm/ideas.py wherever they
+arrive), most voted first, moved through their statuses by marketers; every customer behind an idea hears
+when its status changes.
 """
 
 from __future__ import annotations
@@ -12,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
@@ -21,77 +16,15 @@ from bot.crm.db import session_scope
 from bot.crm.models import Contact, Idea, IdeaMention, Message
 from bot.engagement.followups import schedule_idea_followup
 from bot.insights.response_log import FilterError
-from bot.insights.vectors import vectors_of
 
-__all__ = [
-    "IDEA_SIMILARITY",
-    "IDEA_STATUSES",
-    "IdeaNotFound",
-    "IdeaView",
-    "list_ideas",
-    "record_idea",
-    "set_idea_status",
-]
+__all__ = ["IDEA_STATUSES", "IdeaNotFound", "IdeaView", "list_ideas", "set_idea_status"]
 
 #: The ideas board's columns, in the order an idea moves through them.
 IDEA_STATUSES = ("new", "under review", "planned", "done", "declined")
-#: Cosine similarity at which a suggestion joins an idea. Chosen on the dev groups of
-#: tests/data/idea_groups.yaml (best pairwise F1, no two different ideas merged); the test groups measure
-#: it (tests/test_ideas.py).
-IDEA_SIMILARITY = 0.55
-#: Suggestions compared with a new one (the newest; ideas older than this many suggestions are not joined).
-CANDIDATES = 5000
 
 
 class IdeaNotFound(LookupError):
     """No idea has this id."""
-
-
-def record_idea(session: Session, message: Message, *, encoder: str) -> Idea:
-    """Record `message` as a suggestion, in the caller's transaction: a mention of the idea it repeats, or
-    a new idea. Its vector by `encoder` must be stored already (bot/insights/vectors.py); without one it is
-    a new idea. Recording the same message again returns its idea.
-    """
-    known = session.exec(select(IdeaMention).where(IdeaMention.message_id == message.id)).first()
-    if known is not None:
-        return session.get(Idea, known.idea_id)
-    idea, similarity = _closest_idea(session, message, encoder=encoder)
-    if idea is None:
-        idea = Idea(message_id=message.id, contact_id=message.contact_id, text=message.text, votes=1)
-        session.add(idea)
-        session.flush()
-    session.add(
-        IdeaMention(
-            idea_id=idea.id,
-            message_id=message.id,
-            contact_id=message.contact_id,
-            similarity=None if similarity is None else round(similarity, 4),
-        )
-    )
-    session.flush()
-    idea.votes = session.exec(
-        select(func.count(func.distinct(IdeaMention.contact_id))).where(IdeaMention.idea_id == idea.id)
-    ).one()
-    session.add(idea)
-    return idea
-
-
-def _closest_idea(session: Session, message: Message, *, encoder: str) -> tuple[Idea | None, float | None]:
-    own = vectors_of(session, [message.id], encoder=encoder).get(message.id)
-    if own is None:
-        return None, None
-    mentions = session.exec(
-        select(IdeaMention.message_id, IdeaMention.idea_id).order_by(IdeaMention.id.desc()).limit(CANDIDATES)
-    ).all()
-    vectors = vectors_of(session, [m for m, _ in mentions], encoder=encoder)
-    scored = [(idea_id, vectors[m]) for m, idea_id in mentions if m in vectors]
-    if not scored:
-        return None, None
-    similarities = np.stack([vector for _, vector in scored]) @ own
-    best = int(np.argmax(similarities))
-    if similarities[best] < IDEA_SIMILARITY:
-        return None, None
-    return session.get(Idea, scored[best][0]), float(similarities[best])
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,8 @@ from sqlmodel import Session, select
 from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import AuthorKind, Direction, Message
+from bot.crm.vectors import vectors_of
 from bot.insights.clustering import group_messages
-from bot.insights.vectors import vectors_of
 from bot.policy.routing import Action
 from channels.base import InboundKind
 from knowledge import Article, KnowledgeBase, KnowledgeBaseError, parse_article

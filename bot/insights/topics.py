@@ -1,7 +1,7 @@
 """Complaint topics: complaints grouped by meaning, named, counted per week, and alerted on when one spikes.
 
 `complaint_topics` clusters the period's complaints by the encoder's own vectors (kept from the pass that
-understood them; bot/insights/vectors.py) and names each group by the knowledge-base article most of it
+understood them; bot/crm/vectors.py) and names each group by the knowledge-base article most of it
 matched, else by its distinctive words (bot/insights/clustering.py), with a count per week.
 
 `check_complaint_spikes` is the loop back to operations: the complaints of today and of the previous
@@ -26,8 +26,8 @@ from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
 from bot.crm.models import ComplaintSpike, Direction, Message, SupportPost, utcnow
+from bot.crm.vectors import vectors_of
 from bot.insights.clustering import group_messages
-from bot.insights.vectors import vectors_of
 
 __all__ = [
     "SPIKE_LOCK_KEY",

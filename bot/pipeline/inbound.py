@@ -36,8 +36,8 @@ from bot.crm.models import (
     ProcessingStatus,
     utcnow,
 )
+from bot.crm.vectors import store_vector
 from bot.delivery.outbox import deliver_due
-from bot.insights.vectors import store_vector
 from bot.pipeline.chain import decide
 from bot.pipeline.outcome import carry_out
 from bot.pipeline.turn import Turn

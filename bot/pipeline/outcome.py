@@ -1,12 +1,12 @@
-"""What a decision does, in the deciding transaction: the reply it says (an article fitted to the channel, a
-template in the customer's language, or what the deciding step wrote) is queued in the outbox once, the
+"""What a decision does, in the deciding transaction: the reply it says (an article fitted to the channel,
+or a template of bot/policy/templates.py in the customer's language) is queued in the outbox once, the
 conversation escalated, the idea recorded.
 """
 
 from __future__ import annotations
 
+from bot.crm.ideas import record_idea
 from bot.delivery.outbox import enqueue
-from bot.insights.ideas import record_idea
 from bot.pipeline.turn import Turn
 from bot.policy.routing import Action, Decision
 from bot.runtime.container import Runtime
@@ -18,14 +18,14 @@ __all__ = ["carry_out", "reply_text"]
 
 
 def reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None:
-    """The text a decision says to the customer on `channel` (what the deciding step wrote, an article fitted
-    to the channel, or a template in the customer's language), or None when it says nothing."""
-    if decision.reply is not None:
-        return decision.reply
+    """The text a decision says to the customer on `channel` (an article fitted to the channel, or a template
+    in the customer's language), or None when it says nothing."""
     if decision.action == Action.ANSWER:
         text = format_reply(decision.article, channel)
     elif decision.template is not None:
-        text = runtime.policy.render(decision.template, article=decision.article, language=decision.language)
+        text = runtime.policy.render(
+            decision.template, article=decision.article, language=decision.language, **decision.variables
+        )
     else:
         return None
     return f"{runtime.policy.render('language_note')}\n\n{text}" if decision.language_note else text

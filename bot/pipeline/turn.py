@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from bot.crm.languages import reply_language
 from bot.crm.models import Conversation, Message
 from bot.policy.routing import Decision
 from bot.runtime.analysis import Analysis
@@ -39,6 +40,12 @@ class Turn:
     analysis: Analysis
     decision: Decision | None = None
     decided_by: str | None = None
+
+    @property
+    def language(self) -> str | None:
+        """The language to answer in when the policy did not choose one: this message's, else the one the
+        customer wrote in last in this conversation (a code or an e-mail address says nothing about it)."""
+        return reply_language(self.session, self.conversation.id, self.analysis.language)
 
     @property
     def bot_may_reply(self) -> bool:

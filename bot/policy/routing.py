@@ -1,21 +1,20 @@
 """Routing: what the bot does with a message it has understood. Data the operator can change.
 
-The routing table maps each intent to an action; `settings.toml` `[policy] routes` overrides entries and
-`[policy] templates` overrides reply texts. Every decision carries the reason it was taken, stored with the
-message so staff and marketers can see why the bot did what it did.
+The routing table maps each intent to an action; `settings.toml` `[policy] routes` overrides entries. Every
+decision carries the reason it was taken, stored with the message so staff and marketers can see why the bot
+did what it did, and names the template of its reply (the texts themselves are bot/policy/templates.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from jinja2 import Environment, StrictUndefined, TemplateSyntaxError
+from bot.policy.templates import PolicyError, Templates
 
 __all__ = [
     "DEFAULT_ROUTES",
-    "DEFAULT_TEMPLATES",
     "Action",
     "Decision",
     "Policy",
@@ -51,46 +50,6 @@ DEFAULT_ROUTES: dict[str, str] = {
     "praise": Action.THANK,
     "other": Action.SMALL_TALK,
 }
-
-#: Every text the bot says that is not a knowledge-base article, in the brand's voice (Jinja2).
-DEFAULT_TEMPLATES: dict[str, str] = {
-    "complaint": (
-        "I'm really sorry about this - it's not the experience we want you to have with {{ brand }}. "
-        "I've passed your message to our support team and a person will reply {{ human_reply_estimate }} "
-        "({{ support_hours }})."
-        "{% if article %} In the meantime, this may help: {{ article.title }}"
-        "{% if article.url %} {{ article.url }}{% endif %}{% endif %}"
-    ),
-    "no_answer": (
-        "Good question! I don't have a reliable answer to that, so I've passed it to a colleague at "
-        "{{ brand }}. A person will reply {{ human_reply_estimate }} ({{ support_hours }})."
-    ),
-    "wants_human": (
-        "Of course - I've asked a person from the {{ brand }} team to take over. "
-        "They'll reply {{ human_reply_estimate }} ({{ support_hours }})."
-    ),
-    "unsure": (
-        "Thanks for your message! I want to be sure you get the right answer, so I've passed it to a person "
-        "on the {{ brand }} team, who'll reply {{ human_reply_estimate }}."
-    ),
-    "praise": "Thank you so much - that's lovely to hear! We'll pass it on to the whole {{ brand }} team.",
-    "recommendation": (
-        "Thanks for the idea! I've recorded it for the {{ brand }} product team - they read every suggestion."
-    ),
-    "greeting": (
-        "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your "
-        'account, tell us what you think, or say "talk to a person" any time.'
-    ),
-    "language_note": "(I can't write in your language yet, so here is my answer in English.)",
-    "small_talk": (
-        "Hi! I'm the {{ brand }} assistant. Ask me about orders, delivery, returns, payments or your account "
-        '- or say "talk to a person" any time.'
-    ),
-}
-
-
-class PolicyError(Exception):
-    """The routing table or a template is invalid; the message names which."""
 
 
 class UnderstandingLike(Protocol):
@@ -129,7 +88,8 @@ class Decision:
         language: the language to reply in (bot/runtime/languages.py); None for the brand's default.
         language_note: the reply starts with the "language_note" template (the customer wrote in a language
             the brand doesn't answer in).
-        reply: a reply the deciding step wrote itself (identity, data rights), said as it is.
+        variables: what the template is given besides the brand's context and the article (e.g. the address
+            a verification code was sent to).
     """
 
     action: Action
@@ -140,12 +100,12 @@ class Decision:
     record_idea: bool = False
     language: str | None = None
     language_note: bool = False
-    reply: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
 
     @property
     def replies(self) -> bool:
         """Whether the bot says something to the customer."""
-        return self.action == Action.ANSWER or self.template is not None or self.reply is not None
+        return self.action == Action.ANSWER or self.template is not None
 
 
 class Policy:
@@ -162,50 +122,28 @@ class Policy:
         templates_by_language: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.routes = {**DEFAULT_ROUTES, **(routes or {})}
-        self._context = {
-            "brand": brand,
-            "support_hours": support_hours,
-            "human_reply_estimate": human_reply_estimate,
-        }
-        environment = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-        self._templates = {}
-        for name, source in {**DEFAULT_TEMPLATES, **(templates or {})}.items():
-            try:
-                self._templates[name] = environment.from_string(source)
-            except TemplateSyntaxError as error:
-                raise PolicyError(
-                    f"setting policy.templates.{name}: {error.message} (line {error.lineno})"
-                ) from None
-        # Per language: the brand's own words for some templates; the others fall back to the default ones.
-        self._by_language: dict[str, dict] = {}
-        for language, sources in (templates_by_language or {}).items():
-            for name, source in sources.items():
-                try:
-                    self._by_language.setdefault(language, {})[name] = environment.from_string(source)
-                except TemplateSyntaxError as error:
-                    raise PolicyError(
-                        f"setting policy.templates_by_language.{language}.{name}: {error.message} "
-                        f"(line {error.lineno})"
-                    ) from None
-        for language in [None, *self._by_language]:
-            for name in DEFAULT_TEMPLATES:
-                try:
-                    self.render(name, article=None, language=language)
-                except Exception as error:  # a template referring to an unknown variable
-                    where = f"templates_by_language.{language}" if language else "templates"
-                    raise PolicyError(f"setting policy.{where}.{name}: {error}") from None
+        self.templates = Templates(
+            {"brand": brand, "support_hours": support_hours, "human_reply_estimate": human_reply_estimate},
+            templates,
+            templates_by_language,
+        )
 
     @property
     def languages(self) -> set[str]:
         """The languages with their own reply templates (besides the brand's default)."""
-        return set(self._by_language)
+        return self.templates.languages
 
     def render(
-        self, template: str, *, article: ArticleLike | None = None, language: str | None = None
+        self,
+        template: str,
+        *,
+        article: ArticleLike | None = None,
+        language: str | None = None,
+        **variables: Any,
     ) -> str:
-        """Render a reply template in the brand's voice, in `language` when the brand wrote it in it."""
-        chosen = self._by_language.get(language, {}).get(template) or self._templates[template]
-        return chosen.render(**self._context, article=article).strip()
+        """Render a template in the brand's voice, in `language` when the brand wrote it in it (see
+        bot/policy/templates.py)."""
+        return self.templates.render(template, language=language, article=article, **variables)
 
     def decide(
         self, understanding: UnderstandingLike, answer: AnswerLike | None, *, public: bool

@@ -36,7 +36,8 @@ _MIN_CONFIDENCE = 0.5
 _SHORT_TEXT_LETTERS = 40
 _MIN_CONFIDENCE_OTHER_SHORT = 0.95
 _MIN_CONFIDENCE_OTHER = 0.7
-_NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+")
+# Not words of any language: links, e-mail addresses, @mentions and #tags, numbers.
+_NOISE = re.compile(r"https?://\S+|\S+@\S+|[@#]\w+|\d+")
 _lock = threading.Lock()
 
 

@@ -7,12 +7,14 @@ so it can't end up in version control.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -21,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from bot.policy.routing import DEFAULT_ROUTES, Action
 
@@ -28,11 +32,37 @@ __all__ = ["Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "SOCIALBOT_"
 CONFIG_ENV = "SOCIALBOT_CONFIG"
+SECRET_KEY_ENV = "SOCIALBOT_SECRET_KEY"
 DEFAULT_CONFIG = Path("settings.toml")
+
+
+MIN_SECRET_KEY_LENGTH = 32
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+_DATABASE_URL_FORMS = "postgresql+psycopg://user@host/database or sqlite:///path/to/file.sqlite3"
 
 
 class SettingsError(Exception):
     """The settings are wrong; the message names the setting and says what is wrong (one line)."""
+
+
+def database_backend(url: str) -> str:
+    """The backend ("sqlite" or "postgresql") of a database URL SQLAlchemy can use.
+
+    Raises:
+        ValueError: the URL is malformed, names another database, or its driver is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(f"not a database URL; use {_DATABASE_URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend not in DATABASE_BACKENDS:
+        raise ValueError(f"{backend!r} is not a supported database; use {_DATABASE_URL_FORMS}")
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"no database driver {parsed.drivername!r}; use {_DATABASE_URL_FORMS}") from None
+    return backend
 
 
 class _Section(BaseModel):
@@ -54,11 +84,34 @@ class BrandSettings(_Section):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Where customers and staff reach the server; when it is https, cookies are sent only over https.
     public_url: str = "http://127.0.0.1:8000"
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the client address
+    # the limits count comes from there); "*" trusts any, which is only right behind a proxy on a private net.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    # Secret, from the environment: SOCIALBOT_SERVER__METRICS_TOKEN. /metrics answers a request carrying
+    # "Authorization: Bearer <token>"; without a token set, /metrics is off.
+    metrics_token: SecretStr | None = None
+    # Serve the interactive API docs at /docs and /redoc (and the schema at /openapi.json).
+    api_docs: bool = False
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url.rstrip("/")
+
+    @property
+    def https(self) -> bool:
+        """Whether the public URL is https (cookies are then Secure and HSTS is sent)."""
+        return self.public_url.startswith("https://")
 
 
 class DatabaseSettings(_Section):
-    # Empty means a SQLite file `socialbot.sqlite3` inside [data] dir.
+    # Empty means a SQLite file `socialbot.sqlite3` inside [data] dir. A password belongs in the environment
+    # (SOCIALBOT_DATABASE__URL) or in ~/.pgpass, never in the settings file.
     url: str = ""
     echo: bool = False
     # Seconds a SQLite writer waits for a lock before the request fails with 503.
@@ -69,6 +122,13 @@ class DatabaseSettings(_Section):
     max_overflow: int = Field(default=10, ge=0)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
     pool_recycle_seconds: int = Field(default=1800, ge=-1)
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, url: str) -> str:
+        if url:
+            database_backend(url)
+        return url
 
 
 class LoggingSettings(_Section):
@@ -118,7 +178,8 @@ class PolicySettings(_Section):
     # What the bot does per intent; the actions and the defaults are in bot/policy/routing.py.
     # intent (or "abusive", "wants_human") -> action, e.g. routes = { other = "ignore" }.
     routes: dict[str, Action] = Field(default_factory=dict)
-    # Extra or replacement reply templates (Jinja2), by name; see bot/policy/routing.py for the defaults.
+    # Extra or replacement templates of everything the bot says (Jinja2), by name; see bot/policy/templates.py
+    # for the defaults and the variables each is given.
     templates: dict[str, str] = Field(default_factory=dict)
     # The same per language (ISO 639-1), e.g. templates_by_language = { fr = { praise = "Merci !" } };
     # a template missing in a language falls back to `templates`.
@@ -137,6 +198,9 @@ class WebchatSettings(_Section):
     enabled: bool = True
     # Longest message accepted from the web chat, in characters; longer ones get 413.
     max_text_chars: int = Field(default=4000, ge=1, le=100_000)
+    # Messages one client address may send per minute, over all its chat sessions (429 with Retry-After
+    # beyond; the model never runs for them). 0 = no limit.
+    messages_per_minute_per_ip: int = Field(default=30, ge=0)
 
 
 class HandoffSettings(_Section):
@@ -164,10 +228,14 @@ class InsightsSettings(_Section):
 class ConsoleSettings(_Section):
     # How long a staff login lasts without activity, in seconds.
     session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
-    # Failed logins allowed per e-mail address and per client address in `login_window_seconds`.
+    # Login attempts allowed per account from one client address, and in all from one client address, in
+    # `login_window_seconds` (a successful login does not count). An attempt is counted before the password
+    # is checked, so parallel tries can't slip past; the owner logging in from elsewhere is never locked out.
     login_attempts: int = Field(default=5, ge=1)
+    login_attempts_per_ip: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
-    # Send the session cookie only over HTTPS; turn on when public_url is https.
+    # Send the session cookie only over HTTPS even when public_url is http (e.g. TLS ends before a proxy
+    # that rewrites the URL); with an https public_url cookies are Secure anyway.
     secure_cookies: bool = False
 
 
@@ -290,6 +358,13 @@ class LanguagesSettings(_Section):
     supported: list[str] = Field(default_factory=list)
 
 
+class VerificationSettings(_Section):
+    # Confirmation codes mailed to one e-mail address per hour, whoever asks (a stranger's address can't be
+    # flooded from many anonymous chats), and asked for from one client address per hour (web chat).
+    codes_per_address_per_hour: int = Field(default=3, ge=1)
+    codes_per_ip_per_hour: int = Field(default=10, ge=1)
+
+
 class WebhooksSettings(_Section):
     # Seconds a receiver has to answer one delivery; slower counts as a failure and is retried.
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -299,6 +374,20 @@ class WebhooksSettings(_Section):
     backoff_cap_seconds: float = Field(default=3600.0, gt=0)
     # Failed attempts in a row after which an endpoint is disabled until an admin enables it again.
     disable_after_failures: int = Field(default=20, ge=1)
+    # Endpoints must be on the public internet: loopback, private, link-local, CGNAT, multicast and the
+    # like are refused. Networks listed here (CIDR, e.g. "10.20.0.0/16" for an internal helpdesk) are
+    # allowed anyway.
+    allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (CIDR, e.g. 10.20.0.0/16)") from None
+        return networks
 
 
 class Settings(BaseSettings):
@@ -332,9 +421,22 @@ class Settings(BaseSettings):
     moderation: ModerationSettings = Field(default_factory=ModerationSettings)
     data_rights: DataRightsSettings = Field(default_factory=DataRightsSettings)
     languages: LanguagesSettings = Field(default_factory=LanguagesSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
     webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
-    # Secrets: environment only (SOCIALBOT_SECRET_KEY signs staff sessions once the console exists).
+    # Secret, environment only: SOCIALBOT_SECRET_KEY signs staff sessions and unsubscribe links. At least
+    # 32 characters, and the same for every worker; unset, each `serve` makes a random one (sessions end
+    # at restart).
     secret_key: SecretStr | None = None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and key.get_secret_value() and len(key.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_LENGTH} characters (e.g. python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return key
 
     @classmethod
     def settings_customise_sources(
@@ -381,6 +483,7 @@ SECRET_KEYS = {
     "access_token_secret",
     "app_token",
     "inbound_secret",
+    "metrics_token",
 }
 
 _CURRENT_TOML: dict[str, Path | None] = {"path": None}
@@ -416,8 +519,20 @@ def _check_no_secrets_in_file(path: Path) -> None:
                 raise SettingsError(
                     f"{path}: {name} is a secret; remove it from the file and set {env} in the environment"
                 )
+            elif name == "database.url" and isinstance(value, str) and _has_password(value):
+                raise SettingsError(
+                    f"{path}: database.url carries a password; remove the URL from the file and set "
+                    f"{ENV_PREFIX}DATABASE__URL in the environment (or keep the password in ~/.pgpass)"
+                )
 
     walk(document, "")
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return bool(make_url(url).password)
+    except (ArgumentError, ValueError):
+        return False  # not a URL: the setting's own check says so
 
 
 def _describe(error: ValidationError) -> str:
@@ -426,6 +541,8 @@ def _describe(error: ValidationError) -> str:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown setting"
+    elif first["type"] == "value_error":
+        message = str(first["ctx"]["error"])
     return f"setting {location}: {message} (env {ENV_PREFIX}{location.upper().replace('.', '__')})"
 
 

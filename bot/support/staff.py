@@ -1,4 +1,4 @@
-"""Staff accounts: passwords (Argon2id), API tokens, roles, and a login rate limit.
+"""Staff accounts: passwords (Argon2id), API tokens, roles, logging in (limited and audited) and out.
 
 A password is stored only as its Argon2id hash; an API token only as its SHA-256 (tokens are long random
 strings, so a fast hash is enough and lets a request be authenticated with one indexed lookup).
@@ -7,30 +7,37 @@ strings, so a fast hash is enough and lets a request be authenticated with one i
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
-import threading
-import time
-from collections import deque
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
+from bot.crm.db import session_scope
 from bot.crm.models import Staff, StaffRole
+from bot.crm.rate_limits import Limit, give_back, take
+from bot.runtime.settings import ConsoleSettings
 
 __all__ = [
-    "LoginRateLimiter",
+    "LoginOutcome",
     "StaffError",
     "authenticate_password",
     "authenticate_token",
     "create_staff",
+    "end_sessions",
     "issue_api_token",
+    "log_in",
+    "login_limits",
     "may",
     "set_team",
 ]
 
+log = logging.getLogger("socialbot.staff")
 _hasher = PasswordHasher()
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TEAM_PATTERN = re.compile(r"^[a-z0-9][a-z0-9 _-]{0,39}$")
@@ -149,43 +156,72 @@ def authenticate_token(session: Session, token: str) -> Staff | None:
     return staff if staff is not None and staff.active else None
 
 
-class LoginRateLimiter:
-    """Failed logins per key (e-mail, client address) in a sliding window, in this process.
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    """What a login attempt came to: the staff member (None when refused) and, when refused for too many
+    attempts, the seconds to wait before the next."""
 
-    Several workers each keep their own count, so the effective limit is per worker; that still turns an
-    online guessing attack from thousands of tries a minute into a handful.
+    staff: Staff | None
+    retry_after: float = 0.0
+
+
+def login_limits(settings: ConsoleSettings) -> tuple[Limit, Limit]:
+    """The limits on login attempts: per (client address, account) and per client address."""
+    return (
+        Limit("login:account", settings.login_attempts, settings.login_window_seconds),
+        Limit("login:client", settings.login_attempts_per_ip, settings.login_window_seconds),
+    )
+
+
+def log_in(
+    engine: Engine, settings: ConsoleSettings, email: str, password: str, *, client: str
+) -> LoginOutcome:
+    """Check a staff member's password, within the login limits, and audit the attempt.
+
+    The attempt is counted (in the database, so every worker sees it) before the password is checked, so
+    parallel guesses can't all get through; a login that succeeds is not counted. The limits are per client
+    address and per (client address, account): someone guessing from elsewhere never locks the owner out.
+
+    Args:
+        client: the client's address (as the trusted proxies report it).
     """
+    email = email.strip().lower()
+    per_account, per_client = login_limits(settings)
+    with session_scope(engine) as session:
+        wait = max(take(session, per_account, client, email), take(session, per_client, client))
+    if wait:
+        log.warning("login refused: too many attempts from %s", client)
+        return LoginOutcome(None, retry_after=wait)
+    with session_scope(engine) as session:  # a login may rehash the password
+        staff = authenticate_password(session, email, password)
+        if staff is None:
+            audit(
+                session,
+                "staff.login_failed",
+                "staff",
+                actor_kind="system",
+                details={"email": email, "client": client},
+            )
+            return LoginOutcome(None)
+        give_back(session, per_account, client, email)
+        give_back(session, per_client, client)
+        audit(
+            session,
+            "staff.login",
+            "staff",
+            staff.id,
+            actor_kind="staff",
+            actor_id=staff.id,
+            details={"email": email, "client": client},
+        )
+        return LoginOutcome(staff)
 
-    def __init__(self, attempts: int, window_seconds: float) -> None:
-        self.attempts = attempts
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until another try is allowed for every key (0: allowed now)."""
-        now = time.monotonic()
-        with self._lock:
-            waits = [
-                failures[0] + self.window - now
-                for key in keys
-                if len(failures := self._recent(key, now)) >= self.attempts
-            ]
-        return max(waits, default=0.0)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+def end_sessions(engine: Engine, staff_id: int) -> None:
+    """End every console session of this staff member (logging out does: a copied cookie stops working)."""
+    with session_scope(engine) as session:
+        staff = session.get(Staff, staff_id)
+        if staff is not None:
+            staff.session_version += 1
+            session.add(staff)
+            audit(session, "staff.logout", "staff", staff_id, actor_kind="staff", actor_id=staff_id)

@@ -8,15 +8,12 @@ functions as the command line. `create_app` only assembles: middleware, error ha
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers
 from starlette.middleware.sessions import SessionMiddleware
 
 from bot import __version__
 from bot.runtime.container import Runtime
 from bot.runtime.logs import install_request_ids
-from bot.support.staff import LoginRateLimiter
 from bot.web import (
     admin,
     canned,
@@ -33,9 +30,12 @@ from bot.web import (
 from bot.web.auth import session_secret
 from bot.web.errors import install_error_handlers
 from bot.web.pages import STATIC_DIR
-from bot.web.platforms import MAX_BODY_BYTES, mount_platform_webhooks
+from bot.web.platforms import mount_platform_webhooks
 
-__all__ = ["create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
+#: The largest request body any route takes, in bytes (a web chat message, a platform's delivery).
+MAX_BODY_BYTES = 1_000_000
 
 ROUTERS = (
     chat.router,
@@ -52,33 +52,14 @@ ROUTERS = (
 )
 
 
-class BodySizeLimit:
-    """Refuses a request whose declared body is over MAX_BODY_BYTES before any of it is read (plain ASGI:
-    Starlette's `BaseHTTPMiddleware` costs about a millisecond per request)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            length = Headers(scope=scope).get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                refusal = JSONResponse(
-                    {"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413
-                )
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def create_app(runtime: Runtime) -> FastAPI:
     """Build the web application around an already built `Runtime`."""
     settings = runtime.settings
-    app = FastAPI(title=f"socialbot - {settings.brand.name}", version=__version__)
-    app.state.runtime = runtime
-    app.state.login_limiter = LoginRateLimiter(
-        settings.console.login_attempts, settings.console.login_window_seconds
+    # A body over MAX_BODY_BYTES gets 413 while it is read, declared or chunked, on every route.
+    app = FastAPI(
+        title=f"socialbot - {settings.brand.name}", version=__version__, max_body_size=MAX_BODY_BYTES
     )
+    app.state.runtime = runtime
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
@@ -88,10 +69,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         session_cookie="socialbot_session",
         max_age=settings.console.session_max_age_seconds,
         same_site="lax",
-        https_only=settings.console.secure_cookies,
+        https_only=settings.server.https or settings.console.secure_cookies,
     )
     install_request_ids(app)
-    app.add_middleware(BodySizeLimit)
     for router in ROUTERS:
         app.include_router(router)
     mount_platform_webhooks(app, runtime)

@@ -83,7 +83,11 @@ def console_staff(permission: str) -> Callable[[Request], Staff]:
     def dependency(request: Request) -> Staff:
         staff_id = request.session.get("staff_id")
         staff = _load(request, staff_id) if isinstance(staff_id, int) else None
-        if staff is None or not staff.active:
+        if (
+            staff is None
+            or not staff.active
+            or request.session.get("session_version") != staff.session_version
+        ):
             request.session.clear()
             raise LoginRequired(request.url.path)
         if not may(staff, permission):

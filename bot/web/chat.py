@@ -3,18 +3,30 @@ channel (`handle_inbound`); the bot's replies come back in the response, and lat
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import select
 
 from bot.crm.db import session_scope
 from bot.crm.models import Conversation, DeliveryStatus, Direction, Message
+from bot.crm.rate_limits import Limit, take
 from bot.pipeline.inbound import handle_inbound
-from bot.web.dependencies import RuntimeDep
+from bot.runtime.container import Runtime
+from bot.web.chat_sessions import (
+    NoSuchSession,
+    forget_session,
+    open_session,
+    presented_token,
+    set_token_cookie,
+    thread_of,
+    token_opens,
+)
+from bot.web.dependencies import RuntimeDep, client_address
 from bot.web.pages import templates
 from channels.base import Author, InboundMessage
 
@@ -58,6 +70,10 @@ class ChatResponse(BaseModel):
     state: str
     replies: list[ChatReply]
     duplicate: bool = False
+    session_token: str | None = Field(
+        default=None,
+        description="only in the answer that opened the session: present it with every later request",
+    )
 
 
 class ChatMessage(BaseModel):
@@ -76,26 +92,57 @@ def chat_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     )
 
 
-@router.post("/api/v1/chat", response_model=ChatResponse)
-def post_chat_message(body: ChatRequest, runtime: RuntimeDep) -> ChatResponse | JSONResponse:
-    """Send a customer's web chat message; the bot's replies come back in the response."""
+@router.post("/api/v1/chat", response_model=ChatResponse, response_model_exclude_none=True)
+def post_chat_message(
+    body: ChatRequest, request: Request, response: Response, runtime: RuntimeDep
+) -> ChatResponse | JSONResponse:
+    """Send a customer's web chat message; the bot's replies come back in the response. The first message
+    of a new `session_id` opens the session: its answer carries `session_token` (also set as a cookie),
+    which every later request for the session must present (cookie or `Authorization: Bearer`)."""
     settings = runtime.settings
     if not settings.webchat.enabled:
         return JSONResponse({"error": "the web chat is disabled"}, status_code=404)
+    client = client_address(request)
+    wait = _take(runtime, Limit("webchat:client", settings.webchat.messages_per_minute_per_ip, 60), client)
+    if wait:
+        return JSONResponse(
+            {"error": "too many messages from your address; wait a moment and send again"},
+            status_code=429,
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     limit = settings.webchat.max_text_chars
     if len(body.text) > limit:
         return JSONResponse(
             {"error": f"text is {len(body.text)} characters; the limit is {limit}"}, status_code=413
         )
+    thread_id = thread_of(body.session_id)
+    presented = presented_token(request, thread_id)
+    new_token = None
+    if presented is not None:
+        if not token_opens(runtime.engine, thread_id, presented):
+            return _refused(403)
+    else:
+        try:
+            new_token = open_session(runtime.engine, thread_id)
+        except NoSuchSession:
+            return _refused(401)
     inbound = InboundMessage(
         channel="webchat",
-        external_id=f"{body.session_id}:{body.message_id or uuid.uuid4().hex}",
-        thread_id=body.session_id,
-        author=Author(external_id=body.session_id, display_name=body.name),
+        external_id=f"{thread_id}:{body.message_id or uuid.uuid4().hex}",
+        thread_id=thread_id,
+        author=Author(external_id=thread_id, display_name=body.name),
         text=body.text,
         public=False,
+        raw={"client_ip": client},
     )
-    result = handle_inbound(runtime, inbound)
+    try:
+        result = handle_inbound(runtime, inbound)
+    except Exception:
+        if new_token is not None:
+            forget_session(runtime.engine, thread_id)  # nothing was answered: the retry opens it again
+        raise
+    if new_token is not None:
+        set_token_cookie(response, thread_id, new_token, secure=settings.server.https)
     return ChatResponse(
         conversation_id=result.conversation_id,
         message_id=result.message_id,
@@ -108,23 +155,32 @@ def post_chat_message(body: ChatRequest, runtime: RuntimeDep) -> ChatResponse | 
             if r.status != DeliveryStatus.FAILED
         ],
         duplicate=result.duplicate,
+        session_token=new_token,
     )
 
 
 @router.get("/api/v1/chat/{session_id}/messages", response_model=list[ChatMessage])
 def list_chat_messages(
     session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)],
+    request: Request,
     runtime: RuntimeDep,
     after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
-) -> list[ChatMessage]:
-    """The messages of a web chat session, for the page to poll (replies from staff arrive here)."""
-    with session_scope(runtime.engine) as session:
+) -> list[ChatMessage] | JSONResponse:
+    """The messages of a web chat session, for the page to poll (replies from staff arrive here); needs the
+    session's token (cookie or `Authorization: Bearer`)."""
+    thread_id = thread_of(session_id)
+    presented = presented_token(request, thread_id)
+    if presented is None:
+        return _refused(401)
+    if not token_opens(runtime.engine, thread_id, presented):
+        return _refused(403)
+    with session_scope(runtime.engine, read_only=True) as session:
         rows = session.exec(
             select(Message)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
                 Conversation.channel == "webchat",
-                Conversation.thread_id == session_id,
+                Conversation.thread_id == thread_id,
                 Message.id > after,
                 (Message.direction == Direction.INBOUND.value)
                 | (Message.status == DeliveryStatus.SENT.value),
@@ -142,3 +198,17 @@ def list_chat_messages(
             )
             for m in rows
         ]
+
+
+def _take(runtime: Runtime, limit: Limit, *key: str) -> float:
+    with session_scope(runtime.engine) as session:
+        return take(session, limit, *key)
+
+
+def _refused(status: int) -> JSONResponse:
+    reason = {
+        401: "this chat session is open: send its session token (the cookie from its first answer, or "
+        "Authorization: Bearer <session_token>)",
+        403: "this session token does not open this chat session",
+    }[status]
+    return JSONResponse({"error": reason}, status_code=status, headers={"WWW-Authenticate": "Bearer"})

@@ -38,9 +38,9 @@ from bot.support.queue import mark_read
 from bot.support.search import search
 from bot.support.slack_posts import notify_support_channel
 from bot.support.snooze import snooze
-from bot.support.staff import LoginRateLimiter, authenticate_password, may
+from bot.support.staff import end_sessions, log_in, may
 from bot.web.auth import console_staff, verify_csrf
-from bot.web.dependencies import RuntimeDep
+from bot.web.dependencies import RuntimeDep, client_address
 from bot.web.pages import render
 from bot.web.staff_api import act_on_conversation
 from bot.web.workspace import QueueFilterDep, conversation_context, queue_context
@@ -80,38 +80,22 @@ def login(
     next: Annotated[str, Form()] = "/console",
 ) -> HTMLResponse | RedirectResponse:
     verify_csrf(request, csrf)
-    limiter: LoginRateLimiter = request.app.state.login_limiter
-    client = request.client.host if request.client else "unknown"
-    keys = (f"email:{email.strip().lower()}", f"client:{client}")
-    wait = limiter.retry_after(*keys)
-    if wait > 0:
-        log.warning("login rate limit hit (client %s)", client)
+    outcome = log_in(
+        runtime.engine, runtime.settings.console, email, password, client=client_address(request)
+    )
+    if outcome.staff is None:
+        if outcome.retry_after:
+            error, status = f"Too many attempts. Try again in {int(outcome.retry_after) + 1} seconds.", 429
+        else:
+            error, status = "That e-mail and password don't match an active account.", 401
         return render(
-            request,
-            "console_login.html",
-            status_code=429,
-            next=_safe_next(next),
-            email=email,
-            error=f"Too many failed attempts. Try again in {int(wait) + 1} seconds.",
+            request, "console_login.html", status_code=status, next=_safe_next(next), email=email, error=error
         )
-    with session_scope(runtime.engine) as session:  # a login may rehash the password
-        staff = authenticate_password(session, email, password)
-        staff_id = staff.id if staff is not None else None
-        works_conversations = staff is not None and may(staff, "conversations.read")
-    if staff_id is None:
-        limiter.failed(*keys)
-        return render(
-            request,
-            "console_login.html",
-            status_code=401,
-            next=_safe_next(next),
-            email=email,
-            error="That e-mail and password don't match an active account.",
-        )
-    limiter.succeeded(*keys)
+    staff = outcome.staff
     request.session.clear()
-    request.session["staff_id"] = staff_id
+    request.session.update(staff_id=staff.id, session_version=staff.session_version)
     request.session["csrf"] = secrets.token_urlsafe(24)
+    works_conversations = may(staff, "conversations.read")
     target = _safe_next(next)
     if target == "/console" and not works_conversations:
         target = "/console/insights"  # marketers have no queue; their home is the dashboard
@@ -119,8 +103,12 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
+def logout(request: Request, runtime: RuntimeDep, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
+    """End this person's console sessions everywhere (a copied cookie stops working too)."""
     verify_csrf(request, csrf)
+    staff_id = request.session.get("staff_id")
+    if isinstance(staff_id, int):
+        end_sessions(runtime.engine, staff_id)
     request.session.clear()
     return RedirectResponse("/console/login", status_code=303)
 

@@ -116,6 +116,8 @@ def _http_error(request: Request, error: StarletteHTTPException) -> Response:
     detail = error.detail
     if error.status_code == 400 and detail == "There was an error parsing the body":
         detail = "the request body is not valid JSON in UTF-8"
+    elif error.status_code == 413 and detail == "Content Too Large":
+        detail = f"the request body is over {request.app.max_body_size} bytes"
     if _is_console_page(request):
         return _error_page(request, error.status_code, str(detail), error.headers)
     return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)

@@ -4,27 +4,22 @@ says what to answer."""
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from bot.runtime.container import Runtime
 from bot.web.dependencies import RuntimeDep
 from channels.base import WebhookChannel
 
-__all__ = ["MAX_BODY_BYTES", "mount_platform_webhooks", "receive_webhook"]
-
-log = logging.getLogger("socialbot.web")
-# Any request body larger than this is refused (webhooks and the chat API alike).
-MAX_BODY_BYTES = 1_000_000
+__all__ = ["mount_platform_webhooks", "receive_webhook"]
 
 
 def mount_platform_webhooks(app: FastAPI, runtime: Runtime) -> None:
-    """Route `POST webhook_path` of every webhook channel of `runtime` to `receive_webhook`."""
+    """Route `POST webhook_path` of every channel of `runtime` that receives webhooks to `receive_webhook`
+    (none for Slack in Socket Mode or Telegram polling: their paths are not there at all)."""
     for channel in runtime.channels.values():
-        if isinstance(channel, WebhookChannel):
+        if isinstance(channel, WebhookChannel) and channel.receives_webhooks:
             app.add_api_route(
                 channel.webhook_path,
                 receive_webhook,
@@ -46,10 +41,7 @@ def _channel_at(runtime: Runtime, path: str) -> WebhookChannel:
 async def receive_webhook(request: Request, runtime: RuntimeDep) -> Response:
     """Hand one delivery to the channel mounted at this path and answer what it says."""
     channel = _channel_at(runtime, request.scope["route"].path)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        log.warning("%s webhook: body of %d bytes refused", channel.name, len(body))
-        return JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+    body = await request.body()  # over the app's max_body_size: 413 while it is read
     headers = {key.lower(): value for key, value in request.headers.items()}
     answer = await run_in_threadpool(channel.handle_webhook, body, headers)
     return Response(

@@ -67,7 +67,7 @@ def add(
     verify_csrf(request, csrf)
     try:
         with session_scope(runtime.engine) as session:
-            endpoint, secret = add_endpoint(session, url, events, server=runtime.settings.server)
+            endpoint, secret = add_endpoint(session, url, events, settings=runtime.settings)
             endpoint_id = endpoint.id
     except WebhookError as error:
         return _page(request, runtime, staff, status_code=422, error=str(error))

@@ -1,5 +1,6 @@
-"""Background jobs of a running worker (APScheduler): deliver the outbox, post escalations to the Slack
-support channel, finish interrupted messages, wake snoozed conversations.
+"""Background jobs of a running worker (APScheduler): deliver the outbox, send due follow-ups, post
+escalations to the Slack support channel, deliver outgoing webhooks, finish interrupted messages, wake snoozed
+conversations, purge old message text (retention).
 
 Every job is safe to run in several workers at once: the rows it works on are claimed in the database.
 """
@@ -13,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.crm.data_rights import purge_old_text
 from bot.crm.db import session_scope
+from bot.crm.rate_limits import forget_expired
 from bot.delivery.outbox import deliver_due
 from bot.delivery.webhooks import deliver_webhooks
 from bot.engagement.followups import send_due_followups, sync_followup_delivery
@@ -52,8 +54,10 @@ def _wake_snoozed(runtime: Runtime) -> None:
 
 
 def run_retention(runtime: Runtime) -> int:
-    """The retention job: purge message text older than `[data_rights] retention_days`; return how many."""
+    """The retention job: purge message text older than `[data_rights] retention_days` and rate-limit windows
+    that ended long ago; return how many messages were purged."""
     with session_scope(runtime.engine) as session:
+        forget_expired(session)
         return purge_old_text(session, runtime.settings.data_rights.retention_days)
 
 

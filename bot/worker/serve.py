@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from bot.crm.db import upgrade_database
 from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
 from bot.runtime.logs import configure_logging
-from bot.runtime.settings import CONFIG_ENV, Settings, SettingsError, load_settings
+from bot.runtime.settings import CONFIG_ENV, SECRET_KEY_ENV, Settings, SettingsError, load_settings
 from bot.web.app import create_app
 from bot.worker.build import build_runtime
 from bot.worker.scheduler import start_scheduler
@@ -44,6 +47,8 @@ __all__ = [
     "app_for",
     "check_workers",
     "create_worker_app",
+    "database_error",
+    "listen_options",
     "serve_workers",
     "start_worker",
 ]
@@ -118,6 +123,22 @@ def check_workers(settings: Settings, workers: int) -> None:
         )
 
 
+def listen_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for where to listen and which proxies' forwarded headers to believe."""
+    return {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "proxy_headers": True,
+        "forwarded_allow_ips": ",".join(settings.server.trusted_proxies) or "",
+    }
+
+
+def database_error(settings: Settings, error: OperationalError) -> str:
+    """One line for a database that can't be reached or used at start-up (no password in it)."""
+    reason = str(error.orig or error).strip().splitlines()[0]
+    return f"database {settings.database_url_for_display}: {reason}"
+
+
 def serve_workers(
     settings: Settings, *, workers: int, config: Path | None = None, banner: str | None = None
 ) -> None:
@@ -130,8 +151,14 @@ def serve_workers(
     import uvicorn
 
     check_workers(settings, workers)
-    host, port = settings.server.host, settings.server.port
     upgrade_database(settings.database_url)
+    if settings.secret_key is None:
+        # Every worker must sign and check staff sessions with the same key.
+        log.warning(
+            "SOCIALBOT_SECRET_KEY is not set: the workers share a random key made now; staff sessions end at "
+            "restart, and workers started by another command won't accept them"
+        )
+        os.environ[SECRET_KEY_ENV] = secrets.token_urlsafe(32)
     precision = onnx_precision(settings.intents.backend)
     if precision is not None:  # export once here, not once per worker at the same moment
         from intents.onnx_encoder import ensure_exported
@@ -148,8 +175,7 @@ def serve_workers(
             WORKER_APP,
             factory=True,
             workers=workers,
-            host=host,
-            port=port,
+            **listen_options(settings),
             log_level="info",
             log_config=None,
             timeout_graceful_shutdown=30,

@@ -66,12 +66,14 @@ Handler = Callable[[RecordedRequest], FakeResponse]
 
 
 class FakeServer:
-    """Serve registered handlers on 127.0.0.1 (a free port) in a background thread.
+    """Serve registered handlers on a loopback address (127.0.0.1 unless told) and port (a free one unless
+    told) in a background thread.
 
     Use as a context manager, or call `start()` / `stop()`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host, self._port = host, port
         self.requests: list[RecordedRequest] = []
         self._routes: list[tuple[str, str, Handler]] = []
         self._scripted: dict[str, list[FakeResponse]] = {}
@@ -92,7 +94,7 @@ class FakeServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -140,7 +142,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server = ThreadingHTTPServer((self.host, self._port), RequestHandler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-platform", daemon=True)
         self._thread.start()

@@ -63,6 +63,17 @@ class LocalSMTP:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    def email_settings(self) -> dict[str, object]:
+        """The `[email]` settings of a brand that mails through this server (no TLS, inbound secret set)."""
+        return {
+            "enabled": True,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": self.port,
+            "use_tls": False,
+            "from_address": "care@fernhill.example",
+            "inbound_secret": "inbound-secret",
+        }
+
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:
             return [m for m in self.mails if m["To"] == address]

@@ -23,30 +23,6 @@ from channels.base import InboundKind
 
 __all__ = ["data_rights"]
 
-#: What the bot says (format fields: brand, id).
-TEXTS = {
-    "access": (
-        "You can see everything we store about you. I've recorded your request (number {id}); our team "
-        "will send you a copy of your data within 30 days."
-    ),
-    "erasure": (
-        "I've recorded your request (number {id}) to delete your data; our team will confirm within 30 days "
-        "once it is done."
-    ),
-    "unverified": (
-        "To protect your data I can't act on this from an account we haven't confirmed is yours. Send us "
-        "your e-mail address here to confirm it with a code, or ask from the account you usually use."
-    ),
-    "access_done": (
-        "Here is what we store about you: {summary}. Ask our team for the full copy (request {id})."
-    ),
-    "access_public": (
-        "I've recorded your request (number {id}); as this is a public thread, our team will send your data "
-        "to you privately."
-    ),
-    "erasure_done": "Done: your data has been deleted (request {id}). We won't contact you again.",
-}
-
 
 def data_rights(turn: Turn) -> Decision | None:
     """Record a customer's data request and decide the bot's answer; None for any other message, and in a
@@ -62,17 +38,17 @@ def data_rights(turn: Turn) -> Decision | None:
     if not turn.bot_may_reply:
         return None
     if request.status == "unverified":
-        return _answer(f"{why}: identity not verified", TEXTS["unverified"])
+        return _answer(turn, f"{why}: identity not verified", "data_unverified")
     if not turn.runtime.settings.data_rights.auto_fulfil:
-        return _answer(f"{why}: recorded for staff", TEXTS[kind.value].format(id=request.id))
+        return _answer(turn, f"{why}: recorded for staff", f"data_{kind.value}", id=request.id)
     if kind == DataRequestKind.ERASURE:
         request.status, request.completed_at = "fulfilled", utcnow()
-        reply = TEXTS["erasure_done"].format(id=request.id)
+        answer = _answer(turn, f"{why}: erased automatically", "data_erasure_done", id=request.id)
         erase_contact(session, message.contact_id, actor_kind="customer", request_id=request.id)
-        return _answer(f"{why}: erased automatically", reply)
+        return answer
     if message.public:
-        return _answer(f"{why}: public thread, left for staff", TEXTS["access_public"])
-    summary = _summary(export_contact(session, message.contact_id))
+        return _answer(turn, f"{why}: public thread, left for staff", "data_access_public", id=request.id)
+    export = export_contact(session, message.contact_id)
     request.status, request.completed_at = "fulfilled", utcnow()
     audit(
         session,
@@ -83,18 +59,17 @@ def data_rights(turn: Turn) -> Decision | None:
         details={"via": "chat"},
     )
     return _answer(
-        f"{why}: summary sent automatically", TEXTS["access_done"].format(summary=summary, id=request.id)
+        turn,
+        f"{why}: summary sent automatically",
+        "data_access_done",
+        id=request.id,
+        channels=sorted({identity["channel"] for identity in export["identities"]}),
+        **{part: len(export[part]) for part in ("messages", "conversations", "ideas", "follow_ups")},
     )
 
 
-def _answer(reason: str, reply: str) -> Decision:
-    return Decision(Action.DATA_REQUEST, reason, reply=reply)
-
-
-def _summary(export: dict[str, Any]) -> str:
-    channels = sorted({identity["channel"] for identity in export["identities"]})
-    return (
-        f"your accounts on {', '.join(channels) or 'no channel'}, {len(export['messages'])} messages in "
-        f"{len(export['conversations'])} conversations, {len(export['ideas'])} ideas and "
-        f"{len(export['follow_ups'])} follow-ups"
+def _answer(turn: Turn, reason: str, template: str, **variables: Any) -> Decision:
+    """The bot's answer to a data request: `template` in the customer's language."""
+    return Decision(
+        Action.DATA_REQUEST, reason, template=template, language=turn.language, variables=variables
     )

@@ -36,7 +36,15 @@ def rating(turn: Turn) -> Decision | None:
         return None
     cancel_nudges_on_reply(turn.session, turn.message.contact_id)
     settings = turn.runtime.settings.followups
-    return record_rating(turn.session, turn.message, turn.conversation, text, settings=settings, now=utcnow())
+    return record_rating(
+        turn.session,
+        turn.message,
+        turn.conversation,
+        text,
+        settings=settings,
+        detected_language=turn.analysis.language,
+        now=utcnow(),
+    )
 
 
 def identity(turn: Turn) -> Decision | None:
@@ -44,4 +52,11 @@ def identity(turn: Turn) -> Decision | None:
     text = _answers_us(turn)
     if text is None:
         return None
-    return link_email(turn.runtime, turn.session, turn.message, turn.conversation, text)
+    return link_email(
+        turn.runtime,
+        turn.session,
+        turn.message,
+        turn.conversation,
+        text,
+        detected_language=turn.analysis.language,
+    )

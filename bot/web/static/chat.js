@@ -1,5 +1,8 @@
 // The web chat widget. Customer and reply text is untrusted: it is only ever set with textContent and
 // links are built as DOM nodes, never through innerHTML.
+// The session: a random id kept in localStorage; the server opens it with the first message and sets an
+// HttpOnly cookie holding its token, which the browser sends with every later request. A session the
+// server no longer opens for us (401/403: the cookie expired or was cleared) is replaced by a new one.
 (() => {
   "use strict";
   const log = document.getElementById("log");
@@ -8,13 +11,21 @@
   const send = document.getElementById("send");
   const status = document.getElementById("status");
   const KEY = "socialbot-session";
+  const OPENED = "socialbot-session-opened";
   let sessionId = localStorage.getItem(KEY);
-  if (!sessionId) {
-    sessionId = "web-" + crypto.randomUUID();
-    localStorage.setItem(KEY, sessionId);
-  }
+  if (!sessionId) startSession();
   const shown = new Set();
   let lastId = 0;
+
+  function startSession() {
+    sessionId = "web-" + crypto.randomUUID();
+    localStorage.setItem(KEY, sessionId);
+    localStorage.removeItem(OPENED);
+  }
+
+  function refused(response) {
+    return response.status === 401 || response.status === 403;
+  }
 
   // Inline text: bare URLs become links. Only DOM nodes are created; nothing is parsed as HTML.
   function appendLinkified(node, text) {
@@ -98,8 +109,13 @@
   }
 
   async function poll() {
+    if (localStorage.getItem(OPENED) !== sessionId) return; // nothing to read before the first message
     try {
       const response = await fetch(`/api/v1/chat/${encodeURIComponent(sessionId)}/messages?after=${lastId}`);
+      if (refused(response)) {
+        startSession();
+        return;
+      }
       if (!response.ok) return;
       for (const message of await response.json()) {
         show(message.direction === "in" ? "customer" : message.author, message.text, message.id);
@@ -124,6 +140,10 @@
           body: JSON.stringify({ session_id: sessionId, text: text, message_id: messageId }),
         });
         const body = await response.json();
+        if (refused(response) && attempt === 0) {
+          startSession(); // the old session can't be written any more: this message opens a new one
+          continue;
+        }
         if (response.status === 503) {
           status.textContent = "We're busy - retrying...";
           await new Promise((resolve) => setTimeout(resolve, 1500 * (attempt + 1)));
@@ -133,6 +153,7 @@
           status.textContent = body.error || "Sorry, that message could not be sent.";
           break;
         }
+        localStorage.setItem(OPENED, sessionId);
         input.value = "";
         show("customer", text, body.message_id);
         for (const reply of body.replies) show("bot", reply.text, reply.id);
