@@ -34,6 +34,7 @@ __all__ = [
     "log_in",
     "login_limits",
     "may",
+    "set_password",
     "set_team",
 ]
 
@@ -99,6 +100,22 @@ def create_staff(session: Session, email: str, *, role: str, password: str, name
         details={"email": email, "role": role},
     )
     return staff
+
+
+def set_password(session: Session, staff: Staff, password: str) -> None:
+    """Give `staff` a new password (audited); their open console sessions end.
+
+    Raises:
+        StaffError: the password is too short.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    staff.password_hash = _hasher.hash(password)
+    staff.session_version += 1
+    session.add(staff)
+    audit(
+        session, "staff.password_set", "staff", staff.id, actor_kind="system", details={"email": staff.email}
+    )
 
 
 def set_team(session: Session, email: str, team: str) -> Staff:
