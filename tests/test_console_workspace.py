@@ -234,15 +234,12 @@ def test_admins_keep_canned_replies_and_agents_get_them_filled_in(client, runtim
 def test_an_agent_corrects_the_bots_reading_of_a_message(client, runtime, ana):
     complaint = says(client, COMPLAINT)
     page = f"/console/conversations/{complaint['conversation_id']}"
-    done = form_post(
-        client,
-        f"/console/messages/{complaint['message_id']}/correct",
-        page,
-        conversation_id=str(complaint["conversation_id"]),
-        intent="question",
-        sentiment="",
-        abusive="false",
-    )
+
+    def correct(**fields: str):
+        url = f"/console/messages/{complaint['message_id']}/correct"
+        return form_post(client, url, page, conversation_id=str(complaint["conversation_id"]), **fields)
+
+    done = correct(intent="question", sentiment="", abusive="false")
     assert done.status_code == 303 and "Correction+saved" in done.headers["location"].replace("%20", "+")
     with Session(runtime.engine) as session:
         stored = {c.aspect: c for c in session.exec(select(Correction)).all()}
@@ -251,20 +248,8 @@ def test_an_agent_corrects_the_bots_reading_of_a_message(client, runtime, ana):
     assert stored["intent"].staff_id == ana and stored["intent"].source == "console"
     assert "corrected: abusive &rarr; false, intent &rarr; question" in client.get(page).text
 
-    nothing = form_post(
-        client,
-        f"/console/messages/{complaint['message_id']}/correct",
-        page,
-        conversation_id=str(complaint["conversation_id"]),
-    )
-    assert "error=" in nothing.headers["location"]
-    judged = form_post(
-        client,
-        f"/console/messages/{complaint['message_id']}/correct",
-        page,
-        conversation_id=str(complaint["conversation_id"]),
-        article="wrong",
-    )
+    assert "error=" in correct().headers["location"]  # nothing chosen
+    judged = correct(article="wrong")
     with Session(runtime.engine) as session:
         used = session.get(Message, complaint["message_id"]).kb_article_id
         article = session.exec(select(Correction).where(Correction.aspect == "article")).first()

@@ -5,6 +5,7 @@ channel and as a webhook event."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 
 import pytest
 from sqlmodel import Session, select
@@ -14,7 +15,6 @@ from bot.crm.models import ComplaintSpike, Message, MessageVector, SupportPost, 
 from bot.delivery.webhooks import add_endpoint, capture_webhook_events
 from bot.insights.clustering import distinctive_words
 from bot.insights.topics import check_complaint_spikes, complaint_topics
-from bot.runtime.settings import ServerSettings
 from tests.history import ScriptedHistory
 
 NOW = datetime(2026, 3, 25, 15, 0, tzinfo=UTC)  # a Wednesday
@@ -159,11 +159,15 @@ def check(engine, encoder, now=NOW):
     )
 
 
-def test_a_spike_is_alerted_once_to_slack_and_integrations(history, db_engine, encoder):
+def test_a_spike_is_alerted_once_to_slack_and_integrations(history, db_engine, encoder, make_settings):
     capture_webhook_events()
     with session_scope(db_engine) as session:
         add_endpoint(
-            session, "https://hooks.example/x", ["complaints.spike"], server=ServerSettings(port=8000)
+            session,
+            "https://hooks.example/x",
+            ["complaints.spike"],
+            settings=make_settings(),
+            resolve=lambda _host, _port: [ip_address("93.184.215.14")],  # a public address, no DNS query
         )
     conversation = spike_scenario(history)
 
