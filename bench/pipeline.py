@@ -112,6 +112,9 @@ def write_config(backend: str, workdir: Path, threads: int | None, *, port: int 
     return config
 
 
+METRICS_TOKEN = "bench-metrics-token"
+
+
 def free_port() -> int:
     import socket
 
@@ -134,6 +137,7 @@ class Worker:
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "--config", str(config), "serve"],
+            env={**os.environ, "SOCIALBOT_SERVER__METRICS_TOKEN": METRICS_TOKEN},
             cwd=str(workdir),
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -160,7 +164,8 @@ class Worker:
         """Mean encoder batch size, from the worker's /metrics."""
         import httpx
 
-        text = httpx.get(self.url + "/metrics", timeout=10).text
+        scraper = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        text = httpx.get(self.url + "/metrics", headers=scraper, timeout=10).text
         values = {}
         for line in text.splitlines():
             for name in ("socialbot_encoder_batch_size_sum", "socialbot_encoder_batch_size_count"):

@@ -36,6 +36,8 @@ sys.path.insert(0, str(REPO))
 from tests.conftest import free_port  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402
 
+METRICS_TOKEN = "bench-metrics-token"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 TEXTS = [
     "how long does delivery take?",
     "love my new tent, thank you!",
@@ -69,6 +71,7 @@ def run_setup(label: str, workers: int, database_url: str | None, messages: int,
         "SOCIALBOT_LOGGING__LEVEL": "WARNING",
         "SOCIALBOT_KNOWLEDGE__REFRESH_SECONDS": "0",
         "SOCIALBOT_WEBCHAT__MESSAGES_PER_MINUTE_PER_IP": "0",  # every message comes from this one machine
+        "SOCIALBOT_SERVER__METRICS_TOKEN": METRICS_TOKEN,
     }
     if database_url:
         env["SOCIALBOT_DATABASE__URL"] = database_url
@@ -94,7 +97,7 @@ def run_setup(label: str, workers: int, database_url: str | None, messages: int,
         with httpx.Client(base_url=base, timeout=120) as http:
             for n in range(clients):  # warm-up: first requests of each worker load lazily
                 http.post("/api/v1/chat", json={"session_id": f"warmup-{n:04d}", "text": TEXTS[0]})
-            before = http.get("/metrics").text
+            before = http.get("/metrics", headers=SCRAPER).text
 
             def send(number: int) -> float:
                 started = time.perf_counter()
@@ -109,7 +112,7 @@ def run_setup(label: str, workers: int, database_url: str | None, messages: int,
             with ThreadPoolExecutor(clients) as pool:
                 latencies = sorted(pool.map(send, range(messages)))
             elapsed = time.perf_counter() - started
-            after = http.get("/metrics").text
+            after = http.get("/metrics", headers=SCRAPER).text
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -46,11 +46,15 @@ class Author:
             session id, e-mail address).
         handle: the public handle or username, if any (``@jane``).
         display_name: a human-readable name, if the platform gives one.
+        verified: whether the platform vouches that this account wrote the message. Chat platforms do for
+            their own account ids; an e-mail sender only when the mail passed sender authentication (a
+            `From` header alone proves nothing). An unverified author is never trusted with their data.
     """
 
     external_id: str
     handle: str | None = None
     display_name: str | None = None
+    verified: bool = True
 
 
 class InboundKind(StrEnum):
@@ -101,6 +105,10 @@ class OutboundMessage:
         reply_to_external_id: the platform id of the message this answers, when the platform threads replies.
         idempotency_key: unique per intended send (inbound message + purpose); the outbox never sends two
             messages with the same key.
+        subject: the title of the conversation on channels that have one (e-mail's `Subject`, without
+            "Re:"), None to let the channel choose.
+        references: the ids of the messages in the thread before `reply_to_external_id`, oldest first, on
+            channels that carry them (e-mail's `References`).
     """
 
     channel: str
@@ -108,6 +116,8 @@ class OutboundMessage:
     text: str
     reply_to_external_id: str | None = None
     idempotency_key: str = ""
+    subject: str | None = None
+    references: tuple[str, ...] = ()
 
 
 class ChannelError(Exception):

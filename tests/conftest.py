@@ -94,6 +94,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Call `check` until it returns something true, and return that; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def server_url(runtime) -> Iterator[str]:
     """The app served by a real uvicorn in a thread on a free port, over the `runtime` fixture."""
@@ -152,6 +163,29 @@ def postgres_server() -> Iterator[Any]:
 def pg_url(postgres_server) -> str:
     """The URL of a fresh, empty PostgreSQL database (`postgresql+psycopg://...`)."""
     return postgres_server.database()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[Any]:
+    """A real Dovecot IMAP server for the session (see tests/dovecot.py); skips when Dovecot is not installed
+    (fails when `SOCIALBOT_REQUIRE` names dovecot); a server that won't start is an error."""
+    from tests.dovecot import DovecotServer, DovecotUnavailable
+
+    try:
+        server = DovecotServer()
+    except DovecotUnavailable as error:
+        missing_part("dovecot", str(error))
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def mailbox(dovecot_server) -> tuple[Any, str]:
+    """A fresh, empty mailbox on the Dovecot server: (server, user); it logs in with `server.password`."""
+    import uuid
+
+    return dovecot_server, f"help-{uuid.uuid4().hex[:8]}@fernhill.example"
 
 
 TELEGRAM_TOKEN = "123456:TEST-token"

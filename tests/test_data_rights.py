@@ -110,14 +110,16 @@ def contact_of(runtime, channel: str, external_user_id: str) -> int:
         ).one()
 
 
-def mails_in(runtime, address: str, text: str) -> None:
+def mails_in(runtime, address: str, text: str, *, authenticated: bool = True) -> None:
     handle_inbound(
         runtime,
         InboundMessage(
             channel="email",
             external_id=f"<{abs(hash(text))}@mail.example>",
-            thread_id=f"mail:{address}",
-            author=Author(external_id=address, handle=address, display_name="Anna Berg"),
+            thread_id=address,  # the e-mail channel threads by the address, like a direct message
+            author=Author(
+                external_id=address, handle=address, display_name="Anna Berg", verified=authenticated
+            ),
             text=text,
             public=False,
             received_at=datetime.now(UTC),
@@ -190,7 +192,7 @@ def test_a_customer_asks_for_her_data_gets_an_export_of_hers_only_and_is_erased(
     assert {i["channel"] for i in export["identities"]} == {"telegram", "email"}
     assert "Boris" not in json.dumps(export) and str(BORIS) not in json.dumps(export)
     assert len(export["follow_ups"]) == 1 and export["ladder_history"] is not None
-    api = client.get(f"/api/v1/contacts/{anna}/export", headers={"Authorization": f"Bearer {admin_token}"})
+    api = client.post(f"/api/v1/contacts/{anna}/export", headers={"Authorization": f"Bearer {admin_token}"})
     assert api.status_code == 200 and api.json()["contact"]["id"] == anna
     with Session(runtime.engine) as session:
         assert session.get(DataRequest, request.id).status == "fulfilled"
@@ -236,7 +238,7 @@ def test_an_unverified_identity_gets_nothing(runtime):
         identity = session.exec(select(Identity).where(Identity.channel == "email")).one()
         identity.verified = False
         session.add(identity)
-    mails_in(runtime, "someone@example.org", "Please send me a copy of my data")
+    mails_in(runtime, "someone@example.org", "Please send me a copy of my data", authenticated=False)
     with Session(runtime.engine) as session:
         [request] = session.exec(select(DataRequest)).all()
         reply = session.exec(
@@ -325,7 +327,8 @@ def test_admins_filter_the_audit_log_and_export_it_as_safe_csv(client, runtime):
     with session_scope(runtime.engine) as session:
         # No audited text should ever start a formula; if one does, the export must still be safe.
         session.add(AuditEvent(actor_kind="system", action="=1+2", subject_type="-2+3"))
-    csv = client.get("/console/audit.csv", params={"actor": "system"})
+    csrf = csrf_of(client.get("/console/audit").text)
+    csv = client.post("/console/audit.csv", params={"actor": "system"}, data={"csrf": csrf})
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     header, *rows = csv.text.strip().splitlines()
     assert header.startswith("id,at,actor_kind")

@@ -14,12 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from bot.crm.models import Contact, Conversation, Direction, Identity, Message, Outbox, utcnow
+from bot.crm.models import Contact, Conversation, DataRequest, Direction, Identity, Message, Outbox, utcnow
 from bot.delivery.outbox import deliver_due, enqueue
 from bot.runtime.settings import SettingsError
 from bot.web.app import create_app
 from bot.worker.build import build_runtime
-from channels.email import message_id_for
 from tests.fakes.smtp import LocalSMTP
 
 SECRET = "inbound-shared-secret"
@@ -38,7 +37,7 @@ def email_settings(make_settings: Callable[..., Any], smtp: LocalSMTP, **extra: 
             "enabled": True,
             "smtp_host": "127.0.0.1",
             "smtp_port": smtp.port,
-            "use_tls": False,
+            "smtp_security": "none",
             "from_address": "care@fernhill.example",
             "inbound_secret": SECRET,
         },
@@ -69,11 +68,24 @@ def queue_mail(runtime, text: str, *, address: str = CUSTOMER, key: str = "test:
         return message.id
 
 
-def test_enabled_email_needs_its_inbound_secret_and_the_secret_key(make_settings, smtp):
-    with pytest.raises(SettingsError, match="email.inbound_secret.*SOCIALBOT_EMAIL__INBOUND_SECRET"):
-        make_settings(email={"enabled": True})
-    with pytest.raises(SettingsError, match="secret_key.*SOCIALBOT_SECRET_KEY"):
-        make_settings(email={"enabled": True, "inbound_secret": SECRET})
+def test_enabled_email_names_the_one_setting_it_misses(make_settings, smtp):
+    key = "a-secret-key-of-thirty-two-characters-or-more"
+    mailbox = {"enabled": True, "imap_host": "imap.fernhill.example", "username": "help@fernhill.example"}
+    cases = [
+        ({"enabled": True}, {}, "email.inbound_secret.*SOCIALBOT_EMAIL__INBOUND_SECRET"),
+        ({"enabled": True, "inbound_secret": SECRET}, {}, "secret_key.*SOCIALBOT_SECRET_KEY"),
+        ({"enabled": True, "inbound_secret": SECRET}, {"secret_key": key}, "email.from_address"),
+        ({**mailbox, "username": ""}, {"secret_key": key}, "email.imap_user"),
+        (mailbox, {"secret_key": key}, "email.imap_password.*SOCIALBOT_EMAIL__PASSWORD"),
+    ]
+    for email, extra, error in cases:
+        with pytest.raises(SettingsError, match=error):
+            make_settings(email=email, **extra)
+    # Four settings and two secrets: a mailbox read over IMAP needs no inbound secret.
+    settings = make_settings(
+        email={**mailbox, "smtp_host": "smtp.fernhill.example", "password": "pw"}, secret_key=key
+    )
+    assert settings.email.sender_address == "help@fernhill.example"
 
 
 def test_a_mail_is_threaded_text_plus_escaped_html_with_a_working_unsubscribe_link(email_runtime, smtp):
@@ -82,7 +94,7 @@ def test_a_mail_is_threaded_text_plus_escaped_html_with_a_working_unsubscribe_li
     assert len(report.sent) == 1 and len(smtp.mails) == 1
     mail = smtp.mails[0]
     assert mail["To"] == CUSTOMER and "care@fernhill.example" in mail["From"]
-    assert mail["Message-ID"] == message_id_for("followup:42", CUSTOMER, "fernhill.example")
+    assert email_runtime.channels["email"].threads.thread_of(mail["Message-ID"]) == CUSTOMER
     assert smtp.envelopes[0] == ("care@fernhill.example", [CUSTOMER])
     text = mail.get_body(("plain",)).get_content()
     page = mail.get_body(("html",)).get_content()
@@ -167,3 +179,43 @@ def test_smtp_down_is_retried_with_backoff_then_marked_failed(email_runtime, smt
     smtp.start()
     assert deliver_due(email_runtime.engine, email_runtime.channels, now=now + timedelta(days=1)).sent == []
     assert smtp.mails == []
+
+
+def test_the_json_webhook_no_longer_lets_a_forged_sender_erase_or_read_a_customers_data(
+    make_settings, smtp, models
+):
+    """The attacks of issue 18 against `POST /email/inbound` (JSON carries no authentication): a forged `from`
+    asking to delete Jane's data erases nothing, and a reply naming Jane's thread mails no one's summary into
+    it."""
+    runtime = build_runtime(
+        email_settings(make_settings, smtp, data_rights={"auto_fulfil": True}), models=models
+    )
+    try:
+        queue_mail(runtime, "How did we do?", key="followup:1")
+        deliver_due(runtime.engine, runtime.channels)
+        ours = smtp.mails[0]["Message-ID"]
+        headers = {"X-Socialbot-Secret": SECRET}
+        forged = [
+            {"from": CUSTOMER, "text": "Please delete all my personal data", "message_id": "<f1@x>"},
+            {
+                "from": "eve@eve.example",
+                "text": "What do you know about me?",
+                "message_id": "<f2@x>",
+                "in_reply_to": ours,
+            },
+        ]
+        with TestClient(create_app(runtime)) as client:
+            for body in forged:
+                assert client.post("/email/inbound", json=body, headers=headers).status_code == 200
+            assert runtime.wait_idle()
+        deliver_due(runtime.engine, runtime.channels)
+        with Session(runtime.engine) as session:
+            jane = session.exec(select(Contact).where(Contact.display_name == "Jane")).one()
+            assert jane.display_name == "Jane" and not jane.opted_out  # nothing erased
+            statuses = [r.status for r in session.exec(select(DataRequest).order_by(DataRequest.id)).all()]
+            assert statuses == ["unverified", "unverified"]
+        sent = [m.get_body(("plain",)).get_content() for m in smtp.mails]
+        assert not any("Here is what we store" in text for text in sent)
+        assert all(to == [CUSTOMER] or to == ["eve@eve.example"] for _, to in smtp.envelopes)
+    finally:
+        runtime.close()

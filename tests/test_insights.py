@@ -180,7 +180,7 @@ def read_csv(text: str) -> list[dict]:
 
 def test_the_messages_export_has_every_row_and_neutralises_formulas(client, runtime, traffic, marketer):
     staff_id, token = marketer
-    response = client.get("/api/v1/export/messages.csv", headers={"Authorization": f"Bearer {token}"})
+    response = client.post("/api/v1/export/messages.csv", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
@@ -197,7 +197,7 @@ def test_the_messages_export_has_every_row_and_neutralises_formulas(client, runt
     assert float(answered["response_seconds"]) >= 0
 
     filtered = read_csv(
-        client.get(
+        client.post(
             "/api/v1/export/messages.csv",
             params={"intent": "complaint"},
             headers={"Authorization": f"Bearer {token}"},
@@ -214,9 +214,10 @@ def test_the_messages_export_has_every_row_and_neutralises_formulas(client, runt
 def test_the_console_export_uses_the_session_and_the_page_filters(client, runtime, traffic, marketer):
     page = client.get("/console/log", params={"sentiment": "negative"}).text
     link = (
-        re.search(r'href="(/console/export/conversations.csv\?[^"]+)"', page).group(1).replace("&amp;", "&")
+        re.search(r'action="(/console/export/conversations.csv\?[^"]+)"', page).group(1).replace("&amp;", "&")
     )
-    response = client.get(link)
+    assert client.get(link).status_code == 405  # an export is audited: never on a GET
+    response = client.post(link, data={"csrf": csrf_of(page)})
     assert response.status_code == 200
     rows = read_csv(response.text)
     assert response.text.splitlines()[0] == ",".join(CONVERSATION_COLUMNS)
@@ -264,23 +265,20 @@ def test_agents_cannot_read_the_log_or_export_and_logged_out_users_are_sent_to_l
     )
     assert client.get("/console/log", follow_redirects=False).status_code == 303
     assert client.get("/console/insights/data", follow_redirects=False).status_code == 303
-    no_token = client.get("/api/v1/export/messages.csv")
+    no_token = client.post("/api/v1/export/messages.csv")
     assert no_token.status_code == 401 and "token" in no_token.json()["error"]
-    bad_token = client.get("/api/v1/export/messages.csv", headers={"Authorization": "Bearer sbt_nope"})
+    bad_token = client.post("/api/v1/export/messages.csv", headers={"Authorization": "Bearer sbt_nope"})
     assert bad_token.status_code == 401
-    as_agent = client.get(
+    as_agent = client.post(
         "/api/v1/export/conversations.csv", headers={"Authorization": f"Bearer {agent_token}"}
     )
     assert as_agent.status_code == 403
 
     assert log_in(client, "ana@fernhill.example").headers["location"] == "/console"
-    for path in (
-        "/console/log",
-        "/console/insights",
-        "/console/insights/data",
-        "/console/export/messages.csv",
-    ):
+    for path in ("/console/log", "/console/insights", "/console/insights/data"):
         assert client.get(path).status_code == 403, path
+    csrf = csrf_of(client.get("/console").text)
+    assert client.post("/console/export/messages.csv", data={"csrf": csrf}).status_code == 403
     with Session(runtime.engine) as session:
         assert session.exec(select(AuditEvent).where(AuditEvent.action.startswith("export."))).all() == []
 

@@ -1,7 +1,9 @@
-"""Given a brand's Telegram group, when a customer posts abuse at the bot, then the bot doesn't answer and the
-post waits in the moderation queue, blurred and escaped, until staff mark it fine (the bot answers once), hide
-it (Telegram deleteMessage) or block its author; and a thread turning into a flame war goes to a person while
-the bot pauses. python-telegram-bot runs unmodified against the fake Bot API."""
+"""Given a brand's Telegram group, when a customer posts abuse aimed at people with nothing to act on, then
+the bot doesn't answer and the post waits in the moderation queue, blurred and escaped, until staff mark it
+fine (the bot answers once), hide it (Telegram deleteMessage) or block its author; an abusive post that also
+asks for something is never silenced: it goes to a person with a reply that doesn't repeat its words; and a
+thread turning into a flame war goes to a person while the bot pauses. python-telegram-bot runs unmodified
+against the fake Bot API. (What counts as abuse: tests/data/ABUSE_DEFINITION.md.)"""
 
 from __future__ import annotations
 
@@ -16,11 +18,15 @@ from tests.test_staff_console import add_staff, csrf_of, log_in
 
 GROUP = -100777
 ANNA, BORIS, CLARA = 4242, 4343, 4444
-RUDE_BUT_ASKING = "@FernhillBot your stupid idiot company, how long does delivery take?"
+#: Abuse at a person along with a complaint: escalated to a person, never silenced.
+ABUSIVE_COMPLAINT = "@FernhillBot your driver is a gormless oaf, my parcel is soaked"
+#: An idea sworn at the company: not abuse by the definition but the shipped head flags it ("fine" is for it).
+FLAGGED_IDEA = "@FernhillBot you absolute idiots, you should fucking sell kids boots"
+#: Abuse aimed at people with nothing to act on: held for moderation without a reply.
 ABUSE = [
-    "@FernhillBot you are useless idiots, shut up you morons",
-    "@FernhillBot f*** you and your garbage company, idiots",
-    "@FernhillBot you stupid bots are pathetic losers",
+    "@FernhillBot @kate_walks shut up you stupid cow, nobody cares",
+    "@FernhillBot whoever runs this account is a brain-dead moron",
+    "@FernhillBot your staff are inbred idiots",
 ]
 
 
@@ -50,11 +56,29 @@ def moderate(client, item_id: int, action: str):
     )
 
 
+def test_an_abusive_complaint_goes_to_a_person_with_a_reply_that_does_not_repeat_it(telegram_bot):
+    runtime, client, telegram = telegram_bot
+    posts_in_group(runtime, client, telegram, ANNA, ABUSIVE_COMPLAINT)
+    [sent] = telegram.sent
+    reply = sent["request"]["text"]
+    assert "person" in reply and not {"gormless", "oaf", "driver", "soaked"} & set(reply.lower().split())
+    assert queue_items(runtime) == []  # answered, not held
+    with Session(runtime.engine) as session:
+        [conversation] = session.exec(select(Conversation)).all()
+        message = session.exec(select(Message).where(Message.text == ABUSIVE_COMPLAINT)).one()
+    assert conversation.state == "human"  # a person takes it from here
+    assert message.abusive and message.action == "escalate" and "flagged" in message.reason
+    add_staff(runtime, "ana@fernhill.example", name="Ana")
+    log_in(client, "ana@fernhill.example")
+    page = client.get(f"/console/conversations/{conversation.id}").text
+    assert re.search(r'class="msg__text abuse"[^>]*>[^<]*gormless oaf', page)  # blurred for staff
+
+
 def test_abuse_in_a_group_is_queued_unanswered_then_marked_fine_and_answered_once(telegram_bot):
     runtime, client, telegram = telegram_bot
     add_staff(runtime, "ana@fernhill.example", name="Ana")
 
-    posts_in_group(runtime, client, telegram, ANNA, RUDE_BUT_ASKING)
+    posts_in_group(runtime, client, telegram, ANNA, FLAGGED_IDEA)
     assert telegram.sent == []  # no public reply to abuse
     [item] = queue_items(runtime)
     assert item.status == "open" and item.score is not None and item.score >= 0.5
@@ -64,10 +88,10 @@ def test_abuse_in_a_group_is_queued_unanswered_then_marked_fine_and_answered_onc
     assert log_in(client, "ana@fernhill.example").status_code == 303
     page = client.get("/console/moderation").text
     shown = re.sub(r"</?mark>", "", page)  # the words that weighed most are highlighted
-    assert 'class="abuse"' in page and "stupid idiot company" in shown and f"{item.score:.2f}" in page
+    assert 'class="abuse"' in page and "absolute idiots" in shown and f"{item.score:.2f}" in page
 
     assert moderate(client, item.id, "fine").status_code == 303
-    assert len(telegram.sent) == 1
+    assert len(telegram.sent) == 1 and "idea" in telegram.sent[0]["request"]["text"]
     assert telegram.sent[0]["request"]["chat_id"] in (str(GROUP), GROUP)
     # A second click (or a second moderator) changes nothing and sends nothing.
     assert moderate(client, item.id, "fine").status_code == 409
@@ -137,7 +161,13 @@ def test_abusive_text_is_escaped_in_the_console_and_the_api_checks_its_input(tel
     runtime, client, telegram = telegram_bot
     _, token = add_staff(runtime, "ana@fernhill.example", name="Ana")
     add_staff(runtime, "mo@fernhill.example", role="marketer")
-    posts_in_group(runtime, client, telegram, ANNA, "@FernhillBot <script>alert(1)</script> idiots, morons")
+    posts_in_group(
+        runtime,
+        client,
+        telegram,
+        ANNA,
+        "@FernhillBot you stupid bots are pathetic losers <script>alert(1)</script>",
+    )
     [item] = queue_items(runtime)
 
     log_in(client, "mo@fernhill.example")
@@ -150,7 +180,7 @@ def test_abusive_text_is_escaped_in_the_console_and_the_api_checks_its_input(tel
 
     auth = {"Authorization": f"Bearer {token}"}
     [entry] = client.get("/api/v1/moderation", headers=auth).json()
-    assert entry["id"] == item.id and entry["text"].startswith("@FernhillBot <script>")
+    assert entry["id"] == item.id and entry["text"].endswith("<script>alert(1)</script>")
     nuke = client.post(f"/api/v1/moderation/{item.id}", json={"action": "nuke"}, headers=auth)
     assert nuke.status_code == 422 and "one of fine, hide, block" in nuke.text
     assert client.post("/api/v1/moderation/999", json={"action": "hide"}, headers=auth).status_code == 404

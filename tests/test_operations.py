@@ -34,12 +34,27 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+METRICS_TOKEN = "scraper-token-for-tests"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+@pytest.fixture
+def runtime(make_settings, models):
+    """A worker whose /metrics answers the scraper holding METRICS_TOKEN."""
+    from bot.worker.build import build_runtime
+
+    built = build_runtime(make_settings(server={"metrics_token": METRICS_TOKEN}), models=models)
+    yield built
+    built.close()
+
+
 def test_metrics_count_messages_decisions_and_deliveries(client):
-    before = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # only for the scraper
+    before = client.get("/metrics", headers=SCRAPER).text
     reply = client.post("/api/v1/chat", json={"session_id": "metrics-session-1", "text": "love my new tent!"})
     assert reply.status_code == 200 and reply.json()["replies"]
 
-    after = client.get("/metrics")
+    after = client.get("/metrics", headers=SCRAPER)
     assert after.status_code == 200 and after.headers["content-type"].startswith("text/plain")
     text = after.text
     for name, labels in [
@@ -139,6 +154,7 @@ def test_serve_with_two_workers_on_postgresql_answers_and_stops_cleanly_on_sigte
         "SOCIALBOT_DATABASE__URL": pg_url,
         "SOCIALBOT_DATA__DIR": str(tmp_path / "d"),
         "SOCIALBOT_LOGGING__FORMAT": "json",
+        "SOCIALBOT_SERVER__METRICS_TOKEN": METRICS_TOKEN,
         "SOCIALBOT_INTENTS__THREADS": "1",
     }
     server = subprocess.Popen(
@@ -169,7 +185,7 @@ def test_serve_with_two_workers_on_postgresql_answers_and_stops_cleanly_on_sigte
                 for n in range(12)
             ]
             assert all(a.status_code == 200 and len(a.json()["replies"]) == 1 for a in answers)
-            metrics = http.get("/metrics").text
+            metrics = http.get("/metrics", headers=SCRAPER).text
         assert metric(metrics, "socialbot_messages_in_total", channel="webchat") == 12  # summed over workers
     finally:
         server.send_signal(signal.SIGTERM)
@@ -182,6 +198,8 @@ def test_serve_with_two_workers_on_postgresql_answers_and_stops_cleanly_on_sigte
     entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     stopped = [e for e in entries if e["logger"] == "socialbot.workers" and e["message"].endswith("stopped")]
     assert len(stopped) == 2, output[-3000:]  # each worker finished its shutdown
+    # Jobs run every two seconds; the log is for what happened, not for the scheduler's every tick.
+    assert not [e for e in entries if e["logger"].startswith("apscheduler") and e["level"] == "INFO"]
 
 
 def test_a_router_serves_on_its_own_with_only_the_runtime_on_the_app(runtime):

@@ -10,7 +10,7 @@ from sqlmodel import Session, func, select
 
 from bot.crm.db import create_db_engine, session_scope, upgrade_database
 from bot.crm.models import Contact, Conversation, Message, Outbox, utcnow
-from bot.delivery.outbox import deliver_due, enqueue
+from bot.delivery.outbox import MAX_REFERENCES, deliver_due, enqueue
 from channels.base import Channel, OutboundMessage, PermanentSendError, TemporarySendError
 
 
@@ -39,14 +39,19 @@ def engine(tmp_path):
     engine.dispose()
 
 
+def slack_conversation(session: Session) -> Conversation:
+    contact = Contact()
+    session.add(contact)
+    session.flush()
+    conversation = Conversation(contact_id=contact.id, channel="slack", thread_id="C1:1700000000.1")
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
 def queue_reply(engine, key: str = "reply:1") -> int:
     with session_scope(engine) as session:
-        contact = Contact()
-        session.add(contact)
-        session.flush()
-        conversation = Conversation(contact_id=contact.id, channel="slack", thread_id="C1:1700000000.1")
-        session.add(conversation)
-        session.flush()
+        conversation = slack_conversation(session)
         message = enqueue(session, conversation=conversation, text="Hello!", idempotency_key=key)
         return message.id
 
@@ -240,3 +245,27 @@ def test_a_web_chat_reply_is_delivered_by_the_transaction_that_stores_it(engine)
     assert conversation.first_response_at == row.sent_at
     assert counted._value.get() == before + 1
     assert deliver_due(engine, {"webchat": StoredChannel()}).sent == []
+
+
+def test_a_reply_carries_the_thread_it_answers_trimmed_to_the_first_and_latest_ids(engine):
+    thread = [f"<m{n}@mail.example>" for n in range(30)]
+    with session_scope(engine) as session:
+        conversation = slack_conversation(session)
+        customer = Message(
+            conversation_id=conversation.id,
+            contact_id=conversation.contact_id,
+            channel="slack",
+            external_id="<m30@mail.example>",
+            direction="in",
+            author_kind="customer",
+            text="and another thing",
+            raw={"subject": "Re: My order", "references": thread},
+        )
+        session.add(customer)
+        session.flush()
+        enqueue(session, conversation=conversation, text="Hello!", idempotency_key="r:1", reply_to=customer)
+    channel = ScriptedChannel()
+    deliver_due(engine, {"slack": channel})
+    (sent,) = channel.sent
+    assert sent.reply_to_external_id == "<m30@mail.example>" and sent.subject == "Re: My order"
+    assert sent.references == (thread[0], *thread[-(MAX_REFERENCES - 1) :])

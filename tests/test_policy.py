@@ -53,6 +53,24 @@ def policy() -> Policy:
         (Understood("recommendation"), NOT_FOUND, Action.RECORD_IDEA, False, "recommendation"),
         (Understood("other"), NOT_FOUND, Action.SMALL_TALK, False, "small_talk"),
         (Understood("praise", abusive=True, abusive_score=0.97), FOUND, Action.MODERATE, False, None),
+        (Understood("other", abusive=True, abusive_score=0.97), FOUND, Action.MODERATE, False, None),
+        # Abuse never silences a service request: it goes to a person with a reply that doesn't repeat it.
+        (Understood("complaint", abusive=True), NOT_FOUND, Action.ESCALATE, True, "abusive_request"),
+        (Understood("question", abusive=True), FOUND, Action.ESCALATE, True, "abusive_request"),
+        (
+            Understood("other", abusive=True, wants_human=True),
+            FOUND,
+            Action.ESCALATE,
+            True,
+            "abusive_request",
+        ),
+        (
+            Understood("other", abusive=True, low_confidence=True, confidence=0.3),
+            NOT_FOUND,
+            Action.ESCALATE,
+            True,
+            "abusive_request",
+        ),
         (Understood("question", wants_human=True), FOUND, Action.ESCALATE, True, "wants_human"),
         (
             Understood("question", low_confidence=True, confidence=0.3),
@@ -77,6 +95,15 @@ def test_routing(policy, understood, answer, action, escalate, template):
     assert decision.escalate is escalate
     assert decision.template == template
     assert decision.reason
+
+
+def test_no_route_for_abuse_silences_a_service_request():
+    policy = Policy(brand="B", support_hours="h", human_reply_estimate="e", routes={"abusive": "ignore"})
+    complaint = policy.decide(Understood("complaint", abusive=True), NOT_FOUND, public=True)
+    assert complaint.action == Action.ESCALATE and complaint.escalate and "flagged" in complaint.reason
+    assert "person" in policy.render(complaint.template)
+    insult = policy.decide(Understood("other", abusive=True), NOT_FOUND, public=True)
+    assert insult.action == Action.IGNORE and not insult.replies
 
 
 def test_small_talk_is_not_posted_in_public(policy):

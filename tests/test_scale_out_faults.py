@@ -60,6 +60,7 @@ def test_three_workers_answer_each_slack_mention_once_through_retries_rate_limit
             "signing_secret": SIGNING_SECRET,
             "api_base_url": fake_slack.api_base_url,
         },
+        server={"metrics_token": "scraper-token-for-tests"},
     )
     workers = [build_runtime(settings, models=models) for _ in range(3)]
     clients = [TestClient(create_app(w)) for w in workers]
@@ -92,7 +93,7 @@ def test_three_workers_answer_each_slack_mention_once_through_retries_rate_limit
             later = utcnow() + timedelta(seconds=10 * step)
             with ThreadPoolExecutor(3) as pool:
                 list(pool.map(lambda w, at=later: deliver_due(w.engine, w.channels, now=at), workers))
-        metrics = clients[0].get("/metrics").text
+        metrics = clients[0].get("/metrics", headers={"Authorization": "Bearer scraper-token-for-tests"}).text
         with Session(workers[0].engine) as session:
             inbound = session.exec(select(Message).where(Message.direction == Direction.INBOUND.value)).all()
             outbox = session.exec(select(Outbox)).all()

@@ -10,9 +10,11 @@ did not ask to lose. An erasure request names data, information, details or "for
 
 Verification: the request is tied to the channel identity it came from. The platform vouches for its own
 account ids (those identities are `verified`); an e-mail address is verified by the one-time code flow of
-bot/engagement/identity.py. A request from an identity that is not verified is recorded as `unverified` and
-exposes nothing. Export and erasure cover the whole contact, i.e. every identity linked to it (linking itself
-needed proof or staff).
+bot/engagement/identity.py. A request from an identity that is not verified, or in a message whose sender
+nobody vouched for (an e-mail that failed authentication: its `From` proves nothing), is recorded as
+`unverified` and exposes and erases nothing; from e-mail it goes ahead once the code mailed to the address
+comes back (bot/pipeline/steps/data_rights.py). Export and erasure cover the whole contact, i.e. every
+identity linked to it (linking itself needed proof or staff).
 
 Shared threads (a Telegram group, a Slack channel): a conversation belongs to whoever wrote first, but other
 customers write in it too. Export and erasure take a contact's own messages, the replies to them, and the rest
@@ -114,13 +116,14 @@ def classify_data_request(text: str) -> DataRequestKind | None:
 
 def record_request(session: Session, message: Message, kind: DataRequestKind) -> DataRequest:
     """Record the data request `message` makes, tied to the channel identity it came from: "open" for staff
-    when the platform or a code verified that identity, else "unverified" (it exposes nothing). Audited."""
+    when the platform or a code verified that identity and the channel vouched for this message's sender (an
+    e-mail that failed authentication proves nothing), else "unverified" (it exposes nothing). Audited."""
     identity = session.exec(
         select(Identity)
         .where(Identity.contact_id == message.contact_id, Identity.channel == message.channel)
         .order_by(Identity.verified.desc(), Identity.id)
     ).first()
-    verified = identity is not None and identity.verified
+    verified = identity is not None and identity.verified and message.sender_verified
     request = DataRequest(
         contact_id=message.contact_id,
         identity_id=identity.id if identity is not None else None,

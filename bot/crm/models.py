@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -149,6 +150,9 @@ class Identity(SQLModel, table=True):
     display_name: str | None = None
     verified: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # E-mail: when a mail to this address bounced for good (then no follow-up goes there), and why.
+    bounced_at: datetime | None = None
+    bounce_detail: str | None = None
 
 
 class Conversation(SQLModel, table=True):
@@ -220,6 +224,9 @@ class Message(SQLModel, table=True):
     reason: str | None = None
     processed_at: datetime | None = None
     raw: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # Inbound: whether the channel vouched that the author wrote it (channels.base.Author.verified): an e-mail
+    # whose sender failed authentication is False, and its author is trusted with nothing.
+    sender_verified: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
 
 
 class Idea(SQLModel, table=True):
@@ -326,6 +333,11 @@ class Outbox(SQLModel, table=True):
     channel: str
     thread_id: str
     reply_to_external_id: str | None = None
+    # The title of the message it answers, on channels that have one (an e-mail's subject).
+    subject: str | None = None
+    # The ids of the earlier messages in the thread it answers, oldest first, space-separated (an e-mail's
+    # References: a reply's References are its parent's plus the parent's own id).
+    thread_references: str | None = None
     text: str = Field(sa_column=Column(Text, nullable=False))
     status: str = OutboxStatus.PENDING.value
     attempts: int = 0
@@ -335,6 +347,16 @@ class Outbox(SQLModel, table=True):
     external_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class MailboxPosition(SQLModel, table=True):
+    """How far the IMAP poller has read a mailbox folder: mails with a higher UID under the same UIDVALIDITY
+    are new (both are 32-bit unsigned numbers, hence BIGINT)."""
+
+    mailbox: str = Field(primary_key=True)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ChannelCursor(SQLModel, table=True):
@@ -370,6 +392,9 @@ class IdentityVerification(SQLModel, table=True):
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
+    # A data request from a sender nobody vouched for (an unauthenticated e-mail): it goes ahead only once
+    # the code mailed to the address comes back.
+    data_request_id: int | None = Field(default=None, foreign_key="datarequest.id")
 
 
 class ContactMerge(SQLModel, table=True):

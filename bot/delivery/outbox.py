@@ -39,6 +39,8 @@ log = logging.getLogger("socialbot.outbox")
 
 # How long a worker may hold a claimed row before another may take it (a crashed worker's claim expires).
 CLAIM_SECONDS = 60
+# The most earlier message ids a reply carries (an e-mail's References; long threads are trimmed).
+MAX_REFERENCES = 20
 
 
 @dataclass
@@ -88,6 +90,8 @@ def enqueue(
         channel=conversation.channel,
         thread_id=conversation.thread_id,
         reply_to_external_id=reply_to.external_id if reply_to is not None else None,
+        subject=_subject_of(reply_to),
+        thread_references=_references_of(reply_to),
         text=text,
     )
     channel = (channels or {}).get(conversation.channel)
@@ -100,6 +104,24 @@ def enqueue(
     return message
 
 
+def _subject_of(message: Message | None) -> str | None:
+    """The subject of the message a reply answers (e-mail keeps it, so the reply stays in the thread)."""
+    subject = (message.raw or {}).get("subject") if message is not None else None
+    return subject[:300] if isinstance(subject, str) and subject.strip() else None
+
+
+def _references_of(message: Message | None) -> str | None:
+    """The ids of the messages before the one a reply answers, oldest first (an e-mail's References), at most
+    MAX_REFERENCES of them (the oldest and the latest, as RFC 5322 suggests for trimming)."""
+    references = (message.raw or {}).get("references") if message is not None else None
+    if not isinstance(references, list):
+        return None
+    ids = [ref for ref in references if isinstance(ref, str) and ref.strip() and " " not in ref.strip()]
+    if len(ids) > MAX_REFERENCES:
+        ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]
+    return " ".join(ids) or None
+
+
 def _outbound(row: Outbox) -> OutboundMessage:
     return OutboundMessage(
         channel=row.channel,
@@ -107,6 +129,8 @@ def _outbound(row: Outbox) -> OutboundMessage:
         text=row.text,
         reply_to_external_id=row.reply_to_external_id,
         idempotency_key=row.idempotency_key,
+        subject=row.subject,
+        references=tuple((row.thread_references or "").split()),
     )
 
 

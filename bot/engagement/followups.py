@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -52,6 +52,9 @@ from bot.crm.models import (
 from bot.delivery.outbox import enqueue
 from bot.runtime.container import Runtime
 from bot.runtime.settings import FollowupSettings, Settings
+
+if TYPE_CHECKING:
+    from channels.email import Bounce
 
 __all__ = [
     "CUSTOMER_FOLLOWUPS",
@@ -120,13 +123,81 @@ def _last_inbound(session: Session, conversation_id: int) -> Message | None:
 
 
 def verified_email(session: Session, contact_id: int) -> str | None:
-    """The contact's verified e-mail address, if they have one."""
+    """The contact's verified e-mail address that still takes mail (none bounced), if they have one."""
     identity = session.exec(
         select(Identity)
-        .where(Identity.contact_id == contact_id, Identity.channel == "email", Identity.verified)
+        .where(
+            Identity.contact_id == contact_id,
+            Identity.channel == "email",
+            Identity.verified,
+            Identity.bounced_at.is_(None),
+        )
         .order_by(Identity.id)
     ).first()
     return identity.external_user_id if identity is not None else None
+
+
+def address_bounced(session: Session, address: str) -> bool:
+    """Whether mail to `address` bounced for good (and no authenticated mail came from it since)."""
+    identity = session.exec(
+        select(Identity).where(Identity.channel == "email", Identity.external_user_id == address.lower())
+    ).first()
+    return identity is not None and identity.bounced_at is not None
+
+
+def record_bounce(engine: Engine, bounce: Bounce) -> None:
+    """A mail we sent bounced for good: mark each address as failing (no follow-up goes there any more,
+    pending ones are cancelled) and the mail itself as failed, for staff to see. Audited."""
+    now = utcnow()
+    detail = " ".join(part for part in (bounce.status, bounce.diagnostic) if part)[:500] or "bounced"
+    with session_scope(engine) as session:
+        for address in bounce.recipients:
+            identity = session.exec(
+                select(Identity).where(Identity.channel == "email", Identity.external_user_id == address)
+            ).first()
+            if identity is None:
+                log.info("a bounce for %s, which no contact has", address)
+                continue
+            identity.bounced_at, identity.bounce_detail = now, detail
+            session.add(identity)
+            cancelled = _cancel_followups_to(session, identity.contact_id, address)
+            audit(
+                session,
+                "identity.bounced",
+                "contact",
+                identity.contact_id,
+                actor_kind="system",
+                details={"detail": detail, "followups_cancelled": cancelled},
+            )
+        sent = session.exec(select(Outbox).where(Outbox.external_id == bounce.original_message_id)).first()
+        if sent is not None:
+            sent.last_error = f"bounced: {detail}"
+            mail = session.get(Message, sent.message_id)
+            mail.status = DeliveryStatus.FAILED.value
+            session.add_all([sent, mail])
+
+
+def _cancel_followups_to(session: Session, contact_id: int, address: str) -> list[int]:
+    """Cancel the contact's pending e-mail follow-ups that would go to `address`; return their ids."""
+    cancelled = []
+    for row in session.exec(
+        select(FollowUp).where(
+            FollowUp.contact_id == contact_id,
+            FollowUp.channel == "email",
+            FollowUp.status == FollowUpStatus.PENDING.value,
+            FollowUp.message_id.is_(None),
+        )
+    ).all():
+        conversation = session.get(Conversation, row.conversation_id)
+        if conversation.channel == "email":
+            target = conversation.thread_id
+        else:
+            target = verified_email(session, contact_id)
+        if target is None or target == address:
+            _finish(row, FollowUpStatus.CANCELLED, f"mail to {address} bounced")
+            session.add(row)
+            cancelled.append(row.id)
+    return cancelled
 
 
 def _may_write_first(session: Session, conversation: Conversation) -> bool:
@@ -555,6 +626,12 @@ def _process(runtime: Runtime, followup_id: int, now: datetime, report: Followup
         if row.channel not in runtime.channels:
             row.attempts += 1
             _give_up(session, row, f"channel {row.channel} is not enabled", report)
+            return
+        if row.channel == "email" and address_bounced(
+            session, conversation.thread_id if conversation.channel == "email" else ""
+        ):
+            _finish(row, FollowUpStatus.CANCELLED, f"mail to {conversation.thread_id} bounced")
+            report.cancelled.append(row.id)
             return
         if row.channel == conversation.channel:
             target = conversation

@@ -32,6 +32,7 @@ from bot.crm.models import (
     Contact,
     ContactMerge,
     Conversation,
+    DataRequest,
     FollowUp,
     Idea,
     Identity,
@@ -51,7 +52,9 @@ __all__ = [
     "MAX_CODE_ATTEMPTS",
     "MergeConflict",
     "link_email",
+    "mail_request_code",
     "merge_contacts",
+    "request_confirmed_by_code",
     "unmerge_contacts",
 ]
 
@@ -178,6 +181,42 @@ def _ask_again(
     )
 
 
+def mail_request_code(
+    runtime: Runtime,
+    session: Session,
+    message: Message,
+    conversation: Conversation,
+    request: DataRequest,
+    address: str,
+    language: str | None,
+) -> Decision | None:
+    """A data request from a sender nobody vouched for (an unauthenticated e-mail): mail a code to `address`
+    in `language` (None: the brand's default). The request goes ahead when the code comes back
+    (`request_confirmed_by_code`). Returns None when the code is on its way, or the refusal to answer when
+    the hourly limit of codes is reached."""
+    decision = _send_code(
+        runtime, session, message, conversation, address, utcnow(), language, request=request
+    )
+    return decision if decision.reason == _CODE_LIMIT else None
+
+
+def request_confirmed_by_code(session: Session, conversation_id: int) -> DataRequest | None:
+    """The data request whose code was just verified in this conversation and still waits, if any."""
+    return session.exec(
+        select(DataRequest)
+        .join(IdentityVerification, IdentityVerification.data_request_id == DataRequest.id)
+        .where(
+            IdentityVerification.conversation_id == conversation_id,
+            IdentityVerification.status == "verified",
+            DataRequest.status == "unverified",
+        )
+        .order_by(IdentityVerification.id.desc())
+    ).first()
+
+
+_CODE_LIMIT = "code limit per hour reached"
+
+
 def _send_code(
     runtime: Runtime,
     session: Session,
@@ -186,6 +225,8 @@ def _send_code(
     address: str,
     now: datetime,
     language: str | None,
+    *,
+    request: DataRequest | None = None,
 ) -> Decision:
     recent = session.exec(
         select(IdentityVerification).where(
@@ -195,9 +236,7 @@ def _send_code(
         )
     ).all()
     if len(recent) >= MAX_CODES_PER_HOUR or _over_code_limits(runtime, session, message, address):
-        return Decision(
-            Action.VERIFY_EMAIL, "code limit per hour reached", template="too_many_codes", language=language
-        )
+        return Decision(Action.VERIFY_EMAIL, _CODE_LIMIT, template="too_many_codes", language=language)
     for earlier in session.exec(
         select(IdentityVerification).where(
             IdentityVerification.contact_id == message.contact_id,
@@ -215,6 +254,7 @@ def _send_code(
         email=address,
         code_hash=_hash_code(code),
         expires_at=now + CODE_TTL,
+        data_request_id=request.id if request is not None else None,
     )
     session.add(verification)
     session.flush()
@@ -222,12 +262,13 @@ def _send_code(
         select(Identity).where(Identity.channel == "email", Identity.external_user_id == address)
     ).first()
     mail_thread = email_conversation(session, owner.contact_id if owner else message.contact_id, address)
-    enqueue(
-        session,
-        conversation=mail_thread,
-        text=runtime.policy.render("code_mail", language=language, code=code),
-        idempotency_key=f"verify:{verification.id}",
-    )
+    if request is None:
+        text = runtime.policy.render("code_mail", language=language, code=code)
+    else:
+        text = runtime.policy.render(
+            "request_code_mail", language=language, code=code, id=request.id, kind=request.kind
+        )
+    enqueue(session, conversation=mail_thread, text=text, idempotency_key=f"verify:{verification.id}")
     audit(
         session,
         "identity.code_sent",

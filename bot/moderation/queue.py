@@ -1,6 +1,7 @@
 """Community moderation by staff: the queue of messages flagged abusive and what staff do with them.
 
-A message the abuse head flags gets no reply (policy: action `moderate`) and becomes a `ModerationItem` in the
+Abuse with nothing to act on gets no reply (policy: action `moderate`; abuse that is also a service request
+goes to a person instead, bot/policy/routing.py) and becomes a `ModerationItem` in the
 pipeline's own transaction (its moderation step, bot/pipeline/steps/moderation.py, which also keeps the bot
 silent toward blocked authors and guards against flame wars). Staff then decide, once:
 

@@ -105,6 +105,10 @@ def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
         if author.handle and identity.handle != author.handle:
             identity.handle = author.handle
             session.add(identity)
+        if author.verified and (not identity.verified or identity.bounced_at is not None):
+            # The channel vouches for this author (an authenticated mail): the address is theirs and works.
+            identity.verified, identity.bounced_at, identity.bounce_detail = True, None, None
+            session.add(identity)
         return session.get(Contact, identity.contact_id)
     contact = Contact(display_name=author.display_name or author.handle)
     session.add(contact)
@@ -116,7 +120,7 @@ def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
             external_user_id=author.external_id,
             handle=author.handle,
             display_name=author.display_name,
-            verified=True,  # the platform vouches for its own account ids
+            verified=author.verified,  # chat platforms vouch for their ids; e-mail only when authenticated
         )
     )
     return contact
@@ -202,6 +206,7 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
                 created_at=inbound.received_at,
                 raw=inbound.raw or None,
                 kind=inbound.kind.value,
+                sender_verified=inbound.author.verified,
             )
             session.add(message)
             session.flush()

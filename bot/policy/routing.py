@@ -3,6 +3,11 @@
 The routing table maps each intent to an action; `settings.toml` `[policy] routes` overrides entries. Every
 decision carries the reason it was taken, stored with the message so staff and marketers can see why the bot
 did what it did, and names the template of its reply (the texts themselves are bot/policy/templates.py).
+
+Abuse (aimed at people: tests/data/ABUSE_DEFINITION.md) never silences a service request: an abusive
+message that is a complaint or a question, asks for a person, or whose intent is unsure goes to a person,
+flagged, with a neutral reply that does not repeat its words. Only abuse with nothing to act on takes the
+"abusive" route (held for moderation, no reply).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from bot.policy.templates import PolicyError, Templates
 
 __all__ = [
     "DEFAULT_ROUTES",
+    "SERVICE_REQUEST_INTENTS",
     "Action",
     "Decision",
     "Policy",
@@ -39,6 +45,9 @@ class Action(StrEnum):
     RECORD_CSAT = "record_csat"  # a 1-5 answer to the rating question: recorded and thanked
     DATA_REQUEST = "data_request"  # "what do you know about me" / "delete my data": recorded, answered
 
+
+#: The intents that ask the brand for something: an abusive message with one is still a service request.
+SERVICE_REQUEST_INTENTS: frozenset[str] = frozenset({"complaint", "question"})
 
 #: The routing table: intent -> action. "abusive" and "wants_human" are flags that win over the intent.
 DEFAULT_ROUTES: dict[str, str] = {
@@ -157,9 +166,16 @@ class Policy:
         """
         article = answer.article if answer is not None else None
         if understanding.abusive:
-            return self._route(
-                "abusive", f"abusive (score {understanding.abusive_score:.2f}): no public reply", article
-            )
+            flagged = f"abusive (score {understanding.abusive_score:.2f})"
+            request = _service_request(understanding)
+            if request is not None:
+                return Decision(
+                    Action.ESCALATE,
+                    f"{flagged} and {request}: escalated to a person, flagged; the reply does not repeat it",
+                    template="abusive_request",
+                    escalate=True,
+                )
+            return self._route("abusive", f"{flagged} with nothing to act on: no reply", article)
         if understanding.wants_human:
             return self._route("wants_human", "the customer asked for a person", article)
         intent = understanding.intent
@@ -246,3 +262,16 @@ class Policy:
         if action == Action.MODERATE:
             return Decision(Action.MODERATE, f"{why}; flagged for moderation")
         return Decision(Action.IGNORE, f"{why}: routed to ignore")
+
+
+def _service_request(understanding: UnderstandingLike) -> str | None:
+    """What an abusive message asks of the brand, in words for the decision's reason; None when it asks
+    nothing (a confident intent outside `SERVICE_REQUEST_INTENTS`, no request for a person). An unsure intent
+    counts as a request: wrongly silencing a customer costs more than a person reading one more message."""
+    if understanding.wants_human:
+        return "asks for a person"
+    if understanding.intent in SERVICE_REQUEST_INTENTS:
+        return f"a {understanding.intent}"
+    if understanding.low_confidence:
+        return f"an unsure intent ({understanding.intent} {understanding.confidence:.2f})"
+    return None

@@ -28,6 +28,12 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "Good question! I don't have a reliable answer to that, so I've passed it to a colleague at "
         "{{ brand }}. A person will reply {{ human_reply_estimate }} ({{ support_hours }})."
     ),
+    # An abusive message that also asks for something (bot/policy/routing.py): it goes to a person; the reply
+    # is neutral and never quotes the customer's words (it may be posted in a public thread).
+    "abusive_request": (
+        "Thanks for getting in touch. I've passed your message to a person on the {{ brand }} team, who'll "
+        "reply {{ human_reply_estimate }} ({{ support_hours }})."
+    ),
     "wants_human": (
         "Of course - I've asked a person from the {{ brand }} team to take over. "
         "They'll reply {{ human_reply_estimate }} ({{ support_hours }})."
@@ -56,6 +62,12 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "code_mail": (
         "Your {{ brand }} confirmation code is {{ code }}. Send it back in the conversation where you gave "
         "us this address; it expires in 15 minutes. If you didn't ask for it, ignore this e-mail."
+    ),
+    "request_code_mail": (
+        "Someone asked {{ brand }} from this address to "
+        "{{ 'delete' if kind == 'erasure' else 'see' }} the data stored about you (request {{ id }}). "
+        "If it was you, reply with this code: {{ code }}. It expires in 15 minutes. If it wasn't you, "
+        "ignore this e-mail: nothing happens."
     ),
     "invalid_address": (
         "That doesn't look like a valid e-mail address ({{ error }}). Could you send it again?"
@@ -90,6 +102,14 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "To protect your data I can't act on this from an account we haven't confirmed is yours. Send us "
         "your e-mail address here to confirm it with a code, or ask from the account you usually use."
     ),
+    "data_unverified_email": (
+        "To protect your data we first need to be sure this request (number {{ id }}) comes from you: we've "
+        "e-mailed a 6-digit code to this address. Reply with it and your request goes ahead."
+    ),
+    "data_access_elsewhere": (
+        "I've recorded your request (number {{ id }}); our team will send your data to your own address "
+        "within 30 days."
+    ),
     "data_access_done": (
         "Here is what we store about you: your accounts on {{ channels | join(', ') or 'no channel' }}, "
         "{{ messages }} messages in {{ conversations }} conversations, {{ ideas }} ideas and "
@@ -116,6 +136,7 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 TEMPLATE_VARIABLES: dict[str, dict[str, Any]] = {
     "code_sent": {"address": "anna@example.com"},
     "code_mail": {"code": "123456"},
+    "request_code_mail": {"code": "123456", "id": 12, "kind": "erasure"},
     "invalid_address": {"error": "The part after the @-sign is not valid"},
     "wrong_code": {"tries": 2},
     "email_verified": {"address": "anna@example.com"},
@@ -132,6 +153,8 @@ TEMPLATE_VARIABLES: dict[str, dict[str, Any]] = {
         "follow_ups": 1,
     },
     "data_access_public": {"id": 12},
+    "data_unverified_email": {"id": 12},
+    "data_access_elsewhere": {"id": 12},
     "data_erasure_done": {"id": 12},
     "idea_update": {"idea": "Sell kids' hiking boots", "status": "planned"},
 }

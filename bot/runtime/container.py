@@ -107,6 +107,9 @@ def _account_of(settings: Settings, channel: str) -> str:
     """What identifies the account a poller polls (the part of the advisory-lock name after the channel)."""
     if channel == "twitter":
         return settings.twitter.user_id
+    if channel == "email" and settings.email.imap_host:
+        email = settings.email
+        return f"{email.imap_user or email.username}@{email.imap_host}/{email.imap_folder}"
     if channel == "telegram" and settings.telegram.token is not None:
         return settings.telegram.token.get_secret_value().split(":", 1)[0]  # the bot id, not the secret
     return "default"

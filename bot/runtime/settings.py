@@ -293,17 +293,44 @@ class TwitterSettings(_Section):
 
 class EmailSettings(_Section):
     enabled: bool = False
-    # SMTP server for outgoing mail (follow-ups, verification codes, replies).
+    # The mailbox's login (its address, usually), for IMAP and SMTP alike.
+    username: str = ""
+    # Where mail comes from: an IMAP mailbox (empty imap_host: only what the provider posts to
+    # POST /email/inbound). imap_user defaults to username.
+    imap_host: str = ""
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user: str = ""
+    imap_security: Literal["tls", "starttls", "none"] = "tls"
+    imap_folder: str = "INBOX"
+    # Processed mails are flagged; with a folder name here they are also moved there (created if missing).
+    imap_processed_folder: str = ""
+    # Servers without IDLE are polled this often.
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
+    # Where mail goes out (follow-ups, verification codes, replies).
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=587, ge=1, le=65535)
-    username: str = ""
-    # Secrets, from the environment: SOCIALBOT_EMAIL__PASSWORD (SMTP login) and
-    # SOCIALBOT_EMAIL__INBOUND_SECRET (the shared secret the mail provider sends to POST /email/inbound).
+    # starttls (port 587) | tls (port 465) | none (a relay on the same machine only).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    # The address mails come from; empty: username.
+    from_address: str = ""
+    # Under every mail; empty: the brand's name and website.
+    signature: str = ""
+    # Senders are verified only when vouched for: the authserv-id (first word of Authentication-Results) of
+    # the receiving mail server whose DKIM/DMARC verdict is trusted, e.g. "mx.google.com" for Google
+    # Workspace; empty trusts none. verify_dkim also checks DKIM signatures here (DNS lookups per mail).
+    trusted_authserv_id: str = ""
+    verify_dkim: bool = False
+    # Secrets, from the environment: SOCIALBOT_EMAIL__PASSWORD (the mailbox password, SMTP and IMAP),
+    # SOCIALBOT_EMAIL__IMAP_PASSWORD (only if IMAP's differs) and SOCIALBOT_EMAIL__INBOUND_SECRET (the shared
+    # secret a provider sends to POST /email/inbound; without it that route refuses every delivery).
     password: SecretStr | None = None
+    imap_password: SecretStr | None = None
     inbound_secret: SecretStr | None = None
-    from_address: str = "support@fernhill.example"
-    # STARTTLS after connecting (port 587); off only for a local relay.
-    use_tls: bool = True
+
+    @property
+    def sender_address(self) -> str:
+        """The address mails come from."""
+        return (self.from_address or self.username).strip().lower()
 
 
 class FollowupSettings(_Section):
@@ -593,8 +620,6 @@ def _required_secrets(settings: Settings) -> list[str]:
                 "access_token_secret",
             )
         ]
-    if settings.email.enabled:
-        needed.append("email.inbound_secret")
     return needed
 
 
@@ -605,15 +630,42 @@ def _check_enabled_channels(settings: Settings) -> None:
         if value is None or not value.get_secret_value():
             env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
             raise SettingsError(f"setting {name}: required when {section}.enabled is true; set {env}")
-    if settings.email.enabled and (settings.secret_key is None or not settings.secret_key.get_secret_value()):
-        raise SettingsError(
-            "setting secret_key: required when email.enabled is true (it signs the unsubscribe links); "
-            f"set {ENV_PREFIX}SECRET_KEY"
-        )
+    if settings.email.enabled:
+        _check_email(settings)
     if settings.twitter.enabled and not settings.twitter.user_id.isdigit():
         raise SettingsError(
             "setting twitter.user_id: the brand account's numeric user id is required when twitter.enabled "
             f"is true (env {ENV_PREFIX}TWITTER__USER_ID)"
+        )
+
+
+def _check_email(settings: Settings) -> None:
+    email = settings.email
+    if email.imap_host:
+        if not (email.imap_user or email.username):
+            raise SettingsError(
+                f"setting email.imap_user: required with email.imap_host (or email.username); env "
+                f"{ENV_PREFIX}EMAIL__IMAP_USER"
+            )
+        if not any(secret and secret.get_secret_value() for secret in (email.imap_password, email.password)):
+            raise SettingsError(
+                "setting email.imap_password: required with email.imap_host; set "
+                f"{ENV_PREFIX}EMAIL__PASSWORD (the mailbox password) or {ENV_PREFIX}EMAIL__IMAP_PASSWORD"
+            )
+    elif email.inbound_secret is None or not email.inbound_secret.get_secret_value():
+        raise SettingsError(
+            "setting email.inbound_secret: required when email.enabled is true without email.imap_host (mail "
+            f"then comes only through POST /email/inbound); set {ENV_PREFIX}EMAIL__INBOUND_SECRET"
+        )
+    if settings.secret_key is None or not settings.secret_key.get_secret_value():
+        raise SettingsError(
+            "setting secret_key: required when email.enabled is true (it signs the thread ids in our "
+            f"Message-IDs and the unsubscribe links); set {ENV_PREFIX}SECRET_KEY"
+        )
+    if "@" not in email.sender_address:
+        raise SettingsError(
+            "setting email.from_address: an address is required when email.enabled is true (or a username "
+            f"that is one); env {ENV_PREFIX}EMAIL__FROM_ADDRESS"
         )
 
 

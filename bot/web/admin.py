@@ -167,17 +167,17 @@ def requests_page(
     )
 
 
-@router.get("/console/contacts/export.json", include_in_schema=False)
-def console_export_by_form(
-    runtime: RuntimeDep, staff: Admin, contact: Annotated[int, Query(ge=1)]
+@router.post("/console/contacts/export.json", include_in_schema=False)
+def console_export(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: Admin,
+    contact: Annotated[int, Form(ge=1)],
+    csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
-    """The data-requests page's "any contact" form (a plain GET form: no script builds the URL)."""
+    """A contact's data as a JSON download (a POST with the CSRF token: the export is audited)."""
+    verify_csrf(request, csrf)
     return _export(runtime, contact, staff, "console")
-
-
-@router.get("/console/contacts/{contact_id}/export.json", include_in_schema=False)
-def console_export(contact_id: int, runtime: RuntimeDep, staff: Admin) -> Response:
-    return _export(runtime, contact_id, staff, "console")
 
 
 @router.post("/console/contacts/{contact_id}/erase", include_in_schema=False)
@@ -199,7 +199,7 @@ def console_erase(
     )
 
 
-@router.get("/api/v1/contacts/{contact_id}/export", tags=["data rights"])
+@router.post("/api/v1/contacts/{contact_id}/export", tags=["data rights"])
 def api_export(contact_id: int, runtime: RuntimeDep, staff: ApiAdmin) -> Response:
     """Everything stored about the contact, as JSON (audited)."""
     return _export(runtime, contact_id, staff, "api")
@@ -272,8 +272,17 @@ def audit_page(request: Request, runtime: RuntimeDep, staff: Admin, filters: Aud
     )
 
 
-@router.get("/console/audit.csv", include_in_schema=False)
-def audit_csv(runtime: RuntimeDep, staff: Admin, filters: AuditFilters) -> StreamingResponse:
+@router.post("/console/audit.csv", include_in_schema=False)
+def audit_csv(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: Admin,
+    filters: AuditFilters,
+    csrf: Annotated[str | None, Form()] = None,
+) -> StreamingResponse:
+    """The audit events matching the filters (query string) as CSV; a POST with the CSRF token, since the
+    export is itself audited."""
+    verify_csrf(request, csrf)
     query = audit_query(**filters)
     with session_scope(runtime.engine) as session:
         audit(

@@ -31,6 +31,7 @@ from bot.web.auth import session_secret
 from bot.web.errors import install_error_handlers
 from bot.web.pages import STATIC_DIR
 from bot.web.platforms import mount_platform_webhooks
+from bot.web.security_headers import SecurityHeaders
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -56,8 +57,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     """Build the web application around an already built `Runtime`."""
     settings = runtime.settings
     # A body over MAX_BODY_BYTES gets 413 while it is read, declared or chunked, on every route.
+    docs = settings.server.api_docs  # the interactive API docs and schema, only when asked for
     app = FastAPI(
-        title=f"socialbot - {settings.brand.name}", version=__version__, max_body_size=MAX_BODY_BYTES
+        title=f"socialbot - {settings.brand.name}",
+        version=__version__,
+        max_body_size=MAX_BODY_BYTES,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.runtime = runtime
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
@@ -72,6 +79,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         https_only=settings.server.https or settings.console.secure_cookies,
     )
     install_request_ids(app)
+    app.add_middleware(SecurityHeaders, https=settings.server.https)
     for router in ROUTERS:
         app.include_router(router)
     mount_platform_webhooks(app, runtime)

@@ -1,4 +1,5 @@
-"""Operations endpoints: liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`).
+"""Operations endpoints: liveness (`/healthz`), readiness (`/readyz`) and Prometheus metrics (`/metrics`, for
+a scraper holding `[server] metrics_token`).
 
 A load balancer or orchestrator restarts a worker whose `/healthz` fails and sends traffic only to workers
 whose `/readyz` succeeds (database reachable, models loaded, not shutting down).
@@ -6,7 +7,9 @@ whose `/readyz` succeeds (database reachable, models loaded, not shutting down).
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from bot.crm.db import DatabaseUnavailable, check_database
@@ -45,7 +48,16 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics(runtime: RuntimeDep) -> Response:
+def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus metrics: messages in and out per channel, decisions per action and intent, the outbox
-    backlog, send failures and pipeline latency."""
+    backlog, send failures and pipeline latency. Only for a scraper presenting `[server] metrics_token`
+    as a bearer token; without a token set, there are no metrics to scrape (404)."""
+    token = runtime.settings.server.metrics_token
+    if token is None or not token.get_secret_value():
+        raise HTTPException(404, "Not Found")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.encode(), token.get_secret_value().encode()
+    ):
+        raise HTTPException(401, "the metrics token is required", {"WWW-Authenticate": "Bearer"})
     return Response(render_metrics(runtime.engine), media_type=CONTENT_TYPE_LATEST)

@@ -67,6 +67,7 @@ def build_runtime(settings: Settings, *, models: Models | None = None, migrate: 
             sink=functools.partial(accept_inbound, runtime),
             cursors=DatabaseCursors(engine),
             support_desk=SlackSupportDesk(runtime),
+            engine=engine,
         )
     )
     return runtime

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from bot.crm.db import session_scope
-from bot.crm.models import ChannelCursor, utcnow
-from bot.engagement.followups import unsubscribe_url
+from bot.crm.models import ChannelCursor, MailboxPosition, utcnow
+from bot.engagement.followups import record_bounce, unsubscribe_url
 from bot.runtime.settings import Settings
 from channels.base import Channel, CursorStore, InboundSink
 
-__all__ = ["DatabaseCursors", "brand_keywords", "build_detached_channels", "build_platform_channels"]
+if TYPE_CHECKING:
+    from channels.email import MailboxPosition as ReadPosition
+
+__all__ = [
+    "DatabaseCursors",
+    "DatabaseMailboxPositions",
+    "brand_keywords",
+    "build_detached_channels",
+    "build_platform_channels",
+]
 
 log = logging.getLogger("socialbot.channels")
 
@@ -54,12 +63,18 @@ def _secret(value) -> str | None:
 
 
 def build_platform_channels(
-    settings: Settings, *, sink: InboundSink, cursors: CursorStore, support_desk: Any = None
+    settings: Settings,
+    *,
+    sink: InboundSink,
+    cursors: CursorStore,
+    support_desk: Any = None,
+    engine: Engine | None = None,
 ) -> dict[str, Channel]:
     """The adapters of every enabled platform, by channel name (not started: pollers start in `serve`).
 
     `support_desk` (a bot.support.slack_desk.SlackSupportDesk) handles staff's clicks and thread replies in
-    the Slack support channel."""
+    the Slack support channel. `engine` keeps the e-mail poller's position and records bounces; without it
+    (one-off commands) the mailbox is only checked, never read."""
     channels: dict[str, Channel] = {}
     if settings.slack.enabled:
         from channels.slack import SlackChannel
@@ -107,24 +122,80 @@ def build_platform_channels(
             cursors=cursors,
         )
     if settings.email.enabled:
-        from channels.email import EmailChannel
-
-        email = settings.email
-        channels["email"] = EmailChannel(
-            smtp_host=email.smtp_host,
-            smtp_port=email.smtp_port,
-            username=email.username,
-            password=_secret(email.password),
-            from_address=email.from_address,
-            use_tls=email.use_tls,
-            inbound_secret=_secret(email.inbound_secret),
-            brand_name=settings.brand.name,
-            unsubscribe_url=functools.partial(unsubscribe_url, settings),
-            sink=sink,
-        )
+        channels["email"] = _email_channel(settings, sink=sink, engine=engine)
     if channels:
         log.info("channels enabled: %s", ", ".join(sorted(channels)))
     return channels
+
+
+class DatabaseMailboxPositions:
+    """The IMAP poller's position per mailbox folder in the `mailboxposition` table (a
+    `channels.email.MailboxPositionStore`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def load(self, mailbox: str) -> ReadPosition | None:
+        from channels.email import MailboxPosition as ReadPosition
+
+        with session_scope(self.engine, read_only=True) as session:
+            row = session.get(MailboxPosition, mailbox)
+            return ReadPosition(row.uidvalidity, row.last_uid) if row is not None else None
+
+    def save(self, mailbox: str, position: ReadPosition) -> None:
+        with session_scope(self.engine) as session:
+            row = session.get(MailboxPosition, mailbox) or MailboxPosition(
+                mailbox=mailbox, uidvalidity=position.uidvalidity, last_uid=position.last_uid
+            )
+            row.uidvalidity, row.last_uid, row.updated_at = position.uidvalidity, position.last_uid, utcnow()
+            session.add(row)
+
+
+class _NoPositions:
+    def load(self, mailbox: str) -> ReadPosition | None:
+        return None
+
+    def save(self, mailbox: str, position: ReadPosition) -> None:
+        raise RuntimeError("this e-mail channel was built for a one-off command and reads no mailbox")
+
+
+def _email_channel(settings: Settings, *, sink: InboundSink, engine: Engine | None) -> Channel:
+    from channels.email import EmailChannel, ImapAccount, ImapSecurity, SenderAuthenticator
+
+    email = settings.email
+    imap = None
+    if email.imap_host:
+        imap = ImapAccount(
+            host=email.imap_host,
+            port=email.imap_port,
+            username=email.imap_user or email.username,
+            password=_secret(email.imap_password) or _secret(email.password) or "",
+            security=ImapSecurity(email.imap_security),
+            folder=email.imap_folder,
+            processed_folder=email.imap_processed_folder or None,
+        )
+    return EmailChannel(
+        smtp_host=email.smtp_host,
+        smtp_port=email.smtp_port,
+        smtp_security=email.smtp_security,
+        username=email.username,
+        password=_secret(email.password),
+        from_address=email.sender_address,
+        inbound_secret=_secret(email.inbound_secret) or "",
+        thread_secret=_secret(settings.secret_key) or "",
+        brand_name=settings.brand.name,
+        signature=email.signature or f"{settings.brand.name}\n{settings.brand.website}",
+        unsubscribe_url=functools.partial(unsubscribe_url, settings),
+        sink=sink,
+        authenticator=SenderAuthenticator(
+            trusted_authserv_ids=[email.trusted_authserv_id] if email.trusted_authserv_id else [],
+            verify_dkim=email.verify_dkim,
+        ),
+        imap=imap,
+        imap_poll_seconds=email.imap_poll_seconds,
+        positions=DatabaseMailboxPositions(engine) if engine is not None else _NoPositions(),
+        on_bounce=functools.partial(record_bounce, engine) if engine is not None else None,
+    )
 
 
 class _NoCursors(CursorStore):

@@ -21,6 +21,8 @@ ADMIN = "admin@fernhill.example"
 AGENT = "agent@fernhill.example"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 INBOUND_SECRET = "inbound-shared-secret-for-tests"
+#: The receiving mail server whose Authentication-Results the e-mail channel believes.
+TRUSTED_AUTHSERV_ID = "mx.fernhill.example"
 #: The limits the attack suite's servers run with (small, so an attack crosses them quickly).
 LIMITS = {
     "SOCIALBOT_WEBCHAT__MESSAGES_PER_MINUTE_PER_IP": "12",
@@ -33,14 +35,16 @@ METRICS_TOKEN = "metrics-token-for-the-attack-suite"
 
 
 def email_env(smtp: LocalSMTP) -> dict[str, str]:
-    """E-mail on, over the loopback SMTP server (verification codes go out this way)."""
+    """E-mail on, over the loopback SMTP server (verification codes go out this way); raw mails posted to
+    /email/inbound are believed only as far as TRUSTED_AUTHSERV_ID vouches for their senders."""
     return {
         "SOCIALBOT_EMAIL__ENABLED": "true",
         "SOCIALBOT_EMAIL__SMTP_HOST": "127.0.0.1",
         "SOCIALBOT_EMAIL__SMTP_PORT": str(smtp.port),
-        "SOCIALBOT_EMAIL__USE_TLS": "false",
+        "SOCIALBOT_EMAIL__SMTP_SECURITY": "none",
         "SOCIALBOT_EMAIL__FROM_ADDRESS": "care@fernhill.example",
         "SOCIALBOT_EMAIL__INBOUND_SECRET": INBOUND_SECRET,
+        "SOCIALBOT_EMAIL__TRUSTED_AUTHSERV_ID": TRUSTED_AUTHSERV_ID,
     }
 
 
@@ -77,7 +81,8 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, caches, smtp, fake_slack) -> Iterator[Served]:
-    """`socialbot serve` on SQLite: web chat, e-mail, Slack's Events API over HTTP; an admin and an agent."""
+    """`socialbot serve` on SQLite: web chat, e-mail, Slack's Events API over HTTP; an admin and an agent.
+    Verified customers' data requests are fulfilled at once (`auto_fulfil`, what an attacker hopes for)."""
     served = start_server(
         tmp_path_factory.mktemp("server"),
         caches=caches,
@@ -86,6 +91,7 @@ def server(tmp_path_factory, caches, smtp, fake_slack) -> Iterator[Served]:
             **email_env(smtp),
             **slack_env(fake_slack, socket_mode=False),
             "SOCIALBOT_SERVER__METRICS_TOKEN": METRICS_TOKEN,
+            "SOCIALBOT_DATA_RIGHTS__AUTO_FULFIL": "true",
             **LIMITS,
         },
         staff={ADMIN: "admin", AGENT: "agent"},

@@ -10,7 +10,8 @@ import re
 from bot.crm.models import utcnow
 from bot.engagement.csat import record_rating
 from bot.engagement.followups import cancel_nudges_on_reply
-from bot.engagement.identity import link_email
+from bot.engagement.identity import link_email, request_confirmed_by_code
+from bot.pipeline.steps import data_rights
 from bot.pipeline.turn import Turn
 from bot.policy.routing import Decision
 from channels.base import InboundKind
@@ -48,11 +49,12 @@ def rating(turn: Turn) -> Decision | None:
 
 
 def identity(turn: Turn) -> Decision | None:
-    """An e-mail address to verify, or the code that verifies it, is answered with the flow's next step."""
+    """An e-mail address to verify, or the code that verifies it, is answered with the flow's next step. A
+    code that confirms a data request (from an unauthenticated e-mail) lets that request go ahead."""
     text = _answers_us(turn)
     if text is None:
         return None
-    return link_email(
+    decision = link_email(
         turn.runtime,
         turn.session,
         turn.message,
@@ -60,3 +62,8 @@ def identity(turn: Turn) -> Decision | None:
         text,
         detected_language=turn.analysis.language,
     )
+    if decision is not None:
+        request = request_confirmed_by_code(turn.session, turn.conversation.id)
+        if request is not None:
+            return data_rights.confirm(turn, request)
+    return decision

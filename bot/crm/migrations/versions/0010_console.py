@@ -7,7 +7,7 @@ PostgreSQL, GIN indexes over `to_tsvector('simple', ...)` expressions that bot/s
 the very same expressions.
 
 Revision ID: 0010_console
-Revises: 0009_corrections, 0007 (joins main's security migration: one head)
+Revises: 0009_corrections, 0008e (joins main's head: one head)
 Create Date: 2026-12-04 10:00:00.000000
 """
 
@@ -18,7 +18,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0010_console"
-down_revision: tuple[str, ...] = ("0009_corrections", "0007")
+down_revision: tuple[str, ...] = ("0009_corrections", "0008e")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
