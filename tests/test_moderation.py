@@ -176,7 +176,8 @@ def test_abusive_text_is_escaped_in_the_console_and_the_api_checks_its_input(tel
     page = client.get("/console/moderation").text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert re.search(r'<span class="abuse"[^>]*>[^<]*&lt;script&gt;', page)
+    unmarked = re.sub(r"</?mark>", "", page)  # the words that weighed most are highlighted
+    assert re.search(r'<span class="abuse"[^>]*>[^<]*&lt;script&gt;', unmarked)
 
     auth = {"Authorization": f"Bearer {token}"}
     [entry] = client.get("/api/v1/moderation", headers=auth).json()
