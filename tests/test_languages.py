@@ -56,7 +56,16 @@ def test_english_is_english():
 
 
 @pytest.mark.parametrize(
-    "text", ["Do you sell tent pegs?", "Is there a store in Manchester?", "where is my order"]
+    "text",
+    [
+        "Do you sell tent pegs?",
+        "Is there a store in Manchester?",
+        "where is my order",
+        # trigram models alone read these as Italian 0.996 and Danish: the pair's full models overrule them
+        "how do i reset my password",
+        "charged me twice for the same order, sort it out pls",
+        "do u have the storm shell in XXL",
+    ],
 )
 def test_a_short_english_question_is_not_switched_to_another_language(text):
     assert detect_language(text, default="en") in (None, "en")

@@ -57,6 +57,7 @@ def check(directory: Annotated[Path, typer.Argument(help="knowledge base folder"
 
 @app.command()
 def answer(
+    ctx: typer.Context,
     kb: KbOption,
     input: Annotated[Path, typer.Option("--input", help="CSV with a `text` column")],
     output: Annotated[Path, typer.Option("--output", help="JSON Lines file to write ('-' for stdout)")],
@@ -66,7 +67,7 @@ def answer(
     """Answer a CSV of questions: one JSON line per row, in order: {"article": id or null, "score": x}."""
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         texts = [row["text"] for row in _read_csv(input, required=("text",))]
-        knowledge_base, encoder = _build(kb, threshold, cache)
+        knowledge_base, encoder = _build(ctx, kb, threshold, cache)
         embeddings = _encode(encoder, texts)
         lines = []
         for text, embedding in zip(texts, embeddings, strict=True):
@@ -80,6 +81,7 @@ def answer(
 
 @app.command("eval")
 def evaluate_command(
+    ctx: typer.Context,
     kb: KbOption,
     data: Annotated[
         Path, typer.Option("--data", help="CSV with `text,article` (empty article: should decline)")
@@ -90,7 +92,7 @@ def evaluate_command(
     """Print top-1 / top-3 accuracy, answer rate and wrong-answer rate on a labelled CSV."""
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         rows = _read_csv(data, required=("text", "article"))
-        knowledge_base, encoder = _build(kb, threshold, cache)
+        knowledge_base, encoder = _build(ctx, kb, threshold, cache)
         known = {article.id for article in knowledge_base.articles}
         for number, row in enumerate(rows, start=2):
             if row["article"].strip() and row["article"].strip() not in known:
@@ -115,7 +117,7 @@ def reindex(
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         cache_dir = cache or _default_cache_dir(ctx)
         started = time.perf_counter()
-        counting = _CountingEncoder(_load_encoder())
+        counting = _CountingEncoder(_load_encoder(ctx))
         _show_warnings()
         knowledge_base = KnowledgeBase.build(kb, counting, cache_dir=cache_dir)
     typer.echo(
@@ -141,14 +143,15 @@ def _default_cache_dir(ctx: typer.Context | None) -> Path:
     return settings_for(ctx).data.dir / "cache" / "knowledge"
 
 
-def _load_encoder():
-    from intents.encoder import SentenceEncoder
+def _load_encoder(ctx: typer.Context):
+    """The encoder the bot runs: the shipped model named by [intents] model."""
+    from intents.encoder import load_encoder
 
-    return SentenceEncoder.load()
+    return load_encoder(settings_for(ctx).intents.model)
 
 
-def _build(directory: Path, threshold: float | None, cache: Path | None):
-    encoder = _load_encoder()
+def _build(ctx: typer.Context, directory: Path, threshold: float | None, cache: Path | None):
+    encoder = _load_encoder(ctx)
     _show_warnings()
     return KnowledgeBase.build(directory, encoder, threshold=threshold, cache_dir=cache), encoder
 

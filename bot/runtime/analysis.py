@@ -19,8 +19,8 @@ import numpy as np
 from bot.runtime.batching import MicroBatcher
 from bot.runtime.languages import detect_language
 from bot.runtime.settings import Settings
-from intents import Understander, Understanding
-from intents.encoder import Encoder, load_encoder
+from intents import HeadsError, Understander, Understanding
+from intents.encoder import Encoder, load_encoder, model_dir
 from knowledge import Answer, KnowledgeBase
 
 __all__ = ["Analysis", "Models", "load_models", "sample_knowledge_dir"]
@@ -185,14 +185,23 @@ def _log_odds(probability: float) -> float:
 
 
 def load_models(settings: Settings) -> Models:
-    """Load the encoder, the heads and the knowledge base named by the settings."""
+    """Load the encoder, the heads and the knowledge base named by the settings.
+
+    Raises:
+        EncoderLoadError: the model's files are missing or corrupt.
+        HeadsError: a head file is missing, corrupt or does not fit.
+        KnowledgeBaseError: an article is invalid (with [knowledge] on_invalid = "fail").
+    """
     started = time.perf_counter()
-    encoder = load_encoder(
-        settings.intents.backend,
-        cache_dir=settings.data.onnx_cache_dir,
-        threads=settings.intents.threads or None,
-    )
-    understander = Understander.load(settings.intents.heads_dir)
+    model = settings.intents.model
+    encoder = load_encoder(model, threads=settings.intents.threads or None)
+    understander = Understander.load(settings.intents.heads_dir or model_dir(model))
+    if understander.encoder_name and understander.encoder_name != encoder.name:
+        raise HeadsError(
+            f"the heads in {settings.intents.heads_dir} were trained on the encoder "
+            f"{understander.encoder_name}, not on {encoder.name} ([intents] model = {model!r}); "
+            "retrain them with `socialbot intents train`"
+        )
     knowledge_dir = settings.knowledge.dir or sample_knowledge_dir()
     knowledge = KnowledgeBase.build(
         knowledge_dir,
@@ -204,10 +213,10 @@ def load_models(settings: Settings) -> Models:
     if not knowledge.articles:
         log.warning("knowledge base %s has no articles: every question will be escalated", knowledge_dir)
     log.info(
-        "models loaded in %.2f s (encoder %s, %s backend)",
+        "models loaded in %.2f s (encoder %s, the %s model)",
         time.perf_counter() - started,
         encoder.name,
-        settings.intents.backend,
+        model,
     )
     return Models(
         encoder,

@@ -36,6 +36,11 @@ _MIN_CONFIDENCE = 0.5
 _SHORT_TEXT_LETTERS = 40
 _MIN_CONFIDENCE_OTHER_SHORT = 0.95
 _MIN_CONFIDENCE_OTHER = 0.7
+# Trigram models can be near-certain and wrong on a short text ("how do i reset my password": Italian 0.996).
+# A switch away from the default on a text shorter than this is confirmed by lingua's high-accuracy models of
+# just the two languages in question (loaded once per pair, about 20 MB a language), needing this confidence.
+_CONFIRM_BELOW_LETTERS = 120
+_MIN_CONFIDENCE_CONFIRMED = 0.8
 # Not words of any language: links, e-mail addresses, @mentions and #tags, numbers.
 _NOISE = re.compile(r"https?://\S+|\S+@\S+|[@#]\w+|\d+")
 _lock = threading.Lock()
@@ -52,6 +57,22 @@ def _detector(languages: frozenset[str]) -> LanguageDetector:
     # Low-accuracy mode uses trigram models only: measured on tests/data/multilingual.csv, 28 MB and 1.4 s
     # for the first pass over 18 languages instead of 350 MB and 20 s, as accurate on sentence-long texts.
     return LanguageDetectorBuilder.from_languages(*known).with_low_accuracy_mode().build()
+
+
+@functools.lru_cache(maxsize=8)
+def _pair_detector(default: Language, other: Language) -> LanguageDetector:
+    return LanguageDetectorBuilder.from_languages(default, other).build()
+
+
+def _confirmed(text: str, default: str, other: Language) -> bool:
+    """Whether the high-accuracy models of `default` and `other` alone clearly read `text` as `other`."""
+    try:
+        default_language = Language.from_iso_code_639_1(getattr(IsoCode639_1, default.upper()))
+    except (AttributeError, ValueError):
+        return True  # no model for the default language: nothing to confirm against
+    detector = _pair_detector(default_language, other)
+    with _lock:
+        return detector.compute_language_confidence(text, other) >= _MIN_CONFIDENCE_CONFIRMED
 
 
 def detect_language(text: str, extra: Iterable[str] = (), *, default: str = "en") -> str | None:
@@ -73,7 +94,11 @@ def detect_language(text: str, extra: Iterable[str] = (), *, default: str = "en"
         if best == default:
             return best
         needed = _MIN_CONFIDENCE_OTHER_SHORT if len(letters) < _SHORT_TEXT_LETTERS else _MIN_CONFIDENCE_OTHER
-        return best if values[0].value >= needed else None
+        if values[0].value < needed:
+            return None
+        if len(letters) < _CONFIRM_BELOW_LETTERS and not _confirmed(cleaned, default, values[0].language):
+            return None
+        return best
     latin = sum(1 for c in letters if c.isascii() or "\u00c0" <= c <= "\u024f")
     if latin < len(letters) / 2:
         return UNDETERMINED
