@@ -420,6 +420,25 @@ class SlackChannel(WebhookChannel):
             )
         return str(response["ts"])
 
+    def post_alert(self, key: str, text: str) -> str:
+        """Post an alert for staff (e.g. a complaint spike) to the support channel; return the post's ts.
+
+        `text` is shown as written, with Slack's control characters escaped; `key` finds the post again with
+        `find_escalation` after an interrupted attempt.
+
+        Raises:
+            TemporarySendError: rate limited, a 5xx, or no connection.
+            PermanentSendError: Slack refused (channel_not_found, not_in_channel, invalid_auth, ...).
+        """
+        with _send_errors("chat.postMessage"):
+            response = self.client.chat_postMessage(
+                channel=self.support_channel,
+                text=escape_mrkdwn(text),
+                unfurl_links=False,
+                metadata={"event_type": ESCALATION_EVENT_TYPE, "event_payload": {"key": key}},
+            )
+        return str(response["ts"])
+
     def update_escalation(self, ts: str, card: EscalationCard) -> None:
         """Show `card` in the escalation post `ts` (who has the thread now, which buttons remain).
 

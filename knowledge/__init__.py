@@ -6,7 +6,14 @@ the articles as classes, and caches both on disk; `answer` returns the best arti
 threshold. `format_reply` shortens an article to fit a channel.
 """
 
-from knowledge._articles import CHANNELS, Article, KnowledgeBaseError, load_articles, scan_articles
+from knowledge._articles import (
+    CHANNELS,
+    Article,
+    KnowledgeBaseError,
+    load_articles,
+    parse_article,
+    scan_articles,
+)
 from knowledge._base import DEFAULT_THRESHOLD, MIN_PROBABILITY, Answer, BatchScores, KnowledgeBase
 from knowledge._encoder import TextEncoder
 from knowledge._evaluation import Evaluation, ThresholdPoint, evaluate, threshold_curve
@@ -29,6 +36,7 @@ __all__ = [
     "evaluate",
     "format_reply",
     "load_articles",
+    "parse_article",
     "scan_articles",
     "threshold_curve",
     "x_length",

@@ -58,6 +58,18 @@ def make_settings(tmp_path: Path) -> Callable[..., Any]:
 
 
 @pytest.fixture
+def db_engine(tmp_path: Path) -> Iterator[Any]:
+    """A migrated SQLite database of its own, for service tests that need no models."""
+    from bot.crm.db import create_db_engine, upgrade_database
+
+    url = f"sqlite:///{tmp_path / 'socialbot.sqlite3'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def runtime(make_settings: Callable[..., Any], models) -> Iterator[Any]:
     from bot.worker.build import build_runtime
 

@@ -174,15 +174,13 @@ def test_customer_html_is_shown_as_text_in_the_queue_the_conversation_and_live_u
     add_agent(runtime)
 
     log_in(page, server_url)
-    title = page.title()
-    snippet = page.locator("table.queue td.snippet").first
+    snippet = page.locator("table.queue .snippet").first
     assert snippet.inner_text() == HOSTILE[:140]
     assert page.locator("table.queue img, table.queue script").count() == 0
-    assert page.evaluate("window.__xss") is None and page.title() == title
+    assert page.evaluate("window.__xss") is None and "pwned" not in page.title()
 
     page.goto(f"{server_url}/console/conversations/{conversation_id}")
-    title = page.title()
-    assert title.startswith(f"Conversation {conversation_id}")
+    assert f"Conversation {conversation_id}" in page.title()  # after the unread count, if any
     first_message = page.locator("#log .msg", has_text="I want to talk to a human")
     assert_shown_as_text(first_message, HOSTILE)
     assert page.locator("#log img, #log script").count() == 0
@@ -196,7 +194,7 @@ def test_customer_html_is_shown_as_text_in_the_queue_the_conversation_and_live_u
     assert page.locator("#log img, #log script, #log b").count() == 0
     page.wait_for_timeout(500)  # give any injected handler a chance to fire
     assert page.evaluate("window.__xss") is None
-    assert page.title() == title
+    assert "pwned" not in page.title()
 
 
 def test_a_logged_out_visit_to_the_console_lands_on_the_login_page(server_url, page):

@@ -311,7 +311,7 @@ def test_a_marketer_moves_an_idea_along_the_board_and_it_is_audited(client, runt
     assert (audit.actor_id, audit.subject_id, audit.details) == (
         staff_id,
         idea.id,
-        {"from": "new", "to": "planned"},
+        {"from": "new", "to": "planned", "customers_told": 1},
     )
     with Session(runtime.engine) as session:
         followups = session.exec(select(FollowUp).where(FollowUp.template == "idea_update")).all()

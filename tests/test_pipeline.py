@@ -55,17 +55,26 @@ def test_a_complaint_is_apologised_for_escalated_and_the_bot_then_stays_silent(c
     assert len(events) == 1
 
 
-def test_praise_is_thanked_and_counts_toward_advocacy(client, runtime):
+def test_praise_is_thanked_and_recommending_us_makes_an_advocate(client, runtime):
     session_id = new_session()
     body = say(client, session_id, "Just got my new tent from you guys and I absolutely love it, thank you!")
     assert body["state"] == "bot"
     assert "thank" in body["replies"][0]["text"].lower()
     say(client, session_id, "Your staff in the Leeds store were so helpful, amazing service!")
-    with Session(runtime.engine) as session:
-        contact = session.exec(
-            select(Contact).join(Conversation).where(Conversation.thread_id == thread_of(session_id))
-        ).one()
-    assert contact.ladder_stage == "advocate"
+
+    def stage() -> str:
+        with Session(runtime.engine) as session:
+            return (
+                session.exec(
+                    select(Contact).join(Conversation).where(Conversation.thread_id == thread_of(session_id))
+                )
+                .one()
+                .ladder_stage
+            )
+
+    assert stage() == "owner"  # praise alone is not advocacy (bot/crm/ladder.py)
+    say(client, session_id, "I've told all my friends to buy their tents from you!")
+    assert stage() == "advocate"
 
 
 def test_an_idea_is_thanked_and_recorded(client, runtime):

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import bot.crm.models  # noqa: F401
-from bot.crm.db import create_db_engine, current_revision, upgrade_database
+from bot.crm.db import create_db_engine, current_revision, in_models, upgrade_database
 
 
 def test_the_whole_migration_chain_runs_on_postgresql_and_matches_the_models(pg_url):
@@ -22,7 +22,13 @@ def test_the_whole_migration_chain_runs_on_postgresql_and_matches_the_models(pg_
             inspect(engine).get_table_names()
         )
         with engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+            assert (
+                compare_metadata(
+                    MigrationContext.configure(connection, opts={"include_name": in_models}),
+                    SQLModel.metadata,
+                )
+                == []
+            )
         revision = current_revision(engine)
         upgrade_database(pg_url)  # idempotent
         assert current_revision(engine) == revision
@@ -48,7 +54,13 @@ def test_three_workers_starting_together_migrate_once(pg_url):
     engine = create_db_engine(pg_url)
     try:
         with engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+            assert (
+                compare_metadata(
+                    MigrationContext.configure(connection, opts={"include_name": in_models}),
+                    SQLModel.metadata,
+                )
+                == []
+            )
     finally:
         engine.dispose()
 

@@ -4,9 +4,12 @@ a thread. The customer side is the web chat API; replies reach it through the ou
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from contextlib import closing
 
+import httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -318,14 +321,57 @@ def test_notes_stay_internal(client, runtime, complaint):
     assert all("VIP" not in m["text"] for m in customer_sees(client, session_id))
 
 
-def test_live_updates_say_who_wrote_each_message(client, runtime, complaint):
-    _, conversation_id = complaint
-    _, token = add_staff(runtime, "ana@fernhill.example")
+def read_events(client: httpx.Client, url: str, wanted: set[str]) -> dict[str, dict]:
+    """The first event of each name in `wanted` from the console's event stream at `url`."""
+    found: dict[str, dict] = {}
+    with client.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: ") and name in wanted and name not in found:
+                found[name] = json.loads(line.removeprefix("data: "))
+            if set(found) == wanted:
+                break
+    return found
+
+
+def browser_login(server_url: str, email: str) -> httpx.Client:
+    client = httpx.Client(base_url=server_url, timeout=30)
+    form = client.get("/console/login")
     client.post(
-        f"/api/v1/conversations/{conversation_id}/reply",
+        "/console/login",
+        data={"email": email, "password": PASSWORD, "csrf": csrf_of(form.text), "next": "/console"},
+    )
+    return client
+
+
+def test_live_updates_say_who_wrote_each_message_and_count_them_read(server_url, runtime):
+    with httpx.Client(base_url=server_url, timeout=60) as customer:
+        body = customer.post(
+            "/api/v1/chat",
+            json={"session_id": f"web-{uuid.uuid4().hex}", "text": "My jacket fell apart, nobody answers!!"},
+        ).json()
+    conversation_id = body["conversation_id"]
+    _, token = add_staff(runtime, "ana@fernhill.example", name="Ana")
+    httpx.post(
+        f"{server_url}/api/v1/conversations/{conversation_id}/reply",
         json={"text": "Ana here."},
         headers={"Authorization": f"Bearer {token}"},
     )
-    log_in(client, "ana@fernhill.example")
-    updates = client.get(f"/console/conversations/{conversation_id}/updates?after=0").json()
-    assert [m["author_kind"] for m in updates["messages"]] == ["customer", "bot", "staff"]
+    with closing(browser_login(server_url, "ana@fernhill.example")) as staff:
+        events = read_events(
+            staff,
+            f"/console/events?view=conversation&conversation={conversation_id}&after=0",
+            {"counts", "messages", "status"},
+        )
+    html = events["messages"]["html"]
+    assert html.count("msg--customer") == 1 and html.count("msg--bot") == 1 and html.count("msg--staff") == 1
+    assert "Ana here." in html and "fell apart" in html
+    assert 'id="state">human<' in events["status"]["html"]
+    assert events["counts"]["waiting"] == 1
+    # the messages were on screen, so nothing in the conversation is unread for Ana any more
+    with closing(browser_login(server_url, "ana@fernhill.example")) as staff:
+        assert read_events(staff, "/console/events", {"counts"})["counts"]["unread"] == 0

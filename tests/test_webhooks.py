@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
-from bot.crm.models import Conversation, WebhookDelivery, WebhookEndpoint, utcnow
+from bot.crm.models import ComplaintSpike, Conversation, WebhookDelivery, WebhookEndpoint, utcnow
 from bot.delivery.webhooks import (
     EVENT_TYPES,
     WebhookError,
@@ -98,6 +98,17 @@ def test_each_event_type_arrives_once_per_event_id_with_a_valid_signature(runtim
     send_due_followups(runtime, now=utcnow() + timedelta(seconds=1))
     deliver_due(runtime.engine, runtime.channels)
     sync_followup_delivery(runtime.engine)
+    with session_scope(runtime.engine) as session:  # as bot/insights/topics.py records one (test_topics.py)
+        session.add(
+            ComplaintSpike(
+                day="2026-03-25",
+                label="Lost, late or missing parcel",
+                today=8,
+                daily_average=0.5,
+                message_ids=[complaint.message_id],
+                text="Complaint spike: ...",
+            )
+        )
 
     _deliver_all(runtime)
     _deliver_all(runtime)  # nothing is sent twice by a second run

@@ -1,4 +1,5 @@
-"""`socialbot intents classify | train | eval | train-encoder`: the understanding model from the CLI."""
+"""`socialbot intents classify | train | eval | train-encoder | import-corrections`: the understanding model
+from the command line."""
 
 from __future__ import annotations
 
@@ -202,3 +203,24 @@ def train_encoder(
         else:
             folder = training.train_encoder(config, work_dir=work, out_root=out, threads=threads)
     typer.echo(f"{variant.value} model written to {folder}", err=True)
+
+
+@app.command("import-corrections")
+def import_corrections_command(
+    ctx: typer.Context,
+    data: Annotated[
+        Path, typer.Argument(help="CSV with a 'text' column and any of 'intent', 'sentiment', 'abusive'.")
+    ],
+) -> None:
+    """Add labelled examples to the brand's corrections (what `train --from-crm` learns from)."""
+    from bot.cli.common import open_database
+    from bot.insights.corrections import CorrectionError, import_corrections
+
+    with clear_errors(CorrectionError):
+        engine = open_database(settings_for(ctx))
+        try:
+            report = import_corrections(engine, data)
+        finally:
+            engine.dispose()
+    added = ", ".join(f"{n} {aspect}" for aspect, n in sorted(report.added.items())) or "nothing"
+    typer.echo(f"added {added} from {data.name} ({report.skipped} already there)")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,10 +17,14 @@ from bot.cli.contacts import app as contacts_app
 from bot.cli.export import app as export_app
 from bot.cli.intents import app as intents_app
 from bot.cli.knowledge import app as knowledge_app
+from bot.cli.ladder import app as ladder_app
 from bot.cli.setup import slack_app, telegram_app
 from bot.cli.staff import app as staff_app
 from bot.cli.webhooks import app as webhooks_app
 from bot.runtime.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.runtime.container import Runtime
 
 app = typer.Typer(
     name="socialbot",
@@ -40,6 +45,7 @@ app.add_typer(staff_app, name="staff", help="Staff accounts: add people, issue A
 app.add_typer(export_app, name="export", help="Export the response log as CSV.")
 app.add_typer(webhooks_app, name="webhooks", help="Outgoing webhooks to integrations.")
 app.add_typer(contacts_app, name="contacts", help="A customer's data: export it as JSON or erase it.")
+app.add_typer(ladder_app, name="ladder", help="The advocacy ladder: check its rules on labelled histories.")
 
 log = logging.getLogger("socialbot")
 
@@ -94,8 +100,15 @@ def _runtime(settings: Settings):
 
 
 def _serve(
-    settings: Settings, *, banner: str | None = None, workers: int = 1, config: Path | None = None
+    settings: Settings,
+    *,
+    banner: str | None = None,
+    workers: int = 1,
+    config: Path | None = None,
+    prepare: Callable[[Runtime], str] | None = None,
 ) -> None:
+    """Serve `settings`; `prepare` (one process only) runs on the loaded runtime before the worker starts
+    and returns the banner."""
     import uvicorn
     from sqlalchemy.exc import OperationalError
 
@@ -116,7 +129,10 @@ def _serve(
             serve_workers(settings, workers=workers, config=config, banner=banner)
             return
         # One process: load here, so a bad knowledge base or heads file stops start-up with one clear line.
-        web = app_for(start_worker(settings, runtime=_runtime(settings)))
+        runtime = _runtime(settings)
+        if prepare is not None:
+            banner = prepare(runtime)
+        web = app_for(start_worker(settings, runtime=runtime))
     except SettingsError as error:
         raise fail(str(error)) from None
     except OperationalError as error:
@@ -161,16 +177,27 @@ def demo(
             "server": settings.server.model_copy(update={"host": "127.0.0.1", "port": port}),
         }
     )
-    url = f"http://127.0.0.1:{port}/"
-    _serve(
-        settings,
-        banner=(
-            f"\n  {settings.brand.name} is ready: open {url} and chat.\n"
-            f"  Try: 'how long does delivery take?', 'my parcel never arrived and nobody answers!!',\n"
-            f"       'you should sell kids' hiking boots', 'love my new tent!'\n"
-            f"  Database: {settings.database_url_for_display}\n"
-        ),
-    )
+    url = f"http://127.0.0.1:{port}"
+
+    def banner(runtime: Runtime) -> str:
+        from bot.cli.demo import prepare_demo
+
+        typer.echo("Preparing the demo (a sample week of conversations on a new database takes a minute)...")
+        access = prepare_demo(runtime)
+        if access.password is None:
+            way_in = "  This database already has staff, so no demo admin was added: use your own account.\n"
+        else:
+            way_in = f"  Log in as {access.email} with password {access.password} (new at every start).\n"
+        return (
+            f"\n  {settings.brand.name} is ready (this computer only).\n"
+            f"  Web chat:  {url}/   try 'how long does delivery take?' or 'you should sell kids' boots'\n"
+            f"  Console:   {url}/console   (the queue, conversations, moderation)\n"
+            f"  Dashboard: {url}/console/insights\n"
+            f"{way_in}"
+            f"  Database:  {settings.database_url_for_display}\n"
+        )
+
+    _serve(settings, prepare=banner)
 
 
 @app.command()

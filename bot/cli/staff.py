@@ -1,4 +1,4 @@
-"""`socialbot staff add | token | list | link`: staff accounts for the console, the API and Slack."""
+"""`socialbot staff add | token | list | link | team`: staff accounts for the console, the API and Slack."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ def add(
     email: Annotated[str, typer.Argument(help="the person's e-mail address (their login)")],
     role: Annotated[str, typer.Option(help="agent | marketer | admin")] = "agent",
     name: Annotated[str | None, typer.Option(help="the name colleagues see")] = None,
+    team: Annotated[str | None, typer.Option(help="their team (whose canned replies they use)")] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="read the password from standard input (scripts)")
     ] = False,
 ) -> None:
     """Add a staff member; the password is asked for (or read from stdin), never taken as an argument."""
     from bot.crm.db import session_scope
-    from bot.support.staff import StaffError, create_staff
+    from bot.support.staff import StaffError, create_staff, set_team
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -36,6 +37,8 @@ def add(
     try:
         with session_scope(engine) as session:
             staff = create_staff(session, email, role=role, password=password, name=name)
+            if team:
+                set_team(session, staff.email, team)
             summary = f"added {staff.email} as {staff.role} (id {staff.id})"
     except StaffError as error:
         raise fail(str(error)) from None
@@ -79,7 +82,7 @@ def list_staff(ctx: typer.Context) -> None:
     with session_scope(engine, read_only=True) as session:
         for staff in session.exec(select(Staff).order_by(Staff.email)).all():
             state = "" if staff.active else " (disabled)"
-            typer.echo(f"{staff.id}\t{staff.email}\t{staff.role}{state}")
+            typer.echo(f"{staff.id}\t{staff.email}\t{staff.role}\t{staff.team or '-'}{state}")
     engine.dispose()
 
 
@@ -112,6 +115,30 @@ def link(
                 f"linked {staff.email} to Slack user {staff.slack_user_id}"
                 if staff.slack_user_id
                 else f"unlinked {staff.email} from Slack"
+            )
+    except StaffError as error:
+        raise fail(str(error)) from None
+    finally:
+        engine.dispose()
+    typer.echo(summary)
+
+
+@app.command("team")
+def team(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="the staff member's e-mail address")],
+    name: Annotated[str, typer.Argument(help='the team (empty "" for none): they see its canned replies')],
+) -> None:
+    """Put a staff member in a team; the console offers them the team's canned replies and everyone's."""
+    from bot.crm.db import session_scope
+    from bot.support.staff import StaffError, set_team
+
+    engine = open_database(settings_for(ctx))
+    try:
+        with session_scope(engine) as session:
+            staff = set_team(session, email, name)
+            summary = (
+                f"{staff.email} is in team {staff.team}" if staff.team else f"{staff.email} is in no team"
             )
     except StaffError as error:
         raise fail(str(error)) from None

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
@@ -47,6 +47,7 @@ from bot.crm.models import (
     IdentityVerification,
     LadderChange,
     Message,
+    MessageVector,
     ModerationItem,
     Note,
     Outbox,
@@ -350,6 +351,8 @@ def erase_contact(
     for message in erased:
         message.text, message.raw = ERASED, None
         session.add(message)
+    if ids:
+        session.exec(delete(MessageVector).where(MessageVector.message_id.in_(ids)))
     outbox_cancelled = 0
     if ids:
         session.exec(update(Outbox).where(Outbox.message_id.in_(ids)).values(text=ERASED))
@@ -413,6 +416,7 @@ def purge_old_text(session: Session, retention_days: int, *, now: datetime | Non
     purged = session.exec(
         update(Message).where(old, Message.text.not_in((EXPIRED, ERASED))).values(text=EXPIRED, raw=None)
     ).rowcount
+    session.exec(delete(MessageVector).where(MessageVector.message_id.in_(select(Message.id).where(old))))
     session.exec(
         update(Outbox)
         .where(Outbox.created_at < cutoff, Outbox.status != OutboxStatus.PENDING.value)

@@ -23,6 +23,7 @@ __all__ = [
     "DatabaseUnavailable",
     "check_database",
     "create_db_engine",
+    "in_models",
     "is_transient_conflict",
     "session_scope",
     "upgrade_database",
@@ -158,6 +159,23 @@ def check_database(engine: Engine) -> None:
             connection.execute(text("SELECT 1"))
     except OperationalError as error:
         raise DatabaseUnavailable(str(error.orig)) from error
+
+
+#: Full-text search structures the migrations make outside the models (bot/support/search.py): SQLite's
+#: FTS5 tables (and the shadow tables FTS5 keeps beside them) and PostgreSQL's expression indexes.
+SEARCH_STRUCTURES = (
+    "message_fts",
+    "contact_fts",
+    "ix_message_text_search",
+    "ix_contact_search",
+    "ix_identity_search",
+)
+
+
+def in_models(name: str | None, type_: str, _parent_names: object = None) -> bool:
+    """Whether schema object `name` is one the models describe (Alembic's `include_name`): everything but
+    the search structures, which the migrations own."""
+    return not (name and type_ in ("table", "index") and name.startswith(SEARCH_STRUCTURES))
 
 
 def alembic_config(url: str) -> Config:

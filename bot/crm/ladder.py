@@ -1,105 +1,379 @@
-"""The advocacy ladder: where a customer stands, computed from what they did, with the rule that decided.
+"""The advocacy ladder: where a customer stands, decided by rules over their whole history, each move
+explained in a sentence ("recommended us to friends in a public post on 12 Mar").
 
-Rules, first match wins (each is one line of `compute_stage`):
-1. detractor  - two or more complaints, and negative messages outnumber positive ones;
-2. advocate   - two or more messages of praise, or an idea for the brand plus at least one positive message;
-3. loyal      - positive messages in two or more separate conversations;
-4. owner      - a complaint or a question the knowledge base files under orders, delivery, returns, account
-                or payments (people ask about what they bought);
-5. tire-kicker - anyone else: first contacts and general questions.
-The stage is recomputed on every inbound message; each change is a `LadderChange` row with its reason.
+The rungs are about behaviour over time; the first rule that holds decides:
+1. **detractor** - turned against us: warned others off ("don't buy from them", "avoid", "never again")
+   in the last 180 days with nothing positive since; or two or more complaints in the last 90 days, more
+   negative messages than positive ones in them, and nothing positive since the last complaint;
+2. **advocate** - recommended us to other people ("I told my sister to shop here", "@sam get the Fernhill
+   boots", "highly recommend") or defended us in a public thread another customer started, in the last
+   year; never while abusive (abuse aimed at people in the last 90 days) or with a complaint waiting for
+   staff, and never for praise alone, an idea for the brand, or for having been recommended to us;
+3. **loyal** - keeps coming back: signs of having bought on three separate occasions in the last year
+   (occasions 30 days apart), or positive about what they bought on two occasions, or says so ("my third
+   pair", "customer for years", "back again");
+4. **owner** - has bought: talks about their order, parcel, refund, return or a product of theirs ("my
+   boots"), or recommends or defends us (speaking from experience);
+5. **tire-kicker** - anyone else: general and pre-purchase questions, small talk.
+What the words mean is decided by the patterns below (English); intent, sentiment and abuse come from the
+models. The stage is recomputed from the history on every inbound message; each change is a `LadderChange`
+with its reason. Measured against hand-labelled histories: `socialbot ladder eval` (README "Insights").
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, case, distinct, false, func
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.crm.models import Contact, LadderChange, LadderStage, Message, utcnow
+from bot.crm.models import (
+    AuthorKind,
+    Contact,
+    Conversation,
+    ConversationState,
+    Direction,
+    LadderChange,
+    LadderStage,
+    Message,
+    utcnow,
+)
 
-__all__ = ["Behaviour", "compute_stage", "update_ladder"]
+__all__ = [
+    "Placement",
+    "Said",
+    "count_by_stage",
+    "decide_stage",
+    "load_history",
+    "update_ladder",
+]
 
-#: Knowledge-base tags that show the customer owns something of the brand's.
-OWNER_TAGS = ("orders", "delivery", "returns", "refunds", "account", "payments", "warranty")
+#: Inbound messages a decision reads (the newest); far more than any customer writes in a year.
+HISTORY_LIMIT = 1000
+DETRACTOR_WARNING_DAYS = 180
+DETRACTOR_COMPLAINT_DAYS = 90
+ABUSE_BLOCKS_ADVOCACY_DAYS = 90
+ADVOCACY_DAYS = 365
+LOYALTY_DAYS = 365
+#: Signs of buying at least this far apart are separate occasions (one order's messages are one occasion).
+OCCASION_GAP_DAYS = 30
+
+_PEOPLE = (
+    r"friends?|mates?|family|everyone|everybody|people|sister|brother|mum|mom|dad|wife|husband|partner|"
+    r"colleagues?|club|group|team|neighbou?rs?|kids|son|daughter|boss|others"
+)
+#: Saying outright that they recommend us to other people: clear whatever the models read into it.
+REFERRAL = re.compile(
+    rf"\b(i|we)(?:'ve| have| always| keep| just| already| often)*\s+"
+    rf"(recommend(?:ed|ing)?|told|tell|telling|sen[dt])\b(?:\W+\w+){{0,6}}?\W+({_PEOPLE})\b"
+    r"|\b(highly|definitely|totally|thoroughly|strongly|100%|would|fully) recommend\b"
+    r"|\bcan'?t recommend (?:\S+ ){0,2}enough\b",
+    re.IGNORECASE,
+)
+#: Telling someone to buy from us ("you should get the boots", "get yourself a pair from ..."): a
+#: recommendation unless the message reads negative or as an idea for the brand.
+NUDGE = re.compile(
+    r"\byou (?:all |guys )?(?:should|need to|have to|must|won't regret(?: it)?) "
+    r"(?:get|buy|try|order|go to|check out|shop)\b"
+    r"|\bget (?:yourself|yours|one|a pair)\b.*\bfrom\b",
+    re.IGNORECASE,
+)
+#: "recommend you add ...": an idea for the brand, not a recommendation of it.
+SUGGESTION = re.compile(
+    r"\brecommend (?:that )?(?:you|u) "
+    r"(?:add|make|sell|offer|stock|bring|do|start|open|consider|put|use|try)\b",
+    re.IGNORECASE,
+)
+#: Telling someone else (an @handle that is not the brand) to buy from us.
+_NUDGE = re.compile(r"\b(get|buy|try|order|head to|go to|check out|shop)\b", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<![\w@])@(\w+)")
+#: Warning others off.
+WARNING = re.compile(
+    r"\b(don'?t|do not|never) (buy|order|shop|waste your money)\b|\bavoid\b|\bstay away\b"
+    r"|\bwarning to (everyone|all|others)\b|\bnever (again|buying|ordering|shopping)\b"
+    r"|\b(i'?ll|i will|i'?m) never (buy|order|shop)\w*\b|\b(taking|take) my (business|money) elsewhere\b"
+    r"|\b(buy|order|shop|get it|go)\b[^.!?]*\binstead\b",
+    re.IGNORECASE,
+)
+#: Saying they come back: "my third pair", "customer for years", "back again".
+REPEAT = re.compile(
+    r"\bmy (second|third|fourth|fifth|sixth|seventh|\d+(st|nd|rd|th)) \w+"
+    r"|\b(customer|shopping|shopped|buying|bought)\b[^.!?]{0,20}\b(for|since) "
+    r"(years|ages|decades|a decade|\w+ years)\b"
+    r"|\b(loyal|long[- ]?time|regular|repeat) customer\b"
+    r"|\b(every|each) (year|season|winter|summer|spring|autumn)\b"
+    r"|\bback again\b|\b(ordered|bought|buying|ordering)\b[^.!?]{0,15}\bagain\b"
+    r"|\balways (buy|order|shop|get)\b",
+    re.IGNORECASE,
+)
+_NOT_BOUGHT = (
+    r"friends?|family|mum|mom|dad|sister|brother|wife|husband|partner|kids?|children|son|daughter|dog|cat|"
+    r"opinion|view|experience|goodness|god|size|question|mind|life|own|way|name|mates?|money's|bad"
+)
+#: Signs of having bought: "my order", "I ordered", "sent me", "my new boots".
+BOUGHT = re.compile(
+    r"\b(i|we)(?:'ve| have| just)? (bought|ordered|purchased|received|got)\b"
+    r"|\b(sent|delivered|shipped|sold|charged|refunded) (me|us)\b|\barrived\b|\bdelivered\b"
+    r"|\b(i|we) (?:\w+ )?(bought|ordered)\b|\b(ordered|bought) (a|an|the|some|my|another|two|three)\b"
+    rf"|\b(my|our) (?:new |brand new |old )?(?!(?:{_NOT_BOUGHT})\b)[a-z]+",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
-class Behaviour:
-    """What a contact has done, counted over all their inbound messages."""
+class Said:
+    """One inbound message of a contact, as the ladder reads it.
 
-    complaints: int = 0
-    praise: int = 0
-    ideas: int = 0
-    positive: int = 0
-    negative: int = 0
-    positive_conversations: int = 0
-    owner_questions: int = 0
+    Args:
+        in_others_thread: posted in a public thread another customer started.
+        waiting_for_staff: its conversation waits for a person (a complaint in it is still open).
+        sure: the intent head was sure of `intent` (an unsure "praise" or "complaint" only counts through the
+            sentiment).
+    """
+
+    at: datetime
+    text: str
+    intent: str | None
+    sentiment: str | None
+    abusive: bool = False
+    public: bool = False
+    in_others_thread: bool = False
+    waiting_for_staff: bool = False
+    sure: bool = True
+
+    @property
+    def positive(self) -> bool:
+        return self.sentiment == "positive" or (self.intent == "praise" and self.sure)
+
+    @property
+    def negative(self) -> bool:
+        return self.sentiment == "negative" or (self.intent == "complaint" and self.sure)
 
 
-def compute_stage(behaviour: Behaviour) -> tuple[LadderStage, str]:
-    """Return the stage and a sentence naming the rule that decided it."""
-    b = behaviour
-    if b.complaints >= 2 and b.negative > b.positive:
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A stage and the sentence that explains it."""
+
+    stage: LadderStage
+    reason: str
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment.strftime('%b')}"
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return f'"{text}"' if len(text) <= limit else f'"{text[: limit - 1].rstrip()}..."'
+
+
+def recommends_us(said: Said, brand_handles: Iterable[str] = ()) -> bool:
+    """Whether the message recommends the brand to other people (not an idea for it, not a complaint)."""
+    text = said.text
+    if said.abusive or WARNING.search(text) or (said.intent == "complaint" and said.sure):
+        return False
+    if REFERRAL.search(text) and not SUGGESTION.search(text):
+        return True
+    if said.intent == "recommendation" or said.negative:
+        return False
+    if NUDGE.search(text):
+        return True
+    brands = {handle.lower().lstrip("@") for handle in brand_handles}
+    others = [h for h in _HANDLE.findall(text) if h.lower() not in brands]
+    return bool(others) and bool(_NUDGE.search(text))
+
+
+def defends_us(said: Said) -> bool:
+    """Whether the message takes our side in a public thread another customer started."""
+    sure_complaint = said.intent == "complaint" and said.sure
+    return said.public and said.in_others_thread and said.positive and not sure_complaint
+
+
+def warns_others_off(said: Said) -> bool:
+    return said.negative and WARNING.search(said.text) is not None
+
+
+def shows_purchase(said: Said, brand_handles: Iterable[str] = ()) -> bool:
+    """Whether the message shows the customer has bought from us."""
+    return (
+        BOUGHT.search(said.text) is not None
+        or REPEAT.search(said.text) is not None
+        or recommends_us(said, brand_handles)
+        or defends_us(said)
+    )
+
+
+def _occasions(moments: Sequence[datetime]) -> list[datetime]:
+    """The first moment of each occasion: moments less than OCCASION_GAP_DAYS apart are one occasion."""
+    starts: list[datetime] = []
+    last: datetime | None = None
+    for moment in sorted(moments):
+        if last is None or moment - last >= timedelta(days=OCCASION_GAP_DAYS):
+            starts.append(moment)
+        last = moment
+    return starts
+
+
+_ORDINAL = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+
+
+def _detractor(history: Sequence[Said], now: datetime) -> str | None:
+    for said in reversed(history):  # newest warning first
+        if now - said.at > timedelta(days=DETRACTOR_WARNING_DAYS):
+            break
+        if warns_others_off(said) and not any(s.positive for s in history if s.at > said.at):
+            where = " in public" if said.public else ""
+            return f"warned others off us{where} on {_day(said.at)}: {_quote(said.text)}"
+    recent = [s for s in history if now - s.at <= timedelta(days=DETRACTOR_COMPLAINT_DAYS)]
+    complaints = [s for s in recent if s.intent == "complaint"]
+    if len(complaints) < 2:
+        return None
+    negative, positive = sum(s.negative for s in recent), sum(s.positive for s in recent)
+    last = complaints[-1]
+    if negative > positive and not any(s.positive for s in history if s.at > last.at):
         return (
-            LadderStage.DETRACTOR,
-            f"{b.complaints} complaints, {b.negative} negative vs {b.positive} positive",
+            f"{len(complaints)} complaints in the last {DETRACTOR_COMPLAINT_DAYS} days, the latest on "
+            f"{_day(last.at)}, and nothing positive since"
         )
-    if b.praise >= 2:
-        return LadderStage.ADVOCATE, f"praised the brand {b.praise} times"
-    if b.ideas >= 1 and b.positive >= 1:
-        return LadderStage.ADVOCATE, f"{b.ideas} idea(s) for the brand and positive messages"
-    if b.positive_conversations >= 2:
-        return LadderStage.LOYAL, f"positive in {b.positive_conversations} conversations"
-    if b.complaints >= 1 or b.owner_questions >= 1:
-        return LadderStage.OWNER, "asked or complained about an order, delivery, return, account or payment"
-    return LadderStage.TIRE_KICKER, "first contacts and general questions"
+    return None
 
 
-@lru_cache(maxsize=8)
-def _behaviour_query(owner_article_ids: frozenset[str]):
-    """The aggregate behind `_behaviour` (built once: building it costs more than running it)."""
-
-    def count(condition) -> object:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    owner = Message.kb_article_id.in_(sorted(owner_article_ids)) if owner_article_ids else false()
-    return select(
-        count(Message.intent == "complaint"),
-        count(Message.intent == "praise"),
-        count(Message.intent == "recommendation"),
-        count(Message.sentiment == "positive"),
-        count(Message.sentiment == "negative"),
-        func.count(distinct(case((Message.sentiment == "positive", Message.conversation_id)))),
-        count(owner),
-    ).where(Message.contact_id == bindparam("contact_id"), Message.direction == "in")
+def _advocacy(history: Sequence[Said], now: datetime, brands: Sequence[str]) -> str | None:
+    for said in reversed(history):
+        if now - said.at > timedelta(days=ADVOCACY_DAYS):
+            break
+        where = " in a public post" if said.public else ""
+        if defends_us(said):
+            return f"defended us in a public thread another customer started, on {_day(said.at)}"
+        if recommends_us(said, brands):
+            return f"recommended us to others{where} on {_day(said.at)}: {_quote(said.text)}"
+    return None
 
 
-def _behaviour(session: Session, contact_id: int, owner_article_ids: set[str]) -> Behaviour:
-    """One aggregate row over the contact's inbound messages (no message is loaded, however long the
-    history)."""
-    query = _behaviour_query(frozenset(owner_article_ids))
-    row = session.exec(query, params={"contact_id": contact_id}).one()
-    return Behaviour(*(int(value) for value in row))
+def _guard(history: Sequence[Said], now: datetime) -> str | None:
+    """Why an advocate can't be one now, or None."""
+    abusive = [s for s in history if s.abusive and now - s.at <= timedelta(days=ABUSE_BLOCKS_ADVOCACY_DAYS)]
+    if abusive:
+        return f"abusive on {_day(abusive[-1].at)}"
+    waiting = [s for s in history if s.intent == "complaint" and s.waiting_for_staff]
+    if waiting:
+        return f"a complaint from {_day(waiting[-1].at)} is waiting for staff"
+    return None
+
+
+def _loyalty(history: Sequence[Said], now: datetime, brands: Sequence[str]) -> str | None:
+    repeat = next((s for s in reversed(history) if REPEAT.search(s.text) and not s.negative), None)
+    if repeat is not None:
+        return f"says they keep coming back ({_day(repeat.at)}): {_quote(repeat.text)}"
+    year = [s for s in history if now - s.at <= timedelta(days=LOYALTY_DAYS)]
+    bought = _occasions([s.at for s in year if shows_purchase(s, brands)])
+    if len(bought) >= 3:
+        return f"{_ORDINAL.get(len(bought), f'{len(bought)}th')} occasion this year with an order of theirs"
+    happy = _occasions([s.at for s in year if shows_purchase(s, brands) and s.positive])
+    if len(happy) >= 2:
+        latest = _day(happy[-1])
+        return f"happy with what they bought on {len(happy)} occasions this year, the latest on {latest}"
+    return None
+
+
+def decide_stage(
+    history: Sequence[Said], *, now: datetime | None = None, brand_handles: Sequence[str] = ()
+) -> Placement:
+    """The contact's stage from their inbound messages (any order), and the sentence explaining it.
+
+    Args:
+        now: the moment the windows (90 days, a year) end at.
+        brand_handles: the brand's own handles (an @mention of the brand is not a nudge to someone else).
+    """
+    now = now or utcnow()
+    history = sorted(history, key=lambda said: said.at)
+    reason = _detractor(history, now)
+    if reason:
+        return Placement(LadderStage.DETRACTOR, reason)
+    blocked = ""
+    advocacy = _advocacy(history, now, brand_handles)
+    if advocacy:
+        guard = _guard(history, now)
+        if guard is None:
+            return Placement(LadderStage.ADVOCATE, advocacy)
+        blocked = f" (not an advocate while {guard}, though they {advocacy})"
+    reason = _loyalty(history, now, brand_handles)
+    if reason:
+        return Placement(LadderStage.LOYAL, reason + blocked)
+    bought = next((s for s in reversed(history) if shows_purchase(s, brand_handles)), None)
+    if bought is not None:
+        return Placement(
+            LadderStage.OWNER, f"has bought from us ({_day(bought.at)}): {_quote(bought.text)}" + blocked
+        )
+    if not history:
+        return Placement(LadderStage.TIRE_KICKER, "no messages yet")
+    return Placement(LadderStage.TIRE_KICKER, "no sign of a purchase yet: general questions and small talk")
+
+
+def load_history(session: Session, contact_id: int) -> list[Said]:
+    """The contact's inbound messages as the ladder reads them (the newest `HISTORY_LIMIT`)."""
+    rows = session.exec(
+        select(
+            Message.created_at,
+            Message.text,
+            Message.intent,
+            Message.sentiment,
+            Message.abusive,
+            Message.public,
+            Message.low_confidence,
+            Conversation.contact_id,
+            Conversation.state,
+        )
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.contact_id == contact_id,
+            Message.direction == Direction.INBOUND.value,
+            Message.author_kind == AuthorKind.CUSTOMER.value,
+        )
+        .order_by(Message.id.desc())
+        .limit(HISTORY_LIMIT)
+    ).all()
+    waiting = (ConversationState.HUMAN.value, ConversationState.SNOOZED.value)
+    return [
+        Said(
+            at=at if at.tzinfo else at.replace(tzinfo=UTC),
+            text=text,
+            intent=intent,
+            sentiment=sentiment,
+            abusive=bool(abusive),
+            public=bool(public),
+            in_others_thread=bool(public) and owner_id != contact_id,
+            waiting_for_staff=state in waiting,
+            sure=not low_confidence,
+        )
+        for at, text, intent, sentiment, abusive, public, low_confidence, owner_id, state in rows
+    ]
 
 
 def update_ladder(
-    session: Session, contact: Contact, *, owner_article_ids: set[str], message_id: int | None = None
+    session: Session,
+    contact: Contact,
+    *,
+    brand_handles: Sequence[str] = (),
+    message_id: int | None = None,
+    now: datetime | None = None,
 ) -> LadderChange | None:
-    """Recompute `contact`'s stage; record and return the change, or None if the stage is unchanged."""
-    stage, reason = compute_stage(_behaviour(session, contact.id, owner_article_ids))
-    if stage.value == contact.ladder_stage and contact.ladder_updated_at is not None:
+    """Decide `contact`'s stage again from their history; record and return the change, or None if the stage
+    is unchanged."""
+    placement = decide_stage(load_history(session, contact.id), now=now, brand_handles=brand_handles)
+    if placement.stage.value == contact.ladder_stage and contact.ladder_updated_at is not None:
         return None
     change = LadderChange(
         contact_id=contact.id,
         from_stage=contact.ladder_stage if contact.ladder_updated_at is not None else None,
-        to_stage=stage.value,
-        reason=reason,
+        to_stage=placement.stage.value,
+        reason=placement.reason,
         message_id=message_id,
     )
-    contact.ladder_stage = stage.value
+    contact.ladder_stage = placement.stage.value
     contact.ladder_updated_at = utcnow()
     session.add(contact)
     session.add(change)

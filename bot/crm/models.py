@@ -10,30 +10,37 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
 __all__ = [
     "AuditEvent",
     "AuthorKind",
+    "CannedReply",
     "ChannelCursor",
+    "ComplaintSpike",
     "Contact",
     "Conversation",
     "ContactBlock",
+    "Correction",
     "ContactMerge",
+    "ConversationRead",
     "ConversationState",
+    "ConversationTag",
     "DataRequest",
     "DeliveryStatus",
     "Direction",
     "FollowUp",
     "FollowUpStatus",
     "Idea",
+    "IdeaMention",
     "Identity",
     "IdentityVerification",
     "LadderChange",
     "LadderStage",
     "Message",
+    "MessageVector",
     "ModerationItem",
     "Note",
     "Outbox",
@@ -161,6 +168,11 @@ class Conversation(SQLModel, table=True):
     assignee_id: int | None = Field(default=None, foreign_key="staff.id")
     priority: int = 0
     escalation_reason: str | None = None
+    # The customer message that made the bot hand the conversation to staff (no foreign key: message rows
+    # point at their conversation, and a key both ways would make the two tables depend on each other).
+    escalation_message_id: int | None = None
+    # While `state` is snoozed: when it comes back to the queue by itself (the customer writing wakes it too).
+    snoozed_until: datetime | None = Field(default=None, index=True)
     opened_at: datetime = Field(default_factory=utcnow)
     last_message_at: datetime = Field(default_factory=utcnow, index=True)
     escalated_at: datetime | None = None
@@ -218,7 +230,8 @@ class Message(SQLModel, table=True):
 
 
 class Idea(SQLModel, table=True):
-    """A customer's recommendation for the brand."""
+    """An idea customers suggested to the brand: the first suggestion's words, and one vote per distinct
+    customer who suggested it (`IdeaMention`s; bot/insights/ideas.py groups near-duplicates)."""
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="message.id", index=True)
@@ -226,6 +239,18 @@ class Idea(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     status: str = "new"
     votes: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IdeaMention(SQLModel, table=True):
+    """A customer's message suggesting an idea: the first made the idea, later ones in other words (by anyone)
+    were grouped into it; `similarity` is how close it came to the idea (None for the first)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    idea_id: int = Field(foreign_key="idea.id", index=True)
+    message_id: int = Field(foreign_key="message.id", unique=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    similarity: float | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -275,6 +300,8 @@ class Staff(SQLModel, table=True):
     password_hash: str | None = None
     api_token_hash: str | None = Field(default=None, index=True)
     slack_user_id: str | None = Field(default=None, index=True)
+    # The team whose canned replies they use (None: only the replies meant for everyone).
+    team: str | None = None
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     # Every console session carries the version it was opened at; logging out bumps it, which ends all of
@@ -391,8 +418,9 @@ Index("ix_message_reply_to_id", Message.reply_to_id)
 
 
 class SupportPost(SQLModel, table=True):
-    """An escalation posted to the Slack support channel: written in the escalation's transaction, posted
-    (`chat.postMessage`) and kept up to date (`chat.update`) by bot/support/slack_posts.py.
+    """A post to the Slack support channel, written in the transaction of what it reports and posted
+    (`chat.postMessage`) by bot/support/slack_posts.py: an escalation (kept up to date with `chat.update`), or
+    an alert (`text`, e.g. a complaint spike; posted once, never updated).
 
     `version` goes up whenever the conversation changes hands; the post shows `posted_version`, so a row with
     `posted_version < version` needs an update. `ts` is Slack's id of the post (None until it is posted).
@@ -401,7 +429,12 @@ class SupportPost(SQLModel, table=True):
     __table_args__ = (Index("ix_supportpost_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    # escalation | alert
+    kind: str = Field(default="escalation", sa_column_kwargs={"server_default": "escalation"})
+    # The escalated conversation (None for an alert).
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    # An alert's words (Slack mrkdwn-escaped when posted).
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The escalated customer message shown in the post.
     message_id: int | None = Field(default=None, foreign_key="message.id")
     support_channel: str
@@ -430,6 +463,8 @@ class ModerationItem(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     reason: str
     score: float | None = None
+    # The words that weighed most in the abuse score (bot/runtime/analysis.py), shown highlighted to staff.
+    flagged_words: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # open | fine (answered as usual) | hidden (removed on the platform) | needs_human (can't be hidden by
     # the bot) | blocked (author blocked from bot replies)
     status: str = "open"
@@ -509,6 +544,104 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+
+
+class MessageVector(SQLModel, table=True):
+    """The encoder's vector of an inbound message, kept from the one pass that understood it, so topics,
+    knowledge gaps, ideas and the learning loop group and retrain without encoding again
+    (bot/insights/vectors.py). Vectors of another encoder (`encoder` is its name) are never compared."""
+
+    message_id: int = Field(foreign_key="message.id", primary_key=True)
+    encoder: str = Field(index=True)
+    # float16, little-endian; L2-normalised.
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ComplaintSpike(SQLModel, table=True):
+    """A complaint topic that spiked on a UTC day ("delivery complaints 3x their 4-week average today"):
+    written once per spike, with the Slack alert and the webhook event in the same transaction; a later check
+    the same day that finds the same complaints updates the counts instead of alerting again
+    (bot/insights/topics.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(index=True)  # YYYY-MM-DD, UTC
+    label: str
+    words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    article_id: str | None = None
+    today: int
+    daily_average: float
+    # The day's complaints in the topic (what later checks compare with, so one spike alerts once).
+    message_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Correction(SQLModel, table=True):
+    """How a message should have been read, according to staff (an agent in the console, "not abuse" in the
+    moderation queue) or a labelled CSV: the learning loop's training data (bot/insights/corrections.py).
+
+    One row per message and aspect (the latest word wins); imported rows have no message, only `text`.
+    """
+
+    __table_args__ = (UniqueConstraint("message_id", "aspect", name="uq_correction_message_aspect"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    # The text of an imported example (a message's correction reads the message's text).
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # intent | sentiment | abusive | article
+    aspect: str = Field(index=True)
+    # The right reading: an intent, a sentiment, "true" / "false" (abusive), "right" / "wrong" (article).
+    value: str
+    # What the bot had read (intent, sentiment, "true"/"false", or the article used).
+    was: str | None = None
+    # article: the article the bot used, and its score (the answer threshold is recalibrated from these).
+    article_id: str | None = None
+    score: float | None = None
+    # console | moderation | csv:<file name>
+    source: str
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationTag(SQLModel, table=True):
+    """A label staff put on a conversation ("refund", "vip"), for filtering the queue."""
+
+    __table_args__ = (UniqueConstraint("conversation_id", "tag", name="uq_conversationtag_conversation_tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    tag: str = Field(index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationRead(SQLModel, table=True):
+    """How far a staff member has read a conversation: customer messages after `last_read_message_id` are
+    unread for them (the queue's counts and the tab title)."""
+
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True)
+    last_read_message_id: int
+    read_at: datetime = Field(default_factory=utcnow)
+
+
+class CannedReply(SQLModel, table=True):
+    """A saved reply staff insert with its shortcut ("/refund"); placeholders such as {customer_name} are
+    filled for the conversation (bot/support/canned.py). `team` "": for every team."""
+
+    __table_args__ = (UniqueConstraint("team", "shortcut", name="uq_cannedreply_team_shortcut"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shortcut: str
+    title: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    team: str = Field(default="", index=True)
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class RateLimitWindow(SQLModel, table=True):

@@ -37,6 +37,7 @@ from bot.crm.db import session_scope
 from bot.crm.models import (
     AuditEvent,
     AuthorKind,
+    ComplaintSpike,
     Direction,
     FollowUp,
     Idea,
@@ -88,6 +89,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "idea.created",
     "contact.ladder_changed",
     "followup.sent",
+    "complaints.spike",
 )
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -335,6 +337,21 @@ def _events_in(session: OrmSession) -> Iterator[tuple[str, dict[str, Any]]]:
                     "idea_id": obj.id,
                     "message_id": obj.message_id,
                     "contact_id": obj.contact_id,
+                    "text": obj.text,
+                },
+            )
+        elif isinstance(obj, ComplaintSpike):
+            yield (
+                "complaints.spike",
+                {
+                    "spike_id": obj.id,
+                    "day": obj.day,
+                    "topic": obj.label,
+                    "words": list(obj.words),
+                    "article_id": obj.article_id,
+                    "complaints_today": obj.today,
+                    "daily_average": obj.daily_average,
+                    "message_ids": list(obj.message_ids),
                     "text": obj.text,
                 },
             )

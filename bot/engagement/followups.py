@@ -338,13 +338,16 @@ def schedule_idea_followup(
     session: Session,
     idea: Idea,
     *,
+    message_id: int | None = None,
     settings: FollowupSettings | None = None,
     now: datetime | None = None,
 ) -> list[FollowUp]:
-    """Tell the customer their idea's status changed (call it after changing `idea.status`). Replaces a
-    pending update about the same idea's conversation; nothing if the customer can't be reached."""
+    """Tell a customer the idea's status changed (call it after changing `idea.status`), in the conversation
+    of `message_id`, their suggestion of it (default: the idea's first), quoting their own words. Replaces a
+    pending update in that conversation; nothing if the customer can't be reached."""
     settings = settings or FollowupSettings()
-    message = session.get(Message, idea.message_id)
+    message_id = message_id if message_id is not None else idea.message_id
+    message = session.get(Message, message_id)
     conversation = session.get(Conversation, message.conversation_id) if message is not None else None
     if conversation is None:
         return []
@@ -352,10 +355,10 @@ def schedule_idea_followup(
     try:
         rows = schedule_followup(session, conversation, template=IDEA_UPDATE, due_at=due)
     except FollowupError as error:
-        log.info("idea %s changed; no follow-up: %s", idea.id, error)
+        log.info("idea %s changed; no follow-up in conversation %s: %s", idea.id, conversation.id, error)
         return []
     for row in rows:  # what the customer is told is fixed now: the status they would read about
-        row.text = f"{idea.id}\n{idea.status}"
+        row.text = f"{idea.id}\n{idea.status}\n{message_id}"
     return rows
 
 
@@ -560,9 +563,10 @@ def _text(runtime: Runtime, session: Session, row: FollowUp) -> str:
         return row.text or ""
     language = customer_language(session, row.conversation_id)
     if row.template == IDEA_UPDATE:
-        idea_id, _, status = (row.text or "").partition("\n")
+        idea_id, status, message_id = ((row.text or "").split("\n") + ["", ""])[:3]
+        said = session.get(Message, int(message_id)) if message_id.isdigit() else None
         idea = session.get(Idea, int(idea_id)) if idea_id.isdigit() else None
-        excerpt = (idea.text if idea else "").strip()
+        excerpt = (said.text if said else idea.text if idea else "").strip()
         excerpt = excerpt if len(excerpt) <= 80 else excerpt[:77].rstrip() + "..."
         return runtime.policy.render(
             IDEA_UPDATE, language=language, idea=excerpt, status=status or "reviewed"

@@ -8,7 +8,6 @@ are stored in UTC, so days are UTC days).
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -31,6 +30,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.insights.response_log import iso_text, seconds_between
+from bot.insights.response_times import percentile
 
 __all__ = ["complaint_topics", "dashboard_data"]
 
@@ -51,15 +51,6 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[a-z][a-z']{2,}")
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile (`fraction` 0.5 is the median), or None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return round(ordered[rank - 1], 1)
-
-
 def _day_series(rows: Iterable[tuple[Any, str | None, int]], days: list[str]) -> dict[str, list[int]]:
     index = {day: i for i, day in enumerate(days)}
     series: dict[str, list[int]] = {}
@@ -76,10 +67,10 @@ def _timing(pairs: list[tuple[float | None, float | None]]) -> dict[str, Any]:
     resolution = [r for _, r in pairs if r is not None]
     return {
         "conversations": len(pairs),
-        "first_response_median": _percentile(first, 0.5),
-        "first_response_p90": _percentile(first, 0.9),
-        "resolution_median": _percentile(resolution, 0.5),
-        "resolution_p90": _percentile(resolution, 0.9),
+        "first_response_median": percentile(first, 0.5),
+        "first_response_p90": percentile(first, 0.9),
+        "resolution_median": percentile(resolution, 0.5),
+        "resolution_p90": percentile(resolution, 0.9),
     }
 
 

@@ -1,5 +1,6 @@
-"""The ideas board: customers' suggestions, most voted first, moved through their statuses by marketers
-(the customer hears about each move through a follow-up).
+"""The ideas board: customers' suggestions grouped into ideas (recorded by bot/crm/ideas.py wherever they
+arrive), most voted first, moved through their statuses by marketers; every customer behind an idea hears
+when its status changes.
 """
 
 from __future__ import annotations
@@ -8,15 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.crm.audit import audit
 from bot.crm.db import session_scope
-from bot.crm.models import (
-    Contact,
-    Idea,
-    Message,
-)
+from bot.crm.models import Contact, Idea, IdeaMention, Message
 from bot.engagement.followups import schedule_idea_followup
 from bot.insights.response_log import FilterError
 
@@ -32,6 +29,8 @@ class IdeaNotFound(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class IdeaView:
+    """An idea on the board: its first words, votes (distinct customers) and every suggestion of it."""
+
     id: int
     text: str
     status: str
@@ -41,6 +40,8 @@ class IdeaView:
     message_id: int
     conversation_id: int
     created_at: datetime
+    #: The other suggestions grouped into it, newest first.
+    also_said: tuple[str, ...] = ()
     statuses: tuple[str, ...] = field(default=IDEA_STATUSES)
 
 
@@ -53,8 +54,18 @@ def list_ideas(engine: Engine, *, status: str | None = None, limit: int = 200) -
     )
     if status:
         query = query.where(Idea.status == status)
-    with session_scope(engine, read_only=True) as session:
+    with Session(engine) as session:
         found = session.exec(query.order_by(Idea.votes.desc(), Idea.id.desc()).limit(limit)).all()
+        others: dict[int, list[str]] = {}
+        for idea_id, message_id, text in session.exec(
+            select(IdeaMention.idea_id, IdeaMention.message_id, Message.text)
+            .join(Message, Message.id == IdeaMention.message_id)
+            .where(IdeaMention.idea_id.in_([idea.id for idea, _, _ in found]))
+            .order_by(IdeaMention.id.desc())
+        ).all():
+            first = next(idea.message_id for idea, _, _ in found if idea.id == idea_id)
+            if message_id != first:
+                others.setdefault(idea_id, []).append(text)
         return [
             IdeaView(
                 id=idea.id,
@@ -66,13 +77,15 @@ def list_ideas(engine: Engine, *, status: str | None = None, limit: int = 200) -
                 message_id=idea.message_id,
                 conversation_id=conversation_id,
                 created_at=idea.created_at,
+                also_said=tuple(others.get(idea.id, ())),
             )
             for idea, name, conversation_id in found
         ]
 
 
-def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int) -> str:
-    """Move an idea to `status` and audit who did it; returns the previous status.
+def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int | None) -> str:
+    """Move an idea to `status`, tell every customer behind it (a follow-up each, quoting their own words),
+    and audit who did it; returns the previous status.
 
     Raises:
         FilterError: `status` is not one of IDEA_STATUSES.
@@ -88,14 +101,22 @@ def set_idea_status(engine: Engine, idea_id: int, status: str, *, staff_id: int)
         if previous != status:
             idea.status = status
             session.add(idea)
-            schedule_idea_followup(session, idea)  # the customer hears about it (bot/engagement/followups.py)
+            latest: dict[int, int] = {}  # contact -> their newest suggestion of it
+            for contact_id, message_id in session.exec(
+                select(IdeaMention.contact_id, IdeaMention.message_id)
+                .where(IdeaMention.idea_id == idea.id)
+                .order_by(IdeaMention.id)
+            ).all():
+                latest[contact_id] = message_id
+            for message_id in latest.values():
+                schedule_idea_followup(session, idea, message_id=message_id)
             audit(
                 session,
                 "idea.status_changed",
                 "idea",
                 idea_id,
-                actor_kind="staff",
+                actor_kind="staff" if staff_id is not None else "operator",
                 actor_id=staff_id,
-                details={"from": previous, "to": status},
+                details={"from": previous, "to": status, "customers_told": len(latest)},
             )
     return previous

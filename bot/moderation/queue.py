@@ -5,8 +5,10 @@ goes to a person instead, bot/policy/routing.py) and becomes a `ModerationItem` 
 pipeline's own transaction (its moderation step, bot/pipeline/steps/moderation.py, which also keeps the bot
 silent toward blocked authors and guards against flame wars). Staff then decide, once:
 
-- **fine**: the bot answers it as usual (policy with the abusive flag overridden), through the outbox with the
-  same idempotency key as any reply to that message, so it is answered once however often staff click;
+- **fine** ("not abuse"): stored as a correction of the abuse reading (the learning loop's labelled example,
+  bot/insights/corrections.py), and the bot answers it as usual (policy with the abusive flag overridden),
+  through the outbox with the same idempotency key as any reply to that message, so it is answered once
+  however often staff click;
 - **hide**: removed on the platform where the bot may (Telegram `deleteMessage` in a group the bot admins);
   elsewhere (Slack lets a bot delete only its own posts, X and e-mail not at all) it is flagged for a person;
 - **block**: the bot gives the author no replies for `[moderation] block_days`.
@@ -23,6 +25,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
+from bot.crm.contacts import contact_names
 from bot.crm.db import session_scope
 from bot.crm.models import (
     Contact,
@@ -34,6 +37,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.delivery.outbox import deliver_due
+from bot.insights.corrections import record_correction
 from bot.pipeline.chain import decide
 from bot.pipeline.outcome import carry_out
 from bot.pipeline.turn import Turn
@@ -75,6 +79,8 @@ class QueueEntry:
     text: str
     reason: str
     score: float | None
+    # The words that weighed most in the abuse score (empty for items flagged before they were kept).
+    flagged_words: tuple[str, ...]
     status: str
     outcome: str | None
     created_at: datetime
@@ -91,23 +97,26 @@ def list_queue(session: Session, *, status: str = "open", limit: int = 200) -> l
     )
     if status != "all":
         query = query.where(ModerationItem.status == status)
+    rows = session.exec(query).all()
+    names = contact_names(session, [item.contact_id for item, _, _ in rows])
     return [
         QueueEntry(
             id=item.id,
             message_id=message.id,
             conversation_id=item.conversation_id,
             contact_id=item.contact_id,
-            contact_name=contact.display_name,
+            contact_name=names[item.contact_id],
             channel=message.channel,
             public=message.public,
             text=message.text,
             reason=item.reason,
             score=item.score,
+            flagged_words=tuple(item.flagged_words or ()),
             status=item.status,
             outcome=item.outcome,
             created_at=item.created_at,
         )
-        for item, message, contact in session.exec(query).all()
+        for item, message, _contact in rows
     ]
 
 
@@ -128,7 +137,8 @@ def _claim(session: Session, item_id: int, status: str, staff: Staff) -> Moderat
 
 
 def mark_fine(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
-    """Staff say the message is fine: the bot answers it as policy would have without the abuse flag.
+    """Staff say the message is not abuse: that is stored as a correction (the learning loop retrains on it)
+    and the bot answers it as policy would have without the abuse flag.
 
     The reply is queued with the key of the message's ordinary reply (`reply:<message id>`), so it is sent
     once; a conversation a person owns by now gets no bot reply.
@@ -146,6 +156,14 @@ def mark_fine(runtime: Runtime, item_id: int, staff: Staff) -> ModerationItem:
     reviewed = dataclasses.replace(analysis, understanding=understanding)
     with session_scope(runtime.engine) as session:
         item = _claim(session, item_id, "fine", staff)
+        record_correction(
+            session,
+            message_id=item.message_id,
+            aspect="abusive",
+            value=False,
+            staff_id=staff.id,
+            source="moderation",
+        )
         message = session.get(Message, item.message_id)
         conversation = session.get(Conversation, item.conversation_id)
         if not bot_may_reply(conversation):

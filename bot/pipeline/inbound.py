@@ -36,6 +36,7 @@ from bot.crm.models import (
     ProcessingStatus,
     utcnow,
 )
+from bot.crm.vectors import store_vector
 from bot.delivery.outbox import deliver_due
 from bot.pipeline.chain import decide
 from bot.pipeline.outcome import carry_out
@@ -44,7 +45,7 @@ from bot.policy.routing import Action, Decision
 from bot.runtime.analysis import Analysis
 from bot.runtime.container import Runtime
 from bot.runtime.metrics import DECISIONS, DUPLICATES, MESSAGES_IN, MODEL_SECONDS, PIPELINE_SECONDS
-from bot.support.handoff import reopen_conversation
+from bot.support.handoff import reopen_conversation, wake_conversation
 from bot.support.slack_posts import deliver_support_posts, support_posts_changed
 from channels.base import InboundMessage
 
@@ -148,11 +149,14 @@ def _touch(
     *,
     reopen_to_assignee: bool,
 ) -> None:
-    """The customer was seen and spoke in the conversation, which reopens if it was resolved."""
+    """The customer was seen and spoke in the conversation, which reopens if it was resolved and comes back
+    to staff if it was snoozed."""
     now = utcnow()
     contact.last_seen_at = now
     if conversation.state == ConversationState.RESOLVED:
         reopen_conversation(session, conversation, message_id=message.id, to_assignee=reopen_to_assignee)
+    elif conversation.state == ConversationState.SNOOZED:
+        wake_conversation(session, conversation, why="the customer wrote", message_id=message.id)
     conversation.last_message_at = now
     session.add_all([contact, conversation])
 
@@ -305,10 +309,12 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         decision = turn.decision
         _record(message, analysis, decision)
         session.add(message)
+        if analysis.embedding is not None:  # before carrying out: an idea is grouped by it
+            store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder)
         carry_out(turn, priority=1 if analysis.understanding.sentiment == "negative" else 0)
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        update_ladder(session, contact, owner_article_ids=runtime.owner_article_ids, message_id=message.id)
+        update_ladder(session, contact, brand_handles=runtime.settings.brand.handles, message_id=message.id)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
     log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
     return True

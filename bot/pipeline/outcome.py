@@ -5,7 +5,7 @@ conversation escalated, the idea recorded.
 
 from __future__ import annotations
 
-from bot.crm.models import Idea
+from bot.crm.ideas import record_idea
 from bot.delivery.outbox import enqueue
 from bot.pipeline.turn import Turn
 from bot.policy.routing import Action, Decision
@@ -55,4 +55,4 @@ def carry_out(turn: Turn, *, priority: int = 0) -> None:
             support_channel=support_channel_of(runtime.settings),
         )
     if decision.record_idea:
-        session.add(Idea(message_id=message.id, contact_id=message.contact_id, text=message.text))
+        record_idea(session, message, encoder=runtime.models.encoder.name)

@@ -6,6 +6,8 @@ worker (`load_models`), and `Models.analyse`, one encoder pass per message share
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +27,58 @@ __all__ = ["Analysis", "Models", "load_models", "sample_knowledge_dir"]
 
 log = logging.getLogger("socialbot")
 
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# How many words of a flagged message are tried out, and how much leaving a word out must lower the abuse
+# score's log-odds for the word to be named as a reason for the flag (log-odds, not probability: a message
+# scored 0.99 stays above 0.98 without any one of its insults, yet each of them moves its log-odds clearly).
+ABUSE_WORDS_TRIED = 40
+ABUSE_WORD_MIN_WEIGHT = 0.5
+# Function words are never named: they steer the model (abuse is aimed at someone) but explain nothing.
+FUNCTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "is",
+        "are",
+        "was",
+        "be",
+        "am",
+        "i",
+        "me",
+        "my",
+        "you",
+        "your",
+        "yours",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "it",
+        "its",
+        "we",
+        "our",
+        "they",
+        "them",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+    ]
+)
+
 
 def sample_knowledge_dir() -> Path:
     """The sample brand's (Fernhill Outdoor) knowledge base shipped with socialbot."""
@@ -39,6 +93,11 @@ class Analysis:
     answer: Answer
     # ISO 639-1, "und" for an unknown script, None if unsure (bot/runtime/languages.py).
     language: str | None = None
+    # The encoder's vector of the message and the encoder's name (kept for insights and retraining).
+    embedding: np.ndarray | None = None
+    encoder: str = ""
+    # For a message read as abusive: the words that weigh most in that reading (`Models.abuse_words`).
+    abuse_words: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,11 +130,41 @@ class Models:
         self._maybe_refresh_knowledge()
         embedding: np.ndarray = self.batcher.encode(text)
         language = detect_language(text, self.languages, default=self.default_language)
+        understanding = self.understander.understand(text, embedding)
         return Analysis(
-            understanding=self.understander.understand(text, embedding),
+            understanding=understanding,
             answer=self.knowledge.answer(text, embedding, language=language),
             language=language,
+            embedding=embedding,
+            encoder=self.encoder.name,
+            abuse_words=self.abuse_words(text, understanding.abusive_score) if understanding.abusive else (),
         )
+
+    def abuse_words(self, text: str, score: float, *, top: int = 3) -> tuple[str, ...]:
+        """The words of `text` that weigh most in its abuse score `score`, heaviest first: each is left out
+        in turn and the text read again (one batched encoder pass); a word counts when leaving it out
+        lowers the score's log-odds by at least `ABUSE_WORD_MIN_WEIGHT`. For showing staff why a message
+        was flagged."""
+        words = [
+            word
+            for word in dict.fromkeys(m.group().lower() for m in _WORD.finditer(text))
+            if word not in FUNCTION_WORDS
+        ][:ABUSE_WORDS_TRIED]
+        if not words:
+            return ()
+        variants = [
+            re.sub(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", " ", text, flags=re.IGNORECASE)
+            for word in words
+        ]
+        readings = self.understander.understand_batch(variants, self.encoder.encode(variants))
+        weights = sorted(
+            (
+                (_log_odds(score) - _log_odds(reading.abusive_score), word)
+                for word, reading in zip(words, readings, strict=True)
+            ),
+            reverse=True,
+        )
+        return tuple(word for weight, word in weights[:top] if weight >= ABUSE_WORD_MIN_WEIGHT)
 
     def _maybe_refresh_knowledge(self) -> None:
         if not self.refresh_seconds or time.monotonic() - self._last_refresh < self.refresh_seconds:
@@ -88,6 +177,11 @@ class Models:
                 log.info("knowledge base reloaded: %d articles", len(self.knowledge.articles))
         finally:
             self._refresh_lock.release()
+
+
+def _log_odds(probability: float) -> float:
+    p = min(max(probability, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
 
 
 def load_models(settings: Settings) -> Models:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from bot.crm.ladder import OWNER_TAGS
 from bot.policy.routing import Policy
 from bot.runtime.analysis import Models
 from bot.runtime.leadership import PollerLeadership
@@ -102,10 +101,6 @@ class Runtime:
                 channel.stop()
             except Exception:
                 log.exception("stopping channel %s failed", channel.name)
-
-    @property
-    def owner_article_ids(self) -> set[str]:
-        return {a.id for a in self.models.knowledge.articles if set(a.tags) & set(OWNER_TAGS)}
 
 
 def _account_of(settings: Settings, channel: str) -> str:

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -236,6 +237,22 @@ class HandoffSettings(_Section):
     reopen_to: Literal["bot", "assignee"] = "bot"
 
 
+class SupportSettings(_Section):
+    # How soon a person should answer a conversation handed to staff (the service-level target the dashboard
+    # counts breaches of): seconds, "HH:MM:SS" or ISO 8601 ("PT4H").
+    first_response_target: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+
+
+class InsightsSettings(_Section):
+    # A complaint topic spikes when today it has at least spike_min_complaints complaints and spike_ratio
+    # times its daily average over the previous spike_baseline_days days; each spike is alerted once (Slack
+    # support channel, webhook event complaints.spike). Checked every spike_check_minutes (0 = never).
+    spike_ratio: float = Field(default=3.0, gt=1.0)
+    spike_min_complaints: int = Field(default=5, ge=2)
+    spike_baseline_days: int = Field(default=28, ge=7, le=365)
+    spike_check_minutes: float = Field(default=15.0, ge=0)
+
+
 class ConsoleSettings(_Section):
     # How long a staff login lasts without activity, in seconds.
     session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
@@ -448,6 +465,8 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     webchat: WebchatSettings = Field(default_factory=WebchatSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    support: SupportSettings = Field(default_factory=SupportSettings)
+    insights: InsightsSettings = Field(default_factory=InsightsSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)

@@ -2,31 +2,35 @@
 channel.
 
 Reads build plain dataclasses (no ORM objects leave a session); actions run one transaction each with the
-conversation row locked (`lock_conversation`), so two agents acting at once are serialised, not lost.
+conversation row locked (`lock_conversation`), so two agents acting at once are serialised, not lost. Every
+action is audited, which is also how the console's live updates notice it (bot/web/live.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, delete, func
 from sqlmodel import Session, select
 
+from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import (
-    Contact,
+    AuthorKind,
     Conversation,
-    ConversationState,
+    ConversationTag,
+    Correction,
     Direction,
-    Identity,
     Message,
     Note,
     Staff,
-    utcnow,
 )
 from bot.engagement.followups import schedule_resolution_followup
 from bot.runtime.settings import FollowupSettings
+from bot.support.customer import CustomerProfile, customer_profile
 from bot.support.handoff import (
     ConversationNotFound,
     add_note,
@@ -37,22 +41,32 @@ from bot.support.handoff import (
     resolve_conversation,
     staff_reply,
 )
+from bot.support.queue import PRIORITIES, ConversationSummary, summarise
+from bot.support.staff import may
 
 __all__ = [
+    "ACTIONS",
     "ConversationDetail",
-    "ConversationSummary",
     "HistoryItem",
     "NoteView",
     "StaffView",
+    "TagError",
+    "add_tag",
     "apply_action",
     "conversation_detail",
-    "list_conversations",
+    "known_tags",
     "list_staff",
     "messages_after",
+    "note_on",
+    "remove_tag",
     "reply_as_staff",
+    "set_priority",
+    "unanswered_message",
 ]
 
 ACTIONS = ("take", "assign", "resolve", "hand_back")
+#: A tag: lower-case letters, digits and dashes, as staff type them ("Late delivery" becomes "late-delivery").
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,28 +79,6 @@ class StaffView:
     @property
     def label(self) -> str:
         return self.name or self.email
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationSummary:
-    id: int
-    channel: str
-    state: str
-    contact_id: int
-    contact_name: str | None
-    assignee: str | None
-    assignee_id: int | None
-    reason: str | None
-    priority: int
-    escalated_at: datetime | None
-    last_message_at: datetime
-    last_text: str | None
-    last_sentiment: str | None
-
-    @property
-    def waiting_seconds(self) -> float:
-        since = self.escalated_at or self.last_message_at
-        return max(0.0, (utcnow() - since).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +98,13 @@ class HistoryItem:
     intent_confidence: float | None
     sentiment: str | None
     abusive: bool | None
+    abusive_score: float | None
     kb_article_id: str | None
     kb_score: float | None
     action: str | None
     reason: str | None
+    # What staff corrected in the bot's reading: aspect -> the right value (bot/insights/corrections.py).
+    corrections: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,77 +117,31 @@ class NoteView:
 
 @dataclass(frozen=True, slots=True)
 class ConversationDetail:
+    """One conversation as the console shows it.
+
+    Args:
+        history: the contact's messages on every channel, oldest first.
+        escalation: the message that made the bot hand the conversation over (pinned above the history).
+        unanswered: the customer's message that nobody answered since (resolving warns about it), or None.
+    """
+
     conversation: ConversationSummary
     thread_id: str
-    contact_email: str | None
-    ladder_stage: str
-    identities: list[tuple[str, str]]  # (channel, handle or id)
+    customer: CustomerProfile
     history: list[HistoryItem]
+    escalation: HistoryItem | None
+    unanswered: HistoryItem | None
     notes: list[NoteView]
     last_message_id: int
 
 
-def _staff_label(staff: Staff | None) -> str | None:
-    return (staff.name or staff.email) if staff is not None else None
+class TagError(ValueError):
+    """A tag that is not one; the message says what a tag may hold."""
 
 
-def _summary(session: Session, conversation: Conversation) -> ConversationSummary:
-    contact = session.get(Contact, conversation.contact_id)
-    last_inbound = session.exec(
-        select(Message)
-        .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND.value)
-        .order_by(Message.id.desc())
-    ).first()
-    assignee = session.get(Staff, conversation.assignee_id) if conversation.assignee_id else None
-    return ConversationSummary(
-        id=conversation.id,
-        channel=conversation.channel,
-        state=conversation.state,
-        contact_id=conversation.contact_id,
-        contact_name=contact.display_name if contact else None,
-        assignee=_staff_label(assignee),
-        assignee_id=conversation.assignee_id,
-        reason=conversation.escalation_reason,
-        priority=conversation.priority,
-        escalated_at=conversation.escalated_at,
-        last_message_at=conversation.last_message_at,
-        last_text=last_inbound.text if last_inbound else None,
-        last_sentiment=last_inbound.sentiment if last_inbound else None,
-    )
-
-
-def list_conversations(
-    engine: Engine,
-    *,
-    state: str | None = ConversationState.HUMAN,
-    channel: str | None = None,
-    assignee_id: int | None = None,
-    unassigned: bool = False,
-    limit: int = 100,
-) -> list[ConversationSummary]:
-    """Conversations, the escalated ones oldest-waiting first (higher priority before equal waits)."""
-    with session_scope(engine, read_only=True) as session:
-        query = select(Conversation)
-        if state:
-            query = query.where(Conversation.state == state)
-        if channel:
-            query = query.where(Conversation.channel == channel)
-        if assignee_id is not None:
-            query = query.where(Conversation.assignee_id == assignee_id)
-        if unassigned:
-            query = query.where(Conversation.assignee_id.is_(None))
-        if state == ConversationState.HUMAN:
-            query = query.order_by(
-                Conversation.priority.desc(),
-                func.coalesce(Conversation.escalated_at, Conversation.last_message_at),
-                Conversation.id,
-            )
-        else:
-            query = query.order_by(Conversation.last_message_at.desc())
-        return [_summary(session, c) for c in session.exec(query.limit(limit)).all()]
-
-
-def _history_item(message: Message, staff_names: dict[int, str]) -> HistoryItem:
+def _history_item(
+    message: Message, staff_names: dict[int, str], corrections: dict[str, str] | None = None
+) -> HistoryItem:
     if message.author_kind == "staff":
         author = staff_names.get(message.staff_id, "staff")
     else:
@@ -211,10 +160,12 @@ def _history_item(message: Message, staff_names: dict[int, str]) -> HistoryItem:
         intent_confidence=message.intent_confidence,
         sentiment=message.sentiment,
         abusive=message.abusive,
+        abusive_score=message.abusive_score,
         kb_article_id=message.kb_article_id,
         kb_score=message.kb_score,
         action=message.action,
         reason=message.reason,
+        corrections=corrections or {},
     )
 
 
@@ -222,10 +173,39 @@ def _staff_names(session: Session) -> dict[int, str]:
     return {s.id: s.name or s.email for s in session.exec(select(Staff)).all()}
 
 
+def _history(session: Session, messages: list[Message]) -> list[HistoryItem]:
+    """History items of `messages` (in their order), with staff's corrections of each."""
+    names = _staff_names(session)
+    corrections: dict[int, dict[str, str]] = defaultdict(dict)
+    inbound = [m.id for m in messages if m.direction == Direction.INBOUND]
+    if inbound:
+        for message_id, aspect, value in session.exec(
+            select(Correction.message_id, Correction.aspect, Correction.value).where(
+                Correction.message_id.in_(inbound)
+            )
+        ).all():
+            corrections[message_id][aspect] = value
+    return [_history_item(m, names, corrections.get(m.id)) for m in messages]
+
+
+def _unanswered(history: list[HistoryItem], conversation_id: int, *, escalated: bool) -> HistoryItem | None:
+    """The customer's latest message in the conversation if nobody answered it since. Once a person was
+    asked in (`escalated`), only staff's messages answer: the bot's hand-over notice does not."""
+    own = [item for item in history if item.conversation_id == conversation_id]
+    asked = [i for i, item in enumerate(own) if item.author_kind == AuthorKind.CUSTOMER]
+    if not asked:
+        return None
+    answers = {AuthorKind.STAFF} if escalated else {AuthorKind.STAFF, AuthorKind.BOT}
+    if any(item.author_kind in answers for item in own[asked[-1] + 1 :]):
+        return None
+    return own[asked[-1]]
+
+
 def conversation_detail(
-    engine: Engine, conversation_id: int, *, history_limit: int = 500
+    engine: Engine, conversation_id: int, *, staff_id: int | None = None, history_limit: int = 500
 ) -> ConversationDetail:
-    """One conversation with its contact's whole history across every channel, and the staff notes.
+    """One conversation with its contact's whole history across every channel, the customer panel and the
+    staff notes (`staff_id`: the viewer, for the unread count).
 
     Raises:
         ConversationNotFound: there is no such conversation.
@@ -234,15 +214,16 @@ def conversation_detail(
         conversation = session.get(Conversation, conversation_id)
         if conversation is None:
             raise ConversationNotFound(f"conversation {conversation_id} does not exist")
-        contact = session.get(Contact, conversation.contact_id)
-        identities = session.exec(select(Identity).where(Identity.contact_id == contact.id)).all()
-        names = _staff_names(session)
         messages = session.exec(
             select(Message)
-            .where(Message.contact_id == contact.id)
+            .where(Message.contact_id == conversation.contact_id)
             .order_by(Message.id.desc())
             .limit(history_limit)
         ).all()
+        history = _history(session, list(reversed(messages)))
+        summary = summarise(session, [conversation], staff_id=staff_id)[0]
+        escalation = next((m for m in history if m.id == summary.escalation_message_id), None)
+        names = _staff_names(session)
         notes = session.exec(
             select(Note).where(Note.conversation_id == conversation_id).order_by(Note.id)
         ).all()
@@ -250,14 +231,42 @@ def conversation_detail(
             select(func.max(Message.id)).where(Message.conversation_id == conversation_id)
         ).one()
         return ConversationDetail(
-            conversation=_summary(session, conversation),
+            conversation=summary,
             thread_id=conversation.thread_id,
-            contact_email=contact.email,
-            ladder_stage=contact.ladder_stage,
-            identities=[(i.channel, i.handle or i.display_name or i.external_user_id) for i in identities],
-            history=[_history_item(m, names) for m in reversed(messages)],
+            customer=customer_profile(session, conversation.contact_id),
+            history=history,
+            escalation=escalation,
+            unanswered=_unanswered(history, conversation_id, escalated=conversation.escalated_at is not None),
             notes=[NoteView(n.id, names.get(n.staff_id, "staff"), n.text, n.created_at) for n in notes],
             last_message_id=last_id or 0,
+        )
+
+
+def unanswered_message(engine: Engine, conversation_id: int) -> HistoryItem | None:
+    """The customer's latest message in the conversation if nobody answered it (resolving then warns).
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+    """
+    with session_scope(engine, read_only=True) as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(f"conversation {conversation_id} does not exist")
+        last_asked = session.exec(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation_id,
+                Message.author_kind == AuthorKind.CUSTOMER,
+            )
+        ).one()
+        if last_asked is None:
+            return None
+        since = session.exec(
+            select(Message).where(Message.conversation_id == conversation_id, Message.id >= last_asked)
+        ).all()
+        return _unanswered(
+            _history(session, sorted(since, key=lambda m: m.id)),
+            conversation_id,
+            escalated=conversation.escalated_at is not None,
         )
 
 
@@ -271,21 +280,20 @@ def messages_after(engine: Engine, conversation_id: int, after_id: int) -> tuple
         conversation = session.get(Conversation, conversation_id)
         if conversation is None:
             raise ConversationNotFound(f"conversation {conversation_id} does not exist")
-        names = _staff_names(session)
         rows = session.exec(
             select(Message)
             .where(Message.contact_id == conversation.contact_id, Message.id > after_id)
             .order_by(Message.id)
             .limit(200)
         ).all()
-        return conversation.state, [_history_item(m, names) for m in rows]
+        return conversation.state, _history(session, list(rows))
 
 
 def list_staff(engine: Engine) -> list[StaffView]:
-    """Active staff, for "assign to"."""
+    """Active staff whose role works conversations: who a conversation can be assigned to."""
     with session_scope(engine, read_only=True) as session:
-        rows = session.exec(select(Staff).where(Staff.active).order_by(Staff.email)).all()
-        return [StaffView(s.id, s.email, s.name, s.role) for s in rows]
+        rows = session.exec(select(Staff).where(Staff.active).order_by(Staff.name, Staff.email)).all()
+        return [StaffView(s.id, s.email, s.name, s.role) for s in rows if may(s, "conversations.write")]
 
 
 def reply_as_staff(
@@ -336,7 +344,7 @@ def apply_action(
 
     Raises:
         ConversationNotFound: there is no such conversation.
-        ValueError: an unknown action or assignee.
+        ValueError: an unknown action, or an assignee who is not an active agent or admin.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
@@ -349,6 +357,11 @@ def apply_action(
             assignee = session.get(Staff, assignee_id) if assignee_id is not None else None
             if assignee_id is not None and (assignee is None or not assignee.active):
                 raise ValueError(f"no active staff member has id {assignee_id}")
+            if assignee is not None and not may(assignee, "conversations.write"):
+                raise ValueError(
+                    f"{assignee.name or assignee.email} is a {assignee.role}, whose role does not work "
+                    "conversations; assign it to an agent or an admin"
+                )
             assign_conversation(session, conversation, assignee=assignee, actor=actor)
         elif action == "resolve":
             resolve_conversation(session, conversation, actor=actor)
@@ -367,3 +380,106 @@ def note_on(engine: Engine, conversation_id: int, *, staff_id: int, text: str) -
     with session_scope(engine) as session:
         conversation = lock_conversation(session, conversation_id)
         add_note(session, conversation, staff=session.get(Staff, staff_id), text=text)
+
+
+def _tag(text: str) -> str:
+    tag = re.sub(r"\s+", "-", text.strip().lower())
+    if not TAG_PATTERN.match(tag):
+        raise TagError(
+            f"tag {text.strip()[:40]!r}: up to 30 letters, digits, '-' or '_', starting with a letter"
+            " or digit"
+        )
+    return tag
+
+
+def add_tag(engine: Engine, conversation_id: int, tag: str, *, staff_id: int) -> str:
+    """Put `tag` on the conversation (normalised: "Late delivery" -> "late-delivery"); returns the tag.
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+        TagError: not a tag.
+    """
+    tag = _tag(tag)
+    with session_scope(engine) as session:
+        conversation = lock_conversation(session, conversation_id)
+        exists = session.exec(
+            select(ConversationTag).where(
+                ConversationTag.conversation_id == conversation.id, ConversationTag.tag == tag
+            )
+        ).first()
+        if exists is None:
+            session.add(ConversationTag(conversation_id=conversation.id, tag=tag, staff_id=staff_id))
+            audit(
+                session,
+                "conversation.tagged",
+                "conversation",
+                conversation.id,
+                actor_kind="staff",
+                actor_id=staff_id,
+                details={"tag": tag},
+            )
+    return tag
+
+
+def remove_tag(engine: Engine, conversation_id: int, tag: str, *, staff_id: int) -> None:
+    """Take `tag` off the conversation (nothing happens if it wasn't there).
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+    """
+    with session_scope(engine) as session:
+        conversation = lock_conversation(session, conversation_id)
+        removed = session.exec(
+            delete(ConversationTag).where(
+                ConversationTag.conversation_id == conversation.id, ConversationTag.tag == tag
+            )
+        )
+        if removed.rowcount:
+            audit(
+                session,
+                "conversation.untagged",
+                "conversation",
+                conversation.id,
+                actor_kind="staff",
+                actor_id=staff_id,
+                details={"tag": tag},
+            )
+
+
+def known_tags(engine: Engine, limit: int = 200) -> list[str]:
+    """The tags in use, most used first (the console suggests them)."""
+    with session_scope(engine, read_only=True) as session:
+        return list(
+            session.exec(
+                select(ConversationTag.tag)
+                .group_by(ConversationTag.tag)
+                .order_by(func.count().desc(), ConversationTag.tag)
+                .limit(limit)
+            ).all()
+        )
+
+
+def set_priority(engine: Engine, conversation_id: int, priority: int, *, staff_id: int) -> None:
+    """Set the conversation's priority (`bot.support.queue.PRIORITIES`).
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+        ValueError: not a priority.
+    """
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be one of {', '.join(map(str, PRIORITIES))} ({priority!r} is not)")
+    with session_scope(engine) as session:
+        conversation = lock_conversation(session, conversation_id)
+        if conversation.priority == priority:
+            return
+        previous, conversation.priority = conversation.priority, priority
+        session.add(conversation)
+        audit(
+            session,
+            "conversation.priority_set",
+            "conversation",
+            conversation.id,
+            actor_kind="staff",
+            actor_id=staff_id,
+            details={"from": PRIORITIES.get(previous, previous), "to": PRIORITIES[priority]},
+        )

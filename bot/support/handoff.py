@@ -2,6 +2,7 @@
 
     bot --escalate / staff reply / assign--> human --resolve--> resolved --customer writes--> bot | human
     human --hand back--> bot
+    human --snooze until T--> snoozed --T passes / customer writes / staff act--> human
 
 The bot replies only while the state is `bot` (`bot_may_reply`), checked in the same transaction that queues a
 bot reply, with the conversation row locked on PostgreSQL: once staff own a thread, no bot reply can be
@@ -10,6 +11,7 @@ queued in it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -41,7 +43,9 @@ __all__ = [
     "lock_conversation",
     "reopen_conversation",
     "resolve_conversation",
+    "snooze_conversation",
     "staff_reply",
+    "wake_conversation",
 ]
 
 
@@ -97,6 +101,8 @@ def escalate_conversation(
     previous = conversation.state
     conversation.state = ConversationState.HUMAN.value
     conversation.escalation_reason = reason
+    conversation.escalation_message_id = message_id
+    conversation.snoozed_until = None
     conversation.escalated_at = utcnow()
     conversation.priority = max(conversation.priority, priority)
     session.add(conversation)
@@ -145,6 +151,7 @@ def assign_conversation(
     previous = conversation.state
     previous_assignee = conversation.assignee_id
     conversation.state = ConversationState.HUMAN.value
+    conversation.snoozed_until = None
     conversation.assignee_id = assignee.id if assignee is not None else None
     if conversation.escalated_at is None:
         conversation.escalated_at = utcnow()
@@ -166,6 +173,7 @@ def resolve_conversation(session: Session, conversation: Conversation, *, actor:
     """Close the conversation; a later customer message reopens it (see `reopen_conversation`)."""
     previous = conversation.state
     conversation.state = ConversationState.RESOLVED.value
+    conversation.snoozed_until = None
     conversation.resolved_at = utcnow()
     session.add(conversation)
     audit(
@@ -183,6 +191,7 @@ def hand_back_to_bot(session: Session, conversation: Conversation, *, actor: Sta
     """Staff give the conversation back: the bot answers the customer's next message."""
     previous = conversation.state
     conversation.state = ConversationState.BOT.value
+    conversation.snoozed_until = None
     conversation.assignee_id = None
     session.add(conversation)
     audit(
@@ -196,6 +205,54 @@ def hand_back_to_bot(session: Session, conversation: Conversation, *, actor: Sta
     support_posts_changed(session, conversation.id)
 
 
+def snooze_conversation(
+    session: Session, conversation: Conversation, *, until: datetime, actor: Staff
+) -> None:
+    """Put the conversation aside until `until`: it leaves the queue, the bot stays silent, and it comes
+    back to staff when `until` passes (bot/support/snooze.py) or the customer writes (`wake_conversation`).
+
+    Raises:
+        ValueError: `until` is not in the future, or the conversation is not with staff.
+    """
+    if until <= utcnow():
+        raise ValueError("snooze until a time in the future")
+    if conversation.state not in (ConversationState.HUMAN, ConversationState.SNOOZED):
+        raise ValueError(f"only a conversation with staff can be snoozed (this one is {conversation.state})")
+    previous = conversation.state
+    conversation.state = ConversationState.SNOOZED.value
+    conversation.snoozed_until = until
+    session.add(conversation)
+    audit(
+        session,
+        "conversation.snoozed",
+        "conversation",
+        conversation.id,
+        **_actor(actor),
+        details=_transition(previous, conversation, until=until.isoformat()),
+    )
+    support_posts_changed(session, conversation.id)
+
+
+def wake_conversation(
+    session: Session, conversation: Conversation, *, why: str, message_id: int | None = None
+) -> None:
+    """A snoozed conversation comes back to staff (state `human`, same assignee); `why` says what woke it
+    ("the snooze ended", "the customer wrote")."""
+    previous = conversation.state
+    conversation.state = ConversationState.HUMAN.value
+    conversation.snoozed_until = None
+    session.add(conversation)
+    audit(
+        session,
+        "conversation.woken",
+        "conversation",
+        conversation.id,
+        actor_kind="customer" if message_id is not None else "system",
+        details=_transition(previous, conversation, why=why, message_id=message_id),
+    )
+    support_posts_changed(session, conversation.id)
+
+
 def staff_reply(
     session: Session, conversation: Conversation, *, staff: Staff, text: str, idempotency_key: str
 ) -> Message:
@@ -203,6 +260,7 @@ def staff_reply(
     if nobody had it. The same `idempotency_key` (a double-clicked form) queues one message."""
     previous, previous_assignee = conversation.state, conversation.assignee_id
     conversation.state = ConversationState.HUMAN.value
+    conversation.snoozed_until = None
     if conversation.assignee_id is None:
         conversation.assignee_id = staff.id
     if (previous, previous_assignee) != (conversation.state, conversation.assignee_id):

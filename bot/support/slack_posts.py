@@ -1,5 +1,5 @@
 """The Slack support channel's posts: an escalation posted for staff, kept current as the conversation
-changes hands.
+changes hands; and alerts for staff (a complaint spike, bot/insights/topics.py), posted once.
 
 Posting is reliable like the outbox: the escalation's transaction writes a `SupportPost` row
 (`record_support_post`, called by bot/support/handoff.py); `deliver_support_posts` claims due rows (on
@@ -98,7 +98,14 @@ class _Job:
     ts: str | None
     version: int
     maybe_posted: bool
-    card: EscalationCard
+    # An escalation's card, or None for an alert (its `alert` text is posted as it is).
+    card: EscalationCard | None
+    alert: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What finds the post on Slack again after an interrupted attempt."""
+        return self.card.key if self.card is not None else f"alert:{self.post_id}"
 
 
 def _support_slack(runtime: Runtime) -> SlackChannel | None:
@@ -131,9 +138,12 @@ def deliver_support_posts(
     for job in _claim(runtime, now, limit):
         try:
             if job.ts is None:
-                ts = slack.find_escalation(job.card.key) if job.maybe_posted else None
+                ts = slack.find_escalation(job.key) if job.maybe_posted else None
                 if ts is None:
-                    ts = slack.post_escalation(job.card)
+                    if job.card is None:
+                        ts = slack.post_alert(job.key, job.alert or "")
+                    else:
+                        ts = slack.post_escalation(job.card)
                     report.posted.append(job.post_id)
                 else:
                     log.info("support post %s had been posted before a stop (%s)", job.post_id, ts)
@@ -208,8 +218,11 @@ def _claim(runtime: Runtime, now: datetime, limit: int) -> list[_Job]:
             maybe_posted = row.ts is None and (row.claimed_until is not None or row.attempts > 0)
             row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
             session.add(row)
-            card = _card(session, row, runtime.settings.server.public_url)
-            jobs.append(_Job(row.id, row.ts, row.version, maybe_posted, card))
+            if row.kind == "alert":
+                jobs.append(_Job(row.id, row.ts, row.version, maybe_posted, None, row.text))
+            else:
+                card = _card(session, row, runtime.settings.server.public_url)
+                jobs.append(_Job(row.id, row.ts, row.version, maybe_posted, card))
         return jobs
 
 

@@ -34,11 +34,14 @@ __all__ = [
     "log_in",
     "login_limits",
     "may",
+    "set_password",
+    "set_team",
 ]
 
 log = logging.getLogger("socialbot.staff")
 _hasher = PasswordHasher()
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TEAM_PATTERN = re.compile(r"^[a-z0-9][a-z0-9 _-]{0,39}$")
 MIN_PASSWORD_LENGTH = 10
 # Verified against when the e-mail is unknown, so a login takes as long whether or not the account exists.
 _DUMMY_HASH = _hasher.hash("socialbot-no-such-account")
@@ -96,6 +99,40 @@ def create_staff(session: Session, email: str, *, role: str, password: str, name
         actor_kind="system",
         details={"email": email, "role": role},
     )
+    return staff
+
+
+def set_password(session: Session, staff: Staff, password: str) -> None:
+    """Give `staff` a new password (audited); their open console sessions end.
+
+    Raises:
+        StaffError: the password is too short.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    staff.password_hash = _hasher.hash(password)
+    staff.session_version += 1
+    session.add(staff)
+    audit(
+        session, "staff.password_set", "staff", staff.id, actor_kind="system", details={"email": staff.email}
+    )
+
+
+def set_team(session: Session, email: str, team: str) -> Staff:
+    """Put the staff member with `email` in `team` ("" for none), audited.
+
+    Raises:
+        StaffError: no such account, or a team name that is not one.
+    """
+    staff = session.exec(select(Staff).where(Staff.email == email.strip().lower())).first()
+    if staff is None:
+        raise StaffError(f"no staff account for {email}")
+    team = team.strip().lower()
+    if team and not TEAM_PATTERN.match(team):
+        raise StaffError(f"team {team!r}: up to 40 lower-case letters, digits, spaces, '-' or '_'")
+    staff.team = team or None
+    session.add(staff)
+    audit(session, "staff.team_set", "staff", staff.id, actor_kind="operator", details={"team": staff.team})
     return staff
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from bot.crm.audit import audit
+from bot.crm.audit import audit, describe_event
 from bot.crm.data_rights import ContactNotFound, erase_for_staff, export_for_staff, list_requests
 from bot.crm.db import session_scope
 from bot.crm.models import AuditEvent, Staff
@@ -220,16 +221,50 @@ def api_requests(runtime: RuntimeDep, staff: ApiAdmin, status: str | None = None
 # The audit log
 
 
+@dataclass(frozen=True, slots=True)
+class AuditLine:
+    """One audit event as the console shows it: when, who, what in a sentence, and the raw details."""
+
+    id: int
+    at: datetime
+    who: str
+    action: str
+    sentence: str
+    details: str | None
+
+
+def _audit_line(event: AuditEvent, staff_names: dict[int, str]) -> AuditLine:
+    if event.actor_kind == "staff":
+        who = staff_names.get(event.actor_id, f"staff #{event.actor_id}")
+    else:
+        who = {"bot": "bot", "customer": "customer", "system": "socialbot", "operator": "operator"}.get(
+            event.actor_kind, event.actor_kind
+        )
+    sentence = describe_event(
+        action=event.action,
+        actor_kind=event.actor_kind,
+        actor_id=event.actor_id,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        details=event.details,
+        staff_names=staff_names,
+    )
+    details = (
+        json.dumps(event.details, indent=2, sort_keys=True, ensure_ascii=False) if event.details else None
+    )
+    return AuditLine(event.id, event.at, who, event.action, sentence, details)
+
+
 @router.get("/console/audit", response_class=HTMLResponse, include_in_schema=False)
 def audit_page(request: Request, runtime: RuntimeDep, staff: Admin, filters: AuditFilters) -> HTMLResponse:
     query = audit_query(**filters).limit(AUDIT_PAGE)
     with session_scope(runtime.engine, read_only=True) as session:
-        rows = [_audit_row(event, email) for event, email in session.exec(query).all()]
+        staff_names = {s.id: s.name or s.email for s in session.exec(select(Staff)).all()}
+        rows = [_audit_line(event, staff_names) for event, _email in session.exec(query).all()]
     return render(
         request,
         "console_audit.html",
         staff,
-        columns=AUDIT_COLUMNS,
         rows=rows,
         filters={name: value or "" for name, value in filters.items()},
         export_query=request.url.query,

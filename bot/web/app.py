@@ -16,11 +16,13 @@ from bot.runtime.container import Runtime
 from bot.runtime.logs import install_request_ids
 from bot.web import (
     admin,
+    canned,
     chat,
     chat_typing,
     console,
     contacts_api,
     insights,
+    live,
     moderation,
     operations,
     staff_api,
@@ -40,6 +42,8 @@ MAX_BODY_BYTES = 1_000_000
 ROUTERS = (
     chat.router,
     console.router,
+    live.router,
+    canned.router,
     staff_api.router,
     operations.router,
     contacts_api.router,

@@ -1,44 +1,56 @@
-"""The staff console: log in, the queue of escalated conversations, one conversation with the contact's whole
-history, and the actions on it (reply, take, assign, resolve, hand back, note). Server-rendered (Jinja2,
-autoescaped: customer text is shown as text) with a little JS for live updates; no build step."""
+"""The staff console: log in, the queue of escalated conversations (with filters and search), one
+conversation with the contact's whole history and the customer panel, and the actions on it (reply, take,
+assign, resolve, hand back, snooze, tag, prioritise, note, correct the bot's reading). Server-rendered
+(Jinja2, autoescaped: customer text is shown as text) with static/console.js for live updates
+(bot/web/live.py) and the keyboard; every action also works as a plain form post."""
 
 from __future__ import annotations
 
 import logging
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
-from bot.crm.models import Staff
+from bot.crm.db import session_scope
+from bot.crm.models import Staff, utcnow
 from bot.delivery.outbox import deliver_due
+from bot.insights.corrections import CorrectionError, record_correction
 from bot.runtime.container import Runtime
 from bot.support.conversations import (
     ACTIONS,
     ConversationDetail,
+    TagError,
+    add_tag,
     conversation_detail,
-    list_conversations,
-    list_staff,
-    messages_after,
     note_on,
+    remove_tag,
     reply_as_staff,
+    set_priority,
+    unanswered_message,
 )
 from bot.support.handoff import ConversationNotFound
+from bot.support.queue import mark_read
+from bot.support.search import search
 from bot.support.slack_posts import notify_support_channel
+from bot.support.snooze import snooze
 from bot.support.staff import end_sessions, log_in, may
 from bot.web.auth import console_staff, verify_csrf
 from bot.web.dependencies import RuntimeDep, client_address
 from bot.web.pages import render
 from bot.web.staff_api import act_on_conversation
+from bot.web.workspace import QueueFilterDep, conversation_context, queue_context
 
 __all__ = ["router"]
 
 log = logging.getLogger("socialbot.console")
 MAX_REPLY_CHARS = 10_000
-STATES = ("human", "bot", "resolved", "snoozed")
+# The longest snooze: a conversation put aside for longer belongs resolved.
+MAX_SNOOZE = timedelta(days=90)
 
 
 def _safe_next(path: str | None) -> str:
@@ -106,80 +118,72 @@ def queue(
     request: Request,
     runtime: RuntimeDep,
     staff: Agent,
-    state: Annotated[str, Query(pattern="^(human|bot|resolved|snoozed)$")] = "human",
-    show: Annotated[str, Query(pattern="^(all|mine|unassigned)$")] = "all",
-    channel: Annotated[str | None, Query(max_length=20)] = None,
+    filters: QueueFilterDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
-    conversations = list_conversations(
-        runtime.engine,
-        state=state,
-        channel=channel or None,
-        assignee_id=staff.id if show == "mine" else None,
-        unassigned=show == "unassigned",
-    )
-    return render(
-        request,
-        "console_queue.html",
-        staff,
-        conversations=conversations,
-        state=state,
-        show=show,
-        channel=channel or "",
-        states=STATES,
-    )
+    if q is not None and q.strip():
+        results = search(runtime.engine, q, staff_id=staff.id)
+        return render(request, "console_search.html", staff, query=q.strip(), results=results)
+    return render(request, "console_queue.html", staff, **queue_context(runtime, staff, filters))
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
 def conversation_page(
-    request: Request, conversation_id: int, runtime: RuntimeDep, staff: Agent, notice: str | None = None
+    request: Request,
+    conversation_id: int,
+    runtime: RuntimeDep,
+    staff: Agent,
+    filters: QueueFilterDep,
+    notice: Annotated[str | None, Query(max_length=300)] = None,
+    error: Annotated[str | None, Query(max_length=300)] = None,
+    confirm: Annotated[str | None, Query(pattern="^resolve$")] = None,
+) -> HTMLResponse:
+    detail = _detail_or_404(runtime, conversation_id, staff)
+    _mark_seen(runtime, staff, detail)
+    return _conversation(
+        request, runtime, staff, detail, filters, notice=notice, error=error, confirm_resolve=bool(confirm)
+    )
+
+
+def _conversation(
+    request: Request,
+    runtime: Runtime,
+    staff: Staff,
+    detail: ConversationDetail,
+    filters,
+    *,
+    status_code: int = 200,
+    reply_token: str | None = None,
+    warning: str | None = None,
+    draft: str = "",
+    notice: str | None = None,
+    error: str | None = None,
+    confirm_resolve: bool = False,
 ) -> HTMLResponse:
     return render(
         request,
         "console_conversation.html",
         staff,
-        detail=_detail_or_404(runtime, conversation_id),
-        team=list_staff(runtime.engine),
-        reply_token=uuid.uuid4().hex,
-        warning=None,
-        draft="",
+        status_code=status_code,
+        reply_token=reply_token or uuid.uuid4().hex,
+        warning=warning,
+        draft=draft,
         notice=notice,
+        error=error,
+        confirm_resolve=confirm_resolve,
+        **conversation_context(runtime, staff, detail, filters),
     )
 
 
-@router.get("/conversations/{conversation_id}/updates")
-def conversation_updates(
-    conversation_id: int,
-    runtime: RuntimeDep,
-    staff: Agent,
-    after: Annotated[int, Query(ge=0)] = 0,
-) -> JSONResponse:
-    try:
-        state, items = messages_after(runtime.engine, conversation_id, after)
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
-    return JSONResponse(
-        {
-            "state": state,
-            "messages": [
-                {
-                    "id": m.id,
-                    "conversation_id": m.conversation_id,
-                    "channel": m.channel,
-                    "direction": m.direction,
-                    "author": m.author,
-                    "author_kind": m.author_kind,
-                    "text": m.text,
-                    "created_at": m.created_at.isoformat(),
-                    "status": m.status,
-                    "intent": m.intent,
-                    "sentiment": m.sentiment,
-                    "abusive": bool(m.abusive),
-                    "action": m.action,
-                }
-                for m in items
-            ],
-        }
-    )
+def _mark_seen(runtime: Runtime, staff: Staff, detail: ConversationDetail) -> None:
+    """The agent has the conversation on screen: its customer messages are read."""
+    if detail.last_message_id:
+        mark_read(
+            runtime.engine,
+            staff_id=staff.id,
+            conversation_id=detail.conversation.id,
+            message_id=detail.last_message_id,
+        )
 
 
 @router.post("/conversations/{conversation_id}/reply", response_model=None)
@@ -188,6 +192,7 @@ def reply(
     conversation_id: int,
     runtime: RuntimeDep,
     staff: Writer,
+    filters: QueueFilterDep,
     text: Annotated[str, Form(max_length=MAX_REPLY_CHARS)],
     reply_token: Annotated[str, Form(pattern=r"^[0-9a-f]{32}$")],
     seen_message_id: Annotated[int, Form(ge=0)],
@@ -212,17 +217,17 @@ def reply(
     except ConversationNotFound as error:
         raise HTTPException(404, str(error)) from None
     if warning:
-        return render(
+        detail = _detail_or_404(runtime, conversation_id, staff)
+        return _conversation(
             request,
-            "console_conversation.html",
+            runtime,
             staff,
+            detail,
+            filters,
             status_code=409,
-            detail=_detail_or_404(runtime, conversation_id),
-            team=list_staff(runtime.engine),
             reply_token=reply_token,
             warning=warning,
             draft=text,
-            notice=None,
         )
     runtime.submit(deliver_due, runtime.engine, runtime.channels)
     notify_support_channel(runtime)
@@ -238,15 +243,124 @@ def act(
     staff: Writer,
     action: Annotated[str, Form()],
     assignee_id: Annotated[str, Form()] = "",
+    force: Annotated[bool, Form()] = False,
     csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     verify_csrf(request, csrf)
     if action not in ACTIONS:
         raise HTTPException(422, f"unknown action {action!r}")
+    if action == "resolve" and not force:
+        try:
+            unanswered = unanswered_message(runtime.engine, conversation_id)
+        except ConversationNotFound as error:
+            raise HTTPException(404, str(error)) from None
+        if unanswered is not None:
+            return RedirectResponse(
+                f"/console/conversations/{conversation_id}?confirm=resolve", status_code=303
+            )
     assignee = int(assignee_id) if assignee_id.isdigit() else None
     state = act_on_conversation(runtime, conversation_id, action, staff, assignee)
     labels = {"take": "You took", "assign": "Assigned", "resolve": "Resolved", "hand_back": "Handed back"}
     return _redirect_to(conversation_id, f"{labels[action]} the conversation (now {state}).")
+
+
+@router.post("/conversations/{conversation_id}/snooze")
+def snooze_conversation(
+    request: Request,
+    conversation_id: int,
+    runtime: RuntimeDep,
+    staff: Writer,
+    for_minutes: Annotated[int | None, Form(ge=1, le=int(MAX_SNOOZE.total_seconds() // 60))] = None,
+    until_local: Annotated[str, Form(max_length=30)] = "",
+    tz_offset: Annotated[int, Form(ge=-24 * 60, le=24 * 60)] = 0,
+    csrf: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    now = utcnow()
+    if for_minutes is not None:
+        until = now + timedelta(minutes=for_minutes)
+    else:
+        until = _local_time(until_local, tz_offset)
+        if until is None:
+            return _redirect_to(
+                conversation_id, error="Choose how long, or a date and time, to snooze until."
+            )
+    if until - now > MAX_SNOOZE:
+        return _redirect_to(conversation_id, error="Snooze for at most 90 days; resolve it instead.")
+    try:
+        snooze(runtime.engine, conversation_id, until=until, staff_id=staff.id)
+    except ConversationNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except ValueError as error:
+        return _redirect_to(conversation_id, error=f"Not snoozed: {error}.")
+    notify_support_channel(runtime)
+    return RedirectResponse("/console", status_code=303)
+
+
+def _local_time(value: str, tz_offset: int) -> datetime | None:
+    """A browser's datetime-local value in UTC (`tz_offset`: the browser's getTimezoneOffset(), minutes)."""
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if naive.tzinfo is not None:
+        return naive
+    from datetime import UTC
+
+    return (naive + timedelta(minutes=tz_offset)).replace(tzinfo=UTC)
+
+
+@router.post("/conversations/{conversation_id}/tags")
+def tag(
+    request: Request,
+    conversation_id: int,
+    runtime: RuntimeDep,
+    staff: Writer,
+    tag: Annotated[str, Form(max_length=60)],
+    csrf: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    try:
+        added = add_tag(runtime.engine, conversation_id, tag, staff_id=staff.id)
+    except ConversationNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except TagError as error:
+        return _redirect_to(conversation_id, error=str(error))
+    return _redirect_to(conversation_id, f"Tagged #{added}.")
+
+
+@router.post("/conversations/{conversation_id}/tags/remove")
+def untag(
+    request: Request,
+    conversation_id: int,
+    runtime: RuntimeDep,
+    staff: Writer,
+    tag: Annotated[str, Form(max_length=60)],
+    csrf: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    try:
+        remove_tag(runtime.engine, conversation_id, tag, staff_id=staff.id)
+    except ConversationNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    return _redirect_to(conversation_id, f"Removed #{tag}.")
+
+
+@router.post("/conversations/{conversation_id}/priority")
+def prioritise(
+    request: Request,
+    conversation_id: int,
+    runtime: RuntimeDep,
+    staff: Writer,
+    priority: Annotated[int, Form(ge=0, le=2)],
+    csrf: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    verify_csrf(request, csrf)
+    try:
+        set_priority(runtime.engine, conversation_id, priority, staff_id=staff.id)
+    except ConversationNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    return _redirect_to(conversation_id, "Priority saved.")
 
 
 @router.post("/conversations/{conversation_id}/notes")
@@ -266,14 +380,59 @@ def note(
     return _redirect_to(conversation_id, "Note added.")
 
 
-def _detail_or_404(runtime: Runtime, conversation_id: int) -> ConversationDetail:
+@router.post("/messages/{message_id}/correct")
+def correct(
+    request: Request,
+    message_id: int,
+    runtime: RuntimeDep,
+    staff: Writer,
+    conversation_id: Annotated[int, Form(ge=1)],
+    intent: Annotated[str, Form(max_length=20)] = "",
+    sentiment: Annotated[str, Form(max_length=20)] = "",
+    abusive: Annotated[str, Form(max_length=10)] = "",
+    article: Annotated[str, Form(max_length=10)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    """Store staff's reading of a customer message (the learning loop's labelled examples)."""
+    verify_csrf(request, csrf)
+    given = {
+        aspect: value
+        for aspect, value in (
+            ("intent", intent),
+            ("sentiment", sentiment),
+            ("abusive", abusive),
+            ("article", article),
+        )
+        if value
+    }
+    if not given:
+        return _redirect_to(conversation_id, error="Choose what the bot got wrong before saving.")
     try:
-        return conversation_detail(runtime.engine, conversation_id)
+        with session_scope(runtime.engine) as session:
+            for aspect, value in given.items():
+                record_correction(
+                    session,
+                    message_id=message_id,
+                    aspect=aspect,
+                    value=value,
+                    staff_id=staff.id,
+                    source="console",
+                )
+    except CorrectionError as error:
+        return _redirect_to(conversation_id, error=str(error))
+    changed = ", ".join(f"{aspect} {value}" for aspect, value in given.items())
+    return _redirect_to(conversation_id, f"Correction saved ({changed}); it will teach the next retraining.")
+
+
+def _detail_or_404(runtime: Runtime, conversation_id: int, staff: Staff) -> ConversationDetail:
+    try:
+        return conversation_detail(runtime.engine, conversation_id, staff_id=staff.id)
     except ConversationNotFound as error:
         raise HTTPException(404, str(error)) from None
 
 
-def _redirect_to(conversation_id: int, notice: str) -> RedirectResponse:
-    return RedirectResponse(
-        f"/console/conversations/{conversation_id}?notice={quote(notice)}", status_code=303
-    )
+def _redirect_to(
+    conversation_id: int, notice: str | None = None, *, error: str | None = None
+) -> RedirectResponse:
+    query = f"?notice={quote(notice)}" if notice else f"?error={quote(error or '')}"
+    return RedirectResponse(f"/console/conversations/{conversation_id}{query}", status_code=303)

@@ -1,10 +1,11 @@
-"""How errors are answered: one JSON line `{"error": ...}` for the APIs, a short page for the console, a
-redirect to the login page for a console page asked for without a session, and 503 with Retry-After when
-the database is busy or down (nothing was stored; the caller retries)."""
+"""How errors are answered: one JSON line `{"error": ...}` for the APIs, a page with the console's navigation
+for the console (whose way back leads to a page the staff member may see: a marketer's to the dashboard, never
+into another 403), a redirect to the login page for a console page asked for without a session, and 503 with
+Retry-After when the database is busy or down (nothing was stored; the caller retries). An unexpected error
+is logged with its traceback and answered with a 500 that says nothing about it."""
 
 from __future__ import annotations
 
-import html
 import logging
 from urllib.parse import quote
 
@@ -14,8 +15,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.crm.db import DatabaseUnavailable
+from bot.crm.db import DatabaseUnavailable, session_scope
+from bot.crm.models import Staff
 from bot.web.auth import LoginRequired
+from bot.web.pages import render
 
 __all__ = ["install_error_handlers"]
 
@@ -29,6 +32,65 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+TITLES = {
+    400: "That request can't be read",
+    403: "Not for your role",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "Changed meanwhile",
+    413: "Too large",
+    422: "Something in the form needs fixing",
+    429: "Too many tries",
+    500: "Something went wrong on our side",
+    503: "Busy for a moment",
+}
+
+
+def _is_console_page(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/console") and not path.endswith("/events")
+
+
+def _session_staff(request: Request) -> Staff | None:
+    """The logged-in staff member, if any (for the error page's navigation); never raises."""
+    try:
+        staff_id = request.session.get("staff_id")
+    except AssertionError:  # no session middleware on this path
+        return None
+    if not isinstance(staff_id, int):
+        return None
+    try:
+        with session_scope(request.app.state.runtime.engine, read_only=True) as session:
+            staff = session.get(Staff, staff_id)
+            if staff is not None:
+                session.expunge(staff)
+    except Exception:  # noqa: BLE001 - an error page must render even when the database is the problem
+        return None
+    return staff if staff is not None and staff.active else None
+
+
+def _error_page(request: Request, status: int, detail: str, headers: dict | None = None) -> Response:
+    try:
+        response = render(
+            request,
+            "console_error.html",
+            _session_staff(request),
+            status_code=status,
+            status=status,
+            title=TITLES.get(status, "Error"),
+            detail=detail,
+        )
+    except Exception:  # noqa: BLE001 - the navigation needs the database; without it, a bare page
+        log.exception("could not render the error page")
+        response = HTMLResponse(
+            f"<!doctype html><title>{status}</title><h1>{status}</h1>", status_code=status
+        )
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -56,12 +118,8 @@ def _http_error(request: Request, error: StarletteHTTPException) -> Response:
         detail = "the request body is not valid JSON in UTF-8"
     elif error.status_code == 413 and detail == "Content Too Large":
         detail = f"the request body is over {request.app.max_body_size} bytes"
-    if request.url.path.startswith("/console") and not request.url.path.endswith("/updates"):
-        page = (
-            f"<!doctype html><title>{error.status_code}</title><p>{html.escape(str(detail))}</p>"
-            '<p><a href="/console">Back to the console</a></p>'
-        )
-        return HTMLResponse(page, status_code=error.status_code, headers=error.headers)
+    if _is_console_page(request):
+        return _error_page(request, error.status_code, str(detail), error.headers)
     return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)
 
 
@@ -79,3 +137,11 @@ def _database_unavailable(_request: Request, error: Exception) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": "2"},
     )
+
+
+def _unexpected(request: Request, error: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    detail = "The error was logged. Try again; if it keeps happening, tell your admin what you were doing."
+    if _is_console_page(request):
+        return _error_page(request, 500, detail)
+    return JSONResponse({"error": "internal error; it was logged"}, status_code=500)

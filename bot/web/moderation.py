@@ -1,5 +1,6 @@
 """The console's moderation queue (/console/moderation) and its JSON twin (/api/v1/moderation): messages
-the abuse head flagged, with reason and score, and the staff actions on them (fine, hide, block; see
+the abuse head flagged, with why (the reason, the score, the words that weighed most, highlighted), and the
+staff actions on them ("not abuse": a correction and the bot answers; hide; block; see
 bot/moderation/queue.py).
 
 Abusive text is shown blurred until clicked, and always as text (Jinja2 autoescape)."""
@@ -7,6 +8,7 @@ Abusive text is shown blurred until clicked, and always as text (Jinja2 autoesca
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -78,7 +80,13 @@ def decide(
 ) -> RedirectResponse:
     verify_csrf(request, csrf)
     result = _act(runtime, item_id, action, staff)
-    return RedirectResponse(f"/console/moderation?notice={result['status']}", status_code=303)
+    done = {
+        "fine": "marked not abuse; the bot answered it and the correction was stored",
+        "hidden": "removed on its platform",
+        "needs_human": "the platform does not let the bot remove it: remove it by hand",
+        "blocked": "author blocked from bot replies",
+    }.get(result["status"], result["status"])
+    return RedirectResponse(f"/console/moderation?notice={quote(done)}", status_code=303)
 
 
 @router.get("/api/v1/moderation", tags=["moderation"])
@@ -107,6 +115,7 @@ def _entry(entry: QueueEntry) -> dict:
         "text": entry.text,
         "reason": entry.reason,
         "score": entry.score,
+        "flagged_words": list(entry.flagged_words),
         "status": entry.status,
         "outcome": entry.outcome,
         "created_at": entry.created_at.isoformat(),

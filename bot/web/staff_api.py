@@ -13,15 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.crm.models import Staff
 from bot.delivery.outbox import deliver_due
 from bot.runtime.container import Runtime
-from bot.support.conversations import (
-    ConversationSummary,
-    HistoryItem,
-    apply_action,
-    conversation_detail,
-    list_conversations,
-    reply_as_staff,
-)
+from bot.support.conversations import HistoryItem, apply_action, conversation_detail, reply_as_staff
 from bot.support.handoff import ConversationNotFound
+from bot.support.queue import ConversationSummary, QueueFilter, list_conversations
 from bot.support.slack_posts import notify_support_channel
 from bot.web.auth import api_staff
 from bot.web.dependencies import RuntimeDep
@@ -34,12 +28,15 @@ class ConversationOut(BaseModel):
     channel: str
     state: str
     contact_id: int
-    contact_name: str | None
+    contact_name: str
     assignee_id: int | None
     reason: str | None
+    escalation_message_id: int | None
     priority: int
+    tags: list[str]
     escalated_at: datetime | None
     last_message_at: datetime
+    snoozed_until: datetime | None
     waiting_seconds: float
 
     @classmethod
@@ -52,9 +49,12 @@ class ConversationOut(BaseModel):
             contact_name=summary.contact_name,
             assignee_id=summary.assignee_id,
             reason=summary.reason,
+            escalation_message_id=summary.escalation_message_id,
             priority=summary.priority,
+            tags=list(summary.tags),
             escalated_at=summary.escalated_at,
             last_message_at=summary.last_message_at,
+            snoozed_until=summary.snoozed_until,
             waiting_seconds=round(summary.waiting_seconds, 1),
         )
 
@@ -146,10 +146,14 @@ def get_conversations(
     assignee_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ConversationOut]:
-    """Conversations by state (escalated ones oldest-waiting first), channel and assignee."""
-    rows = list_conversations(
-        runtime.engine, state=state, channel=channel, assignee_id=assignee_id, limit=limit
+    """Conversations by state (with staff: the most urgent, then the longest waiting first), channel and
+    assignee."""
+    filters = QueueFilter(
+        state=state or "",
+        channel=channel,
+        assignee=str(assignee_id) if assignee_id is not None else "all",
     )
+    rows = list_conversations(runtime.engine, filters, staff_id=staff.id, limit=limit)
     return [ConversationOut.of(row) for row in rows]
 
 

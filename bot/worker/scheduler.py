@@ -1,6 +1,6 @@
 """Background jobs of a running worker (APScheduler): deliver the outbox, send due follow-ups, post
-escalations to the Slack support channel, deliver outgoing webhooks, finish interrupted messages, purge old
-message text (retention).
+escalations to the Slack support channel, deliver outgoing webhooks, finish interrupted messages, wake snoozed
+conversations, purge old message text (retention).
 
 Every job is safe to run in several workers at once: the rows it works on are claimed in the database.
 """
@@ -18,9 +18,11 @@ from bot.crm.rate_limits import forget_expired
 from bot.delivery.outbox import deliver_due
 from bot.delivery.webhooks import deliver_webhooks
 from bot.engagement.followups import send_due_followups, sync_followup_delivery
+from bot.insights.topics import check_complaint_spikes
 from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
-from bot.support.slack_posts import deliver_support_posts
+from bot.support.slack_posts import deliver_support_posts, support_channel_of
+from bot.support.snooze import wake_due_snoozes
 
 __all__ = ["run_retention", "start_scheduler"]
 
@@ -29,6 +31,7 @@ log = logging.getLogger("socialbot.scheduler")
 OUTBOX_INTERVAL_SECONDS = 2
 RECOVERY_INTERVAL_SECONDS = 60
 FOLLOWUP_INTERVAL_SECONDS = 30
+SNOOZE_INTERVAL_SECONDS = 15
 
 
 def _deliver_outbox(runtime: Runtime) -> None:
@@ -43,12 +46,36 @@ def _send_followups(runtime: Runtime) -> None:
     sync_followup_delivery(runtime.engine)
 
 
+def _wake_snoozed(runtime: Runtime) -> None:
+    woken = wake_due_snoozes(runtime.engine)
+    if woken:
+        log.info("snooze ended: conversation(s) %s back in the queue", ", ".join(map(str, woken)))
+        deliver_support_posts(runtime)
+
+
 def run_retention(runtime: Runtime) -> int:
     """The retention job: purge message text older than `[data_rights] retention_days` and rate-limit windows
     that ended long ago; return how many messages were purged."""
     with session_scope(runtime.engine) as session:
         forget_expired(session)
         return purge_old_text(session, runtime.settings.data_rights.retention_days)
+
+
+def _check_complaint_spikes(runtime: Runtime) -> None:
+    settings = runtime.settings.insights
+    spikes = check_complaint_spikes(
+        runtime.engine,
+        encoder=runtime.models.encoder.name,
+        article_titles={article.id: article.title for article in runtime.models.knowledge.articles},
+        support_channel=support_channel_of(runtime.settings),
+        ratio=settings.spike_ratio,
+        min_complaints=settings.spike_min_complaints,
+        baseline_days=settings.spike_baseline_days,
+    )
+    for spike in spikes:
+        log.warning("complaint spike: %s (%d today)", spike.label, spike.today)
+    if spikes:
+        deliver_support_posts(runtime)
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -89,6 +116,15 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         id="support_posts",
         name="post escalations to the Slack support channel and keep the posts current",
     )
+    scheduler.add_job(
+        _wake_snoozed,
+        "interval",
+        args=[runtime],
+        seconds=SNOOZE_INTERVAL_SECONDS,
+        next_run_time=datetime.now(UTC),  # at start too: snoozes that ended while down wake now
+        id="snoozes",
+        name="bring snoozed conversations back to the queue when their time comes",
+    )
     scheduler.add_job(run_retention, "interval", args=[runtime], hours=1, id="retention", name="retention")
     scheduler.add_job(
         lambda: deliver_webhooks(runtime.engine, runtime.settings.webhooks),
@@ -97,5 +133,14 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         id="webhooks",
         name="deliver outgoing webhooks to integrations",
     )
+    if runtime.settings.insights.spike_check_minutes:
+        scheduler.add_job(
+            _check_complaint_spikes,
+            "interval",
+            args=[runtime],
+            minutes=runtime.settings.insights.spike_check_minutes,
+            id="complaint_spikes",
+            name="alert staff when a complaint topic spikes",
+        )
     scheduler.start()
     return scheduler

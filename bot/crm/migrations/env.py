@@ -5,6 +5,7 @@ from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
 import bot.crm.models  # noqa: F401  (registers the tables on the metadata)
+from bot.crm.db import in_models
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -16,6 +17,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        include_name=in_models,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -24,7 +26,12 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_name=in_models,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -48,6 +48,7 @@ def moderation(turn: Turn) -> Decision:
                 conversation_id=turn.conversation.id,
                 reason=decision.reason,
                 score=understanding.abusive_score,
+                flagged_words=list(turn.analysis.abuse_words) or None,
             )
         )
     if not turn.bot_may_reply:

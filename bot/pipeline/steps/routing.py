@@ -1,6 +1,7 @@
 """The steps that route by what a message is and who owns its conversation: a post found by brand listening is
 logged, never answered; a customer opening the conversation is greeted; in a conversation a person owns the
-bot stays silent; everything else the policy routes by its intent (bot/policy/routing.py).
+bot stays silent (an idea in it is still recorded); everything else the policy routes by its intent
+(bot/policy/routing.py).
 """
 
 from __future__ import annotations
@@ -29,10 +30,18 @@ def greeting(turn: Turn) -> Decision | None:
 
 
 def human_owns(turn: Turn) -> Decision | None:
-    """A person owns the conversation: the bot stays silent."""
+    """A person owns the conversation: the bot stays silent; an idea in it still reaches the ideas board."""
     if turn.bot_may_reply:
         return None
-    return Decision(Action.HUMAN_OWNS, f"conversation is {turn.conversation.state}: the bot stays silent")
+    silent = f"conversation is {turn.conversation.state}: the bot stays silent"
+    understanding = turn.analysis.understanding
+    if (
+        understanding.intent == "recommendation"
+        and not understanding.low_confidence
+        and not understanding.abusive
+    ):
+        return Decision(Action.HUMAN_OWNS, f"{silent}; recorded as an idea", record_idea=True)
+    return Decision(Action.HUMAN_OWNS, silent)
 
 
 def policy(turn: Turn) -> Decision:
