@@ -1,10 +1,9 @@
 """The whole responder against the raw model, in one run, on the same machine and the same messages.
 
-    python bench/pipeline.py [--messages 500] [--models default] [--threads N]
+    python bench/pipeline.py [--messages 500] [--backends torch,onnx,onnx-fp32] [--threads N]
                              [--concurrency 8]
 
-For each shipped model (`[intents] model`: default, permissive) it prints messages/s
-and p50/p99 latency of:
+For each encoder backend (torch fp32, onnx int8, onnx-fp32) it prints messages/s and p50/p99 latency of:
   - the raw encoder, one message per call and batches of 32;
   - the heads + knowledge scorer on a ready embedding (what `Models.analyse` adds to the encoder);
   - the pipeline in this process without HTTP (`handle_inbound`: store -> identify -> conversation ->
@@ -83,24 +82,29 @@ def row(label: str, messages: int, seconds: np.ndarray, wall: float | None = Non
 
 
 def settings_for(backend: str, workdir: Path, threads: int | None):
-    """Settings of a worker running the model `backend`, with its own SQLite file."""
+    """Settings of a worker on `backend`, with its own SQLite file; the ONNX export is shared in workdir."""
     from bot.runtime.settings import load_settings
 
     return load_settings(write_config(backend, workdir, threads))
 
 
 def write_config(backend: str, workdir: Path, threads: int | None, *, port: int = 8000) -> Path:
-    """A settings file for a worker running the model `backend`: the defaults and its own fresh SQLite file
-    in workdir/data-<backend>."""
+    """A settings file for a worker on `backend`: the defaults, its own fresh SQLite file in
+    workdir/data-<backend>, the ONNX export shared in workdir/onnx-cache."""
     data = workdir / f"data-{backend}"
-    data.mkdir(parents=True, exist_ok=True)
+    cache = workdir / "onnx-cache"
+    (data / "cache").mkdir(parents=True, exist_ok=True)
+    onnx_link = data / "cache" / "onnx"
+    if not onnx_link.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        onnx_link.symlink_to(cache, target_is_directory=True)
     for stale in data.glob("socialbot.sqlite3*"):
         stale.unlink()
     config = workdir / f"settings-{backend}.toml"
     config.write_text(
         f"[data]\ndir = {json.dumps(str(data))}\n"
         f"[database]\nurl = {json.dumps(f'sqlite:///{data}/socialbot.sqlite3')}\n"
-        f'[intents]\nmodel = "{backend}"\nthreads = {threads or 0}\n'
+        f'[intents]\nbackend = "{backend}"\nthreads = {threads or 0}\n'
         "[knowledge]\nrefresh_seconds = 0\n"
         "[webchat]\nmessages_per_minute_per_ip = 0\n"  # every message comes from this one machine
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
@@ -312,10 +316,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=500)
-    parser.add_argument("--models", default="default", help="comma-separated [intents] model values")
+    parser.add_argument("--backends", default="torch,onnx,onnx-fp32")
     parser.add_argument("--threads", type=int, default=None, help="encoder threads (default: one per core)")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workdir", type=Path, default=None, help="work folder (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keeps the ONNX export between runs (default: a temp dir)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args()
 
@@ -332,7 +338,7 @@ def main() -> None:
         flush=True,
     )
     results: list[dict] = []
-    for backend in args.models.split(","):
+    for backend in args.backends.split(","):
         results += bench_backend(backend, messages, args, workdir)
     print_results(results)
     print(f"\nload average (1 min): {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end")

@@ -1,4 +1,4 @@
-"""Linear heads on the sentence embedding: file format and numpy inference.
+"""Linear heads on the sentence embedding (plus optional hashed n-grams): file format and numpy inference.
 
 A head file is a NumPy `.npz` (no pickles) holding the weights and one JSON metadata string. Three kinds:
 - `softmax`: one distribution over the labels (sentiment);
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from intents.features import NgramConfig, hashed_ngrams
+
 __all__ = ["FORMAT_VERSION", "Head", "HeadsError", "HeadFileError"]
 
-# 2: the fine-tuned encoder's heads, on the embedding alone (version 1 also had hashed n-grams).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 1
 KINDS = ("softmax", "ovr", "binary")
 
 
@@ -34,7 +35,7 @@ class HeadFileError(HeadsError):
 class Head:
     """A trained linear head.
 
-    `coef_embedding` has shape (k, dim); k is 1 for a binary head.
+    `coef_embedding` has shape (k, dim) and `coef_ngrams` (k, buckets) or (k, 0); k is 1 for a binary head.
     `thresholds` maps a label to the probability at which it fires (ovr and binary heads).
     """
 
@@ -43,6 +44,9 @@ class Head:
     labels: tuple[str, ...]
     coef_embedding: np.ndarray
     bias: np.ndarray
+    coef_ngrams: np.ndarray | None = None
+    ngram_config: NgramConfig | None = None
+    ngram_scale: float = 0.0
     thresholds: dict[str, float] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
@@ -50,13 +54,24 @@ class Head:
         if self.kind not in KINDS:
             raise HeadsError(f"head {self.name}: unknown kind {self.kind!r}")
 
-    def logits(self, embeddings: np.ndarray) -> np.ndarray:
-        """Raw scores, shape (n, k)."""
-        return np.asarray(embeddings, dtype=np.float32) @ self.coef_embedding.T + self.bias
+    @property
+    def uses_ngrams(self) -> bool:
+        return self.coef_ngrams is not None and self.coef_ngrams.size > 0 and self.ngram_scale > 0
 
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+    def logits(self, texts: list[str], embeddings: np.ndarray) -> np.ndarray:
+        """Raw scores, shape (n, k)."""
+        scores = embeddings.astype(np.float32) @ self.coef_embedding.T + self.bias
+        if self.uses_ngrams:
+            assert self.ngram_config is not None and self.coef_ngrams is not None
+            for row, text in enumerate(texts):
+                indices, values = hashed_ngrams(text, self.ngram_config)
+                if indices.size:
+                    scores[row] += self.ngram_scale * (self.coef_ngrams[:, indices] @ values)
+        return scores
+
+    def probabilities(self, texts: list[str], embeddings: np.ndarray) -> np.ndarray:
         """Shape (n, k): a softmax for `softmax` heads, independent sigmoids otherwise."""
-        scores = self.logits(embeddings)
+        scores = self.logits(texts, embeddings)
         if self.kind == "softmax":
             scores = scores - scores.max(axis=1, keepdims=True)
             exp = np.exp(scores)
@@ -64,21 +79,25 @@ class Head:
         return 1.0 / (1.0 + np.exp(-np.clip(scores, -50, 50)))
 
     def save(self, path: Path) -> None:
-        """Write the head as a compressed `.npz`."""
+        """Write the head as a compressed `.npz` (float16 n-gram weights keep it small)."""
         meta = {
             "format": FORMAT_VERSION,
             "name": self.name,
             "kind": self.kind,
             "labels": list(self.labels),
             "thresholds": self.thresholds,
-            "metadata": self.metadata,
+            "ngram_config": self.ngram_config.to_dict() if self.ngram_config else None,
+            "ngram_scale": self.ngram_scale,
+            **{"metadata": self.metadata},
         }
+        ngrams = self.coef_ngrams if self.uses_ngrams else np.zeros((len(self.bias), 0))
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
             np.savez_compressed(
                 handle,
                 coef_embedding=self.coef_embedding.astype(np.float32),
                 bias=self.bias.astype(np.float32),
+                coef_ngrams=ngrams.astype(np.float16),
                 meta=np.array(json.dumps(meta, sort_keys=True)),
             )
 
@@ -96,6 +115,7 @@ class Head:
                 meta = json.loads(str(data["meta"]))
                 coef_embedding = data["coef_embedding"].astype(np.float32)
                 bias = data["bias"].astype(np.float32)
+                coef_ngrams = data["coef_ngrams"].astype(np.float32)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
             raise HeadFileError(f"head file {path} is corrupt or not a head file: {error}") from error
         if meta.get("format") != FORMAT_VERSION:
@@ -109,6 +129,9 @@ class Head:
                 labels=tuple(meta["labels"]),
                 coef_embedding=coef_embedding,
                 bias=bias,
+                coef_ngrams=coef_ngrams if coef_ngrams.size else None,
+                ngram_config=NgramConfig.from_dict(meta["ngram_config"]) if meta["ngram_config"] else None,
+                ngram_scale=float(meta["ngram_scale"]),
                 thresholds={k: float(v) for k, v in meta["thresholds"].items()},
                 metadata=meta.get("metadata", {}),
             )

@@ -8,7 +8,6 @@ one described in that set's `SOURCE.md`; the files themselves are never copied i
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,12 +25,10 @@ __all__ = [
     "clinc_intent",
     "complaints",
     "datasets_dir",
-    "hate",
     "offensive",
     "suggestions",
     "tweeteval_emotion_sentiment",
     "tweeteval_sentiment",
-    "twcs_texts",
 ]
 
 # Banking77 intents that describe a problem the customer has (SOURCE.md): complaints on a social channel.
@@ -175,26 +172,12 @@ _TWEETEVAL_SENTIMENT = {"0": "negative", "1": "neutral", "2": "positive"}
 
 
 def tweeteval_sentiment() -> LabelledSet:
-    """TweetEval sentiment (SemEval-2017 task 4), train and val: negative / neutral / positive; group =
-    split."""
+    """TweetEval sentiment, val only here (SemEval-2017 task 4): negative / neutral / positive."""
     return _build(
         "tweeteval_sentiment",
         "TweetEval: no restrictions stated; SemEval-2017 and Twitter terms apply",
         "tweeteval/sentiment.csv",
         lambda r: (_TWEETEVAL_SENTIMENT[r["label"]], r["split"]),
-    )
-
-
-def hate() -> LabelledSet:
-    """TweetEval hate (HatEval 2019, hate against women or immigrants): abusive / not_abusive; group = split.
-
-    Label 0 includes aggressive tweets that are not hate, so only label 1 is a safe abuse example.
-    """
-    return _build(
-        "tweeteval_hate",
-        "TweetEval: no restrictions stated; HatEval and Twitter terms apply",
-        "tweeteval/hate.csv",
-        lambda r: ("abusive" if r["label"] == "1" else "not_abusive", r["split"]) if r["text"] else None,
     )
 
 
@@ -281,33 +264,12 @@ def bitext_intent(file: str = "bitext_cs_8k.csv") -> LabelledSet:
     return _build("bitext_customer_support", "CDLA-Sharing-1.0", f"bitext_customer_support/{file}", mapper)
 
 
-def bitext_abuse() -> LabelledSet:
-    """Bitext rows of both releases, all labelled not_abusive: with the `W` (offensive-language) flag they are
-    rude but legitimate customer requests. Group = `W`, `-`, or `W-test` for the half of the 20k release's
-    flag-W rows (not also in the 8k release) held out for the rude-request figure (by a hash of the text)."""
-    out = LabelledSet("bitext_customer_support", "CDLA-Sharing-1.0")
-    seen: set[str] = set()
-    for file in ("bitext_cs_8k.csv", "bitext_cs_20k.csv"):
-        for row in _rows(f"bitext_customer_support/{file}"):
-            text = row["text"]
-            if text in seen:
-                continue
-            seen.add(text)
-            group = "W" if "W" in row["flags"] else "-"
-            if group == "W" and file == "bitext_cs_20k.csv" and _rude_half(text) == 1:
-                group = "W-test"
-            out.texts.append(text)
-            out.labels.append("not_abusive")
-            out.groups.append(group)
-    return out
-
-
-def twcs_texts() -> dict[str, str]:
-    """tweet_id -> text of the Customer Support on Twitter sample (no labels; evaluation only)."""
-    return {row["tweet_id"]: row["text"] for row in _rows("twcs_sample/twcs_sample.csv")}
-
-
-def _rude_half(text: str) -> int:
-    """0 or 1 by a hash of the text (the same cut the earlier heads used, so the held-out half stays
-    held out)."""
-    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 2
+def bitext_abuse(file: str = "bitext_cs_8k.csv") -> LabelledSet:
+    """Bitext rows with and without the `W` (offensive-language) flag, all labelled not_abusive: rude but
+    legitimate customer requests. Group = `W` or `-`."""
+    return _build(
+        "bitext_customer_support",
+        "CDLA-Sharing-1.0",
+        f"bitext_customer_support/{file}",
+        lambda r: ("not_abusive", "W" if "W" in r["flags"] else "-"),
+    )

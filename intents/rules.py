@@ -6,19 +6,14 @@ import re
 
 __all__ = ["wants_human"]
 
-_ROLES = r"human|person|agent|someone|somebody|operator|manager|supervisor|representative|rep"
 _PERSON = (
     r"(?:a\s+|an\s+|some\s*one|somebody|one\s+of\s+your\s+)?(?:real\s+|actual\s+|live\s+)?"
-    rf"(?:{_ROLES}|people|staff)"
+    r"(?:human|person|people|agent|someone|somebody|operator|manager|supervisor|representative|rep|staff)"
 )
-# After "need"/"want" only one person: "I want people to know", "you need staff who care" ask for nobody.
-_ONE_PERSON = r"(?:a\s+|an\s+|one\s+of\s+your\s+)?(?:real\s+|actual\s+|live\s+)?" + rf"(?:{_ROLES})"
-# "chat" needs its preposition: "your chat agent just copied and pasted" names the brand's agent, it asks
-# for nobody.
 _REQUEST = re.compile(
-    r"\b(?:(?:talk|speak|get\s+through|put\s+me\s+through|connect\s+me|transfer\s+me|escalate\s+me)"
-    r"(?:\s+(?:to|with))?|chat\s+(?:to|with))\s+" + _PERSON + r"\b"
-    r"|\b(?:need|want|get\s+me|give\s+me)\s+" + _ONE_PERSON + r"\b"
+    r"\b(?:talk|speak|chat|get\s+through|put\s+me\s+through|connect\s+me|transfer\s+me|escalate\s+me)"
+    r"(?:\s+(?:to|with))?\s+" + _PERSON + r"\b"
+    r"|\b(?:need|want|get\s+me|give\s+me|let\s+me\s+(?:talk|speak)\s+to)\s+" + _PERSON + r"\b"
     r"|\b(?:human|agent|person)\s+(?:please|pls|plz)\b"
     r"|\b(?:can|could|will)\s+(?:someone|somebody|a\s+person|a\s+human|an\s+agent)(?:\s+from\s+your\s+\w+)?"
     r"\s+(?:call|ring|phone)\s+me\b"

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from intents.embedding_cache import embed_cached
-from intents.encoder import model_dir
 from intents.evaluation import Report, evaluate
 from intents.heads import Head
 from intents.io import InputFileError, read_labelled_csv, read_texts_csv
-from intents.understand import HEAD_NAMES, INTENTS, SENTIMENTS, Understander, Understanding
+from intents.understand import HEAD_NAMES, INTENTS, SENTIMENTS, SHIPPED_HEADS_DIR, Understander, Understanding
 
 __all__ = [
     "HEAD_LABELS",
@@ -114,11 +113,10 @@ def train_file(
     base_heads: Path | None = None,
     progress: Progress | None = None,
 ) -> Head:
-    """Train one head from a `text,label` CSV on the encoder's vectors and write it to `out_dir/<head>.npz`.
+    """Train one head from a `text,label` CSV and write it to `out_dir/<head>.npz`.
 
-    The encoder is not changed: the head must be used with the encoder it was trained on. The other heads
-    are copied from `base_heads` (default: the shipped default model's) when `out_dir` lacks them, so the
-    folder is complete and `[intents] heads_dir` can point at it.
+    The other heads are copied from `base_heads` (default: the shipped ones) when `out_dir` lacks them, so
+    the folder is complete and `[intents] heads_dir` can point at it.
 
     Raises:
         InputFileError: unusable file, unknown labels, or a label with no example.
@@ -136,6 +134,7 @@ def train_file(
     embeddings = embed_cached(encoder, texts, progress=progress)
     trained = train_head(
         RECIPES[head],
+        texts,
         labels,
         embeddings,
         calibrate=smallest >= 6,
@@ -144,7 +143,7 @@ def train_file(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trained.save(out_dir / f"{head}.npz")
-    source = Path(base_heads) if base_heads else model_dir("default")
+    source = Path(base_heads) if base_heads else SHIPPED_HEADS_DIR
     for other in HEAD_NAMES:
         target = out_dir / f"{other}.npz"
         if not target.exists() and (source / f"{other}.npz").exists():

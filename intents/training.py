@@ -1,10 +1,12 @@
-"""Retraining one head on the shipped encoder's vectors (scikit-learn, the `train` extra): how a brand
-adapts the heads to its own corrections (`socialbot intents train`) without touching the encoder.
+"""Training the heads (scikit-learn, only at training time) and choosing their thresholds.
 
-Heads are logistic regressions on the unit-length sentence vector. An `ovr` (one-vs-rest) head trains one
-binary model per label; rows labelled `not_<label>` count as negatives for that label only. Thresholds are
-chosen on 3-fold out-of-fold predictions of the training rows, at the share each intent has in real traffic
-(`intents.calibration.TRAFFIC_PRIORS`).
+Heads are logistic regressions on [embedding, scale * hashed n-grams]. An `ovr` (one-vs-rest) head trains
+one binary model per label; rows labelled `not_<label>` count as negatives for that label only, so data sets
+that only say "complaint or not" can train the complaint head without claiming anything about the others.
+
+Thresholds are chosen on out-of-fold predictions of the training data itself, after moving each binary
+model's prior from the training mix to the prior expected in real traffic (`TRAFFIC_PRIORS`): the share of
+suggestions is a quarter of one training set but about a tenth of real posts.
 """
 
 from __future__ import annotations
@@ -14,34 +16,83 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from intents.calibration import TRAFFIC_PRIORS, best_threshold
+from intents.features import NgramConfig, hashed_ngrams
 from intents.heads import Head
 
-__all__ = ["RECIPES", "HeadRecipe", "train_head"]
+__all__ = [
+    "TRAFFIC_PRIORS",
+    "HeadRecipe",
+    "RECIPES",
+    "ngram_matrix",
+    "train_head",
+]
 
+# Expected share of each intent among posts addressed to a brand (rough, from hand-labelling a sample of
+# twcs_sample inbound tweets and the DESIGN notes); used to place the one-vs-rest thresholds.
+TRAFFIC_PRIORS = {"complaint": 0.35, "question": 0.30, "recommendation": 0.08, "praise": 0.12, "other": 0.15}
 SEED = 13
 
 
 @dataclass(frozen=True)
 class HeadRecipe:
-    """How one head is trained: kind, labels and regularisation."""
+    """How one head is trained: kind, labels, regularisation and n-gram features."""
 
     name: str
     kind: str
     labels: tuple[str, ...]
     c: float = 4.0
+    ngram_scale: float = 0.0
+    ngram_config: NgramConfig = NgramConfig()
+    balanced: bool = True
 
 
 RECIPES = {
-    "intent": HeadRecipe("intent", "ovr", ("complaint", "question", "recommendation", "praise", "other")),
-    "sentiment": HeadRecipe("sentiment", "softmax", ("negative", "neutral", "positive")),
-    "abusive": HeadRecipe("abusive", "binary", ("abusive", "not_abusive")),
+    "intent": HeadRecipe(
+        "intent",
+        "ovr",
+        ("complaint", "question", "recommendation", "praise", "other"),
+        c=1.0,
+        ngram_scale=1.0,
+    ),
+    "sentiment": HeadRecipe(
+        "sentiment", "softmax", ("negative", "neutral", "positive"), c=2.0, ngram_scale=0.5
+    ),
+    "abusive": HeadRecipe("abusive", "binary", ("abusive", "not_abusive"), c=0.5, ngram_scale=1.0),
 }
 
 
-def _fit_binary(
-    x: np.ndarray, y: np.ndarray, c: float, weights: np.ndarray | None
-) -> tuple[np.ndarray, float]:
+def ngram_matrix(texts: Sequence[str], config: NgramConfig):
+    """A scipy CSR matrix of the texts' hashed n-gram vectors (the same function inference uses)."""
+    from scipy.sparse import csr_matrix
+
+    indptr = [0]
+    indices: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    for text in texts:
+        idx, val = hashed_ngrams(text, config)
+        indices.append(idx)
+        values.append(val)
+        indptr.append(indptr[-1] + len(idx))
+    return csr_matrix(
+        (
+            np.concatenate(values) if values else np.zeros(0, np.float32),
+            np.concatenate(indices) if indices else np.zeros(0, np.int64),
+            np.array(indptr),
+        ),
+        shape=(len(texts), config.buckets),
+        dtype=np.float32,
+    )
+
+
+def _design(embeddings: np.ndarray, ngrams, scale: float):
+    from scipy.sparse import csr_matrix, hstack
+
+    if ngrams is None or scale <= 0:
+        return embeddings
+    return hstack([csr_matrix(embeddings), ngrams * scale], format="csr")
+
+
+def _fit_binary(x, y: np.ndarray, c: float, weights: np.ndarray | None):
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=SEED)
@@ -49,13 +100,36 @@ def _fit_binary(
     return model.coef_[0].astype(np.float32), float(model.intercept_[0])
 
 
-def _folds(n: int, k: int) -> list[np.ndarray]:
-    order = np.random.default_rng(SEED).permutation(n)
+def _split_coef(coef: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    return coef[..., :dim], coef[..., dim:]
+
+
+def _folds(n: int, k: int, seed: int = SEED) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
     return [order[i::k] for i in range(k)]
+
+
+def _best_threshold(scores: np.ndarray, positive: np.ndarray, prior: float) -> float:
+    """Threshold on `scores` maximising F1 once negatives are re-weighted so positives make up `prior`."""
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    if n_pos == 0 or n_neg == 0:
+        return 0.5
+    neg_weight = (n_pos / prior - n_pos) / n_neg
+    best, best_f1 = 0.5, -1.0
+    for threshold in np.unique(np.quantile(scores, np.linspace(0.02, 0.98, 97))):
+        predicted = scores >= threshold
+        tp = float((predicted & positive).sum())
+        fp = float((predicted & ~positive).sum()) * neg_weight
+        fn = float((~predicted & positive).sum())
+        f1 = 2 * tp / max(2 * tp + fp + fn, 1e-9)
+        if f1 > best_f1:
+            best, best_f1 = float(threshold), f1
+    return best
 
 
 def train_head(
     recipe: HeadRecipe,
+    texts: Sequence[str],
     labels: Sequence[str],
     embeddings: np.ndarray,
     *,
@@ -67,22 +141,27 @@ def train_head(
     """Fit one head.
 
     Args:
-        recipe: kind, labels and regularisation.
-        labels, embeddings: the training rows. For `ovr` heads a label may be `not_<label>`.
-        sample_weight: optional weight per row.
-        calibrate: choose thresholds on 3-fold out-of-fold predictions (ovr and binary heads); else 0.5.
-        priors: expected share of each intent in real traffic (default `TRAFFIC_PRIORS`).
-        metadata: stored in the head file (data, encoder).
+        recipe: kind, labels and hyper-parameters.
+        texts, labels, embeddings: the training rows. For `ovr` heads a label may be `not_<label>`.
+        sample_weight: optional weight per row (hand-written examples count more than scraped ones).
+        calibrate: choose thresholds on 3-fold out-of-fold predictions (ovr and binary heads).
+        priors: expected share of each label in real traffic, for the thresholds (default `TRAFFIC_PRIORS`).
+        metadata: stored in the head file (data sets, licenses, encoder).
     """
-    from sklearn.linear_model import LogisticRegression
-
     labels = list(labels)
-    x = np.asarray(embeddings, dtype=np.float32)
+    texts = list(texts)
+    dim = embeddings.shape[1]
+    ngrams = ngram_matrix(texts, recipe.ngram_config) if recipe.ngram_scale > 0 else None
+    x = _design(embeddings, ngrams, recipe.ngram_scale)
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     thresholds: dict[str, float] = {}
     if recipe.kind == "softmax":
+        from sklearn.linear_model import LogisticRegression
+
         y = np.array([recipe.labels.index(label) for label in labels])
-        model = LogisticRegression(C=recipe.c, max_iter=3000, class_weight="balanced", random_state=SEED)
+        model = LogisticRegression(
+            C=recipe.c, max_iter=3000, class_weight="balanced" if recipe.balanced else None, random_state=SEED
+        )
         model.fit(x, y, sample_weight=weights)
         order = [list(model.classes_).index(i) for i in range(len(recipe.labels))]
         coef = model.coef_[order].astype(np.float32)
@@ -92,17 +171,21 @@ def train_head(
         rows, biases = [], []
         priors = priors or TRAFFIC_PRIORS
         for target in targets:
+            used = np.array(
+                [
+                    lab == target
+                    or lab.startswith("not_")
+                    and lab[4:] == target
+                    or not lab.startswith("not_")
+                    for lab in labels
+                ]
+            )
             if recipe.kind == "binary":
                 used = np.ones(len(labels), dtype=bool)
-            else:
-                used = np.array(
-                    [lab == target or lab == f"not_{target}" or not lab.startswith("not_") for lab in labels]
-                )
             y = np.array([lab == target for lab in labels])[used]
             x_used = x[used]
             w_used = None if weights is None else weights[used]
             coef_t, bias_t = _fit_binary(x_used, y, recipe.c, w_used)
-            thresholds[target] = 0.5
             if calibrate:
                 scores = np.zeros(int(used.sum()))
                 for fold in _folds(len(y), 3):
@@ -110,19 +193,26 @@ def train_head(
                     c_f, b_f = _fit_binary(
                         x_used[train], y[train], recipe.c, None if w_used is None else w_used[train]
                     )
-                    scores[fold] = x_used[fold] @ c_f + b_f
-                prior = priors.get(target) if recipe.kind == "ovr" else None
-                thresholds[target] = best_threshold(1 / (1 + np.exp(-scores)), y, prior)
+                    scores[fold] = np.asarray(x_used[fold] @ c_f).ravel() + b_f
+                probability = 1 / (1 + np.exp(-scores))
+                prior = priors.get(target, 0.5) if recipe.kind == "ovr" else float(y.mean())
+                thresholds[target] = _best_threshold(probability, y, prior)
+            else:
+                thresholds[target] = 0.5
             rows.append(coef_t)
             biases.append(bias_t)
         coef = np.vstack(rows)
         bias = np.array(biases, dtype=np.float32)
+    coef_embedding, coef_ngrams = _split_coef(coef, dim)
     return Head(
         name=recipe.name,
         kind=recipe.kind,
         labels=recipe.labels,
-        coef_embedding=np.ascontiguousarray(coef),
+        coef_embedding=np.ascontiguousarray(coef_embedding),
         bias=bias,
+        coef_ngrams=np.ascontiguousarray(coef_ngrams) if ngrams is not None else None,
+        ngram_config=recipe.ngram_config if ngrams is not None else None,
+        ngram_scale=recipe.ngram_scale if ngrams is not None else 0.0,
         thresholds=thresholds,
         metadata=metadata or {},
     )

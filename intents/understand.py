@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from intents.encoder import model_dir
 from intents.heads import Head, HeadFileError, HeadsError
 from intents.rules import wants_human
 
 __all__ = [
     "INTENTS",
     "SENTIMENTS",
+    "SHIPPED_HEADS_DIR",
     "Understander",
     "Understanding",
 ]
@@ -22,6 +22,11 @@ __all__ = [
 INTENTS = ("complaint", "question", "recommendation", "praise", "other")
 SENTIMENTS = ("negative", "neutral", "positive")
 HEAD_NAMES = ("intent", "sentiment", "abusive")
+SHIPPED_HEADS_DIR = Path(__file__).parent / "heads"
+
+# Texts longer than this are cut before n-gram features are computed; the encoder truncates on its own
+# (256 word pieces), so nothing past this point could change the answer much.
+MAX_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -71,14 +76,13 @@ class Understander:
 
     @classmethod
     def load(cls, heads_dir: Path | None = None) -> Understander:
-        """Load `intent.npz`, `sentiment.npz` and `abusive.npz` from `heads_dir` (default: the heads of the
-        shipped default model, `intents/model/default`).
+        """Load `intent.npz`, `sentiment.npz` and `abusive.npz` from `heads_dir` (default: the shipped heads).
 
         Raises:
             HeadFileError: a head file is missing or corrupt (the message names it).
             HeadsError: a head does not have the labels this package expects.
         """
-        folder = Path(heads_dir) if heads_dir is not None else model_dir("default")
+        folder = Path(heads_dir) if heads_dir is not None else SHIPPED_HEADS_DIR
         if not folder.is_dir():
             raise HeadFileError(f"heads folder not found: {folder}")
         heads = [Head.load(folder / f"{name}.npz") for name in HEAD_NAMES]
@@ -111,10 +115,11 @@ class Understander:
             if not (text and text.strip()):
                 results[i] = EMPTY
         if live:
+            live_texts = [texts[i][:MAX_CHARS] for i in live]
             live_vectors = embeddings[live]
-            intents = self._intents(live_vectors)
-            sentiment = self.sentiment_head.probabilities(live_vectors)
-            abusive = self.abusive_head.probabilities(live_vectors)[:, 0]
+            intents = self._intents(live_texts, live_vectors)
+            sentiment = self.sentiment_head.probabilities(live_texts, live_vectors)
+            abusive = self.abusive_head.probabilities(live_texts, live_vectors)[:, 0]
             abusive_threshold = self.abusive_head.thresholds.get("abusive", 0.5)
             for row, index in enumerate(live):
                 intent, confidence, low = intents[row]
@@ -131,17 +136,17 @@ class Understander:
                 )
         return [result for result in results if result is not None]
 
-    def _intents(self, embeddings: np.ndarray) -> list[tuple[str, float, bool]]:
+    def _intents(self, texts: list[str], embeddings: np.ndarray) -> list[tuple[str, float, bool]]:
         """Pick, per text, the intent whose head clears its own threshold by the widest margin (in logits).
 
         When no head clears its threshold, the best margin still names an intent, flagged low confidence.
         """
         head = self.intent_head
-        probabilities = head.probabilities(embeddings)
+        probabilities = head.probabilities(texts, embeddings)
         thresholds = np.array([head.thresholds.get(label, 0.5) for label in head.labels])
         margins = _logit(probabilities) - _logit(thresholds)
         out = []
-        for row in range(len(embeddings)):
+        for row in range(len(texts)):
             best = int(np.argmax(margins[row]))
             confidence = float(probabilities[row, best])
             out.append((head.labels[best], round(confidence, 4), bool(margins[row, best] < 0)))

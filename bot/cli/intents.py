@@ -1,9 +1,8 @@
-"""`socialbot intents classify | train | eval | train-encoder | import-corrections`: the understanding model
-from the command line."""
+"""`socialbot intents classify | train | eval | import-corrections`: the understanding heads from the command
+line."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -15,19 +14,21 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import clear_errors, settings_for
-from intents.encoder import MODEL_ROOT, EncoderLoadError, SentenceEncoder, load_encoder, model_dir
+from intents.encoder import EncoderLoadError, SentenceEncoder
 from intents.heads import HeadsError
 from intents.io import InputFileError
 from intents.understand import Understander
 
 app = typer.Typer(
-    help=(
-        "Understand posts (intent, sentiment, abuse): classify a CSV, train or evaluate a head, "
-        "fine-tune the encoder."
-    ),
+    help="Understand posts (intent, sentiment, abuse): classify a CSV, train a head, evaluate a head.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+class Precision(StrEnum):
+    int8 = "int8"
+    fp32 = "fp32"
 
 
 class HeadName(StrEnum):
@@ -57,41 +58,34 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
         yield lambda n: bar.advance(task, n)
 
 
-def _load(
-    ctx: typer.Context, heads: Path | None, threads: int | None
-) -> tuple[SentenceEncoder, Understander]:
-    """The encoder `socialbot serve` runs (the shipped model named by [intents] model, on ONNX Runtime) and
-    the heads: `heads`, else the model's own."""
-    model = settings_for(ctx).intents.model
-    understander = Understander.load(heads or model_dir(model))
-    return load_encoder(model, threads=threads or None), understander
+def _load(heads: Path | None, threads: int | None) -> tuple[SentenceEncoder, Understander]:
+    understander = Understander.load(heads)
+    encoder = SentenceEncoder.load(threads=threads or None)
+    return encoder, understander
 
 
 InputOption = Annotated[Path, typer.Option("--input", help="CSV file with a 'text' column.")]
 OutputOption = Annotated[Path, typer.Option("--output", help="JSON Lines file to write, one object per row.")]
 HeadsOption = Annotated[
-    Path | None,
-    typer.Option("--heads", help="Folder of trained heads (default: those of the [intents] model)."),
+    Path | None, typer.Option("--heads", help="Folder of trained heads (default: the shipped heads).")
 ]
 ThreadsOption = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the encoder.")]
 
 
 @app.command()
 def classify(
-    ctx: typer.Context,
     input: InputOption,
     output: OutputOption,
     heads: HeadsOption = None,
     threads: ThreadsOption = None,
 ) -> None:
-    """Classify each CSV row into one JSON line {"intent", "confidence", "sentiment", "abusive"}, in order
-    (in batches, with the runtime `socialbot serve` uses)."""
+    """Classify each CSV row into one JSON line {"intent", "confidence", "sentiment", "abusive"}, in order."""
     from intents.io import read_texts_csv
     from intents.service import classify_file
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_texts_csv(input))
-        encoder, understander = _load(ctx, heads, threads)
+        encoder, understander = _load(heads, threads)
         with _progress("classifying", total) as advance:
             written = classify_file(input, output, encoder, understander, advance)
     typer.echo(f"{written} rows classified -> {output}", err=True)
@@ -99,7 +93,6 @@ def classify(
 
 @app.command()
 def train(
-    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")],
     head: Annotated[HeadName, typer.Option("--head", help="Which head to train.")] = HeadName.intent,
     out: Annotated[Path, typer.Option("--out", help="Folder to write the heads to.")] = Path("intents-heads"),
@@ -111,12 +104,9 @@ def train(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
-        model = settings_for(ctx).intents.model
-        encoder = load_encoder(model, threads=threads or None)
+        encoder = SentenceEncoder.load(threads=threads or None)
         with _progress("embedding", total) as advance:
-            trained = train_file(
-                data, head.value, out, encoder, base_heads=model_dir(model), progress=advance
-            )
+            trained = train_file(data, head.value, out, encoder, progress=advance)
     thresholds = ", ".join(f"{k} {v:.2f}" for k, v in trained.thresholds.items())
     typer.echo(
         f"{head.value} head written to {out / (head.value + '.npz')}"
@@ -127,7 +117,6 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")],
     head: Annotated[HeadName, typer.Option("--head", help="Which head to evaluate.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -141,7 +130,7 @@ def evaluate(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
-        encoder, understander = _load(ctx, heads, threads)
+        encoder, understander = _load(heads, threads)
         with _progress("evaluating", total) as advance:
             report = evaluate_file(data, head.value, encoder, understander, advance)
     if as_json:
@@ -151,58 +140,39 @@ def evaluate(
         typer.echo(format_report(report))
 
 
-class Variant(StrEnum):
-    default = "default"
-    permissive = "permissive"
-
-
-@app.command("train-encoder")
-def train_encoder(
-    variant: Annotated[
-        Variant, typer.Option(help="default: every data set; permissive: only commercially usable ones.")
-    ] = Variant.default,
-    steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the recipe's).")] = None,
-    work: Annotated[
+@app.command("export-onnx")
+def export_onnx(
+    ctx: typer.Context,
+    out: Annotated[
         Path | None,
         typer.Option(
-            help="Checkpoint folder; the same command resumes from it (default: ~/.cache/socialbot)."
+            "--out", help="File to write (default: the file the onnx backend reads, in [data] dir)."
         ),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Where the model folders go (default: the package's intents/model).")
-    ] = None,
-    threads: ThreadsOption = None,
-    calibrate_only: Annotated[
-        bool, typer.Option("--calibrate-only", help="Only choose the thresholds of the model folder again.")
-    ] = False,
-    export_only: Annotated[
-        bool,
-        typer.Option(
-            "--export-only",
-            help="Export and calibrate the model of the latest checkpoint without training further "
-            "(a stopped run can still ship).",
-        ),
-    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Export again even if the file exists.")] = False,
+    precision: Annotated[
+        Precision,
+        typer.Option(help='int8 for [intents] backend = "onnx", fp32 for backend = "onnx-fp32".'),
+    ] = Precision.int8,
 ) -> None:
-    """Fine-tune the encoder with its heads, export it to ONNX with 8-bit weights and calibrate it (needs the
-    train extra and ../shared/datasets; see intents/train_encoder.py)."""
-    from intents import train_encoder as training
-    from intents.public_data import DatasetMissingError
+    """Export the encoder to ONNX for the onnx backends (once per install; a worker also does it on first
+    start)."""
+    import time
 
-    out = out or MODEL_ROOT
-    with clear_errors(EncoderLoadError, DatasetMissingError, InputFileError):
-        if calibrate_only:
-            training.calibrate_folder(out / variant.value)
+    from intents.onnx_encoder import cached_model_path, export_onnx_model
+
+    with clear_errors(InputFileError, HeadsError, EncoderLoadError):
+        if out is None:
+            out = cached_model_path(settings_for(ctx).data.onnx_cache_dir, precision=precision.value)
+        if out.exists() and not force:
+            typer.echo(f"{out} is already exported (--force to export again)", err=True)
             return
-        config = training.TrainConfig(variant=variant.value)
-        if steps is not None:
-            config = dataclasses.replace(config, steps=steps)
-        work = work or training.DEFAULT_WORK_DIR
-        if export_only:
-            folder = training.export_checkpoint(config, work_dir=work, out_root=out)
-        else:
-            folder = training.train_encoder(config, work_dir=work, out_root=out, threads=threads)
-    typer.echo(f"{variant.value} model written to {folder}", err=True)
+        started = time.perf_counter()
+        export_onnx_model(out, precision=precision.value)
+    size_mb = out.stat().st_size / 1e6
+    typer.echo(
+        f"encoder exported to {out} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)", err=True
+    )
 
 
 @app.command("import-corrections")

@@ -57,7 +57,6 @@ def check(directory: Annotated[Path, typer.Argument(help="knowledge base folder"
 
 @app.command()
 def answer(
-    ctx: typer.Context,
     kb: KbOption,
     input: Annotated[Path, typer.Option("--input", help="CSV with a `text` column")],
     output: Annotated[Path, typer.Option("--output", help="JSON Lines file to write ('-' for stdout)")],
@@ -67,7 +66,7 @@ def answer(
     """Answer a CSV of questions: one JSON line per row, in order: {"article": id or null, "score": x}."""
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         texts = [row["text"] for row in _read_csv(input, required=("text",))]
-        knowledge_base, encoder = _build(ctx, kb, threshold, cache)
+        knowledge_base, encoder = _build(kb, threshold, cache)
         embeddings = _encode(encoder, texts)
         lines = []
         for text, embedding in zip(texts, embeddings, strict=True):
@@ -81,7 +80,6 @@ def answer(
 
 @app.command("eval")
 def evaluate_command(
-    ctx: typer.Context,
     kb: KbOption,
     data: Annotated[
         Path, typer.Option("--data", help="CSV with `text,article` (empty article: should decline)")
@@ -92,7 +90,7 @@ def evaluate_command(
     """Print top-1 / top-3 accuracy, answer rate and wrong-answer rate on a labelled CSV."""
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         rows = _read_csv(data, required=("text", "article"))
-        knowledge_base, encoder = _build(ctx, kb, threshold, cache)
+        knowledge_base, encoder = _build(kb, threshold, cache)
         known = {article.id for article in knowledge_base.articles}
         for number, row in enumerate(rows, start=2):
             if row["article"].strip() and row["article"].strip() not in known:
@@ -117,7 +115,7 @@ def reindex(
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         cache_dir = cache or _default_cache_dir(ctx)
         started = time.perf_counter()
-        counting = _CountingEncoder(_load_encoder(ctx))
+        counting = _CountingEncoder(_load_encoder())
         _show_warnings()
         knowledge_base = KnowledgeBase.build(kb, counting, cache_dir=cache_dir)
     typer.echo(
@@ -143,15 +141,14 @@ def _default_cache_dir(ctx: typer.Context | None) -> Path:
     return settings_for(ctx).data.dir / "cache" / "knowledge"
 
 
-def _load_encoder(ctx: typer.Context):
-    """The encoder the bot runs: the shipped model named by [intents] model."""
-    from intents.encoder import load_encoder
+def _load_encoder():
+    from intents.encoder import SentenceEncoder
 
-    return load_encoder(settings_for(ctx).intents.model)
+    return SentenceEncoder.load()
 
 
-def _build(ctx: typer.Context, directory: Path, threshold: float | None, cache: Path | None):
-    encoder = _load_encoder(ctx)
+def _build(directory: Path, threshold: float | None, cache: Path | None):
+    encoder = _load_encoder()
     _show_warnings()
     return KnowledgeBase.build(directory, encoder, threshold=threshold, cache_dir=cache), encoder
 

@@ -19,8 +19,8 @@ import numpy as np
 from bot.runtime.batching import MicroBatcher
 from bot.runtime.languages import detect_language
 from bot.runtime.settings import Settings
-from intents import HeadsError, Understander, Understanding
-from intents.encoder import Encoder, load_encoder, model_dir
+from intents import Understander, Understanding
+from intents.encoder import Encoder, load_encoder
 from knowledge import Answer, KnowledgeBase
 
 __all__ = ["Analysis", "Models", "load_models", "sample_knowledge_dir"]
@@ -185,23 +185,14 @@ def _log_odds(probability: float) -> float:
 
 
 def load_models(settings: Settings) -> Models:
-    """Load the encoder, the heads and the knowledge base named by the settings.
-
-    Raises:
-        EncoderLoadError: the model's files are missing or corrupt.
-        HeadsError: a head file is missing, corrupt or does not fit.
-        KnowledgeBaseError: an article is invalid (with [knowledge] on_invalid = "fail").
-    """
+    """Load the encoder, the heads and the knowledge base named by the settings."""
     started = time.perf_counter()
-    model = settings.intents.model
-    encoder = load_encoder(model, threads=settings.intents.threads or None)
-    understander = Understander.load(settings.intents.heads_dir or model_dir(model))
-    if understander.encoder_name and understander.encoder_name != encoder.name:
-        raise HeadsError(
-            f"the heads in {settings.intents.heads_dir} were trained on the encoder "
-            f"{understander.encoder_name}, not on {encoder.name} ([intents] model = {model!r}); "
-            "retrain them with `socialbot intents train`"
-        )
+    encoder = load_encoder(
+        settings.intents.backend,
+        cache_dir=settings.data.onnx_cache_dir,
+        threads=settings.intents.threads or None,
+    )
+    understander = Understander.load(settings.intents.heads_dir)
     knowledge_dir = settings.knowledge.dir or sample_knowledge_dir()
     knowledge = KnowledgeBase.build(
         knowledge_dir,
@@ -213,10 +204,10 @@ def load_models(settings: Settings) -> Models:
     if not knowledge.articles:
         log.warning("knowledge base %s has no articles: every question will be escalated", knowledge_dir)
     log.info(
-        "models loaded in %.2f s (encoder %s, the %s model)",
+        "models loaded in %.2f s (encoder %s, %s backend)",
         time.perf_counter() - started,
         encoder.name,
-        model,
+        settings.intents.backend,
     )
     return Models(
         encoder,

@@ -144,17 +144,22 @@ class LoggingSettings(_Section):
 class DataSettings(_Section):
     dir: Path = Path("data")
 
+    @property
+    def onnx_cache_dir(self) -> Path:
+        """Where the ONNX exports of the encoder are kept."""
+        return self.dir / "cache" / "onnx"
+
 
 class IntentsSettings(_Section):
-    # The shipped fine-tuned encoder and its heads (intents/MODEL_CARD.md): "default" (trained on every data
-    # set, some of them non-commercial) or "permissive" (only data sets whose licences allow commercial use).
-    # Changing it rebuilds the knowledge index.
-    model: Literal["default", "permissive"] = "default"
-    # Folder of heads from `socialbot intents train --out DIR`, trained on the same model; empty = the model's
-    # own heads.
+    # Folder of heads from `socialbot intents train --out DIR`; empty = the heads shipped in the package.
     heads_dir: Path | None = None
-    # Threads for one encoder call (ONNX Runtime); 0 = one per core.
+    # Threads for one encoder call (torch or ONNX Runtime); 0 = one per core.
     threads: int = Field(default=0, ge=0)
+    # "onnx" (the default: the same weights exported to ONNX with 8-bit weights; the heads decide as with
+    # torch on ~99 % of messages, at a fraction of its time and memory), "onnx-fp32" (the export unquantised:
+    # torch's decisions) or "torch" (the reference, fp32). Exported once into <data dir>/cache/onnx on first
+    # start, or ahead of time with `socialbot intents export-onnx [--precision fp32]`.
+    backend: Literal["torch", "onnx", "onnx-fp32"] = "onnx"
     # Messages analysed at the same moment are encoded in one batch of at most batch_max: those that queued
     # while the previous batch was encoded, plus any arriving within batch_wait_ms (0: no waiting, the
     # default; a wait only pays when the encoder, not the database, is the bottleneck).

@@ -39,6 +39,7 @@ from bot.runtime.settings import CONFIG_ENV, SECRET_KEY_ENV, Settings, SettingsE
 from bot.web.app import create_app
 from bot.worker.build import build_runtime
 from bot.worker.scheduler import start_scheduler
+from intents.encoder import onnx_precision
 
 __all__ = [
     "Worker",
@@ -158,6 +159,11 @@ def serve_workers(
             "restart, and workers started by another command won't accept them"
         )
         os.environ[SECRET_KEY_ENV] = secrets.token_urlsafe(32)
+    precision = onnx_precision(settings.intents.backend)
+    if precision is not None:  # export once here, not once per worker at the same moment
+        from intents.onnx_encoder import ensure_exported
+
+        ensure_exported(settings.data.onnx_cache_dir, precision=precision)
     if config is not None:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     metrics_dir = Path(tempfile.mkdtemp(prefix="socialbot-metrics-"))

@@ -1,0 +1,69 @@
+"""Retrain the shipped heads (intents/heads/*.npz) from ../shared/datasets and intents/data.
+
+    python scripts/train_intents.py [--head intent|sentiment|abusive] [--out DIR] [--permissive-only]
+
+Deterministic (fixed seeds, stable sampling); a few minutes on 2 CPU cores once embeddings are cached
+(~/.cache/socialbot), about 15 minutes the first time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from intents.corpus import training_rows  # noqa: E402
+from intents.embedding_cache import embed_cached  # noqa: E402
+from intents.encoder import SentenceEncoder  # noqa: E402
+from intents.training import RECIPES, train_head  # noqa: E402
+from intents.understand import SHIPPED_HEADS_DIR  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--head", choices=sorted(RECIPES), action="append", help="default: all three")
+    parser.add_argument("--out", type=Path, default=SHIPPED_HEADS_DIR)
+    parser.add_argument(
+        "--permissive-only", action="store_true", help="own examples + CC BY / CDLA sets only"
+    )
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    encoder = SentenceEncoder.load(threads=args.threads)
+    for name in args.head or ["intent", "sentiment", "abusive"]:
+        started = time.perf_counter()
+        rows = training_rows(name, permissive_only=args.permissive_only)
+        embeddings = embed_cached(encoder, rows.texts)
+        head = train_head(
+            RECIPES[name],
+            rows.texts,
+            rows.labels,
+            embeddings,
+            sample_weight=rows.weights,
+            metadata={
+                "encoder": encoder.name,
+                "trained_on": rows.counts(),
+                "licenses": rows.licenses,
+                "permissive_only": args.permissive_only,
+                "script": "scripts/train_intents.py",
+            },
+        )
+        path = args.out / f"{name}.npz"
+        head.save(path)
+        print(
+            f"{name}: {len(rows.texts)} rows from {', '.join(rows.licenses)}; thresholds "
+            f"{json.dumps({k: round(v, 3) for k, v in head.thresholds.items()})}; "
+            f"{path} {path.stat().st_size / 1e6:.1f} MB; {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
