@@ -20,7 +20,6 @@ from bot.crm.audit import audit
 from bot.crm.db import session_scope
 from bot.crm.models import (
     AuthorKind,
-    Conversation,
     ConversationTag,
     Correction,
     Direction,
@@ -32,11 +31,11 @@ from bot.engagement.followups import schedule_resolution_followup
 from bot.runtime.settings import FollowupSettings
 from bot.support.customer import CustomerProfile, customer_profile
 from bot.support.handoff import (
-    ConversationNotFound,
     add_note,
     assign_conversation,
     collision_warning,
     hand_back_to_bot,
+    load_conversation,
     lock_conversation,
     resolve_conversation,
     staff_reply,
@@ -211,9 +210,7 @@ def conversation_detail(
         ConversationNotFound: there is no such conversation.
     """
     with session_scope(engine, read_only=True) as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
-            raise ConversationNotFound(f"conversation {conversation_id} does not exist")
+        conversation = load_conversation(session, conversation_id)
         messages = session.exec(
             select(Message)
             .where(Message.contact_id == conversation.contact_id)
@@ -249,9 +246,7 @@ def unanswered_message(engine: Engine, conversation_id: int) -> HistoryItem | No
         ConversationNotFound: there is no such conversation.
     """
     with session_scope(engine, read_only=True) as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
-            raise ConversationNotFound(f"conversation {conversation_id} does not exist")
+        conversation = load_conversation(session, conversation_id)
         last_asked = session.exec(
             select(func.max(Message.id)).where(
                 Message.conversation_id == conversation_id,
@@ -277,9 +272,7 @@ def messages_after(engine: Engine, conversation_id: int, after_id: int) -> tuple
         ConversationNotFound: there is no such conversation.
     """
     with session_scope(engine, read_only=True) as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
-            raise ConversationNotFound(f"conversation {conversation_id} does not exist")
+        conversation = load_conversation(session, conversation_id)
         rows = session.exec(
             select(Message)
             .where(Message.contact_id == conversation.contact_id, Message.id > after_id)

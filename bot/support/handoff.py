@@ -53,6 +53,18 @@ class ConversationNotFound(LookupError):
     """No conversation has that id."""
 
 
+def load_conversation(session: Session, conversation_id: int) -> Conversation:
+    """The conversation with this id, for reading.
+
+    Raises:
+        ConversationNotFound: there is no such conversation.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise ConversationNotFound(f"conversation {conversation_id} does not exist")
+    return conversation
+
+
 def lock_conversation(session: Session, conversation_id: int) -> Conversation:
     """Load a conversation for a state change, locking its row on PostgreSQL (SQLite locks on write).
 

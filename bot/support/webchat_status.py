@@ -27,7 +27,7 @@ from bot.crm.models import (
     WebchatSession,
     utcnow,
 )
-from bot.support.handoff import ConversationNotFound
+from bot.support.handoff import load_conversation
 
 __all__ = [
     "TYPING_SECONDS",
@@ -153,9 +153,7 @@ def set_customer_typing(engine: Engine, thread_id: str, *, typing: bool) -> None
 
 
 def _chat_of(session: Session, conversation_id: int) -> WebchatSession:
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None:
-        raise ConversationNotFound(f"conversation {conversation_id} does not exist")
+    conversation = load_conversation(session, conversation_id)
     chat = session.get(WebchatSession, conversation.thread_id) if conversation.channel == "webchat" else None
     if chat is None:
         raise NotAWebChat(f"conversation {conversation_id} is not a web chat")
