@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -305,8 +305,6 @@ def _local_time(value: str, tz_offset: int) -> datetime | None:
         return None
     if naive.tzinfo is not None:
         return naive
-    from datetime import UTC
-
     return (naive + timedelta(minutes=tz_offset)).replace(tzinfo=UTC)
 
 
