@@ -21,6 +21,7 @@ from bot.cli.ladder import app as ladder_app
 from bot.cli.setup import slack_app, telegram_app
 from bot.cli.staff import app as staff_app
 from bot.cli.webhooks import app as webhooks_app
+from bot.runtime.logs import NOISY_LOGGERS
 from bot.runtime.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def _configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    for noisy in ("httpx", "transformers", "huggingface_hub"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
