@@ -2,8 +2,8 @@
 who has the conversation (shown live, and again after a reload), timestamps in the browser's time zone,
 typing both ways (the agent side through the console's typing endpoint from a logged-in console page; the
 customer typing in the widget shown live in the agent's conversation view, the agent's reply box shown in the
-widget), the phone layout, and the widget: one <script> tag on a page of another origin (another loopback port) opens the
-chat in a frame from socialbot's origin, sends, and gets the answer."""
+widget), the phone layout, and the widget: one <script> tag on a page of another origin (another loopback
+port) opens the chat in a frame from socialbot's origin, sends, and gets the answer."""
 
 from __future__ import annotations
 
