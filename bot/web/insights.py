@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 
 from bot.crm.models import ConversationState, Staff
 from bot.insights.dashboard import dashboard_data
-from bot.insights.ideas import IDEA_STATUSES, IdeaNotFound, list_ideas, set_idea_status
+from bot.insights.ideas import IDEA_STATUSES, list_ideas, set_idea_status
 from bot.insights.response_log import (
     AUTHORS,
     CONVERSATION_COLUMNS,
@@ -29,7 +29,7 @@ from bot.insights.response_log import (
 )
 from bot.runtime.container import Runtime
 from bot.support.staff import may
-from bot.web.auth import api_staff, console_staff, verify_csrf
+from bot.web.auth import api_staff, console_form, console_staff
 from bot.web.dependencies import RuntimeDep
 from bot.web.pages import render
 
@@ -86,7 +86,8 @@ def _query_string(request: Request, **changes: Any) -> str:
 router = APIRouter()
 LogReader = Annotated[Staff, Depends(console_staff("log.read"))]
 DashboardReader = Annotated[Staff, Depends(console_staff("dashboards.read"))]
-IdeaWriter = Annotated[Staff, Depends(console_staff("ideas.write"))]
+IdeaWriter = Annotated[Staff, Depends(console_form("ideas.write"))]
+LogExporter = Annotated[Staff, Depends(console_form("log.read"))]
 ApiLogReader = Annotated[Staff, Depends(api_staff("log.read"))]
 #: Rows read per query while an export streams.
 EXPORT_BATCH_ROWS = 1000
@@ -164,35 +165,27 @@ def dashboard_json(
 
 @router.post("/console/ideas/{idea_id}/status", include_in_schema=False)
 def change_idea_status(
-    request: Request,
     idea_id: int,
     runtime: RuntimeDep,
     staff: IdeaWriter,
     status: Annotated[str, Form(max_length=40)],
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     try:
         previous = set_idea_status(runtime.engine, idea_id, status, staff_id=staff.id)
     except FilterError as error:
         raise HTTPException(422, str(error)) from None
-    except IdeaNotFound as error:
-        raise HTTPException(404, str(error)) from None
     notice = f"Idea #{idea_id}: {previous} -> {status}."
     return RedirectResponse(f"/console/insights?{urlencode({'notice': notice})}#ideas", status_code=303)
 
 
 @router.post("/console/export/{kind}.csv", include_in_schema=False)
 def console_export(
-    request: Request,
     kind: str,
     runtime: RuntimeDep,
-    staff: LogReader,
+    staff: LogExporter,
     filters: FiltersDep,
-    csrf: Annotated[str | None, Form()] = None,
 ) -> StreamingResponse:
     """The log as CSV (filters in the query string); a POST with the CSRF token: exports are audited."""
-    verify_csrf(request, csrf)
     return _stream(runtime, kind, filters, staff, "console")
 
 
