@@ -295,10 +295,11 @@ def test_the_digest_reaches_a_real_smtp_server_with_charts_and_the_dashboards_nu
     assert [(text, int(votes)) for text, votes, _ in tables.tables["ideas"]] == KNOWN["ideas"]
     assert dashboard["handled"] == KNOWN["handled"]
     figures = re.findall(r'class="figure">([^<]+)<', html)
-    assert figures == ["10", "6", "1", "30.0 min"]
+    assert figures == ["10", "4", "6", "1"]
+    assert {k: sum(v) for k, v in dashboard["volume_by_intent"].items()}["complaint"] == 4
 
     text = plain.get_content().replace("\r\n", "\n")
-    assert "messages in: 10" in text and "conversations escalated to staff: 1" in text
+    assert "messages in: 10\n  complaints: 4\n" in text and "conversations escalated to staff: 1" in text
     for channel, n in KNOWN["volume"].items():
         assert f"  {channel} | {n}\n" in text
     assert "  word: zip | 2\n" in text and "  Ben | owner → detractor | complained twice in a week\n" in text

@@ -257,24 +257,13 @@ def render_charts(digest: Digest) -> dict[str, Chart]:
 # --- The mail ---------------------------------------------------------------------------------------------
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 120:
-        return f"{value:.1f} s"
-    if value < 7200:
-        return f"{value / 60:.1f} min"
-    return f"{value / 3600:.1f} h"
-
-
 def _headline(digest: Digest) -> list[tuple[str, str]]:
     handled = digest.figures["handled"]
-    staff = digest.figures["response_times"]["by_handler"].get("staff", {})
     return [
         ("messages in", str(digest.messages_in)),
+        ("complaints", str(digest.totals("volume_by_intent").get("complaint", 0))),
         ("conversations answered by the bot", str(handled.get("bot", 0))),
         ("conversations escalated to staff", str(handled.get("staff", 0))),
-        ("escalated: first response, median", _seconds(staff.get("first_response_median"))),
     ]
 
 
