@@ -39,6 +39,7 @@ from bot.crm.models import DigestRun, utcnow
 from bot.insights.dashboard import dashboard_data
 from bot.insights.ideas import IdeaView, list_ideas
 from bot.runtime.settings import Settings
+from channels.base import ChannelError
 from channels.email import SmtpSecurity, SmtpSender
 
 __all__ = [
@@ -491,6 +492,10 @@ def due_at(moment: datetime, weekday: str, hour: int) -> datetime:
 
 def _claim(engine: Engine, week: str, now: datetime) -> bool:
     """Take the week's digest for this worker: insert its row, or retake a stale unsent one."""
+    with session_scope(engine, read_only=True) as session:
+        run = session.get(DigestRun, week)
+    if run is not None and (run.sent_at is not None or _aware(run.claimed_at) >= now - RECLAIM_AFTER):
+        return False  # the usual answer, read without a failed insert in the database's log
     try:
         with session_scope(engine) as session:
             session.add(DigestRun(week=week, claimed_at=now))
@@ -508,6 +513,10 @@ def _claim(engine: Engine, week: str, now: datetime) -> bool:
             .values(claimed_at=now, attempts=DigestRun.attempts + 1)
         )
         return retaken.rowcount == 1
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _finish(engine: Engine, week: str, **values: Any) -> None:
@@ -532,9 +541,13 @@ def send_due_digest(
         return None
     try:
         send_digest(engine, settings, sender=sender, now=now, actor_kind="system")
-    except Exception as error:
+    except ChannelError as error:
         log.warning("weekly digest %s not sent: %s", week, error)
         _finish(engine, week, error=str(error)[:500])
+        return None
+    except Exception as error:  # a bug: said with its traceback, and the week is tried again later
+        log.exception("weekly digest %s not sent", week)
+        _finish(engine, week, error=f"{type(error).__name__}: {error}"[:500])
         return None
     _finish(engine, week, sent_at=utcnow(), recipients=len(insights.digest_recipients), error=None)
     log.info("weekly digest %s sent to %d address(es)", week, len(insights.digest_recipients))
