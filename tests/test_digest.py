@@ -355,6 +355,27 @@ def test_a_refused_digest_is_sent_again_once_its_claim_is_stale(db_engine, make_
     assert run.sent_at is not None and run.attempts == 2 and run.error is None
 
 
+def test_the_digest_logs_in_to_the_smtp_server_with_the_mailboxs_login(db_engine, make_settings):
+    with LocalSMTP(login=("insights@fernhill.example", "s3cret-mailbox")) as smtp:
+        email = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_security": "none",
+            "username": "insights@fernhill.example",
+        }
+        wrong = make_settings(email={**email, "password": "nope"}, insights={"digest_recipients": RECIPIENTS})
+        assert send_due_digest(db_engine, wrong, sender=smtp_sender(wrong), now=NOW) is None
+        settings = make_settings(
+            email={**email, "password": "s3cret-mailbox"}, insights={"digest_recipients": RECIPIENTS}
+        )
+        later = NOW + RECLAIM_AFTER * 2
+        assert send_due_digest(db_engine, settings, sender=smtp_sender(settings), now=later) == "2026-W49"
+        assert smtp.logins == ["insights@fernhill.example"] and len(smtp.mails) == 1
+        assert smtp.envelopes[0][0] == "insights@fernhill.example"  # from the username: no from_address
+    with Session(db_engine) as session:
+        assert session.get(DigestRun, "2026-W49").attempts == 2
+
+
 def test_two_workers_schedulers_send_the_weekly_digest_once(make_settings, models):
     from bot.worker.build import build_runtime
     from bot.worker.scheduler import start_scheduler
