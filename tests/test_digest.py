@@ -77,7 +77,7 @@ KNOWN = {
     "topics": {"KB: delivery-times": 2, "word: zip": 2},
     "moves": {("tire-kicker", "owner"): 2, ("owner", "detractor"): 2},
     "handled": {"bot": 6, "staff": 1},
-    "ideas": [("sell the jacket in green", 3), ("a repair service for zips", 1)],
+    "ideas": [("sell the jacket in green", 3), ("zip repairs for $5 ^_^ not $50", 1)],
 }
 
 
@@ -161,7 +161,7 @@ def script_week(engine, now: datetime = NOW) -> None:
         )
         for message, name, text, votes, status in (
             (messages[5], "Dee", "sell the jacket in green", 3, "new"),
-            (messages[4], "Cem", "a repair service for zips", 1, "planned"),
+            (messages[4], "Cem", "zip repairs for $5 ^_^ not $50", 1, "planned"),
         ):
             session.add(
                 Idea(

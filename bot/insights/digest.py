@@ -155,6 +155,12 @@ def _figure(height: float = 2.9):
     return figure, axes
 
 
+def _literal(text: str) -> str:
+    """`text` as matplotlib shows it word for word: a pair of `$` would start mathtext (customers' words
+    like "$5 ^_^ $50" would be typeset as a formula, or fail the whole digest)."""
+    return text.replace("$", r"\$")
+
+
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=160, metadata={"Software": None})
@@ -166,7 +172,7 @@ def _stacked_days(days: list[str], series: dict[str, list[int]], colours: Callab
     labels = [date.fromisoformat(d).strftime("%a %d") for d in days]
     bottom = [0] * len(days)
     for i, (key, values) in enumerate(series.items()):
-        axes.bar(labels, values, bottom=bottom, label=key, color=colours(key, i), width=0.7)
+        axes.bar(labels, values, bottom=bottom, label=_literal(key), color=colours(key, i), width=0.7)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.set_ylabel("messages", fontsize=11)
@@ -176,7 +182,7 @@ def _stacked_days(days: list[str], series: dict[str, list[int]], colours: Callab
 
 def _bars(labels: list[str], values: list[int], colours: list[str], unit: str) -> bytes:
     figure, axes = _figure(height=max(1.6, 0.45 * len(labels) + 0.8))
-    short = [textwrap.shorten(label, 36, placeholder="...") for label in labels]
+    short = [_literal(textwrap.shorten(label, 36, placeholder="...")) for label in labels]
     positions = list(range(len(labels)))[::-1]  # the first label on top
     axes.barh(positions, values, color=colours, height=0.6)
     axes.set_yticks(positions, short)
