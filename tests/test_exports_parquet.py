@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ from bot.insights.response_log import (
     safe_cell,
 )
 from tests import test_insights
-from tests.test_insights import INJECTION, add_staff, read_csv
+from tests.test_insights import INJECTION, add_staff, csrf_of, read_csv
 
 # The scripted customers of test_insights and a marketer with an API token, as fixtures here too.
 traffic = test_insights.traffic
@@ -211,4 +212,29 @@ def test_the_export_command_writes_parquet_like_its_csv_and_is_audited(tmp_path,
         ("export.conversations", "operator", "cli", "parquet"),
         ("export.conversations", "operator", "cli", "csv"),
         ("export.messages", "operator", "cli", "parquet"),
+    ]
+
+
+def test_the_console_exports_parquet_with_the_page_filters_and_the_csrf_token(
+    client, runtime, traffic, marketer
+):
+    staff_id, _ = marketer
+    page = client.get("/console/log", params={"sentiment": "negative"}).text
+    link = (
+        re.search(r'action="(/console/export/messages.parquet\?[^"]+)"', page).group(1).replace("&amp;", "&")
+    )
+    assert "Export messages (Parquet)" in page and "Export conversations (Parquet)" in page
+    assert client.get(link).status_code == 405  # an export is audited: never on a GET
+    assert client.post(link, data={"csrf": "forged"}).status_code == 403
+    response = client.post(link, data={"csrf": csrf_of(page)})
+    assert response.status_code == 200
+    rows = pq.read_table(io.BytesIO(response.content)).to_pylist()
+    with Session(runtime.engine) as session:
+        negative = session.exec(
+            select(Message.id).where(Message.sentiment == "negative").order_by(Message.id)
+        ).all()
+        audits = session.exec(select(AuditEvent).where(AuditEvent.action.startswith("export."))).all()
+    assert [r["message_id"] for r in rows] == list(negative) and negative
+    assert [(a.actor_id, a.details) for a in audits] == [
+        (staff_id, {"filters": {"sentiment": "negative"}, "via": "console", "format": "parquet"})
     ]
