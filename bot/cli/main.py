@@ -15,6 +15,7 @@ from bot import __version__
 from bot.cli.common import fail, settings_for
 from bot.cli.contacts import app as contacts_app
 from bot.cli.export import app as export_app
+from bot.cli.insights import app as insights_app
 from bot.cli.intents import app as intents_app
 from bot.cli.knowledge import app as knowledge_app
 from bot.cli.ladder import app as ladder_app
@@ -43,9 +44,10 @@ app.add_typer(telegram_app, name="telegram")
 app.add_typer(intents_app, name="intents", help="Understanding: classify, train and evaluate the heads.")
 app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
 app.add_typer(staff_app, name="staff", help="Staff accounts: add people, issue API tokens.")
-app.add_typer(export_app, name="export", help="Export the response log as CSV.")
+app.add_typer(export_app, name="export", help="Export the response log as CSV or Parquet.")
 app.add_typer(webhooks_app, name="webhooks", help="Outgoing webhooks to integrations.")
 app.add_typer(contacts_app, name="contacts", help="A customer's data: export it as JSON or erase it.")
+app.add_typer(insights_app, name="insights", help="Insights for marketers: the weekly digest e-mail.")
 app.add_typer(ladder_app, name="ladder", help="The advocacy ladder: check its rules on labelled histories.")
 
 log = logging.getLogger("socialbot")
