@@ -29,7 +29,10 @@ from bot.crm.models import (
     Idea,
     LadderChange,
     Message,
+    Outbox,
+    Staff,
 )
+from bot.crm.vectors import store_vector
 from bot.insights.dashboard import dashboard_data
 from bot.insights.digest import (
     RECLAIM_AFTER,
@@ -74,17 +77,19 @@ WEEK = [
 KNOWN = {
     "volume": {"webchat": 4, "email": 3, "telegram": 3},
     "sentiment": {"negative": 4, "neutral": 3, "positive": 3},
-    "topics": {"KB: delivery-times": 2, "word: zip": 2},
+    # grouped by meaning: the two late parcels (named after their article), the two broken zips (by words)
+    "topics": {"delivery-times": 2, "zip": 2},
     "moves": {("tire-kicker", "owner"): 2, ("owner", "detractor"): 2},
     "handled": {"bot": 6, "staff": 1},
     "ideas": [("sell the jacket in green", 3), ("zip repairs for $5 ^_^ not $50", 1)],
 }
 
 
-def script_week(engine, now: datetime = NOW) -> None:
+def script_week(engine, now: datetime = NOW, encoder=None) -> None:
     """WEEK as of `now` (each message `hour` minutes past the hour before `now`, `days` earlier), its
-    conversations (Ben's e-mail one escalated, a person answering in 30 minutes), four ladder moves in the
-    week (and two that don't count), and two ideas."""
+    conversations (Ben's e-mail one escalated 2 s after it opened, Mia answering 30 minutes after it
+    opened), four ladder moves in the week (and two that don't count), and two ideas. With `encoder`, each
+    message's vector is kept as the pipeline keeps it (complaint topics group them)."""
     with session_scope(engine) as session:
         contacts = {}
         for name in ("Ana", "Ben", "Cem", "Dee", "Eli"):
@@ -129,6 +134,49 @@ def script_week(engine, now: datetime = NOW) -> None:
             session.add(message)
             messages.append(message)
         session.flush()
+        if encoder is not None:
+            for message, vector in zip(messages, encoder.encode([m.text for m in messages]), strict=True):
+                store_vector(session, message.id, vector, encoder=encoder.name)
+        ben = conversations[("Ben", "email", False)]
+        mia = Staff(email="mia@fernhill.example", name="Mia", role="agent")
+        session.add(mia)
+        session.flush()
+        session.add(
+            AuditEvent(
+                at=ben.escalated_at,
+                subject_type="conversation",
+                subject_id=ben.id,
+                action="conversation.escalated",
+                actor_kind="bot",
+                details={"from": "bot", "to": "human"},
+            )
+        )
+        answer_at = ben.opened_at + timedelta(minutes=30)
+        answer = Message(
+            conversation_id=ben.id,
+            contact_id=ben.contact_id,
+            channel="email",
+            direction="out",
+            author_kind="staff",
+            staff_id=mia.id,
+            text="Sorry, it is on its way",
+            created_at=answer_at,
+            status="sent",
+        )
+        session.add(answer)
+        session.flush()
+        session.add(
+            Outbox(
+                idempotency_key=f"out-{answer.id}",
+                message_id=answer.id,
+                channel="email",
+                thread_id=ben.thread_id,
+                text=answer.text,
+                status="sent",
+                sent_at=answer_at,
+                created_at=answer_at,
+            )
+        )
         week_ago = now - timedelta(days=3)
         for name, before, after, why in (
             ("Ana", "tire-kicker", "owner", "asked about an order of hers"),
@@ -242,13 +290,16 @@ def assert_png(data: bytes) -> tuple[int, int]:
 
 
 def test_the_digest_reaches_a_real_smtp_server_with_charts_and_the_dashboards_numbers(
-    db_engine, make_settings
+    db_engine, make_settings, encoder
 ):
-    script_week(db_engine)
-    dashboard = dashboard_data(db_engine, days=7, now=NOW)
+    script_week(db_engine, encoder=encoder)
+    dashboard = dashboard_data(db_engine, days=7, now=NOW, encoder=encoder.name)
     with LocalSMTP() as smtp:
         settings = digest_settings(make_settings, smtp)
-        assert send_due_digest(db_engine, settings, sender=smtp_sender(settings), now=NOW) == "2026-W49"
+        assert (
+            send_due_digest(db_engine, settings, sender=smtp_sender(settings), now=NOW, encoder=encoder.name)
+            == "2026-W49"
+        )
         assert len(smtp.mails) == 1
         mail, (envelope_from, envelope_to) = smtp.mails[0], smtp.envelopes[0]
     assert envelope_from == "insights@fernhill.example" and envelope_to == RECIPIENTS
@@ -281,11 +332,12 @@ def test_the_digest_reaches_a_real_smtp_server_with_charts_and_the_dashboards_nu
     assert {name: int(n) for name, n, _share in tables.tables["sentiment"]} == sentiment
     assert [share for *_, share in tables.tables["sentiment"]] == ["40%", "30%", "30%"]
     topics = {
-        ("KB: " if t["kind"] == "article" else "word: ") + t["label"]: t["count"]
-        for t in dashboard["complaint_topics"]
+        t["article_id"] or t["words"][0]: t["complaints"] for t in dashboard["complaint_topics"]["topics"]
     }
     assert topics == KNOWN["topics"]
-    assert {label: int(n) for label, n in tables.tables["topics"]} == topics
+    assert {label: int(n) for label, n in tables.tables["topics"]} == {
+        t["label"]: t["complaints"] for t in dashboard["complaint_topics"]["topics"]
+    }
     moves = [(m["contact"], f"{m['from']} → {m['to']}", m["reason"]) for m in dashboard["ladder_moves"]]
     assert [tuple(row) for row in tables.tables["ladder"]] == moves and len(moves) == 4
     pairs: dict[tuple[str, str], int] = {}
@@ -294,15 +346,27 @@ def test_the_digest_reaches_a_real_smtp_server_with_charts_and_the_dashboards_nu
     assert pairs == KNOWN["moves"]
     assert [(text, int(votes)) for text, votes, _ in tables.tables["ideas"]] == KNOWN["ideas"]
     assert dashboard["handled"] == KNOWN["handled"]
+    # first response by a person: Mia, 30 minutes after Ben's conversation opened; his one handover waited
+    # 30 min less 2 s, within the 1-hour target
+    assert dashboard["response_times"]["overall"]["first_human_response"]["median"] == 1800.0
     figures = re.findall(r'class="figure">([^<]+)<', html)
-    assert figures == ["10", "4", "6", "1"]
+    assert figures == ["10", "4", "30.0 min", "0 of 1", "6", "1"]
+    assert "waits for a person over the 1 h target" in html
+    assert [tuple(row) for row in tables.tables["times"]] == [
+        ("email", "-", "30.0 min", "30.0 min", "-", "0 of 1"),
+    ]  # no bot reply was sent and nothing resolved; the other channels have no timed event
     assert {k: sum(v) for k, v in dashboard["volume_by_intent"].items()}["complaint"] == 4
 
     text = plain.get_content().replace("\r\n", "\n")
     assert "messages in: 10\n  complaints: 4\n" in text and "conversations escalated to staff: 1" in text
     for channel, n in KNOWN["volume"].items():
         assert f"  {channel} | {n}\n" in text
-    assert "  word: zip | 2\n" in text and "  Ben | owner → detractor | complained twice in a week\n" in text
+    zip_label = next(t["label"] for t in dashboard["complaint_topics"]["topics"] if not t["article_id"])
+    assert (
+        f"  {zip_label} | 2\n" in text
+        and "  delivery-times | 2\n" in text
+        and "  Ben | owner → detractor | complained twice in a week\n" in text
+    )
     assert "  sell the jacket in green | 3 | new\n" in text
     assert (
         "http://127.0.0.1:8000/console/insights?days=7" in text
@@ -513,10 +577,14 @@ def test_the_digest_command_previews_and_sends(tmp_path):
 
 
 @pytest.mark.browser
-def test_the_digest_preview_reads_well_in_a_browser_and_on_a_phone(db_engine, page):
-    script_week(db_engine)
+def test_the_digest_preview_reads_well_in_a_browser_and_on_a_phone(db_engine, page, encoder):
+    script_week(db_engine, encoder=encoder)
     digest = build_digest(
-        db_engine, brand="Fernhill Outdoor", dashboard_url="https://fernhill.example/console", now=NOW
+        db_engine,
+        brand="Fernhill Outdoor",
+        dashboard_url="https://fernhill.example/console",
+        now=NOW,
+        encoder=encoder.name,
     )
     ARTIFACTS.mkdir(exist_ok=True)
     preview = ARTIFACTS / "digest-preview.html"

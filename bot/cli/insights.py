@@ -53,15 +53,37 @@ def digest(
     engine = open_database(settings)
     try:
         if preview is not None:
-            made = build_digest(engine, brand=settings.brand.name, dashboard_url=dashboard_url(settings))
+            made = build_digest(
+                engine,
+                brand=settings.brand.name,
+                dashboard_url=dashboard_url(settings),
+                first_response_target=settings.support.first_response_target,
+                article_titles=article_titles(settings),
+            )
             preview.write_text(digest_html(made), encoding="utf-8")
             typer.echo(f"wrote the digest of {made.period} ({len(made.charts)} charts) to {preview}")
         if send:
             try:
-                sent = send_digest(engine, settings, sender=smtp_sender(settings), recipients=recipients)
+                sent = send_digest(
+                    engine,
+                    settings,
+                    sender=smtp_sender(settings),
+                    recipients=recipients,
+                    article_titles=article_titles(settings),
+                )
             except ChannelError as error:
                 raise fail(f"the digest was not sent: {error}") from None
             count = len(recipients or settings.insights.digest_recipients)
             typer.echo(f"sent the digest of {sent.period} to {count} address(es)")
     finally:
         engine.dispose()
+
+
+def article_titles(settings) -> dict[str, str]:
+    """The knowledge base's article titles by id, read without the encoder (complaint topics are named after
+    their article; the topics themselves come from the vectors the workers stored)."""
+    from bot.runtime.analysis import sample_knowledge_dir
+    from knowledge import load_articles
+
+    directory = settings.knowledge.dir or sample_knowledge_dir()
+    return {article.id: article.title for article in reversed(load_articles(directory, on_invalid="skip"))}

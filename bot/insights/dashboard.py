@@ -1,5 +1,11 @@
-"""The insights dashboard's figures: volumes by channel, intent and sentiment per UTC day, response and
-resolution times, complaint topics, the advocacy ladder and who moved on it.
+"""The insights dashboard's figures: volumes by channel, intent and sentiment per UTC day, response times that
+mean what they say, complaint topics, the advocacy ladder and who moved on it.
+
+Every figure comes from the one function that defines it: response times from
+bot/insights/response_times.py (bot response, first reply by a person, wait for a person per handover,
+resolution, SLA breaches; by channel and by agent), complaint topics from bot/insights/topics.py (the
+encoder's vectors clustered, named by their matched article or distinctive words, counted per week). The
+README's "Dashboard figures" table defines each one.
 
 Every query is plain SQLAlchemy that runs the same on SQLite and PostgreSQL. Days are grouped with `date()`,
 which both engines have (SQLite on its ISO text timestamps, PostgreSQL as a function-style cast; timestamps
@@ -8,15 +14,14 @@ are stored in UTC, so days are UTC days).
 
 from __future__ import annotations
 
-import re
 import statistics
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
 from bot.crm.ladder import count_by_stage
@@ -27,28 +32,15 @@ from bot.crm.models import (
     LadderChange,
     LadderStage,
     Message,
+    MessageVector,
     utcnow,
 )
-from bot.insights.response_log import iso_text, seconds_between
-from bot.insights.response_times import percentile
+from bot.insights.response_log import iso_text
+from bot.insights.response_times import response_times
+from bot.insights.topics import complaint_topics
+from bot.runtime.settings import SupportSettings
 
-__all__ = ["complaint_topics", "dashboard_data"]
-
-#: Complaint topics are computed over at most this many recent complaints (the dashboard stays fast).
-TOPIC_SAMPLE = 5000
-STOPWORDS = frozenset(
-    re.split(
-        r"\s+",
-        """a about after again all am an and any are as at be been before being but by can cannot could did do
-    does doing don't for from get got had has have having he her here hers him his how i i'm if in into is
-    it it's its just me more most my no nor not now of off on once one only or other our out over own same
-    she so some still such than that the their them then there these they this those through to too under
-    until up very was we were what when where which while who why will with would you your yours also ever
-    never really even am pm u im dont cant wont didnt isnt thats ive youre please thanks thank hi hello hey
-    get still again want need know like yet two days day week weeks time""".strip(),
-    )
-)
-_WORD = re.compile(r"[a-z][a-z']{2,}")
+__all__ = ["dashboard_data", "newest_encoder"]
 
 
 def _day_series(rows: Iterable[tuple[Any, str | None, int]], days: list[str]) -> dict[str, list[int]]:
@@ -62,55 +54,42 @@ def _day_series(rows: Iterable[tuple[Any, str | None, int]], days: list[str]) ->
     return dict(sorted(series.items()))
 
 
-def _timing(pairs: list[tuple[float | None, float | None]]) -> dict[str, Any]:
-    first = [f for f, _ in pairs if f is not None]
-    resolution = [r for _, r in pairs if r is not None]
-    return {
-        "conversations": len(pairs),
-        "first_response_median": percentile(first, 0.5),
-        "first_response_p90": percentile(first, 0.9),
-        "resolution_median": percentile(resolution, 0.5),
-        "resolution_p90": percentile(resolution, 0.9),
-    }
-
-
-def _keywords(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-
-
-def complaint_topics(texts_and_articles: list[tuple[str, str | None]], *, top: int = 10) -> list[dict]:
-    """Group complaints by the KB article they matched; those that matched none by their most telling word.
-
-    The keyword of an unmatched complaint is the word of it that is most frequent across all unmatched
-    complaints (stopwords left out): complaints about the same thing share their commonest content word
-    ("zip", "refund", "courier"), and the label says in one word what breaks. It is explainable and needs no
-    model; embedding clusters would merge paraphrases better, at the cost of a label nobody can check.
-    """
-    counts: Counter[tuple[str, str]] = Counter()
-    unmatched: list[list[str]] = []
-    for text, article in texts_and_articles:
-        if article:
-            counts[("article", article)] += 1
-        else:
-            unmatched.append(_keywords(text))
-    frequency = Counter(word for words in unmatched for word in set(words))
-    for words in unmatched:
-        if words:
-            counts[("keyword", max(set(words), key=lambda w: (frequency[w], w)))] += 1
-        else:
-            counts[("keyword", "(no words)")] += 1
-    return [{"kind": kind, "label": label, "count": n} for (kind, label), n in counts.most_common(top)]
+def newest_encoder(session: Session) -> str | None:
+    """The name of the encoder that wrote the newest stored vector (None before any): the one a caller without
+    the loaded model (the digest from the command line) groups complaints by."""
+    return session.exec(
+        select(MessageVector.encoder).order_by(MessageVector.message_id.desc()).limit(1)
+    ).first()
 
 
 def _direction(rank: dict[str, int], change: LadderChange) -> str:
     return "up" if rank.get(change.to_stage, 0) > rank.get(change.from_stage or "", 0) else "down"
 
 
-def dashboard_data(engine: Engine, *, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
-    """Every figure of the insights dashboard for the last `days` UTC days, JSON-ready."""
+def dashboard_data(
+    engine: Engine,
+    *,
+    days: int = 30,
+    now: datetime | None = None,
+    first_response_target: timedelta | None = None,
+    encoder: str | None = None,
+    article_titles: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every figure of the insights dashboard for the last `days` UTC days (up to `now`), JSON-ready.
+
+    Args:
+        first_response_target: `[support] first_response_target`: a wait for a person longer than this is an
+            SLA breach (default: the setting's default).
+        encoder: the name of the encoder whose stored vectors group complaints into topics (default: the one
+            that wrote the newest vector).
+        article_titles: knowledge-base article id -> title (a topic is named after its article; by its id
+            when the title is not given).
+    """
     now = now or utcnow()
+    target = first_response_target or SupportSettings().first_response_target
     first_day = (now - timedelta(days=days - 1)).date()
     since = datetime.combine(first_day, time.min, tzinfo=UTC)
+    until = since + timedelta(days=days)
     day_labels = [(first_day + timedelta(days=i)).isoformat() for i in range(days)]
     day = func.date(Message.created_at)
     inbound = and_(Message.direction == Direction.INBOUND.value, Message.created_at >= since)
@@ -125,32 +104,27 @@ def dashboard_data(engine: Engine, *, days: int = 30, now: datetime | None = Non
         by_intent = _day_series(((d, i, n) for d, _c, i, _s, n in groups), day_labels)
         by_sentiment = _day_series(((d, s, n) for d, _c, _i, s, n in groups), day_labels)
 
+        times = response_times(session, since=since, until=until, target=target, now=now)
         conversations = session.exec(
-            select(
-                Conversation.channel,
-                Conversation.opened_at,
-                Conversation.first_response_at,
-                Conversation.resolved_at,
-                Conversation.escalated_at,
-                Conversation.csat,
-            ).where(Conversation.opened_at >= since)
+            select(Conversation.channel, Conversation.escalated_at, Conversation.csat).where(
+                Conversation.opened_at >= since, Conversation.opened_at < until
+            )
         ).all()
-        per_channel: dict[str, list] = defaultdict(list)
-        per_handler: dict[str, list] = defaultdict(list)
+        handled: dict[str, int] = defaultdict(int)
         csat: dict[str, list[int]] = defaultdict(list)
-        for channel, opened, first, resolved, escalated, score in conversations:
-            pair = (seconds_between(opened, first), seconds_between(opened, resolved))
-            per_channel[channel].append(pair)
-            per_handler["staff" if escalated else "bot"].append(pair)
+        for channel, escalated, score in conversations:
+            handled["staff" if escalated else "bot"] += 1
             if score is not None:
                 csat[channel].append(score)
 
-        complaints = session.exec(
-            select(Message.text, Message.kb_article_id)
-            .where(inbound, Message.intent == "complaint")
-            .order_by(Message.id.desc())
-            .limit(TOPIC_SAMPLE)
-        ).all()
+        # Before any vector is stored (encoder ""), every complaint of the period counts as ungrouped.
+        topics = complaint_topics(
+            session,
+            since=since,
+            until=until,
+            encoder=encoder or newest_encoder(session) or "",
+            article_titles=article_titles or {},
+        )
         top_articles = session.exec(
             select(Message.kb_article_id, func.count())
             .where(inbound, Message.action == "answer", Message.kb_article_id.is_not(None))
@@ -183,16 +157,13 @@ def dashboard_data(engine: Engine, *, days: int = 30, now: datetime | None = Non
         "volume_by_channel": by_channel,
         "volume_by_intent": by_intent,
         "sentiment": by_sentiment,
-        "response_times": {
-            "by_channel": {channel: _timing(pairs) for channel, pairs in sorted(per_channel.items())},
-            "by_handler": {handler: _timing(pairs) for handler, pairs in sorted(per_handler.items())},
-        },
-        "handled": {handler: len(pairs) for handler, pairs in sorted(per_handler.items())},
+        "response_times": times,
+        "handled": dict(sorted(handled.items())),
         "csat": {
             channel: {"average": round(statistics.fmean(scores), 2), "responses": len(scores)}
             for channel, scores in sorted(csat.items())
         },
-        "complaint_topics": complaint_topics(list(complaints)),
+        "complaint_topics": topics,
         "top_articles": [{"article": a, "answers": n} for a, n in top_articles],
         "content_gaps": [
             {"message_id": i, "at": iso_text(at), "channel": channel, "text": text}
@@ -205,9 +176,7 @@ def dashboard_data(engine: Engine, *, days: int = 30, now: datetime | None = Non
                 "contact": name or f"contact #{change.contact_id}",
                 "from": change.from_stage,
                 "to": change.to_stage,
-                "direction": "up"
-                if rank.get(change.to_stage, 0) > rank.get(change.from_stage, 0)
-                else "down",
+                "direction": _direction(rank, change),
                 "reason": change.reason,
                 "at": iso_text(change.changed_at),
             }

@@ -21,7 +21,7 @@ import io
 import logging
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
@@ -129,11 +129,27 @@ class Digest:
 
 
 def build_digest(
-    engine: Engine, *, brand: str, dashboard_url: str, now: datetime | None = None, charts: bool = True
+    engine: Engine,
+    *,
+    brand: str,
+    dashboard_url: str,
+    now: datetime | None = None,
+    charts: bool = True,
+    first_response_target: timedelta | None = None,
+    encoder: str | None = None,
+    article_titles: Mapping[str, str] | None = None,
 ) -> Digest:
-    """The digest as of `now`: the dashboard's figures for its last 7 days and the top of the ideas board."""
+    """The digest as of `now`: the dashboard's figures for its last 7 days and the top of the ideas board
+    (`first_response_target`, `encoder` and `article_titles` as `dashboard_data` takes them)."""
     now = now or utcnow()
-    figures = dashboard_data(engine, days=DIGEST_DAYS, now=now)
+    figures = dashboard_data(
+        engine,
+        days=DIGEST_DAYS,
+        now=now,
+        first_response_target=first_response_target,
+        encoder=encoder,
+        article_titles=article_titles,
+    )
     ideas = list_ideas(engine, limit=TOP_IDEAS)
     digest = Digest(brand=brand, made_at=now, figures=figures, ideas=ideas, dashboard_url=dashboard_url)
     if charts:
@@ -194,9 +210,24 @@ def _bars(labels: list[str], values: list[int], colours: list[str], unit: str) -
     return _png(figure)
 
 
-def topic_label(topic: dict[str, Any]) -> str:
-    """A complaint topic as the dashboard names it ("KB: returns-policy", "word: zip")."""
-    return ("KB: " if topic["kind"] == "article" else "word: ") + str(topic["label"])
+def duration(seconds: float | None) -> str:
+    """A duration as the dashboard words it: "-" for none, "42.0 s", "12.5 min", "3.2 h"."""
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def target_text(seconds: float) -> str:
+    """A target as set: "1 h", "30 min", "90 s"."""
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 def render_charts(digest: Digest) -> dict[str, Chart]:
@@ -223,17 +254,17 @@ def render_charts(digest: Digest) -> dict[str, Chart]:
             ),
             f"Messages in per day by sentiment: {totals}",
         )
-    topics = figures["complaint_topics"][:TOP_TOPICS]
+    topics = figures["complaint_topics"]["topics"][:TOP_TOPICS]
     if topics:
         charts["topics"] = Chart(
             "topics",
             _bars(
-                [topic_label(t) for t in topics],
-                [t["count"] for t in topics],
+                [t["label"] for t in topics],
+                [t["complaints"] for t in topics],
                 ["#e15759"] * len(topics),
                 "complaints",
             ),
-            "Complaint topics: " + ", ".join(f"{topic_label(t)} {t['count']}" for t in topics),
+            "Complaint topics: " + ", ".join(f"{t['label']} {t['complaints']}" for t in topics),
         )
     moves = digest.ladder_transitions()
     if moves:
@@ -266,9 +297,16 @@ def render_charts(digest: Digest) -> dict[str, Chart]:
 
 def _headline(digest: Digest) -> list[tuple[str, str]]:
     handled = digest.figures["handled"]
+    times = digest.figures["response_times"]
+    overall = times["overall"]
     return [
         ("messages in", str(digest.messages_in)),
         ("complaints", str(digest.totals("volume_by_intent").get("complaint", 0))),
+        ("first response by a person (median)", duration(overall["first_human_response"]["median"])),
+        (
+            f"waits for a person over the {target_text(times['target_seconds'])} target",
+            f"{overall['sla']['breaches']} of {overall['sla']['handovers']}",
+        ),
         ("conversations answered by the bot", str(handled.get("bot", 0))),
         ("conversations escalated to staff", str(handled.get("staff", 0))),
     ]
@@ -280,7 +318,7 @@ def _sections(digest: Digest) -> list[dict[str, Any]]:
     volume = digest.totals("volume_by_channel")
     sentiment = digest.totals("sentiment")
     total = sum(sentiment.values())
-    topics = figures["complaint_topics"][:TOP_TOPICS]
+    topics = figures["complaint_topics"]["topics"][:TOP_TOPICS]
     return [
         {
             "title": "Messages in, by channel",
@@ -300,8 +338,32 @@ def _sections(digest: Digest) -> list[dict[str, Any]]:
             "title": "Complaint topics",
             "chart": "topics",
             "head": ("topic", "complaints"),
-            "rows": [(topic_label(t), str(t["count"])) for t in topics],
+            "rows": [(t["label"], str(t["complaints"])) for t in topics],
             "empty": "No complaints these 7 days.",
+        },
+        {
+            "title": "Response times by channel (medians)",
+            "chart": "times",
+            "head": (
+                "channel",
+                "bot",
+                "first by a person",
+                "waiting for a person",
+                "resolution",
+                "SLA breaches",
+            ),
+            "rows": [
+                (
+                    channel,
+                    duration(t["bot_response"]["median"]),
+                    duration(t["first_human_response"]["median"]),
+                    duration(t["waiting_for_person"]["median"]),
+                    duration(t["resolution"]["median"]),
+                    f"{t['sla']['breaches']} of {t['sla']['handovers']}",
+                )
+                for channel, t in figures["response_times"]["by_channel"].items()
+            ],
+            "empty": "No conversations these 7 days.",
         },
         {
             "title": "Moves on the advocacy ladder",
@@ -337,7 +399,7 @@ _HTML = Environment(autoescape=True).from_string(
 <h1 style="margin:4px 0 0;font-size:22px;line-height:1.3">Your week in social, {{ digest.period }}</h1>
 </td></tr>
 <tr><td style="padding:8px 14px 4px;font-size:0">
-{% for label, value in headline %}<div style="display:inline-block;width:25%;min-width:150px;padding:6px;\
+{% for label, value in headline %}<div style="display:inline-block;width:33.3%;min-width:150px;padding:6px;\
 vertical-align:top;box-sizing:border-box"><div style="background:#eef4f0;border-radius:6px;padding:10px 8px;\
 min-height:62px"><div style="font-size:20px;font-weight:bold;color:#2f6b4f" class="figure">{{ value }}</div>
 <div style="font-size:12px;color:#444c56;line-height:1.3">{{ label }}</div></div></div>
@@ -456,6 +518,8 @@ def send_digest(
     recipients: Sequence[str] | None = None,
     now: datetime | None = None,
     actor_kind: str = "operator",
+    encoder: str | None = None,
+    article_titles: Mapping[str, str] | None = None,
 ) -> Digest:
     """Make the digest as of `now` and send it to `recipients` (default: `[insights] digest_recipients`);
     audited as `digest.sent`.
@@ -467,7 +531,15 @@ def send_digest(
     recipients = list(recipients if recipients is not None else settings.insights.digest_recipients)
     if not recipients:
         raise ValueError("insights.digest_recipients: no addresses to send the digest to")
-    digest = build_digest(engine, brand=settings.brand.name, dashboard_url=dashboard_url(settings), now=now)
+    digest = build_digest(
+        engine,
+        brand=settings.brand.name,
+        dashboard_url=dashboard_url(settings),
+        now=now,
+        first_response_target=settings.support.first_response_target,
+        encoder=encoder,
+        article_titles=article_titles,
+    )
     sender.send(compose_digest(digest, sender=_sender_address(settings), recipients=recipients))
     with session_scope(engine) as session:
         audit(
@@ -531,7 +603,13 @@ def _finish(engine: Engine, week: str, **values: Any) -> None:
 
 
 def send_due_digest(
-    engine: Engine, settings: Settings, *, sender: SmtpSender, now: datetime | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    sender: SmtpSender,
+    now: datetime | None = None,
+    encoder: str | None = None,
+    article_titles: Mapping[str, str] | None = None,
 ) -> str | None:
     """Send this week's digest if it is due and no worker has: returns the week sent, else None.
 
@@ -546,7 +624,15 @@ def send_due_digest(
     if not _claim(engine, week, now):
         return None
     try:
-        send_digest(engine, settings, sender=sender, now=now, actor_kind="system")
+        send_digest(
+            engine,
+            settings,
+            sender=sender,
+            now=now,
+            actor_kind="system",
+            encoder=encoder,
+            article_titles=article_titles,
+        )
     except ChannelError as error:
         log.warning("weekly digest %s not sent: %s", week, error)
         _finish(engine, week, error=str(error)[:500])

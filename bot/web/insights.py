@@ -174,7 +174,15 @@ def dashboard_page(
 def dashboard_json(
     runtime: RuntimeDep, staff: DashboardReader, days: Annotated[int, Query(ge=1, le=365)] = 30
 ) -> JSONResponse:
-    return JSONResponse(dashboard_data(runtime.engine, days=days))
+    return JSONResponse(
+        dashboard_data(
+            runtime.engine,
+            days=days,
+            first_response_target=runtime.settings.support.first_response_target,
+            encoder=runtime.models.encoder.name,
+            article_titles={article.id: article.title for article in runtime.models.knowledge.articles},
+        )
+    )
 
 
 @router.post("/console/ideas/{idea_id}/status", include_in_schema=False)

@@ -64,12 +64,16 @@ def run_retention(runtime: Runtime) -> int:
         return purge_old_text(session, runtime.settings.data_rights.retention_days)
 
 
+def _article_titles(runtime: Runtime) -> dict[str, str]:
+    return {article.id: article.title for article in runtime.models.knowledge.articles}
+
+
 def _check_complaint_spikes(runtime: Runtime) -> None:
     settings = runtime.settings.insights
     spikes = check_complaint_spikes(
         runtime.engine,
         encoder=runtime.models.encoder.name,
-        article_titles={article.id: article.title for article in runtime.models.knowledge.articles},
+        article_titles=_article_titles(runtime),
         support_channel=support_channel_of(runtime.settings),
         ratio=settings.spike_ratio,
         min_complaints=settings.spike_min_complaints,
@@ -82,7 +86,13 @@ def _check_complaint_spikes(runtime: Runtime) -> None:
 
 
 def _send_weekly_digest(runtime: Runtime) -> None:
-    send_due_digest(runtime.engine, runtime.settings, sender=smtp_sender(runtime.settings))
+    send_due_digest(
+        runtime.engine,
+        runtime.settings,
+        sender=smtp_sender(runtime.settings),
+        encoder=runtime.models.encoder.name,
+        article_titles=_article_titles(runtime),
+    )
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:

@@ -48,6 +48,12 @@
     return (value / 3600).toFixed(1) + " h";
   }
 
+  function target(value) {
+    if (value % 3600 === 0) return value / 3600 + " h";
+    if (value % 60 === 0) return value / 60 + " min";
+    return value + " s";
+  }
+
   function draw(data) {
     const labels = shortDays(data.days);
     chart("chart-volume-channel", { type: "bar", data: { labels, datasets: datasets(data.volume_by_channel) }, options: stacked });
@@ -59,23 +65,42 @@
         scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
 
-    const channels = Object.keys(data.response_times.by_channel);
-    const times = data.response_times.by_channel;
-    const metric = (name) => channels.map((c) => times[c][name]);
+    const times = data.response_times;
+    const channels = Object.keys(times.by_channel);
+    const clocks = [
+      ["bot_response", "bot", "#2f6b4f"],
+      ["first_human_response", "first reply by a person", "#4e79a7"],
+      ["waiting_for_person", "waiting for a person", "#f28e2b"],
+      ["resolution", "resolution", "#b07aa1"],
+    ];
+    const minutes = (v) => (v === null || v === undefined ? null : Math.round(v / 6) / 10);
     chart("chart-response-times", {
       type: "bar",
       data: {
         labels: channels,
-        datasets: [
-          { label: "first response, median", data: metric("first_response_median"), backgroundColor: "#4e79a7" },
-          { label: "first response, p90", data: metric("first_response_p90"), backgroundColor: "#a0cbe8" },
-          { label: "resolution, median", data: metric("resolution_median"), backgroundColor: "#f28e2b" },
-          { label: "resolution, p90", data: metric("resolution_p90"), backgroundColor: "#ffbe7d" },
-        ],
+        datasets: clocks.map(([key, label, colour]) => ({
+          label: label + ", median", data: channels.map((c) => minutes(times.by_channel[c][key].median)),
+          backgroundColor: colour,
+        })),
       },
       options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } },
-        scales: { y: { beginAtZero: true, title: { display: true, text: "seconds" } } } },
+        scales: { y: { beginAtZero: true, title: { display: true, text: "minutes" } } } },
     });
+    const both = (t) => seconds(t.median) + " / " + seconds(t.p90);
+    const breaches = (sla) => sla.breaches + " of " + sla.handovers;
+    const channelTable = document.getElementById("channel-times");
+    const channelHead = channelTable.insertRow();
+    ["channel", "bot", "first by a person", "waiting for a person", "resolution", "SLA breaches"]
+      .forEach((t) => cell(channelHead, t, "th"));
+    channels.forEach((c) => {
+      const t = times.by_channel[c];
+      const row = channelTable.insertRow();
+      row.dataset.channel = c;
+      cell(row, c);
+      clocks.forEach(([key]) => { cell(row, both(t[key])).className = "nowrap"; });
+      cell(row, breaches(t.sla));
+    });
+    if (!channels.length) channelTable.insertRow().insertCell().textContent = "No conversations in this period.";
 
     const handled = data.handled;
     chart("chart-handled", {
@@ -84,25 +109,61 @@
         datasets: [{ data: [handled.bot || 0, handled.staff || 0], backgroundColor: ["#2f6b4f", "#f28e2b"] }] },
       options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } } },
     });
-    const handlerTable = document.getElementById("handler-times");
-    const head = handlerTable.insertRow();
-    ["", "conversations", "first response (median)", "p90", "resolution (median)", "p90"].forEach((t) => cell(head, t, "th"));
-    Object.entries(data.response_times.by_handler).forEach(([handler, t]) => {
-      const row = handlerTable.insertRow();
-      cell(row, handler === "bot" ? "bot only" : "escalated");
-      cell(row, String(t.conversations));
-      [t.first_response_median, t.first_response_p90, t.resolution_median, t.resolution_p90]
-        .forEach((v) => { cell(row, seconds(v)).className = "nowrap"; });
-    });
+    const sla = times.overall.sla;
+    document.getElementById("sla-summary").textContent =
+      "Handovers to a person: " + sla.handovers + "; " + sla.breaches + " waited longer than the " +
+      target(times.target_seconds) + " target (" + sla.answered_late + " answered late, " +
+      sla.still_waiting_past_target + " still waiting); " + sla.still_waiting + " still waiting in all, " +
+      sla.closed_unanswered + " closed without a reply.";
+    const agentTable = document.getElementById("agent-times");
+    const agents = Object.entries(times.by_agent);
+    if (agents.length) {
+      const h = agentTable.insertRow();
+      ["agent", "first reply", "waits ended", "wait (median)", "SLA breaches", "resolved"].forEach((t) => cell(h, t, "th"));
+      agents.forEach(([agent, t]) => {
+        const row = agentTable.insertRow();
+        row.dataset.agent = agent;
+        cell(row, agent);
+        cell(row, seconds(t.first_human_response.median)).className = "nowrap";
+        cell(row, String(t.waiting_for_person.count));
+        cell(row, seconds(t.waiting_for_person.median)).className = "nowrap";
+        cell(row, breaches(t.sla));
+        cell(row, String(t.resolution.count));
+      });
+    }
 
-    const topics = data.complaint_topics;
+    const topics = data.complaint_topics.topics;
     chart("chart-topics", {
       type: "bar",
-      data: { labels: topics.map((t) => (t.kind === "article" ? "KB: " : "word: ") + t.label),
-        datasets: [{ label: "complaints", data: topics.map((t) => t.count), backgroundColor: "#e15759" }] },
+      data: { labels: topics.map((t) => t.label),
+        datasets: [{ label: "complaints", data: topics.map((t) => t.complaints), backgroundColor: "#e15759" }] },
       options: { indexAxis: "y", responsive: true, maintainAspectRatio: false, animation: false,
         plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
+    const weeks = data.complaint_topics.weeks;
+    const topicTable = document.getElementById("topic-weeks");
+    if (topics.length) {
+      const h = topicTable.insertRow();
+      cell(h, "topic", "th");
+      weeks.forEach((w) => { cell(h, "w/c " + w.slice(5), "th").className = "nowrap"; });
+      topics.forEach((t) => {
+        const row = topicTable.insertRow();
+        const name = cell(row, t.label);
+        if (t.article_id) {
+          const words = document.createElement("span");
+          words.className = "words";
+          words.textContent = t.words.join(", ");
+          name.appendChild(words);
+        }
+        t.weekly.forEach((n) => cell(row, String(n)));
+      });
+    } else {
+      topicTable.insertRow().insertCell().textContent = "No complaints grouped in this period.";
+    }
+    const rest = [];
+    if (data.complaint_topics.other) rest.push(data.complaint_topics.other + " more in smaller topics");
+    if (data.complaint_topics.ungrouped) rest.push(data.complaint_topics.ungrouped + " stored before vectors were kept (not grouped)");
+    if (rest.length) document.getElementById("topics-note").textContent += " Not shown: " + rest.join("; ") + ".";
 
     // A funnel: the top rung (advocates) first, the widest at the bottom of the list.
     const ladder = data.ladder.slice().reverse();
