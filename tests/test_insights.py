@@ -697,8 +697,20 @@ def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, ru
                     "/api/v1/chat", json={"session_id": session_id, "text": text, "name": name}
                 )
                 assert response.status_code == 200, response.text
-    with session_scope(runtime.engine) as session:
-        create_staff(session, "mia@fernhill.example", role="marketer", password=PASSWORD, name="Mia")
+                if response.json()["state"] == "human":
+                    handed_over = response.json()["conversation_id"]
+        # a person answers one handed-over conversation through the staff API: the person clocks have data
+        with session_scope(runtime.engine) as session:
+            create_staff(session, "mia@fernhill.example", role="marketer", password=PASSWORD, name="Mia")
+            agent = create_staff(session, "ana@fernhill.example", role="agent", password=PASSWORD, name="Ana")
+            token = issue_api_token(session, agent)
+        answered = customers.post(
+            f"/api/v1/conversations/{handed_over}/reply",
+            json={"text": "Sorry about that, I am on it."},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answered.status_code == 202, answered.text
+    assert runtime.wait_idle()
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(server_url + "/console/insights")
     page.get_by_label("E-mail").fill("mia@fernhill.example")
@@ -729,7 +741,9 @@ def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, ru
     assert page.locator("#ladder-moves tbody tr").count() >= 1
     assert page.locator("#content-gaps li").count() >= 0
     # the response-time and topic tables are filled: a row per channel, a row per topic with its weeks
-    assert page.locator("#channel-times tr[data-channel='webchat']").count() == 1
+    webchat = page.locator("#channel-times tr[data-channel='webchat'] td")
+    assert webchat.nth(2).inner_text() != "- / -"  # the first reply by a person
+    assert page.locator("#agent-times tr[data-agent='Ana']").count() == 1
     assert page.locator("#topic-weeks tr").count() >= 2
     assert "target" in page.locator("#sla-summary").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)

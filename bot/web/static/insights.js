@@ -73,18 +73,20 @@
       ["waiting_for_person", "waiting for a person", "#f28e2b"],
       ["resolution", "resolution", "#b07aa1"],
     ];
-    const minutes = (v) => (v === null || v === undefined ? null : Math.round(v / 6) / 10);
     chart("chart-response-times", {
       type: "bar",
       data: {
         labels: channels,
         datasets: clocks.map(([key, label, colour]) => ({
-          label: label + ", median", data: channels.map((c) => minutes(times.by_channel[c][key].median)),
+          label: label + ", median",
+          data: channels.map((c) => (times.by_channel[c][key].median === null ? null : Math.max(0.1, times.by_channel[c][key].median))),
           backgroundColor: colour,
         })),
       },
       options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } },
-        scales: { y: { beginAtZero: true, title: { display: true, text: "minutes" } } } },
+        // Seconds for the bot, hours for a resolution: a log scale shows both (a 0.0 s reply is drawn at 0.1 s).
+        scales: { y: { type: "logarithmic", min: 0.01, title: { display: true, text: "log scale" },
+          ticks: { callback: (v) => ([0.1, 1, 10, 60, 600, 3600, 36000, 360000].includes(v) ? seconds(v) : null) } } } },
     });
     const both = (t) => seconds(t.median) + " / " + seconds(t.p90);
     const breaches = (sla) => sla.breaches + " of " + sla.handovers;
