@@ -18,8 +18,10 @@ the platforms do; a message is "accepted" once it got a 200. When the traffic is
 back, the soak waits for the backlog to drain, then checks: every accepted message stored once and decided
 once; every reply the outbox holds sent once (counted on the fake platform: Slack by the message metadata,
 Telegram by chat + replied-to message + text, X by replied-to post + text, e-mail by Message-ID; web chat
-replies are stored); every due follow-up sent once; nothing pending or claimed left; failed rows with a
-reason; /metrics consistent with the database. It prints one table.
+replies are stored); every due follow-up sent once on its platform (one replaced by a newer one in its
+conversation before it was queued: never sent); nothing pending or claimed left; failed rows with a reason;
+/metrics consistent with the database. It prints one table, and for each duplicate the kill or restart that
+fell between its queueing and its send.
 
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 nice -n 10 python bench/soak.py [--messages 10000]
 
