@@ -69,7 +69,8 @@ def test_an_agent_works_the_queue_from_the_keyboard(server_url, runtime, page):
         server_url, "Tom Berg", "my order is late again and nobody answers, awful service"
     )
     queue_row(page, second["conversation_id"]).wait_for(timeout=LIVE_UPDATE_MS)  # no reload
-    page.wait_for_function("document.title.startsWith('(2)')", timeout=LIVE_UPDATE_MS)
+    # A function, not an expression: Playwright evaluates a bare expression with eval(), which the CSP forbids.
+    page.wait_for_function("() => document.title.startsWith('(2)')", timeout=LIVE_UPDATE_MS)
 
     page.keyboard.press("j")
     selected = page.locator("table.queue tr.is-selected")
