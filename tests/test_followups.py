@@ -37,6 +37,7 @@ from bot.crm.models import (
 from bot.delivery.outbox import deliver_due
 from bot.engagement.followups import (
     RESOLUTION_CHECK,
+    cancel_nudges_on_reply,
     in_quiet_hours,
     schedule_followup,
     schedule_resolution_followup,
@@ -568,41 +569,82 @@ class GatedPolicy:
         return self.policy.render(template, **values)
 
 
-def test_a_follow_up_replaced_while_a_worker_queues_it_is_either_cancelled_or_sent_never_both(
-    make_settings, models, pg_url
-):
+@pytest.fixture
+def gated_worker(make_settings, models, pg_url) -> Iterator[tuple[Any, list[str]]]:
+    """A worker on PostgreSQL whose follow-up sweep stops, holding its follow-up, until `runtime.policy.gate`
+    is set; and what its web chat delivered."""
     runtime = build_runtime(make_settings(database={"url": pg_url}), models=models)
     delivered: list[str] = []
     runtime.channels["webchat"] = RecordingWebchat(delivered, threading.Lock())
-    runtime.policy = policy = GatedPolicy(runtime.policy)
-    try:
-        (conversation_id,) = resolved_webchat_complaints(runtime.engine, 1)
-        sweep = threading.Thread(target=send_due_followups, args=(runtime,))
-        sweep.start()
-        assert policy.holding.wait(30)
+    runtime.policy = GatedPolicy(runtime.policy)
+    yield runtime, delivered
+    runtime.close()
 
-        def replace() -> None:  # staff schedule a newer "did that fix it?" in the same conversation
-            with session_scope(runtime.engine) as session:
-                conversation = session.get(Conversation, conversation_id)
-                schedule_followup(
-                    session, conversation, template=RESOLUTION_CHECK, due_at=utcnow() + timedelta(hours=1)
-                )
 
-        replacing = threading.Thread(target=replace)
-        replacing.start()
-        time.sleep(1.0)  # the replacement reaches the row the sweep holds
+def test_a_follow_up_replaced_while_a_worker_queues_it_is_either_cancelled_or_sent_never_both(
+    gated_worker,
+):
+    runtime, delivered = gated_worker
+    policy = runtime.policy
+    (conversation_id,) = resolved_webchat_complaints(runtime.engine, 1)
+    sweep = threading.Thread(target=send_due_followups, args=(runtime,))
+    sweep.start()
+    assert policy.holding.wait(30)
+
+    def replace() -> None:  # staff schedule a newer "did that fix it?" in the same conversation
+        with session_scope(runtime.engine) as session:
+            conversation = session.get(Conversation, conversation_id)
+            schedule_followup(
+                session, conversation, template=RESOLUTION_CHECK, due_at=utcnow() + timedelta(hours=1)
+            )
+
+    replacing = threading.Thread(target=replace)
+    replacing.start()
+    replacing.join(30)
+    assert not replacing.is_alive()  # it passed over the row the sweep holds instead of waiting for it
+    policy.gate.set()
+    sweep.join(30)
+    run_followups(runtime, utcnow())
+
+    first, newer = followups(runtime)
+    # The sweep had it in hand: it went out, and stays what it is (not "cancelled" with a message sent).
+    assert first.message_id is not None and first.status == "sent", (first.status, first.last_error)
+    assert delivered == [f"followup:{first.id}"]
+    assert newer.status == "pending" and newer.message_id is None
+
+
+def test_a_customer_writing_while_a_worker_queues_their_nudge_does_not_deadlock_with_it(
+    gated_worker,
+):
+    runtime, delivered = gated_worker
+    policy = runtime.policy
+    errors: list[Exception] = []
+
+    def sweep() -> None:
+        try:
+            send_due_followups(runtime)
+        except Exception as error:  # surfaced below
+            errors.append(error)
+
+    (conversation_id,) = resolved_webchat_complaints(runtime.engine, 1)
+    sweeping = threading.Thread(target=sweep)
+    sweeping.start()
+    assert policy.holding.wait(30)
+    # The customer's new message is decided as the pipeline does it: contact and conversation locked, then
+    # their pending nudges cancelled. The sweep, let go, now waits for those locks to queue the nudge.
+    with session_scope(runtime.engine) as session:
+        contact_id = session.get(Conversation, conversation_id).contact_id
+        session.exec(select(Contact).where(Contact.id == contact_id).with_for_update()).one()
+        session.exec(select(Conversation).where(Conversation.id == conversation_id).with_for_update()).one()
         policy.gate.set()
-        sweep.join(30)
-        replacing.join(30)
-        run_followups(runtime, utcnow())
+        time.sleep(0.5)
+        assert cancel_nudges_on_reply(session, contact_id) == []  # the one in hand goes out
+    sweeping.join(30)
+    run_followups(runtime, utcnow())
 
-        first, newer = followups(runtime)
-        # The sweep had it in hand: it went out, and stays what it is (not "cancelled" with a message sent).
-        assert first.message_id is not None and first.status == "sent", (first.status, first.last_error)
-        assert delivered == [f"followup:{first.id}"]
-        assert newer.status == "pending" and newer.message_id is None
-    finally:
-        runtime.close()
+    assert errors == [] and not sweeping.is_alive()
+    (row,) = followups(runtime)
+    assert row.status == "sent" and delivered == [f"followup:{row.id}"]
 
 
 def test_the_rating_can_come_back_by_email_and_lands_on_the_x_conversation(start_bot, x, smtp):

@@ -292,15 +292,17 @@ def schedule_followup(
 
 
 def _pending_locked(session: Session, *where: Any) -> list[FollowUp]:
-    """The pending follow-ups matching `where` that are not queued yet, locked for this transaction (in id
-    order), for cancelling or replacing them: one a sweep is queueing right now is waited for and then left
-    out (it is queued: cancelling it here would hide a message that goes out)."""
+    """The pending follow-ups matching `where` that are not queued yet, locked for this transaction, for
+    cancelling or replacing them. One a sweep holds at this moment is left out: it is being queued and goes
+    out (cancelling it here would hide a message that is sent). Passing over it rather than waiting also
+    keeps this transaction, which may hold its contact and conversation (a customer's message being
+    decided), from waiting on a sweep that waits on them to queue its message: a deadlock."""
     return list(
         session.exec(
             select(FollowUp)
             .where(FollowUp.status == FollowUpStatus.PENDING.value, FollowUp.message_id.is_(None), *where)
             .order_by(FollowUp.id)
-            .with_for_update()
+            .with_for_update(skip_locked=True)
         ).all()
     )
 
@@ -420,9 +422,13 @@ def cancel_followup(session: Session, followup_id: int, *, staff_id: int | None 
     Raises:
         FollowupError: no such follow-up, or it was queued or finished already.
     """
-    row = session.get(FollowUp, followup_id, with_for_update=True)  # waits for a sweep queueing it now
+    row = session.exec(
+        select(FollowUp).where(FollowUp.id == followup_id).with_for_update(skip_locked=True)
+    ).first()
     if row is None:
-        raise FollowupError(f"follow-up {followup_id} does not exist")
+        if session.get(FollowUp, followup_id) is None:
+            raise FollowupError(f"follow-up {followup_id} does not exist")
+        raise FollowupError(f"follow-up {followup_id} is being queued to go out now and can't be cancelled")
     if row.status != FollowUpStatus.PENDING or row.message_id is not None:
         raise FollowupError(f"follow-up {followup_id} is {row.status} already and can't be cancelled")
     row.status, row.last_error = FollowUpStatus.CANCELLED.value, "cancelled by staff"
@@ -535,7 +541,7 @@ def _take(session: Session, followup_id: int, now: datetime) -> FollowUp | None:
     queued in the outbox, cancelled or postponed and committed. A worker killed in between holds nothing
     afterwards: its connection closes, its transaction is rolled back and the next sweep takes the row.
     Cancelling (staff, a newer follow-up, the customer's reply) locks the row too, so it either comes first
-    (the row is no longer pending here) or waits and then finds the row queued (`_pending_locked`).
+    (the row is no longer pending here) or passes over the row this sweep holds (`_pending_locked`).
     """
     return session.exec(
         select(FollowUp).where(FollowUp.id == followup_id, _still_due(now)).with_for_update(skip_locked=True)
