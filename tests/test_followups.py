@@ -41,6 +41,7 @@ from bot.engagement.followups import (
     in_quiet_hours,
     schedule_followup,
     schedule_resolution_followup,
+    schedule_staff_reminders,
     send_due_followups,
     sync_followup_delivery,
 )
@@ -425,6 +426,36 @@ def test_staff_are_reminded_of_an_escalated_conversation_nobody_answered(start_b
         [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "conversation.reminder")).all()
         assert event.subject_id == conversation_id
     assert smtp.mails == [] and len(x.replies_by_brand()) == 1  # nothing to the customer
+
+
+def test_two_workers_sweeping_at_once_remind_staff_of_an_escalated_conversation_once(
+    make_settings, models, pg_url
+):
+    runtime = build_runtime(make_settings(database={"url": pg_url}), models=models)
+    settings = FollowupSettings(staff_reminder_hours=4)
+    try:
+        with session_scope(runtime.engine) as session:
+            contact = Contact()
+            session.add(contact)
+            session.flush()
+            session.add(
+                Conversation(
+                    contact_id=contact.id,
+                    channel="webchat",
+                    thread_id="session-waiting",
+                    state="human",
+                    escalated_at=utcnow() - timedelta(hours=5),
+                )
+            )
+        with session_scope(runtime.engine) as first:  # one worker's sweep, its reminder not committed yet
+            assert len(schedule_staff_reminders(first, settings=settings)) == 1
+            with session_scope(runtime.engine) as second:  # another worker's sweep at the same moment
+                assert schedule_staff_reminders(second, settings=settings) == []
+        with session_scope(runtime.engine) as later:
+            assert schedule_staff_reminders(later, settings=settings) == []
+        assert [(row.channel, row.template) for row in followups(runtime)] == [("staff", "staff_reminder")]
+    finally:
+        runtime.close()
 
 
 class RecordingWebchat(StoredChannel):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Engine, and_, or_
+from sqlalchemy import Engine, and_, or_, text
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
@@ -52,6 +52,7 @@ from bot.crm.models import (
 )
 from bot.delivery.outbox import enqueue
 from bot.runtime.container import Runtime
+from bot.runtime.leadership import lock_key
 from bot.runtime.settings import FollowupSettings, Settings
 
 if TYPE_CHECKING:
@@ -387,6 +388,8 @@ def schedule_staff_reminders(
     ).all()
     made = []
     for conversation in waiting:
+        if not _reminding_alone(session, conversation.id):
+            continue
         if _staff_answered_since(session, conversation.id, conversation.escalated_at):
             continue
         already = session.exec(
@@ -401,6 +404,17 @@ def schedule_staff_reminders(
                 session, conversation, template=STAFF_REMINDER, due_at=now, channels=[STAFF_CHANNEL]
             )
     return made
+
+
+def _reminding_alone(session: Session, conversation_id: int) -> bool:
+    """Whether this transaction may make the conversation's staff reminder: every worker's sweep runs
+    `schedule_staff_reminders`, and one reminding staff of it right now (not committed yet) is left to it.
+    On PostgreSQL an advisory lock held to the end of the transaction (not a row lock: the sweep must not
+    hold the conversation while a customer's message being decided waits for it); SQLite runs one writer."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = lock_key(f"staff-reminder:{conversation_id}")
+    return bool(session.exec(text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=key)).scalar())
 
 
 def _staff_answered_since(session: Session, conversation_id: int, since: datetime) -> bool:
