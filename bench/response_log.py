@@ -1,4 +1,4 @@
-"""Benchmark: the response log and the CSV export over a SQLite database of 1,000,000 messages.
+"""Benchmark: the response log and the CSV and Parquet exports over a SQLite database of 1,000,000 messages.
 
 Fills a fresh SQLite file (migrated to head) with synthetic traffic - contacts, conversations and messages
 spread over 90 days across five channels, intents and sentiments, every other message a bot reply - with
@@ -24,10 +24,17 @@ from sqlalchemy import text
 from bot.crm.db import create_db_engine, upgrade_database
 from bot.insights.dashboard import dashboard_data
 from bot.insights.response_log import (
+    CONVERSATION_COLUMNS,
+    CONVERSATION_TYPES,
+    MESSAGE_COLUMNS,
+    MESSAGE_TYPES,
     LogFilters,
     csv_lines,
+    iter_conversation_records,
     iter_conversation_rows,
+    iter_message_records,
     iter_message_rows,
+    parquet_chunks,
     response_log,
 )
 
@@ -205,8 +212,32 @@ def main() -> None:
         lambda: export(iter_conversation_rows, LogFilters(since=recent)),
         repeat=1,
     )
+
+    def parquet(columns, types, records, filters) -> str:
+        size = sum(len(chunk) for chunk in parquet_chunks(columns, types, records(engine, filters)))
+        return f"{size / 1e6:.1f} MB"
+
+    timed(
+        "messages.parquet, channel=telegram, last 7 days",
+        lambda: parquet(
+            MESSAGE_COLUMNS, MESSAGE_TYPES, iter_message_records, LogFilters(channel="telegram", since=recent)
+        ),
+        repeat=1,
+    )
+    timed(
+        "conversations.parquet, last 7 days",
+        lambda: parquet(
+            CONVERSATION_COLUMNS, CONVERSATION_TYPES, iter_conversation_records, LogFilters(since=recent)
+        ),
+        repeat=1,
+    )
     if args.full_export:
         timed("messages.csv, everything", lambda: export(iter_message_rows, LogFilters()), repeat=1)
+        timed(
+            "messages.parquet, everything",
+            lambda: parquet(MESSAGE_COLUMNS, MESSAGE_TYPES, iter_message_records, LogFilters()),
+            repeat=1,
+        )
 
 
 if __name__ == "__main__":

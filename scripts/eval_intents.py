@@ -42,7 +42,9 @@ def main() -> None:
     parser.add_argument("--heads", type=Path, default=None)
     parser.add_argument("--only", default=",".join(GROUPS))
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="encoder runtime")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="onnx", help="encoder runtime (default: the shipped one)"
+    )
     args = parser.parse_args()
     encoder = load_encoder(args.backend, cache_dir=Path.home() / ".cache" / "socialbot" / "onnx")
     understander = Understander.load(args.heads)

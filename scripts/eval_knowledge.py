@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from intents.encoder import SentenceEncoder  # noqa: E402
+from intents.encoder import Encoder, load_encoder  # noqa: E402
 from knowledge import KnowledgeBase, evaluate, threshold_curve  # noqa: E402
 
 SEED = 5
@@ -77,7 +77,7 @@ def write_label_kb(directory: Path, questions_by_label: dict[str, list[str]]) ->
 class EmbeddingCache:
     """Encodes evaluation texts once per run, or once ever with --cache."""
 
-    def __init__(self, encoder: SentenceEncoder, folder: Path | None) -> None:
+    def __init__(self, encoder: Encoder, folder: Path | None) -> None:
         self.encoder = encoder
         self.folder = folder
 
@@ -96,7 +96,7 @@ class EmbeddingCache:
         return vectors
 
 
-def build(directory: Path, encoder: SentenceEncoder, cache: Path | None) -> tuple[KnowledgeBase, float]:
+def build(directory: Path, encoder: Encoder, cache: Path | None) -> tuple[KnowledgeBase, float]:
     started = time.perf_counter()
     knowledge_base = KnowledgeBase.build(directory, encoder, cache_dir=cache)
     return knowledge_base, time.perf_counter() - started
@@ -249,7 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.datasets.is_dir():
         sys.exit(f"error: {args.datasets}: no such folder (the shared datasets)")
-    encoder = SentenceEncoder.load()
+    encoder = load_encoder()  # the shipped model
     embed = EmbeddingCache(encoder, args.cache)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as temporary:

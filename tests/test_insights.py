@@ -539,8 +539,10 @@ def test_the_dashboard_renders_every_chart_with_data_in_a_browser(server_url, ru
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(server_url + "/console/insights")
-    # A function, not an expression: Playwright evaluates a bare expression with eval(), which the CSP forbids.
-    page.wait_for_function("() => document.getElementById('insights').dataset.ready === 'true'", timeout=20_000)
+    # A function, not an expression: Playwright runs a bare expression through eval(), which the CSP forbids.
+    page.wait_for_function(
+        "() => document.getElementById('insights').dataset.ready === 'true'", timeout=20_000
+    )
 
     canvases = page.locator("#insights canvas")
     assert canvases.count() == 7

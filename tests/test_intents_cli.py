@@ -9,15 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import intents as command
-from tests.test_intents_support import shared_encoder
-
-
-@pytest.fixture(autouse=True)
-def one_encoder(monkeypatch):
-    """The CLI loads the encoder per command; in tests every command reuses the session's encoder."""
-    encoder = shared_encoder()
-    monkeypatch.setattr(command.SentenceEncoder, "load", classmethod(lambda cls, *a, **k: encoder))
-
 
 runner = CliRunner()
 

@@ -11,9 +11,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @functools.cache
 def shared_encoder():
-    from intents.encoder import SentenceEncoder
+    from intents.encoder import load_encoder
 
-    return SentenceEncoder.load(threads=2)
+    return load_encoder(threads=2)  # the shipped model, as the product runs it
 
 
 @functools.cache

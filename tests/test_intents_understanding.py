@@ -28,17 +28,20 @@ def read(encoder, understander, text: str) -> Understanding:
 
 
 def test_vectors_match_sentence_transformers(encoder):
-    sentence_transformers = pytest.importorskip("sentence_transformers")
-    from intents.encoder import default_model_path
+    """The torch reference gives sentence-transformers' vectors; the shipped int8 model stays close."""
+    import sentence_transformers
+
+    from intents.encoder import SentenceEncoder, default_model_path
 
     texts = ["@fernhill my tent leaks 😡", "Do you ship to Ireland?", "", "x " * 400]
     reference = sentence_transformers.SentenceTransformer(str(default_model_path()), device="cpu").encode(
         texts, normalize_embeddings=True
     )
-    ours = encoder.encode(texts)
-    assert ours.shape == (4, 384) and ours.dtype == np.float32
-    cosine = np.sum(ours * reference, axis=1)
-    assert np.all(cosine > 0.9999), cosine
+    torch_vectors = SentenceEncoder.load().encode(texts)
+    assert torch_vectors.shape == (4, 384) and torch_vectors.dtype == np.float32
+    assert np.all(np.sum(torch_vectors * reference, axis=1) > 0.9999)
+    shipped = np.sum(encoder.encode(texts) * reference, axis=1)
+    assert np.all(shipped > 0.99), shipped
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,10 @@ def test_loyal_customers_come_back_on_separate_occasions_or_say_so():
         said(150, "question", "neutral", "can I change the address for my order?"),
         said(20, "question", "neutral", "when will my order arrive?"),
     )
-    assert (found, reason) == (LadderStage.LOYAL, "third occasion this year with an order of theirs")
+    assert (found, reason) == (
+        LadderStage.LOYAL,
+        "third occasion this year with an order of theirs, the latest on 12 May",
+    )
     one_order = [said(d, "complaint", "negative", "my order is late") for d in (300, 290)]
     assert stage(*one_order, said(20, "praise", "positive", "my new boots are great"))[0] == LadderStage.OWNER
     found, reason = stage(said(12, "praise", "positive", "just ordered my third pair of your socks"))

@@ -19,9 +19,12 @@ from tests.test_staff_console import add_staff, csrf_of, log_in
 GROUP = -100777
 ANNA, BORIS, CLARA = 4242, 4343, 4444
 #: Abuse at a person along with a complaint: escalated to a person, never silenced.
-ABUSIVE_COMPLAINT = "@FernhillBot your driver is a gormless oaf, my parcel is soaked"
+# The examples sit well inside the heads' decisions (abuse ~0.9 and 0.7 against a threshold of ~0.53, the idea
+# clear of its threshold): "your driver is a gormless oaf" scores within 0.01 of the abuse threshold, so which
+# side it falls on moved with the encoder runtime, a miss the model card's abuse recall counts.
+ABUSIVE_COMPLAINT = "@FernhillBot your driver is a stupid moron and my parcel is soaked"
 #: An idea sworn at the company: not abuse by the definition but the shipped head flags it ("fine" is for it).
-FLAGGED_IDEA = "@FernhillBot you absolute idiots, you should fucking sell kids boots"
+FLAGGED_IDEA = "@FernhillBot you absolute morons, you should really start selling kids boots"
 #: Abuse aimed at people with nothing to act on: held for moderation without a reply.
 ABUSE = [
     "@FernhillBot @kate_walks shut up you stupid cow, nobody cares",
@@ -61,7 +64,7 @@ def test_an_abusive_complaint_goes_to_a_person_with_a_reply_that_does_not_repeat
     posts_in_group(runtime, client, telegram, ANNA, ABUSIVE_COMPLAINT)
     [sent] = telegram.sent
     reply = sent["request"]["text"]
-    assert "person" in reply and not {"gormless", "oaf", "driver", "soaked"} & set(reply.lower().split())
+    assert "person" in reply and not {"stupid", "moron", "driver", "soaked"} & set(reply.lower().split())
     assert queue_items(runtime) == []  # answered, not held
     with Session(runtime.engine) as session:
         [conversation] = session.exec(select(Conversation)).all()
@@ -71,7 +74,7 @@ def test_an_abusive_complaint_goes_to_a_person_with_a_reply_that_does_not_repeat
     add_staff(runtime, "ana@fernhill.example", name="Ana")
     log_in(client, "ana@fernhill.example")
     page = client.get(f"/console/conversations/{conversation.id}").text
-    assert re.search(r'class="msg__text abuse"[^>]*>[^<]*gormless oaf', page)  # blurred for staff
+    assert re.search(r'class="msg__text abuse"[^>]*>[^<]*stupid moron', page)  # blurred for staff
 
 
 def test_abuse_in_a_group_is_queued_unanswered_then_marked_fine_and_answered_once(telegram_bot):
@@ -88,7 +91,7 @@ def test_abuse_in_a_group_is_queued_unanswered_then_marked_fine_and_answered_onc
     assert log_in(client, "ana@fernhill.example").status_code == 303
     page = client.get("/console/moderation").text
     shown = re.sub(r"</?mark>", "", page)  # the words that weighed most are highlighted
-    assert 'class="abuse"' in page and "absolute idiots" in shown and f"{item.score:.2f}" in page
+    assert 'class="abuse"' in page and "absolute morons" in shown and f"{item.score:.2f}" in page
 
     assert moderate(client, item.id, "fine").status_code == 303
     assert len(telegram.sent) == 1 and "idea" in telegram.sent[0]["request"]["text"]

@@ -1,8 +1,9 @@
 """The customer's web chat in a real browser (Playwright driving Debian's chromium) against a real server:
 who has the conversation (shown live, and again after a reload), timestamps in the browser's time zone,
-typing both ways (the agent side through the console's typing endpoint from a logged-in console page), the
-phone layout, and the widget: one <script> tag on a page of another origin (another loopback port) opens the
-chat in a frame from socialbot's origin, sends, and gets the answer."""
+typing both ways (the agent side through the console's typing endpoint from a logged-in console page; the
+customer typing in the widget shown live in the agent's conversation view, the agent's reply box shown in the
+widget), the phone layout, and the widget: one <script> tag on a page of another origin (another loopback
+port) opens the chat in a frame from socialbot's origin, sends, and gets the answer."""
 
 from __future__ import annotations
 
@@ -224,6 +225,60 @@ def test_the_status_survives_a_reload_and_follows_the_agent_with_typing_both_way
     wait_for_presence(customer, "Resolved - write again any time")
     assert "waiting" not in customer.locator("#presence").inner_text().lower()
     customer.screenshot(path=str(ARTIFACTS / "webchat-desktop-resolved.png"))
+
+
+def test_the_agents_conversation_view_shows_the_customer_typing_in_the_widget_live(
+    server_url, runtime, agent, brand_site, browser
+):
+    """Customer typing reaches the console over its one event stream (no polling of the typing endpoint):
+    shown while they type in the widget on the brand's site, gone when they stop (the signal runs out) and
+    when they send; the agent typing in the reply box shows in the widget."""
+    ana_id, token = agent
+    brand_site.embed(server_url)
+    shop = browser.new_page(viewport={"width": 1280, "height": 800})
+    shop.goto(brand_site.origin + "/")
+    shop.locator("#socialbot-launcher").click()
+    widget = shop.frame_locator("iframe#socialbot-chat")
+    text = widget.locator("#text")
+    text.fill(COMPLAINT)
+    text.press("Enter")
+    widget.locator(".bubble--customer").wait_for(timeout=60_000)
+    conversation_id = conversation_of(runtime)
+    staff_api(server_url, token, f"/conversations/{conversation_id}/assign", staff_id=ana_id)
+
+    console = console_page(browser, server_url, conversation_id)
+    requests: list[str] = []
+    console.on("request", lambda request: requests.append(request.url))
+    note = console.locator("#customer-typing")
+    assert note.is_hidden()
+
+    text.press_sequentially("Also the zip is bro", delay=30)
+    note.wait_for(state="visible", timeout=LIVE_MS)
+    assert note.inner_text() == console.locator(".conv__who h1").inner_text() + " is typing\u2026"
+    ARTIFACTS.mkdir(exist_ok=True)
+    console.screenshot(path=str(ARTIFACTS / "console-customer-typing.png"))
+    console.set_viewport_size({"width": 390, "height": 844})
+    note.scroll_into_view_if_needed()
+    console.screenshot(path=str(ARTIFACTS / "console-customer-typing-phone.png"))
+    console.set_viewport_size({"width": 1280, "height": 900})
+
+    started = time.monotonic()
+    note.wait_for(state="hidden", timeout=LIVE_MS)  # she stopped: the signal runs out
+    assert time.monotonic() - started > 2, "hidden before the typing signal could have run out"
+
+    text.press_sequentially("ken", delay=30)
+    note.wait_for(state="visible", timeout=LIVE_MS)
+    text.press("Enter")
+    console.locator("#log .msg--in .msg__text", has_text="Also the zip is broken").wait_for(timeout=LIVE_MS)
+    note.wait_for(state="hidden", timeout=LIVE_MS)  # sending ends it at once, not when the signal runs out
+    assert not [url for url in requests if url.endswith("/typing")], "the console polled for typing"
+
+    reply = console.locator("#reply-text")
+    reply.press_sequentially("Sorry about that, ", delay=30)
+    widget.locator("#typing").wait_for(state="visible", timeout=LIVE_MS)
+    assert widget.locator("#typing-label").inner_text() == "Ana is typing..."
+    reply.fill("")
+    widget.locator("#typing").wait_for(state="hidden", timeout=LIVE_MS)
 
 
 def test_messages_show_their_time_in_the_browsers_time_zone(server_url, browser):

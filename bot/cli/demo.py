@@ -16,13 +16,14 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime, func, or_
 from sqlmodel import SQLModel, select
 
 from bot.crm.db import session_scope
-from bot.crm.models import ConversationState, Message, Staff, StaffRole, utcnow
+from bot.crm.ladder import decide_stage, load_history
+from bot.crm.models import ConversationState, LadderChange, Message, Staff, StaffRole, utcnow
 from bot.delivery.outbox import deliver_due
 from bot.pipeline.inbound import handle_inbound
 from bot.runtime.container import Runtime
@@ -241,6 +242,7 @@ class _moved_to:
             return
         deliver_due(self.runtime.engine, self.runtime.channels)  # the web chat's replies are sent at once
         _shift_times_between(self.runtime, self.started, utcnow(), self.when - self.started)
+        _redate_ladder_moves(self.runtime, self.when)
 
 
 def _is_time(column: Column) -> bool:
@@ -261,3 +263,16 @@ def _shift_times_between(runtime: Runtime, since: datetime, until: datetime, del
                 written = [c.name for c in times if row[c.name] is not None and since <= row[c.name] <= until]
                 moved = {name: row[name] + delta for name in written}
                 session.execute(table.update().where(*(k == row[k.name] for k in keys)).values(**moved))
+
+
+def _redate_ladder_moves(runtime: Runtime, since: datetime) -> None:
+    """Word the ladder moves made since `since` (moved back) again from the moved history: a move's sentence
+    names the day of the message it rests on, which was today while the step ran."""
+    with session_scope(runtime.engine) as session:
+        for move in session.exec(select(LadderChange).where(LadderChange.changed_at >= since)).all():
+            at = move.changed_at if move.changed_at.tzinfo else move.changed_at.replace(tzinfo=UTC)
+            history = [said for said in load_history(session, move.contact_id) if said.at <= at]
+            placement = decide_stage(history, now=at, brand_handles=runtime.settings.brand.handles)
+            if placement.stage.value == move.to_stage:
+                move.reason = placement.reason
+                session.add(move)

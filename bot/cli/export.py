@@ -1,5 +1,5 @@
-"""`socialbot export messages | conversations`: the response log as CSV, streamed to a file in batches, with
-the same filters as the console and the API, and an AuditEvent per export."""
+"""`socialbot export messages | conversations`: the response log as CSV or Parquet, streamed to a file in
+batches, with the same filters as the console and the API, and an AuditEvent per export."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import typer
 
 from bot.cli.common import fail, open_database, settings_for
 
-app = typer.Typer(help="Export the response log as CSV.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Export the response log as CSV or Parquet.", no_args_is_help=True, add_completion=False
+)
 
 KINDS = ("messages", "conversations")
 
@@ -30,6 +32,7 @@ def _export(
     author: str | None,
     text: str | None,
     out: Path,
+    file_format: str | None,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import func
@@ -39,14 +42,23 @@ def _export(
     from bot.crm.models import Contact, Conversation, Message, Staff
     from bot.insights.response_log import (
         CONVERSATION_COLUMNS,
+        CONVERSATION_TYPES,
+        EXPORT_FORMATS,
         MESSAGE_COLUMNS,
+        MESSAGE_TYPES,
         FilterError,
         LogFilters,
         csv_lines,
-        iter_conversation_rows,
-        iter_message_rows,
+        csv_row,
+        iter_conversation_records,
+        iter_message_records,
+        parquet_chunks,
         record_export,
     )
+
+    file_format = (file_format or ("parquet" if out.suffix.lower() == ".parquet" else "csv")).lower()
+    if file_format not in EXPORT_FORMATS:
+        raise fail(f"--format: expected {' or '.join(EXPORT_FORMATS)}, got {file_format!r}")
 
     try:
         filters = LogFilters.parse(
@@ -66,7 +78,7 @@ def _export(
     engine = open_database(settings_for(ctx))
     try:
         if kind == "messages":
-            header, rows = MESSAGE_COLUMNS, iter_message_rows
+            header, types, rows = MESSAGE_COLUMNS, MESSAGE_TYPES, iter_message_records
             counting = (
                 select(func.count())
                 .select_from(Message)
@@ -76,17 +88,25 @@ def _export(
                 .where(*filters.message_conditions())
             )
         else:
-            header, rows = CONVERSATION_COLUMNS, iter_conversation_rows
+            header, types, rows = CONVERSATION_COLUMNS, CONVERSATION_TYPES, iter_conversation_records
             counting = (
                 select(func.count()).select_from(Conversation).where(*filters.conversation_conditions())
             )
-        record_export(engine, kind=kind, filters=filters, staff_id=None, via="cli", who=getpass.getuser())
+        record_export(
+            engine,
+            kind=kind,
+            filters=filters,
+            staff_id=None,
+            via="cli",
+            who=getpass.getuser(),
+            file_format=file_format,
+        )
         written = 0
         show_progress = sys.stderr.isatty()
         with (
-            out.open("w", encoding="utf-8", newline="") as handle,
+            out.open("wb") as handle,
             Progress(
-                TextColumn(f"exporting {kind}"),
+                TextColumn(f"exporting {kind} as {file_format}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -107,8 +127,12 @@ def _export(
                     progress.advance(task, len(batch))
                     yield batch
 
-            for chunk in csv_lines(header, counted()):
-                handle.write(chunk)
+            if file_format == "parquet":
+                for data in parquet_chunks(header, types, counted()):
+                    handle.write(data)
+            else:
+                for chunk in csv_lines(header, ([csv_row(r) for r in batch] for batch in counted())):
+                    handle.write(chunk.encode("utf-8"))
     finally:
         engine.dispose()
     typer.echo(f"wrote {written} {kind} to {out}")
@@ -117,7 +141,7 @@ def _export(
 def _command(kind: str):
     def command(
         ctx: typer.Context,
-        out: Annotated[Path, typer.Option("--out", "-o", help="the CSV file to write")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="the file to write (.csv or .parquet)")],
         since: Annotated[str | None, typer.Option(help="from this UTC day (YYYY-MM-DD) or ISO time")] = None,
         until: Annotated[str | None, typer.Option(help="to this UTC day (inclusive) or ISO time")] = None,
         channel: Annotated[str | None, typer.Option(help="only this channel (webchat, slack, ...)")] = None,
@@ -126,6 +150,10 @@ def _command(kind: str):
         state: Annotated[str | None, typer.Option(help="conversation state: bot | human | resolved")] = None,
         author: Annotated[str | None, typer.Option(help="customer | bot | staff")] = None,
         text: Annotated[str | None, typer.Option(help="text contains (case-insensitive)")] = None,
+        file_format: Annotated[
+            str | None,
+            typer.Option("--format", help="csv | parquet (default: parquet for a .parquet file, else csv)"),
+        ] = None,
     ) -> None:
         _export(
             ctx,
@@ -139,11 +167,13 @@ def _command(kind: str):
             author=author,
             text=text,
             out=out,
+            file_format=file_format,
         )
 
     command.__doc__ = (
         f"Write the {kind} matching the filters to a CSV file (streamed; cells that would start a "
-        "spreadsheet formula get a leading quote)."
+        "spreadsheet formula get a leading quote) or a Parquet file (typed columns: UTC timestamps, "
+        "numbers, booleans; text as written)."
     )
     return command
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import clear_errors, settings_for
-from intents.encoder import EncoderLoadError, SentenceEncoder
+from intents.encoder import Encoder, EncoderLoadError, load_encoder
 from intents.heads import HeadsError
 from intents.io import InputFileError
 from intents.understand import Understander
@@ -58,10 +58,11 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
         yield lambda n: bar.advance(task, n)
 
 
-def _load(heads: Path | None, threads: int | None) -> tuple[SentenceEncoder, Understander]:
+def _load(heads: Path | None, threads: int | None) -> tuple[Encoder, Understander]:
+    """The heads, and the encoder the product runs (the shipped int8 model): heads trained or scored here
+    see the vectors a worker computes."""
     understander = Understander.load(heads)
-    encoder = SentenceEncoder.load(threads=threads or None)
-    return encoder, understander
+    return load_encoder(threads=threads or None), understander
 
 
 InputOption = Annotated[Path, typer.Option("--input", help="CSV file with a 'text' column.")]
@@ -104,7 +105,7 @@ def train(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
-        encoder = SentenceEncoder.load(threads=threads or None)
+        encoder = load_encoder(threads=threads or None)
         with _progress("embedding", total) as advance:
             trained = train_file(data, head.value, out, encoder, progress=advance)
     thresholds = ", ".join(f"{k} {v:.2f}" for k, v in trained.thresholds.items())
@@ -143,32 +144,33 @@ def evaluate(
 @app.command("export-onnx")
 def export_onnx(
     ctx: typer.Context,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="File to write (default: the file the onnx backend reads, in [data] dir)."
-        ),
-    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Export again even if the file exists.")] = False,
     precision: Annotated[
         Precision,
-        typer.Option(help='int8 for [intents] backend = "onnx", fp32 for backend = "onnx-fp32".'),
-    ] = Precision.int8,
+        typer.Option(
+            help="int8: rebuild the shipped model in intents/model (maintainers); fp32: the export for "
+            '[intents] backend = "onnx-fp32", into [data] dir.'
+        ),
+    ] = Precision.fp32,
 ) -> None:
-    """Export the encoder to ONNX for the onnx backends (once per install; a worker also does it on first
-    start)."""
+    """Export the original weights to ONNX (needs the train extra: torch, transformers, the weights package).
+
+    The product ships the int8 export, so a worker never exports; a worker on backend "onnx-fp32" exports on
+    first start."""
     import time
 
-    from intents.onnx_encoder import cached_model_path, export_onnx_model
+    from intents.onnx_encoder import cached_model_path, export_onnx_model, export_shipped_model
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
-        if out is None:
-            out = cached_model_path(settings_for(ctx).data.onnx_cache_dir, precision=precision.value)
-        if out.exists() and not force:
-            typer.echo(f"{out} is already exported (--force to export again)", err=True)
-            return
         started = time.perf_counter()
-        export_onnx_model(out, precision=precision.value)
+        if precision is Precision.int8:
+            out = export_shipped_model()
+        else:
+            out = cached_model_path(settings_for(ctx).data.onnx_cache_dir, precision=precision.value)
+            if out.exists() and not force:
+                typer.echo(f"{out} is already exported (--force to export again)", err=True)
+                return
+            export_onnx_model(out, precision=precision.value)
     size_mb = out.stat().st_size / 1e6
     typer.echo(
         f"encoder exported to {out} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)", err=True

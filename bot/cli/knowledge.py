@@ -142,9 +142,10 @@ def _default_cache_dir(ctx: typer.Context | None) -> Path:
 
 
 def _load_encoder():
-    from intents.encoder import SentenceEncoder
+    """The encoder the product runs (the shipped int8 model): an index built here is the one serve reads."""
+    from intents.encoder import load_encoder
 
-    return SentenceEncoder.load()
+    return load_encoder()
 
 
 def _build(directory: Path, threshold: float | None, cache: Path | None):

@@ -15,12 +15,14 @@ from bot import __version__
 from bot.cli.common import fail, settings_for
 from bot.cli.contacts import app as contacts_app
 from bot.cli.export import app as export_app
+from bot.cli.insights import app as insights_app
 from bot.cli.intents import app as intents_app
 from bot.cli.knowledge import app as knowledge_app
 from bot.cli.ladder import app as ladder_app
 from bot.cli.setup import slack_app, telegram_app
 from bot.cli.staff import app as staff_app
 from bot.cli.webhooks import app as webhooks_app
+from bot.runtime.logs import NOISY_LOGGERS
 from bot.runtime.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -42,9 +44,10 @@ app.add_typer(telegram_app, name="telegram")
 app.add_typer(intents_app, name="intents", help="Understanding: classify, train and evaluate the heads.")
 app.add_typer(knowledge_app, name="knowledge", help="The knowledge base: check, answer, evaluate, reindex.")
 app.add_typer(staff_app, name="staff", help="Staff accounts: add people, issue API tokens.")
-app.add_typer(export_app, name="export", help="Export the response log as CSV.")
+app.add_typer(export_app, name="export", help="Export the response log as CSV or Parquet.")
 app.add_typer(webhooks_app, name="webhooks", help="Outgoing webhooks to integrations.")
 app.add_typer(contacts_app, name="contacts", help="A customer's data: export it as JSON or erase it.")
+app.add_typer(insights_app, name="insights", help="Insights for marketers: the weekly digest e-mail.")
 app.add_typer(ladder_app, name="ladder", help="The advocacy ladder: check its rules on labelled histories.")
 
 log = logging.getLogger("socialbot")
@@ -54,7 +57,7 @@ def _configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    for noisy in ("httpx", "transformers", "huggingface_hub"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -271,7 +271,8 @@ def _loyalty(history: Sequence[Said], now: datetime, brands: Sequence[str]) -> s
     year = [s for s in history if now - s.at <= timedelta(days=LOYALTY_DAYS)]
     bought = _occasions([s.at for s in year if shows_purchase(s, brands)])
     if len(bought) >= 3:
-        return f"{_ORDINAL.get(len(bought), f'{len(bought)}th')} occasion this year with an order of theirs"
+        nth = _ORDINAL.get(len(bought), f"{len(bought)}th")
+        return f"{nth} occasion this year with an order of theirs, the latest on {_day(bought[-1])}"
     happy = _occasions([s.at for s in year if shows_purchase(s, brands) and s.positive])
     if len(happy) >= 2:
         latest = _day(happy[-1])
@@ -310,7 +311,10 @@ def decide_stage(
         )
     if not history:
         return Placement(LadderStage.TIRE_KICKER, "no messages yet")
-    return Placement(LadderStage.TIRE_KICKER, "no sign of a purchase yet: general questions and small talk")
+    return Placement(
+        LadderStage.TIRE_KICKER,
+        f"no sign of a purchase yet: general questions and small talk, the latest on {_day(history[-1].at)}",
+    )
 
 
 def load_history(session: Session, contact_id: int) -> list[Said]:

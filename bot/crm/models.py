@@ -577,6 +577,19 @@ class ComplaintSpike(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class DigestRun(SQLModel, table=True):
+    """The weekly digest e-mail of one ISO week ("2026-W49"): the row is the claim, so however many
+    workers' schedulers check at once, one sends (bot/insights/digest.py). `sent_at` stays empty until the
+    SMTP server took the mail; a claim left unsent (a refused send, a dead worker) is taken again later."""
+
+    week: str = Field(primary_key=True)
+    claimed_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 1
+    sent_at: datetime | None = None
+    recipients: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
 class Correction(SQLModel, table=True):
     """How a message should have been read, according to staff (an agent in the console, "not abuse" in the
     moderation queue) or a labelled CSV: the learning loop's training data (bot/insights/corrections.py).

@@ -1,4 +1,5 @@
-"""What marketers read: the response log (filtered, keyset-paged) and its streamed CSV exports.
+"""What marketers read: the response log (filtered, keyset-paged) and its streamed exports, as CSV for
+spreadsheets and as Parquet (typed columns: timestamps, numbers, booleans) for warehouses.
 
 Every query is plain SQLAlchemy that runs the same on SQLite and PostgreSQL. Paging is by message id
 (`id < cursor ORDER BY id DESC`), never OFFSET, so the thousandth page costs what the first does. Exports read
@@ -32,15 +33,23 @@ from bot.crm.models import (
 __all__ = [
     "AUTHORS",
     "CONVERSATION_COLUMNS",
+    "CONVERSATION_TYPES",
+    "EXPORT_FORMATS",
     "MESSAGE_COLUMNS",
+    "MESSAGE_TYPES",
     "FilterError",
     "LogFilters",
     "LogPage",
     "LogRow",
     "csv_lines",
-    "iter_conversation_rows",
+    "csv_row",
     "iso_text",
+    "iter_conversation_records",
+    "iter_conversation_rows",
+    "iter_message_records",
     "iter_message_rows",
+    "parquet_chunks",
+    "parquet_schema",
     "parse_when",
     "record_export",
     "response_log",
@@ -340,7 +349,7 @@ def response_log(
     return LogPage(rows, rows[-1].id if len(found) > limit else None)
 
 
-# --- CSV export ----------------------------------------------------------------------------------------
+# --- Exports: CSV and Parquet ---------------------------------------------------------------------
 
 MESSAGE_COLUMNS = (
     "message_id",
@@ -378,6 +387,30 @@ CONVERSATION_COLUMNS = (
     "csat",
     "outcome",
 )
+#: The type of each export column in Parquet: int, float, bool, text or time (a UTC timestamp).
+MESSAGE_TYPES = {
+    **dict.fromkeys(MESSAGE_COLUMNS, "text"),
+    "message_id": "int",
+    "created_at": "time",
+    "conversation_id": "int",
+    "contact_id": "int",
+    "intent_confidence": "float",
+    "abusive": "bool",
+    "response_seconds": "float",
+}
+CONVERSATION_TYPES = {
+    **dict.fromkeys(CONVERSATION_COLUMNS, "text"),
+    "conversation_id": "int",
+    "contact_id": "int",
+    "opened_at": "time",
+    "escalated": "bool",
+    "first_response_seconds": "float",
+    "resolution_seconds": "float",
+    "messages": "int",
+    "csat": "int",
+}
+#: The export formats: CSV (for spreadsheets) and Parquet (typed, for warehouses).
+EXPORT_FORMATS = ("csv", "parquet")
 
 
 def safe_cell(value: Any) -> Any:
@@ -407,19 +440,35 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     return round((_aware(end) - _aware(start)).total_seconds(), 1)
 
 
-def _cell(value: Any) -> Any:
-    return "" if value is None else value
-
-
 def iso_text(moment: datetime | None) -> str:
     """`moment` as ISO 8601 text in UTC, or "" for none (a CSV cell)."""
     return _aware(moment).isoformat() if moment is not None else ""
 
 
-def iter_message_rows(
+def csv_row(record: list[Any]) -> list[Any]:
+    """A typed export row as CSV cells: none as "", times as ISO 8601 UTC text, booleans as true/false."""
+    return [
+        ""
+        if value is None
+        else iso_text(value)
+        if isinstance(value, datetime)
+        else str(value).lower()
+        if isinstance(value, bool)
+        else value
+        for value in record
+    ]
+
+
+def _as_csv(batches: Iterator[list[list[Any]]]) -> Iterator[list[list[Any]]]:
+    for batch in batches:
+        yield [csv_row(record) for record in batch]
+
+
+def iter_message_records(
     engine: Engine, filters: LogFilters, *, batch_size: int = EXPORT_BATCH_SIZE
 ) -> Iterator[list[list[Any]]]:
-    """The filtered messages, oldest first, as CSV rows in `MESSAGE_COLUMNS` order, one list per batch."""
+    """The filtered messages, oldest first, as typed rows in `MESSAGE_COLUMNS` order (`MESSAGE_TYPES`; None
+    where there is no value), one list per batch."""
     after = 0
     while True:
         with session_scope(engine, read_only=True) as session:
@@ -432,30 +481,37 @@ def iter_message_rows(
         yield [
             [
                 m.id,
-                iso_text(m.created_at),
+                _aware(m.created_at),
                 m.channel,
                 m.conversation_id,
                 m.state,
                 m.contact_id,
-                m.contact_name or "",
+                m.contact_name or None,
                 m.direction,
                 m.author_kind,
-                m.staff_name or "",
+                m.staff_name or None,
                 m.text,
-                m.intent or "",
-                "" if m.intent_confidence is None else round(m.intent_confidence, 3),
-                m.sentiment or "",
-                "" if m.abusive is None else str(m.abusive).lower(),
-                m.kb_article_id or "",
-                m.action or "",
-                m.reason or "",
-                "" if m.id not in times else round(times[m.id], 1),
+                m.intent or None,
+                None if m.intent_confidence is None else round(m.intent_confidence, 3),
+                m.sentiment or None,
+                m.abusive,
+                m.kb_article_id or None,
+                m.action or None,
+                m.reason or None,
+                None if m.id not in times else round(times[m.id], 1),
             ]
             for m in found
         ]
         after = found[-1].id
         if len(found) < batch_size:
             return
+
+
+def iter_message_rows(
+    engine: Engine, filters: LogFilters, *, batch_size: int = EXPORT_BATCH_SIZE
+) -> Iterator[list[list[Any]]]:
+    """The filtered messages, oldest first, as CSV rows in `MESSAGE_COLUMNS` order, one list per batch."""
+    return _as_csv(iter_message_records(engine, filters, batch_size=batch_size))
 
 
 def _outcome(conversation: Conversation) -> str:
@@ -468,10 +524,11 @@ def _outcome(conversation: Conversation) -> str:
     return "answered by the bot" if conversation.first_response_at else "no reply"
 
 
-def iter_conversation_rows(
+def iter_conversation_records(
     engine: Engine, filters: LogFilters, *, batch_size: int = EXPORT_BATCH_SIZE
 ) -> Iterator[list[list[Any]]]:
-    """The filtered conversations, oldest first, as CSV rows in `CONVERSATION_COLUMNS` order, per batch."""
+    """The filtered conversations, oldest first, as typed rows in `CONVERSATION_COLUMNS` order
+    (`CONVERSATION_TYPES`), one list per batch."""
     after = 0
     while True:
         with session_scope(engine, read_only=True) as session:
@@ -500,15 +557,15 @@ def iter_conversation_rows(
                 c.id,
                 c.channel,
                 c.contact_id,
-                contact_name or "",
-                iso_text(c.opened_at),
+                contact_name or None,
+                _aware(c.opened_at),
                 c.state,
-                "true" if c.escalated_at else "false",
-                _cell(seconds_between(c.opened_at, c.first_response_at)),
-                _cell(seconds_between(c.opened_at, c.resolved_at)),
+                c.escalated_at is not None,
+                seconds_between(c.opened_at, c.first_response_at),
+                seconds_between(c.opened_at, c.resolved_at),
                 " ".join(sorted(intents[c.id])),
                 counts[c.id],
-                "" if c.csat is None else c.csat,
+                c.csat,
                 _outcome(c),
             ]
             for c, contact_name in found
@@ -518,8 +575,97 @@ def iter_conversation_rows(
             return
 
 
+def iter_conversation_rows(
+    engine: Engine, filters: LogFilters, *, batch_size: int = EXPORT_BATCH_SIZE
+) -> Iterator[list[list[Any]]]:
+    """The filtered conversations, oldest first, as CSV rows in `CONVERSATION_COLUMNS` order, per batch."""
+    return _as_csv(iter_conversation_records(engine, filters, batch_size=batch_size))
+
+
+# --- Parquet export ------------------------------------------------------------------------------------
+
+
+class _Chunks:
+    """A write-only file for pyarrow that hands over what was written since the last `take()` (so a
+    Parquet file streams out row group by row group) while `tell()` keeps counting from the start."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._parts.append(chunk)
+        self._position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._position
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def parquet_schema(columns: Iterable[str], types: dict[str, str]):
+    """The Arrow schema of an export: each column typed by `types` (int, float, bool, text, time = UTC)."""
+    import pyarrow as pa
+
+    arrow = {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "text": pa.string(),
+        "time": pa.timestamp("us", tz="UTC"),
+    }
+    return pa.schema([pa.field(name, arrow[types[name]]) for name in columns])
+
+
+def parquet_chunks(
+    columns: Iterable[str], types: dict[str, str], batches: Iterable[list[list[Any]]]
+) -> Iterator[bytes]:
+    """A Parquet file (zstd) of typed rows, as bytes streamed one row group per batch; the footer last.
+
+    Text is stored as it is (no formula guard: a warehouse runs nothing); no value is a null.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(columns)
+    schema = parquet_schema(columns, types)
+    sink = _Chunks()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for batch in batches:
+            table = pa.Table.from_arrays(
+                [pa.array([row[i] for row in batch], type=schema.field(i).type) for i in range(len(columns))],
+                schema=schema,
+            )
+            writer.write_table(table)
+            yield sink.take()
+    yield sink.take()
+
+
 def record_export(
-    engine: Engine, *, kind: str, filters: LogFilters, staff_id: int | None, via: str, who: str | None = None
+    engine: Engine,
+    *,
+    kind: str,
+    filters: LogFilters,
+    staff_id: int | None,
+    via: str,
+    who: str | None = None,
+    file_format: str = "csv",
 ) -> None:
     """Write the AuditEvent for an export (before it streams, so an aborted download is audited too)."""
     with session_scope(engine) as session:
@@ -529,5 +675,10 @@ def record_export(
             "export",
             actor_kind="staff" if staff_id is not None else "operator",
             actor_id=staff_id,
-            details={"filters": filters.describe(), "via": via, **({"who": who} if who else {})},
+            details={
+                "filters": filters.describe(),
+                "via": via,
+                "format": file_format,
+                **({"who": who} if who else {}),
+            },
         )

@@ -25,9 +25,9 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 # Attributes a LogRecord has on its own; anything else on a record came from `extra=` and is output.
 _RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Libraries that say too much at INFO (APScheduler logs every run of every job, several a second): their
-# warnings and errors still show.
-NOISY_LOGGERS = ("httpx", "transformers", "huggingface_hub", "apscheduler")
+# Libraries that say too much at INFO (APScheduler logs every run of every job, several a second; Alembic a
+# line per plugin before every migration): their warnings and errors still show.
+NOISY_LOGGERS = ("httpx", "transformers", "huggingface_hub", "apscheduler", "alembic.runtime.plugins")
 
 
 class RequestIdFilter(logging.Filter):

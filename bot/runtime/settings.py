@@ -256,6 +256,27 @@ class InsightsSettings(_Section):
     spike_min_complaints: int = Field(default=5, ge=2)
     spike_baseline_days: int = Field(default=28, ge=7, le=365)
     spike_check_minutes: float = Field(default=15.0, ge=0)
+    # The weekly digest: an HTML e-mail with the dashboard's last 7 days as charts (bot/insights/digest.py),
+    # sent over [email]'s SMTP server to these addresses (none: no digest) once a week, on digest_weekday
+    # from digest_hour o'clock UTC.
+    digest_recipients: list[str] = Field(default_factory=list)
+    digest_weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = (
+        "monday"
+    )
+    digest_hour: int = Field(default=8, ge=0, le=23)
+
+    @field_validator("digest_recipients")
+    @classmethod
+    def _addresses(cls, addresses: list[str]) -> list[str]:
+        from email_validator import EmailNotValidError, validate_email
+
+        checked = []
+        for address in addresses:
+            try:
+                checked.append(validate_email(address.strip(), check_deliverability=False).normalized)
+            except EmailNotValidError as error:
+                raise ValueError(f"{address!r} is not an e-mail address ({error})") from None
+        return checked
 
 
 class ConsoleSettings(_Section):
@@ -665,6 +686,11 @@ def _check_enabled_channels(settings: Settings) -> None:
             raise SettingsError(f"setting {name}: required when {section}.enabled is true; set {env}")
     if settings.email.enabled:
         _check_email(settings)
+    if settings.insights.digest_recipients and "@" not in settings.email.sender_address:
+        raise SettingsError(
+            "setting email.from_address: the weekly digest (insights.digest_recipients) is sent from it; env "
+            f"{ENV_PREFIX}EMAIL__FROM_ADDRESS"
+        )
     if settings.twitter.enabled and not settings.twitter.user_id.isdigit():
         raise SettingsError(
             "setting twitter.user_id: the brand account's numeric user id is required when twitter.enabled "

@@ -16,12 +16,12 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from bot.crm.audit import audit, describe_event
-from bot.crm.data_rights import ContactNotFound, erase_for_staff, export_for_staff, list_requests
+from bot.crm.data_rights import erase_for_staff, export_for_staff, list_requests
 from bot.crm.db import session_scope
 from bot.crm.models import AuditEvent, Staff
 from bot.insights.response_log import csv_lines
 from bot.runtime.container import Runtime
-from bot.web.auth import api_staff, console_staff, verify_csrf
+from bot.web.auth import api_staff, console_form, console_staff
 from bot.web.dependencies import RuntimeDep
 from bot.web.pages import render
 
@@ -117,14 +117,12 @@ def _audit_row(event: AuditEvent, email: str | None) -> list[Any]:
 
 router = APIRouter()
 Admin = Annotated[Staff, Depends(console_staff(PERMISSION))]
+AdminForm = Annotated[Staff, Depends(console_form(PERMISSION))]
 ApiAdmin = Annotated[Staff, Depends(api_staff(PERMISSION))]
 
 
 def _export(runtime: Runtime, contact_id: int, staff: Staff, via: str) -> Response:
-    try:
-        data = export_for_staff(runtime.engine, contact_id, staff_id=staff.id, via=via)
-    except ContactNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    data = export_for_staff(runtime.engine, contact_id, staff_id=staff.id, via=via)
     return Response(
         json.dumps(data, indent=2, ensure_ascii=False),
         media_type="application/json",
@@ -133,10 +131,7 @@ def _export(runtime: Runtime, contact_id: int, staff: Staff, via: str) -> Respon
 
 
 def _erase(runtime: Runtime, contact_id: int, staff: Staff, via: str) -> dict[str, Any]:
-    try:
-        report = erase_for_staff(runtime.engine, contact_id, staff_id=staff.id, via=via)
-    except ContactNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    report = erase_for_staff(runtime.engine, contact_id, staff_id=staff.id, via=via)
     return {
         "contact_id": report.contact_id,
         "messages_erased": report.messages,
@@ -169,27 +164,21 @@ def requests_page(
 
 @router.post("/console/contacts/export.json", include_in_schema=False)
 def console_export(
-    request: Request,
     runtime: RuntimeDep,
-    staff: Admin,
+    staff: AdminForm,
     contact: Annotated[int, Form(ge=1)],
-    csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
     """A contact's data as a JSON download (a POST with the CSRF token: the export is audited)."""
-    verify_csrf(request, csrf)
     return _export(runtime, contact, staff, "console")
 
 
 @router.post("/console/contacts/{contact_id}/erase", include_in_schema=False)
 def console_erase(
-    request: Request,
     contact_id: int,
     runtime: RuntimeDep,
-    staff: Admin,
+    staff: AdminForm,
     confirm: Annotated[str, Form(max_length=20)] = "",
-    csrf: Annotated[str | None, Form()] = None,
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     if confirm != str(contact_id):
         raise HTTPException(422, f"confirm: type the contact's id ({contact_id}) to erase it")
     result = _erase(runtime, contact_id, staff, "console")
@@ -274,15 +263,12 @@ def audit_page(request: Request, runtime: RuntimeDep, staff: Admin, filters: Aud
 
 @router.post("/console/audit.csv", include_in_schema=False)
 def audit_csv(
-    request: Request,
     runtime: RuntimeDep,
-    staff: Admin,
+    staff: AdminForm,
     filters: AuditFilters,
-    csrf: Annotated[str | None, Form()] = None,
 ) -> StreamingResponse:
     """The audit events matching the filters (query string) as CSV; a POST with the CSRF token, since the
     export is itself audited."""
-    verify_csrf(request, csrf)
     query = audit_query(**filters)
     with session_scope(runtime.engine) as session:
         audit(

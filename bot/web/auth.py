@@ -22,8 +22,10 @@ from bot.support.staff import authenticate_token, may
 __all__ = [
     "LoginRequired",
     "api_staff",
+    "console_form",
     "console_staff",
     "csrf_token",
+    "require_csrf",
     "session_secret",
     "verify_csrf",
 ]
@@ -68,6 +70,17 @@ def verify_csrf(request: Request, submitted: str | None) -> None:
         raise HTTPException(403, "the form has expired or did not come from the console; reload and retry")
 
 
+async def require_csrf(request: Request) -> None:
+    """A dependency for a console post: its CSRF token, in the `X-CSRF-Token` header (the console's own
+    `fetch` calls) or the form's `csrf` field, must be this session's (403 otherwise)."""
+    submitted = request.headers.get("x-csrf-token")
+    if submitted is None:
+        # The form is parsed once per request: FastAPI's own form fields read the same cached copy.
+        field = (await request.form()).get("csrf")
+        submitted = field if isinstance(field, str) else None
+    verify_csrf(request, submitted)
+
+
 def _load(request: Request, staff_id: int) -> Staff | None:
     engine = request.app.state.runtime.engine
     with session_scope(engine, read_only=True) as session:
@@ -92,6 +105,18 @@ def console_staff(permission: str) -> Callable[[Request], Staff]:
             raise LoginRequired(request.url.path)
         if not may(staff, permission):
             raise HTTPException(403, f"your role ({staff.role}) may not do this")
+        return staff
+
+    return dependency
+
+
+def console_form(permission: str) -> Callable[..., Staff]:
+    """A dependency for a console post: the logged-in staff member, who must have `permission` (checked
+    first: a logged-out browser goes to the login page), and the post's CSRF token (`require_csrf`)."""
+
+    def dependency(
+        staff: Staff = Depends(console_staff(permission)), _csrf: None = Depends(require_csrf)
+    ) -> Staff:
         return staff
 
     return dependency

@@ -14,7 +14,7 @@ from bot.crm.db import session_scope
 from bot.crm.models import Staff
 from bot.runtime.container import Runtime
 from bot.support.canned import PLACEHOLDERS, CannedError, delete_canned, list_canned, save_canned
-from bot.web.auth import console_staff, verify_csrf
+from bot.web.auth import console_form, console_staff
 from bot.web.dependencies import RuntimeDep
 from bot.web.pages import render
 
@@ -22,6 +22,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/console/canned", include_in_schema=False)
 Admin = Annotated[Staff, Depends(console_staff("staff.manage"))]
+AdminForm = Annotated[Staff, Depends(console_form("staff.manage"))]
 
 
 def _page(
@@ -57,15 +58,13 @@ def canned_page(
 def save(
     request: Request,
     runtime: RuntimeDep,
-    staff: Admin,
+    staff: AdminForm,
     shortcut: Annotated[str, Form(max_length=40)],
     title: Annotated[str, Form(max_length=200)],
     text: Annotated[str, Form(max_length=10_000)],
     team: Annotated[str, Form(max_length=60)] = "",
     canned_id: Annotated[int | None, Form(ge=1)] = None,
-    csrf: Annotated[str, Form()] = "",
 ) -> HTMLResponse | RedirectResponse:
-    verify_csrf(request, csrf)
     try:
         with session_scope(runtime.engine) as session:
             saved = save_canned(
@@ -85,13 +84,10 @@ def save(
 
 @router.post("/{canned_id}/delete")
 def delete(
-    request: Request,
     canned_id: int,
     runtime: RuntimeDep,
-    staff: Admin,
-    csrf: Annotated[str, Form()] = "",
+    staff: AdminForm,
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     try:
         with session_scope(runtime.engine) as session:
             delete_canned(session, canned_id, staff_id=staff.id)

@@ -1,18 +1,15 @@
 """The brand's web chat: the page at `/` and its JSON API. A message goes through the same pipeline as every
 channel (`handle_inbound`); the bot's replies come back in the response. Everything later (staff replies, who
 has the conversation now, the agent typing) reaches the page through one server-sent event stream per session
-(`/api/v1/chat/{session_id}/events`), read with `fetch` so the session token can travel as a cookie or as a
-bearer credential (the embedded widget's frame, where a third-party cookie may not be sent)."""
+(`/api/v1/chat/{session_id}/events`, on the console's mechanism: bot/web/event_stream.py), read with `fetch`
+so the session token can travel as a cookie or as a bearer credential (the embedded widget's frame, where a
+third-party cookie may not be sent)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
-import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
@@ -38,6 +35,7 @@ from bot.web.chat_sessions import (
     token_opens,
 )
 from bot.web.dependencies import RuntimeDep, client_address
+from bot.web.event_stream import event, event_stream
 from bot.web.pages import STATIC_DIR, templates
 from bot.web.security_headers import CHAT_EMBED_PATH
 from channels.base import Author, InboundMessage
@@ -116,13 +114,6 @@ class TypingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     typing: bool = Field(description="true while the customer types, false when they stop")
-
-
-#: How often an event stream looks for changes, how long one lasts (the page reconnects at once, resuming
-#: after the last message it has), and the reconnect delay the browser is told.
-STREAM_POLL_SECONDS = 1.0
-STREAM_SECONDS = 25.0
-STREAM_RETRY_MS = 1000
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -301,34 +292,28 @@ async def chat_events(
     thread_id = await run_in_threadpool(_authorized, request, runtime, session_id)
     if isinstance(thread_id, JSONResponse):
         return thread_id
-
-    async def stream() -> AsyncIterator[str]:
-        yield f"retry: {STREAM_RETRY_MS}\n\n"
-        last_id, sent_status = after, None
-        started = time.monotonic()
-        while time.monotonic() - started < STREAM_SECONDS and not runtime.stopping.is_set():
-            status, new = await run_in_threadpool(_changes, runtime.engine, thread_id, last_id)
-            if status != sent_status:
-                sent_status = status
-                yield _event("status", status.model_dump())
-            if new:
-                last_id = new[-1].id
-                yield _event("messages", [m.model_dump() for m in new])
-            await asyncio.sleep(STREAM_POLL_SECONDS)
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(request, runtime, _ChatStream(runtime.engine, thread_id, after).tick)
 
 
-def _event(name: str, data: Any) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+class _ChatStream:
+    """One chat page's stream: its status on every tick (the agent's typing ends with the clock), new
+    messages when the database changed (bot/web/event_stream.py)."""
 
+    def __init__(self, engine: Engine, thread_id: str, after: int) -> None:
+        self.engine, self.thread_id, self.last_id = engine, thread_id, after
+        self.sent_status: ChatStatusOut | None = None
 
-def _changes(engine: Engine, thread_id: str, after: int) -> tuple[ChatStatusOut, list[ChatMessage]]:
-    return ChatStatusOut.of(chat_status(engine, thread_id)), _messages_after(engine, thread_id, after)
+    def tick(self, changed: bool) -> list[str]:
+        events = []
+        status = ChatStatusOut.of(chat_status(self.engine, self.thread_id))
+        if status != self.sent_status:
+            self.sent_status = status
+            events.append(event("status", status.model_dump()))
+        new = _messages_after(self.engine, self.thread_id, self.last_id) if changed else []
+        if new:
+            self.last_id = new[-1].id
+            events.append(event("messages", [m.model_dump() for m in new]))
+        return events
 
 
 def _authorized(request: Request, runtime: Runtime, session_id: str) -> str | JSONResponse:

@@ -33,13 +33,12 @@ from bot.support.conversations import (
     set_priority,
     unanswered_message,
 )
-from bot.support.handoff import ConversationNotFound
 from bot.support.queue import mark_read
 from bot.support.search import search
 from bot.support.slack_posts import notify_support_channel
 from bot.support.snooze import snooze
 from bot.support.staff import end_sessions, log_in, may
-from bot.web.auth import console_staff, verify_csrf
+from bot.web.auth import console_form, console_staff, require_csrf
 from bot.web.dependencies import RuntimeDep, client_address
 from bot.web.pages import render
 from bot.web.staff_api import act_on_conversation
@@ -62,7 +61,10 @@ def _safe_next(path: str | None) -> str:
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Agent = Annotated[Staff, Depends(console_staff("conversations.read"))]
-Writer = Annotated[Staff, Depends(console_staff("conversations.write"))]
+#: A form post's author (with the conversations.write permission; the CSRF token checked).
+Writer = Annotated[Staff, Depends(console_form("conversations.write"))]
+#: A form post before login (or at logout): only the CSRF token is checked.
+FORM = [Depends(require_csrf)]
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -70,16 +72,14 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
     return render(request, "console_login.html", next=_safe_next(next), error=None, email="")
 
 
-@router.post("/login", response_model=None)
+@router.post("/login", response_model=None, dependencies=FORM)
 def login(
     request: Request,
     runtime: RuntimeDep,
     email: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1000)],
-    csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/console",
 ) -> HTMLResponse | RedirectResponse:
-    verify_csrf(request, csrf)
     outcome = log_in(
         runtime.engine, runtime.settings.console, email, password, client=client_address(request)
     )
@@ -102,10 +102,9 @@ def login(
     return RedirectResponse(target, status_code=303)
 
 
-@router.post("/logout")
-def logout(request: Request, runtime: RuntimeDep, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
+@router.post("/logout", dependencies=FORM)
+def logout(request: Request, runtime: RuntimeDep) -> RedirectResponse:
     """End this person's console sessions everywhere (a copied cookie stops working too)."""
-    verify_csrf(request, csrf)
     staff_id = request.session.get("staff_id")
     if isinstance(staff_id, int):
         end_sessions(runtime.engine, staff_id)
@@ -138,7 +137,7 @@ def conversation_page(
     error: Annotated[str | None, Query(max_length=300)] = None,
     confirm: Annotated[str | None, Query(pattern="^resolve$")] = None,
 ) -> HTMLResponse:
-    detail = _detail_or_404(runtime, conversation_id, staff)
+    detail = conversation_detail(runtime.engine, conversation_id, staff_id=staff.id)
     _mark_seen(runtime, staff, detail)
     return _conversation(
         request, runtime, staff, detail, filters, notice=notice, error=error, confirm_resolve=bool(confirm)
@@ -198,26 +197,21 @@ def reply(
     seen_message_id: Annotated[int, Form(ge=0)],
     seen_assignee_id: Annotated[str, Form()] = "",
     force: Annotated[bool, Form()] = False,
-    csrf: Annotated[str, Form()] = "",
 ) -> HTMLResponse | RedirectResponse:
-    verify_csrf(request, csrf)
     if not text.strip():
         raise HTTPException(422, "the reply is empty")
-    try:
-        message_id, warning = reply_as_staff(
-            runtime.engine,
-            conversation_id,
-            staff_id=staff.id,
-            text=text.strip(),
-            idempotency_key=f"staff:{conversation_id}:{reply_token}",
-            seen_message_id=seen_message_id,
-            seen_assignee_id=int(seen_assignee_id) if seen_assignee_id.isdigit() else None,
-            force=force,
-        )
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    message_id, warning = reply_as_staff(
+        runtime.engine,
+        conversation_id,
+        staff_id=staff.id,
+        text=text.strip(),
+        idempotency_key=f"staff:{conversation_id}:{reply_token}",
+        seen_message_id=seen_message_id,
+        seen_assignee_id=int(seen_assignee_id) if seen_assignee_id.isdigit() else None,
+        force=force,
+    )
     if warning:
-        detail = _detail_or_404(runtime, conversation_id, staff)
+        detail = conversation_detail(runtime.engine, conversation_id, staff_id=staff.id)
         return _conversation(
             request,
             runtime,
@@ -237,23 +231,17 @@ def reply(
 
 @router.post("/conversations/{conversation_id}/action")
 def act(
-    request: Request,
     conversation_id: int,
     runtime: RuntimeDep,
     staff: Writer,
     action: Annotated[str, Form()],
     assignee_id: Annotated[str, Form()] = "",
     force: Annotated[bool, Form()] = False,
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     if action not in ACTIONS:
         raise HTTPException(422, f"unknown action {action!r}")
     if action == "resolve" and not force:
-        try:
-            unanswered = unanswered_message(runtime.engine, conversation_id)
-        except ConversationNotFound as error:
-            raise HTTPException(404, str(error)) from None
+        unanswered = unanswered_message(runtime.engine, conversation_id)
         if unanswered is not None:
             return RedirectResponse(
                 f"/console/conversations/{conversation_id}?confirm=resolve", status_code=303
@@ -266,16 +254,13 @@ def act(
 
 @router.post("/conversations/{conversation_id}/snooze")
 def snooze_conversation(
-    request: Request,
     conversation_id: int,
     runtime: RuntimeDep,
     staff: Writer,
     for_minutes: Annotated[int | None, Form(ge=1, le=int(MAX_SNOOZE.total_seconds() // 60))] = None,
     until_local: Annotated[str, Form(max_length=30)] = "",
     tz_offset: Annotated[int, Form(ge=-24 * 60, le=24 * 60)] = 0,
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     now = utcnow()
     if for_minutes is not None:
         until = now + timedelta(minutes=for_minutes)
@@ -289,8 +274,6 @@ def snooze_conversation(
         return _redirect_to(conversation_id, error="Snooze for at most 90 days; resolve it instead.")
     try:
         snooze(runtime.engine, conversation_id, until=until, staff_id=staff.id)
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
     except ValueError as error:
         return _redirect_to(conversation_id, error=f"Not snoozed: {error}.")
     notify_support_channel(runtime)
@@ -310,18 +293,13 @@ def _local_time(value: str, tz_offset: int) -> datetime | None:
 
 @router.post("/conversations/{conversation_id}/tags")
 def tag(
-    request: Request,
     conversation_id: int,
     runtime: RuntimeDep,
     staff: Writer,
     tag: Annotated[str, Form(max_length=60)],
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     try:
         added = add_tag(runtime.engine, conversation_id, tag, staff_id=staff.id)
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
     except TagError as error:
         return _redirect_to(conversation_id, error=str(error))
     return _redirect_to(conversation_id, f"Tagged #{added}.")
@@ -329,58 +307,39 @@ def tag(
 
 @router.post("/conversations/{conversation_id}/tags/remove")
 def untag(
-    request: Request,
     conversation_id: int,
     runtime: RuntimeDep,
     staff: Writer,
     tag: Annotated[str, Form(max_length=60)],
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
-    try:
-        remove_tag(runtime.engine, conversation_id, tag, staff_id=staff.id)
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    remove_tag(runtime.engine, conversation_id, tag, staff_id=staff.id)
     return _redirect_to(conversation_id, f"Removed #{tag}.")
 
 
 @router.post("/conversations/{conversation_id}/priority")
 def prioritise(
-    request: Request,
     conversation_id: int,
     runtime: RuntimeDep,
     staff: Writer,
     priority: Annotated[int, Form(ge=0, le=2)],
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
-    try:
-        set_priority(runtime.engine, conversation_id, priority, staff_id=staff.id)
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    set_priority(runtime.engine, conversation_id, priority, staff_id=staff.id)
     return _redirect_to(conversation_id, "Priority saved.")
 
 
 @router.post("/conversations/{conversation_id}/notes")
 def note(
-    request: Request,
     conversation_id: int,
     runtime: RuntimeDep,
     staff: Writer,
     text: Annotated[str, Form(min_length=1, max_length=MAX_REPLY_CHARS)],
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
-    try:
-        note_on(runtime.engine, conversation_id, staff_id=staff.id, text=text.strip())
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    note_on(runtime.engine, conversation_id, staff_id=staff.id, text=text.strip())
     return _redirect_to(conversation_id, "Note added.")
 
 
 @router.post("/messages/{message_id}/correct")
 def correct(
-    request: Request,
     message_id: int,
     runtime: RuntimeDep,
     staff: Writer,
@@ -389,10 +348,8 @@ def correct(
     sentiment: Annotated[str, Form(max_length=20)] = "",
     abusive: Annotated[str, Form(max_length=10)] = "",
     article: Annotated[str, Form(max_length=10)] = "",
-    csrf: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     """Store staff's reading of a customer message (the learning loop's labelled examples)."""
-    verify_csrf(request, csrf)
     given = {
         aspect: value
         for aspect, value in (
@@ -420,13 +377,6 @@ def correct(
         return _redirect_to(conversation_id, error=str(error))
     changed = ", ".join(f"{aspect} {value}" for aspect, value in given.items())
     return _redirect_to(conversation_id, f"Correction saved ({changed}); it will teach the next retraining.")
-
-
-def _detail_or_404(runtime: Runtime, conversation_id: int, staff: Staff) -> ConversationDetail:
-    try:
-        return conversation_detail(runtime.engine, conversation_id, staff_id=staff.id)
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
 
 
 def _redirect_to(

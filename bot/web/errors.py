@@ -15,8 +15,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.crm.data_rights import ContactNotFound
 from bot.crm.db import DatabaseUnavailable, session_scope
 from bot.crm.models import Staff
+from bot.insights.ideas import IdeaNotFound
+from bot.support.handoff import ConversationNotFound
+from bot.support.webchat_status import NotAWebChat
 from bot.web.auth import LoginRequired
 from bot.web.pages import render
 
@@ -25,10 +29,25 @@ __all__ = ["install_error_handlers"]
 log = logging.getLogger("socialbot.web")
 
 
+#: The services' errors about what a request names, and the status they are answered with (their message is
+#: the answer's), so a handler states only its action.
+DOMAIN_ERRORS: dict[type[Exception], int] = {
+    ConversationNotFound: 404,
+    ContactNotFound: 404,
+    IdeaNotFound: 404,
+    NotAWebChat: 409,
+}
+
+#: Console paths that answer JSON to the console's scripts: their errors are JSON too.
+_CONSOLE_JSON_SUFFIXES = ("/events", "/typing")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer `app`'s errors as described above."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error_type in DOMAIN_ERRORS:
+        app.add_exception_handler(error_type, _domain_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(LoginRequired, _login_required)
@@ -51,7 +70,7 @@ TITLES = {
 
 def _is_console_page(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/console") and not path.endswith("/events")
+    return path.startswith("/console") and not path.endswith(_CONSOLE_JSON_SUFFIXES)
 
 
 def _session_staff(request: Request) -> Staff | None:
@@ -121,6 +140,11 @@ def _http_error(request: Request, error: StarletteHTTPException) -> Response:
     if _is_console_page(request):
         return _error_page(request, error.status_code, str(detail), error.headers)
     return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)
+
+
+def _domain_error(request: Request, error: Exception) -> Response:
+    status = next(code for kind, code in DOMAIN_ERRORS.items() if isinstance(error, kind))
+    return _http_error(request, StarletteHTTPException(status, str(error)))
 
 
 def _login_required(_request: Request, error: LoginRequired) -> RedirectResponse:

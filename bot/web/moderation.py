@@ -18,7 +18,7 @@ from bot.crm.db import session_scope
 from bot.crm.models import Staff
 from bot.moderation.queue import MODERATION_ACTIONS, ModerationError, QueueEntry, decide_item, list_queue
 from bot.runtime.container import Runtime
-from bot.web.auth import api_staff, console_staff, verify_csrf
+from bot.web.auth import api_staff, console_form, console_staff
 from bot.web.dependencies import RuntimeDep
 from bot.web.pages import render
 
@@ -35,6 +35,7 @@ class ModerationDecision(BaseModel):
 
 router = APIRouter()
 ConsoleModerator = Annotated[Staff, Depends(console_staff(PERMISSION))]
+ModeratorForm = Annotated[Staff, Depends(console_form(PERMISSION))]
 ApiModerator = Annotated[Staff, Depends(api_staff(PERMISSION))]
 
 
@@ -71,14 +72,11 @@ def queue_page(
 
 @router.post("/console/moderation/{item_id}", include_in_schema=False)
 def decide(
-    request: Request,
     item_id: int,
     runtime: RuntimeDep,
-    staff: ConsoleModerator,
+    staff: ModeratorForm,
     action: Annotated[str, Form(max_length=20)],
-    csrf: Annotated[str | None, Form()] = None,
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     result = _act(runtime, item_id, action, staff)
     done = {
         "fine": "marked not abuse; the bot answered it and the correction was stored",

@@ -14,7 +14,6 @@ from bot.crm.models import Staff
 from bot.delivery.outbox import deliver_due
 from bot.runtime.container import Runtime
 from bot.support.conversations import HistoryItem, apply_action, conversation_detail, reply_as_staff
-from bot.support.handoff import ConversationNotFound
 from bot.support.queue import ConversationSummary, QueueFilter, list_conversations
 from bot.support.slack_posts import notify_support_channel
 from bot.web.auth import api_staff
@@ -160,10 +159,7 @@ def get_conversations(
 @router.get("/conversations/{conversation_id}", response_model=ConversationWithMessages)
 def get_conversation(conversation_id: int, runtime: RuntimeDep, staff: Reader) -> ConversationWithMessages:
     """One conversation with its contact's whole history across channels."""
-    try:
-        detail = conversation_detail(runtime.engine, conversation_id)
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    detail = conversation_detail(runtime.engine, conversation_id)
     return ConversationWithMessages(
         **ConversationOut.of(detail.conversation).model_dump(),
         messages=[MessageOut.of(item) for item in detail.history],
@@ -174,16 +170,13 @@ def get_conversation(conversation_id: int, runtime: RuntimeDep, staff: Reader) -
 def post_reply(conversation_id: int, body: ReplyIn, runtime: RuntimeDep, staff: Writer) -> ReplyOut:
     """Send a reply on the customer's channel (queued in the outbox); the conversation becomes staff's."""
     key = body.idempotency_key or uuid.uuid4().hex
-    try:
-        message_id, _ = reply_as_staff(
-            runtime.engine,
-            conversation_id,
-            staff_id=staff.id,
-            text=body.text,
-            idempotency_key=f"api:{staff.id}:{key}",
-        )
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
+    message_id, _ = reply_as_staff(
+        runtime.engine,
+        conversation_id,
+        staff_id=staff.id,
+        text=body.text,
+        idempotency_key=f"api:{staff.id}:{key}",
+    )
     runtime.submit(deliver_due, runtime.engine, runtime.channels)
     notify_support_channel(runtime)
     return ReplyOut(message_id=message_id)
@@ -214,7 +207,8 @@ def act_on_conversation(
     support channel; the conversation's state after it.
 
     Raises:
-        HTTPException: 404 no such conversation, 422 an action that does not apply.
+        ConversationNotFound: no such conversation (the app answers 404).
+        HTTPException: 422, an action that does not apply.
     """
     try:
         state = apply_action(
@@ -225,8 +219,6 @@ def act_on_conversation(
             assignee_id=assignee_id,
             followup_settings=runtime.settings.followups,
         )
-    except ConversationNotFound as error:
-        raise HTTPException(404, str(error)) from None
     except ValueError as error:
         raise HTTPException(422, str(error)) from None
     notify_support_channel(runtime)

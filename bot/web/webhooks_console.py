@@ -20,7 +20,7 @@ from bot.delivery.webhooks import (
     set_endpoint_active,
 )
 from bot.runtime.container import Runtime
-from bot.web.auth import console_staff, verify_csrf
+from bot.web.auth import console_form, console_staff
 from bot.web.dependencies import RuntimeDep
 from bot.web.pages import render
 
@@ -29,6 +29,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/console/webhooks", include_in_schema=False)
 Admin = Annotated[Staff, Depends(console_staff("staff.manage"))]
+AdminForm = Annotated[Staff, Depends(console_form("staff.manage"))]
 
 
 def _page(
@@ -59,12 +60,10 @@ def webhooks_page(request: Request, runtime: RuntimeDep, staff: Admin) -> HTMLRe
 def add(
     request: Request,
     runtime: RuntimeDep,
-    staff: Admin,
+    staff: AdminForm,
     url: Annotated[str, Form(max_length=2000)],
     events: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI reads the default, never mutates it
-    csrf: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    verify_csrf(request, csrf)
     try:
         with session_scope(runtime.engine) as session:
             endpoint, secret = add_endpoint(session, url, events, settings=runtime.settings)
@@ -77,14 +76,11 @@ def add(
 
 @router.post("/{endpoint_id}/{action}")
 def change(
-    request: Request,
     endpoint_id: int,
     action: str,
     runtime: RuntimeDep,
-    staff: Admin,
-    csrf: Annotated[str, Form()] = "",
+    staff: AdminForm,
 ) -> RedirectResponse:
-    verify_csrf(request, csrf)
     if action not in ("enable", "disable", "remove"):
         raise HTTPException(404, f"unknown action {action!r}")
     try:

@@ -1,6 +1,6 @@
 """Background jobs of a running worker (APScheduler): deliver the outbox, send due follow-ups, post
 escalations to the Slack support channel, deliver outgoing webhooks, finish interrupted messages, wake snoozed
-conversations, purge old message text (retention).
+conversations, purge old message text (retention), alert complaint spikes, send the weekly digest.
 
 Every job is safe to run in several workers at once: the rows it works on are claimed in the database.
 """
@@ -18,6 +18,7 @@ from bot.crm.rate_limits import forget_expired
 from bot.delivery.outbox import deliver_due
 from bot.delivery.webhooks import deliver_webhooks
 from bot.engagement.followups import send_due_followups, sync_followup_delivery
+from bot.insights.digest import send_due_digest, smtp_sender
 from bot.insights.topics import check_complaint_spikes
 from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
@@ -32,6 +33,8 @@ OUTBOX_INTERVAL_SECONDS = 2
 RECOVERY_INTERVAL_SECONDS = 60
 FOLLOWUP_INTERVAL_SECONDS = 30
 SNOOZE_INTERVAL_SECONDS = 15
+#: How often each worker asks whether the weekly digest is due (the first to claim the week sends it).
+DIGEST_CHECK_MINUTES = 15
 
 
 def _deliver_outbox(runtime: Runtime) -> None:
@@ -76,6 +79,10 @@ def _check_complaint_spikes(runtime: Runtime) -> None:
         log.warning("complaint spike: %s (%d today)", spike.label, spike.today)
     if spikes:
         deliver_support_posts(runtime)
+
+
+def _send_weekly_digest(runtime: Runtime) -> None:
+    send_due_digest(runtime.engine, runtime.settings, sender=smtp_sender(runtime.settings))
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -141,6 +148,16 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
             minutes=runtime.settings.insights.spike_check_minutes,
             id="complaint_spikes",
             name="alert staff when a complaint topic spikes",
+        )
+    if runtime.settings.insights.digest_recipients:
+        scheduler.add_job(
+            _send_weekly_digest,
+            "interval",
+            args=[runtime],
+            minutes=DIGEST_CHECK_MINUTES,
+            next_run_time=datetime.now(UTC),  # at start too: a digest that fell due while down goes out now
+            id="weekly_digest",
+            name="send the weekly digest to marketers once a week",
         )
     scheduler.start()
     return scheduler

@@ -160,7 +160,7 @@ def serve_workers(
         )
         os.environ[SECRET_KEY_ENV] = secrets.token_urlsafe(32)
     precision = onnx_precision(settings.intents.backend)
-    if precision is not None:  # export once here, not once per worker at the same moment
+    if precision == "fp32":  # export once here, not once per worker at the same moment (int8 is shipped)
         from intents.onnx_encoder import ensure_exported
 
         ensure_exported(settings.data.onnx_cache_dir, precision=precision)

@@ -136,6 +136,13 @@
       if (workspace) workspace.dataset.state = data.state;
     });
     on("messages", (data) => appendMessages(data.html, data.last_id));
+    on("typing", (data) => {
+      const note = document.getElementById("customer-typing");
+      if (!note) return;
+      const nearBottom = log && log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+      note.hidden = !data.customer;
+      if (nearBottom) log.scrollTop = log.scrollHeight;
+    });
   }
 
   // ----- Desktop notifications (asked for on a click, as browsers require) ------------------------------
@@ -274,6 +281,30 @@
         if (choice) { event.preventDefault(); insertCanned(choice); }
       } else if (event.key === "Escape") { event.preventDefault(); canned.open = false; }
     });
+  }
+
+  // ----- The agent typing, shown in the customer's web chat: said at most every TYPING_EVERY_MS while the
+  // reply box has text, "stopped" when it empties or loses focus (sending ends it on the server too).
+  const typingUrl = reply && reply.form.dataset.typingUrl;
+  if (typingUrl) {
+    const TYPING_EVERY_MS = 2500;
+    const token = reply.form.querySelector('input[name="csrf"]').value;
+    let typingSaidAt = 0;
+    const sayTyping = (isTyping) => {
+      const now = Date.now();
+      if (isTyping && now - typingSaidAt < TYPING_EVERY_MS) return;
+      if (!isTyping && !typingSaidAt) return;
+      typingSaidAt = isTyping ? now : 0;
+      fetch(typingUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
+        body: JSON.stringify({ typing: isTyping }),
+      }).catch(() => {});
+    };
+    reply.addEventListener("input", () => sayTyping(reply.value.trim() !== ""));
+    reply.addEventListener("blur", () => sayTyping(false));
+    reply.form.addEventListener("submit", () => { typingSaidAt = 0; });
   }
 
   // ----- Keyboard shortcuts ---------------------------------------------------------------------------------
