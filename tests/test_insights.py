@@ -228,7 +228,7 @@ def test_the_console_export_uses_the_session_and_the_page_filters(client, runtim
         )
         audit = session.exec(select(AuditEvent).where(AuditEvent.action == "export.conversations")).one()
     assert [int(r["conversation_id"]) for r in rows] == negative
-    assert audit.details == {"filters": {"sentiment": "negative"}, "via": "console"}
+    assert audit.details == {"filters": {"sentiment": "negative"}, "via": "console", "format": "csv"}
     ben = next(r for r in rows if int(r["conversation_id"]) == traffic["web-ben-session"])
     assert ben["contact_name"] == "Ben" and "complaint" in ben["intents_seen"].split()
     assert ben["state"] == "human" and ben["escalated"] == "true" and ben["outcome"] == "with staff"
