@@ -48,6 +48,8 @@
     return (value / 3600).toFixed(1) + " h";
   }
 
+  const tickLabels = { 0.1: "0.1 s", 1: "1 s", 10: "10 s", 60: "1 min", 600: "10 min", 3600: "1 h", 36000: "10 h", 345600: "4 d" };
+
   function target(value) {
     if (value % 3600 === 0) return value / 3600 + " h";
     if (value % 60 === 0) return value / 60 + " min";
@@ -86,9 +88,24 @@
       options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } },
         // Seconds for the bot, hours for a resolution: a log scale shows both (a 0.0 s reply is drawn at 0.1 s).
         scales: { y: { type: "logarithmic", min: 0.01, title: { display: true, text: "log scale" },
-          ticks: { callback: (v) => ([0.1, 1, 10, 60, 600, 3600, 36000, 360000].includes(v) ? seconds(v) : null) } } } },
+          // ticks a reader knows: 0.1 s, 1 s, 10 s, 1 min, 10 min, 1 h, 10 h, 4 d
+          afterBuildTicks: (axis) => {
+            axis.ticks = [0.1, 1, 10, 60, 600, 3600, 36000, 345600]
+              .filter((v) => v >= axis.min && v <= axis.max).map((value) => ({ value }));
+          },
+          ticks: { callback: (v) => tickLabels[v] } } } },
     });
-    const both = (t) => seconds(t.median) + " / " + seconds(t.p90);
+    // The median, and the 90th percentile under it.
+    function both(row, t) {
+      const el = cell(row, seconds(t.median));
+      el.className = "nowrap";
+      if (t.count) {
+        const p90 = document.createElement("span");
+        p90.className = "words";
+        p90.textContent = "p90 " + seconds(t.p90);
+        el.appendChild(p90);
+      }
+    }
     const breaches = (sla) => sla.breaches + " of " + sla.handovers;
     const channelTable = document.getElementById("channel-times");
     const channelHead = channelTable.insertRow();
@@ -99,7 +116,7 @@
       const row = channelTable.insertRow();
       row.dataset.channel = c;
       cell(row, c);
-      clocks.forEach(([key]) => { cell(row, both(t[key])).className = "nowrap"; });
+      clocks.forEach(([key]) => both(row, t[key]));
       cell(row, breaches(t.sla));
     });
     if (!channels.length) channelTable.insertRow().insertCell().textContent = "No conversations in this period.";
@@ -113,10 +130,10 @@
     });
     const sla = times.overall.sla;
     document.getElementById("sla-summary").textContent =
-      "Handovers to a person: " + sla.handovers + "; " + sla.breaches + " waited longer than the " +
-      target(times.target_seconds) + " target (" + sla.answered_late + " answered late, " +
-      sla.still_waiting_past_target + " still waiting); " + sla.still_waiting + " still waiting in all, " +
-      sla.closed_unanswered + " closed without a reply.";
+      "Handovers to a person: " + sla.handovers + ". " + sla.answered + " answered (" + sla.answered_late +
+      " after the " + target(times.target_seconds) + " target), " + sla.still_waiting + " still waiting (" +
+      sla.still_waiting_past_target + " past it), " + sla.closed_unanswered + " closed without a staff reply. " +
+      "SLA breaches: " + sla.breaches + ".";
     const agentTable = document.getElementById("agent-times");
     const agents = Object.entries(times.by_agent);
     if (agents.length) {
