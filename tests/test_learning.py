@@ -69,6 +69,7 @@ def run(settings, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         env=env,
+        cwd=settings.data.dir.parent,
         timeout=900,
     )
 
