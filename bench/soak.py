@@ -18,8 +18,10 @@ the platforms do; a message is "accepted" once it got a 200. When the traffic is
 back, the soak waits for the backlog to drain, then checks: every accepted message stored once and decided
 once; every reply the outbox holds sent once (counted on the fake platform: Slack by the message metadata,
 Telegram by chat + replied-to message + text, X by replied-to post + text, e-mail by Message-ID; web chat
-replies are stored); every due follow-up sent once; nothing pending or claimed left; failed rows with a
-reason; /metrics consistent with the database. It prints one table.
+replies are stored); every due follow-up sent once on its platform (one replaced by a newer one in its
+conversation before it was queued: never sent); nothing pending or claimed left; failed rows with a reason;
+/metrics consistent with the database. It prints one table, and for each duplicate the kill or restart that
+fell between its queueing and its send.
 
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 nice -n 10 python bench/soak.py [--messages 10000]
 
@@ -128,8 +130,12 @@ class SoakReport:
     options: SoakOptions
     channels: dict[str, ChannelRow]
     kills: list[dict[str, Any]] = field(default_factory=list)
-    followups_due: int = 0
+    followups_scheduled: int = 0
+    followups_replaced: int = 0  # by a newer one in the same conversation before it was queued (never sent)
+    followups_due: int = 0  # scheduled and not replaced: each must reach its platform once
     followups_sent_once: int = 0
+    followups_duplicated: int = 0  # sent more than once on Telegram or e-mail (their duplicate window)
+    followup_max_queue_seconds: float = 0.0  # worst time from due to queued in the outbox
     followups_problems: list[str] = field(default_factory=list)
     outbox_left: int = 0
     failed_without_reason: int = 0
@@ -501,7 +507,11 @@ class Chaos(threading.Thread):
                 started = time.monotonic()
                 self.postgres.restart()
                 self.events.append(
-                    {"what": "PostgreSQL restarted", "down_seconds": time.monotonic() - started}
+                    {
+                        "what": "PostgreSQL restarted",
+                        "down_seconds": time.monotonic() - started,
+                        "wall": time.time(),
+                    }
                 )
             else:
                 ready = sorted(self.cluster.ready_pids())
@@ -514,7 +524,7 @@ class Chaos(threading.Thread):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        event = {"what": what, "pid": pid, "at": killed_at}
+        event = {"what": what, "pid": pid, "at": killed_at, "wall": time.time()}
         self.events.append(event)
         try:
             self.cluster.wait_ready(600)
@@ -530,6 +540,7 @@ class Chaos(threading.Thread):
         killed_at = time.monotonic()
         os.kill(holder, signal.SIGKILL)
         event: dict[str, Any] = {"what": "X poller holder", "pid": holder, "at": killed_at}
+        event["wall"] = time.time()
         self.events.append(event)
         while time.monotonic() - killed_at < 120:
             taken = self.poller_holder()
@@ -686,8 +697,10 @@ def check(report: SoakReport, url: str, traffic: Traffic, records: dict[str, Cou
         ).all()
         followups = connection.execute(
             text(
-                "SELECT f.id, f.status, f.last_error, o.channel, o.status AS sent FROM followup f "
-                "LEFT JOIN outbox o ON o.message_id = f.message_id"
+                "SELECT f.id, f.status, f.last_error, f.due_at, f.claimed_until, m.created_at AS queued_at, "
+                "o.id AS outbox_id, o.channel, o.status AS sent, o.idempotency_key, o.thread_id, "
+                "o.reply_to_external_id, o.text, o.external_id FROM followup f "
+                "LEFT JOIN message m ON m.id = f.message_id LEFT JOIN outbox o ON o.message_id = f.message_id"
             )
         ).all()
     engine.dispose()
@@ -739,7 +752,7 @@ def check(report: SoakReport, url: str, traffic: Traffic, records: dict[str, Cou
             line.duplicated += 1
             report.duplicate_reasons.append(
                 f"{row.channel} outbox {row.id} ({row.idempotency_key}): {copies} copies, "
-                f"{row.attempts} attempt(s)"
+                f"{row.attempts} attempt(s); {_during(report.kills, row)}"
             )
         if row.sent_at is not None:
             seconds = (row.sent_at - row.created_at).total_seconds()
@@ -747,17 +760,7 @@ def check(report: SoakReport, url: str, traffic: Traffic, records: dict[str, Cou
     for channel, counted in records.items():
         report.channels[channel].stray = sum(n for key, n in counted.items() if key not in matched[channel])
 
-    due = [f for f in followups]
-    report.followups_due = len(due)
-    for followup in due:
-        if followup.status == "sent" and followup.sent == "sent":
-            report.followups_sent_once += 1
-        elif followup.status in ("cancelled", "failed") and followup.last_error:
-            report.notes.append(f"follow-up {followup.id}: {followup.status} ({followup.last_error})")
-        else:
-            report.followups_problems.append(
-                f"follow-up {followup.id}: {followup.status}, outbox {followup.sent}"
-            )
+    check_followups(report, followups, records)
 
     # /metrics sums every worker's counters, the killed ones' included (their files stay).
     for channel in CHANNELS:
@@ -783,6 +786,60 @@ def check(report: SoakReport, url: str, traffic: Traffic, records: dict[str, Cou
         f"{metric_sum(metrics, 'socialbot_duplicate_deliveries_total'):.0f}, decisions "
         f"{metric_sum(metrics, 'socialbot_decisions_total'):.0f}"
     )
+
+
+def _during(events: list[dict[str, Any]], row: Any) -> str:
+    """Which chaos event fell between the outbox row's queueing and its (last) send: why it went out twice."""
+    queued, sent = row.created_at.timestamp(), (row.sent_at or row.created_at).timestamp()
+    near = [e for e in events if "wall" in e and queued - 1 <= e["wall"] <= sent + 1]
+    if not near:
+        return "no kill or restart while it was in the outbox"
+    return "; ".join(
+        f"{e['what']} {e['wall'] - queued:.1f} s after it was queued, {sent - e['wall']:.1f} s before it was "
+        "recorded sent"
+        for e in near
+    )
+
+
+REPLACED = "replaced by a newer follow-up"
+
+
+def check_followups(report: SoakReport, followups: list[Any], records: dict[str, Counter]) -> None:
+    """Every follow-up scheduled went out once (on the platform), unless staff replaced it by a newer one
+    before it was queued, in which case it never went out; nothing is left claimed; how long the due ones
+    waited to be queued."""
+    report.followups_scheduled = len(followups)
+    for followup in followups:
+        if followup.status == "pending" and followup.claimed_until is not None:
+            report.followups_problems.append(f"follow-up {followup.id}: claimed to {followup.claimed_until}")
+        if followup.status == "cancelled" and followup.last_error == REPLACED:
+            report.followups_replaced += 1
+            if followup.outbox_id is not None:
+                report.followups_problems.append(
+                    f"follow-up {followup.id}: replaced by a newer one, yet queued ({followup.outbox_id})"
+                )
+            continue
+        report.followups_due += 1
+        if followup.queued_at is not None:
+            waited = (followup.queued_at - followup.due_at).total_seconds()
+            report.followup_max_queue_seconds = max(report.followup_max_queue_seconds, waited)
+        if followup.channel == "webchat":
+            copies = int(followup.sent == "sent")
+        elif followup.outbox_id is not None:
+            copies = records[followup.channel].get(outbox_key(followup), 0)
+        else:
+            copies = 0
+        if followup.status == "sent" and followup.sent == "sent" and copies == 1:
+            report.followups_sent_once += 1
+        elif followup.status == "sent" and copies > 1 and followup.channel in ("telegram", "email"):
+            report.followups_duplicated += 1  # the window of a platform that can't be asked (counted above)
+            report.notes.append(f"follow-up {followup.id}: {copies} copies on {followup.channel}")
+        else:
+            report.followups_problems.append(
+                f"follow-up {followup.id}: {followup.status} ({followup.last_error}), outbox "
+                f"{followup.outbox_id} {followup.sent}, {copies} cop{'y' if copies == 1 else 'ies'} on "
+                f"{followup.channel}"
+            )
 
 
 def bucket_quantile(metrics: str, name: str, share: float) -> float | None:
@@ -959,7 +1016,10 @@ def render(report: SoakReport) -> None:
             for event in report.kills
             if event["what"] != "worker"
         ],
-        f"follow-ups due {report.followups_due}, sent once {report.followups_sent_once}",
+        f"follow-ups scheduled {report.followups_scheduled} (replaced before going out "
+        f"{report.followups_replaced}), due {report.followups_due}, sent once {report.followups_sent_once}, "
+        f"twice+ {report.followups_duplicated}; "
+        f"worst due->queued {report.followup_max_queue_seconds:.1f} s",
         f"web chat: p50 {_percentile(latencies, 0.5) * 1000:.0f} ms, "
         f"p99 {_percentile(latencies, 0.99) * 1000:.0f} ms over {len(latencies)} answers; "
         f"{report.webchat_failed_attempts} attempts cut off or refused (retried), "

@@ -5,17 +5,24 @@ nothing; the rating they reply is stored on the conversation. The clock is passe
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from bot.crm.db import session_scope
 from bot.crm.models import (
     AuditEvent,
     Contact,
@@ -30,9 +37,11 @@ from bot.crm.models import (
 from bot.delivery.outbox import deliver_due
 from bot.engagement.followups import (
     RESOLUTION_CHECK,
+    cancel_nudges_on_reply,
     in_quiet_hours,
     schedule_followup,
     schedule_resolution_followup,
+    schedule_staff_reminders,
     send_due_followups,
     sync_followup_delivery,
 )
@@ -47,6 +56,7 @@ from channels.webchat import StoredChannel
 from tests.fakes.smtp import LocalSMTP
 from tests.fakes.twitter import FakeX
 
+REPO = Path(__file__).resolve().parents[1]
 BRAND_ID = "1000"
 CUSTOMER_ID = "2001"
 EMAIL = "jane@customer.example"
@@ -418,6 +428,36 @@ def test_staff_are_reminded_of_an_escalated_conversation_nobody_answered(start_b
     assert smtp.mails == [] and len(x.replies_by_brand()) == 1  # nothing to the customer
 
 
+def test_two_workers_sweeping_at_once_remind_staff_of_an_escalated_conversation_once(
+    make_settings, models, pg_url
+):
+    runtime = build_runtime(make_settings(database={"url": pg_url}), models=models)
+    settings = FollowupSettings(staff_reminder_hours=4)
+    try:
+        with session_scope(runtime.engine) as session:
+            contact = Contact()
+            session.add(contact)
+            session.flush()
+            session.add(
+                Conversation(
+                    contact_id=contact.id,
+                    channel="webchat",
+                    thread_id="session-waiting",
+                    state="human",
+                    escalated_at=utcnow() - timedelta(hours=5),
+                )
+            )
+        with session_scope(runtime.engine) as first:  # one worker's sweep, its reminder not committed yet
+            assert len(schedule_staff_reminders(first, settings=settings)) == 1
+            with session_scope(runtime.engine) as second:  # another worker's sweep at the same moment
+                assert schedule_staff_reminders(second, settings=settings) == []
+        with session_scope(runtime.engine) as later:
+            assert schedule_staff_reminders(later, settings=settings) == []
+        assert [(row.channel, row.template) for row in followups(runtime)] == [("staff", "staff_reminder")]
+    finally:
+        runtime.close()
+
+
 class RecordingWebchat(StoredChannel):
     """The web chat, counting what each worker delivers (shared by the workers, like the platform is)."""
 
@@ -431,6 +471,38 @@ class RecordingWebchat(StoredChannel):
         return super().send(message)
 
 
+def resolved_webchat_complaints(engine, count: int) -> list[int]:
+    """`count` web chat complaints, resolved a day ago: their "did that fix it?" follow-ups are due. Returns
+    the conversations' ids."""
+    ids = []
+    with Session(engine) as session:
+        for number in range(count):
+            contact = Contact()
+            session.add(contact)
+            session.flush()
+            conversation = Conversation(
+                contact_id=contact.id, channel="webchat", thread_id=f"session-{number:04d}", state="resolved"
+            )
+            session.add(conversation)
+            session.flush()
+            session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    contact_id=contact.id,
+                    channel="webchat",
+                    external_id=f"in-{number}",
+                    direction="in",
+                    author_kind="customer",
+                    text="my tent leaks",
+                    intent="complaint",
+                )
+            )
+            schedule_resolution_followup(session, conversation, now=utcnow() - timedelta(days=1))
+            ids.append(conversation.id)
+        session.commit()
+    return ids
+
+
 def test_four_workers_on_postgresql_send_every_follow_up_once(make_settings, models, pg_url):
     workers = [build_runtime(make_settings(database={"url": pg_url}), models=models) for _ in range(4)]
     delivered: list[str] = []
@@ -438,33 +510,7 @@ def test_four_workers_on_postgresql_send_every_follow_up_once(make_settings, mod
     for worker in workers:
         worker.channels["webchat"] = RecordingWebchat(delivered, lock)
     try:
-        with Session(workers[0].engine) as session:
-            for number in range(40):
-                contact = Contact()
-                session.add(contact)
-                session.flush()
-                conversation = Conversation(
-                    contact_id=contact.id,
-                    channel="webchat",
-                    thread_id=f"session-{number:04d}",
-                    state="resolved",
-                )
-                session.add(conversation)
-                session.flush()
-                session.add(
-                    Message(
-                        conversation_id=conversation.id,
-                        contact_id=contact.id,
-                        channel="webchat",
-                        external_id=f"in-{number}",
-                        direction="in",
-                        author_kind="customer",
-                        text="my tent leaks",
-                        intent="complaint",
-                    )
-                )
-                schedule_resolution_followup(session, conversation, now=utcnow() - timedelta(days=1))
-            session.commit()
+        resolved_webchat_complaints(workers[0].engine, 40)
         due = utcnow()
         with ThreadPoolExecutor(len(workers)) as pool:
             list(pool.map(lambda worker: [run_followups(worker, due) for _ in range(3)], workers))
@@ -473,6 +519,163 @@ def test_four_workers_on_postgresql_send_every_follow_up_once(make_settings, mod
     finally:
         for worker in workers:
             worker.close()
+
+
+# A worker process that took a due follow-up and is SIGKILLed before it is queued (the policy's wording is
+# rendered inside the transaction that holds the row).
+KILLED_SWEEP = textwrap.dedent(
+    """
+    import sys, time, types
+    from bot.crm.db import create_db_engine
+    from bot.engagement.followups import send_due_followups
+    from bot.runtime.settings import load_settings
+    from channels.webchat import StoredChannel
+
+    class HoldingPolicy:
+        def render(self, template, **_):
+            print("holding a follow-up", flush=True)
+            time.sleep(600)  # SIGKILLed here: the follow-up is taken, not queued yet
+
+    url, data_dir = sys.argv[1], sys.argv[2]
+    quiet = {"quiet_hours_start": "00:00", "quiet_hours_end": "00:00"}
+    settings = load_settings(data={"dir": data_dir}, database={"url": url}, followups=quiet)
+    channels = {"webchat": StoredChannel("webchat")}
+    worker = types.SimpleNamespace(
+        engine=create_db_engine(url), settings=settings, channels=channels, policy=HoldingPolicy()
+    )
+    send_due_followups(worker)
+    """
+)
+
+
+def test_a_worker_killed_while_taking_a_follow_up_leaves_no_claim_and_another_sends_it_once_at_once(
+    make_settings, models, pg_url, tmp_path
+):
+    runtime = build_runtime(make_settings(database={"url": pg_url}), models=models)
+    delivered: list[str] = []
+    runtime.channels["webchat"] = RecordingWebchat(delivered, threading.Lock())
+    try:
+        resolved_webchat_complaints(runtime.engine, 1)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", KILLED_SWEEP, pg_url, str(tmp_path / "killed")],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        try:
+            assert worker.stdout.readline().startswith("holding a follow-up")
+            # While the other worker holds it, this one passes over it at once instead of queueing it too.
+            started = time.monotonic()
+            assert send_due_followups(runtime).queued == []
+            assert time.monotonic() - started < 5
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+        killed_at = time.monotonic()
+
+        # Its claim died with its connection: the next sweep queues the follow-up, no lease to wait out.
+        queued = []
+        while not queued and time.monotonic() - killed_at < 10:
+            queued = send_due_followups(runtime).queued
+        assert len(queued) == 1 and time.monotonic() - killed_at < 10
+        for later in (utcnow(), utcnow() + timedelta(minutes=5)):  # and after any lease would have run out
+            run_followups(runtime, later)
+        assert delivered == [f"followup:{queued[0]}"]
+        (row,) = followups(runtime)
+        assert row.status == "sent" and row.claimed_until is None
+    finally:
+        runtime.close()
+
+
+class GatedPolicy:
+    """The worker's policy, whose wording waits for `gate` (the sweep then holds its follow-up)."""
+
+    def __init__(self, policy) -> None:
+        self.policy, self.holding, self.gate = policy, threading.Event(), threading.Event()
+
+    def render(self, template: str, **values: Any) -> str:
+        self.holding.set()
+        assert self.gate.wait(30)
+        return self.policy.render(template, **values)
+
+
+@pytest.fixture
+def gated_worker(make_settings, models, pg_url) -> Iterator[tuple[Any, list[str]]]:
+    """A worker on PostgreSQL whose follow-up sweep stops, holding its follow-up, until `runtime.policy.gate`
+    is set; and what its web chat delivered."""
+    runtime = build_runtime(make_settings(database={"url": pg_url}), models=models)
+    delivered: list[str] = []
+    runtime.channels["webchat"] = RecordingWebchat(delivered, threading.Lock())
+    runtime.policy = GatedPolicy(runtime.policy)
+    yield runtime, delivered
+    runtime.close()
+
+
+def test_a_follow_up_replaced_while_a_worker_queues_it_is_either_cancelled_or_sent_never_both(
+    gated_worker,
+):
+    runtime, delivered = gated_worker
+    policy = runtime.policy
+    (conversation_id,) = resolved_webchat_complaints(runtime.engine, 1)
+    sweep = threading.Thread(target=send_due_followups, args=(runtime,))
+    sweep.start()
+    assert policy.holding.wait(30)
+
+    def replace() -> None:  # staff schedule a newer "did that fix it?" in the same conversation
+        with session_scope(runtime.engine) as session:
+            conversation = session.get(Conversation, conversation_id)
+            schedule_followup(
+                session, conversation, template=RESOLUTION_CHECK, due_at=utcnow() + timedelta(hours=1)
+            )
+
+    replacing = threading.Thread(target=replace)
+    replacing.start()
+    replacing.join(30)
+    assert not replacing.is_alive()  # it passed over the row the sweep holds instead of waiting for it
+    policy.gate.set()
+    sweep.join(30)
+    run_followups(runtime, utcnow())
+
+    first, newer = followups(runtime)
+    # The sweep had it in hand: it went out, and stays what it is (not "cancelled" with a message sent).
+    assert first.message_id is not None and first.status == "sent", (first.status, first.last_error)
+    assert delivered == [f"followup:{first.id}"]
+    assert newer.status == "pending" and newer.message_id is None
+
+
+def test_a_customer_writing_while_a_worker_queues_their_nudge_does_not_deadlock_with_it(
+    gated_worker,
+):
+    runtime, delivered = gated_worker
+    policy = runtime.policy
+    errors: list[Exception] = []
+
+    def sweep() -> None:
+        try:
+            send_due_followups(runtime)
+        except Exception as error:  # surfaced below
+            errors.append(error)
+
+    (conversation_id,) = resolved_webchat_complaints(runtime.engine, 1)
+    sweeping = threading.Thread(target=sweep)
+    sweeping.start()
+    assert policy.holding.wait(30)
+    # The customer's new message is decided as the pipeline does it: contact and conversation locked, then
+    # their pending nudges cancelled. The sweep, let go, now waits for those locks to queue the nudge.
+    with session_scope(runtime.engine) as session:
+        contact_id = session.get(Conversation, conversation_id).contact_id
+        session.exec(select(Contact).where(Contact.id == contact_id).with_for_update()).one()
+        session.exec(select(Conversation).where(Conversation.id == conversation_id).with_for_update()).one()
+        policy.gate.set()
+        time.sleep(0.5)
+        assert cancel_nudges_on_reply(session, contact_id) == []  # the one in hand goes out
+    sweeping.join(30)
+    run_followups(runtime, utcnow())
+
+    assert errors == [] and not sweeping.is_alive()
+    (row,) = followups(runtime)
+    assert row.status == "sent" and delivered == [f"followup:{row.id}"]
 
 
 def test_the_rating_can_come_back_by_email_and_lands_on_the_x_conversation(start_bot, x, smtp):

@@ -215,6 +215,43 @@ def test_a_worker_that_stops_between_claiming_and_recording_is_covered_by_anothe
     assert sorted(platform.posted) == keys and all(len(p) == 1 for p in platform.posted.values())
 
 
+class CantBeAsked(PlatformChannel):
+    """A platform that can't be asked whether a message went out (Telegram, SMTP): a send that may have
+    reached it can only be sent again."""
+
+    def find_sent(self, message: OutboundMessage) -> str | None:
+        return None
+
+
+def test_a_send_accepted_while_the_database_restarts_is_recorded_once_it_is_back_and_not_sent_again(
+    postgres_server, pg_engine
+):
+    keys = queue_replies(pg_engine, 3, channel="telegram")
+    platform = CantBeAsked("telegram")
+    restarted = threading.Event()
+
+    class DatabaseGoesAway(CantBeAsked):
+        """The database stops just as the platform accepts the first message, and is back 1.5 s later."""
+
+        def send(self, message: OutboundMessage) -> str:
+            external_id = platform.send(message)
+            if not restarted.is_set():
+                restarted.set()
+                postgres_server.stop()
+                threading.Timer(1.5, postgres_server.start).start()
+            return external_id
+
+    report = deliver_due(pg_engine, {"telegram": DatabaseGoesAway("telegram")})
+
+    assert restarted.is_set() and len(report.sent) == 3
+    # Later rounds, after every lease has run out, find nothing to send again.
+    assert deliver_due(pg_engine, {"telegram": platform}, now=utcnow() + timedelta(minutes=5)).sent == []
+    assert sorted(platform.posted) == keys and all(len(p) == 1 for p in platform.posted.values())
+    with Session(pg_engine) as session:
+        rows = session.exec(select(Outbox)).all()
+    assert {(row.status, row.attempts) for row in rows} == {("sent", 1)}
+
+
 KILLED_WORKER = textwrap.dedent(
     """
     import json, sys, time

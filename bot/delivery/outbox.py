@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, event, or_, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
@@ -47,6 +48,9 @@ CLAIM_SECONDS = 15
 # runs (a heartbeat), so a live worker never has its row taken over however slow the platform is, and a
 # killed worker's row in hand is taken over after this (and the platform asked first).
 SEND_LEASE_SECONDS = 15
+# How long a worker keeps trying to record a send the platform accepted while the database is away (a
+# PostgreSQL restart took under a second in the soak; a managed failover takes tens of seconds).
+RECORD_RETRY_SECONDS = 60
 # The most earlier message ids a reply carries (an e-mail's References; long threads are trimmed).
 MAX_REFERENCES = 20
 
@@ -266,7 +270,11 @@ def deliver_due(
                 maybe_sent=True,
             )
             continue
-        _record_sent(engine, row.id, external_id)
+        try:
+            _record_sent(engine, row.id, external_id)
+        except OperationalError:  # the platform has it and the database went away: record it once back
+            with _heartbeat(engine, row, lease_until, every=send_seconds / 3):
+                _record_sent_retrying(engine, row.id, external_id)
         report.sent.append(row.id)
     return report
 
@@ -330,8 +338,28 @@ def _record_sent(engine: Engine, outbox_id: int, external_id: str) -> None:
         message = session.get(Message, row.message_id)
         conversation = session.get(Conversation, message.conversation_id)
         _mark_sent(row, message, conversation, external_id)
-        MESSAGES_OUT.labels(row.channel).inc()
+        counted = MESSAGES_OUT.labels(row.channel)  # once committed: a failed commit is recorded again
+        event.listen(session, "after_commit", lambda _session: counted.inc(), once=True)
         session.add_all([row, message, conversation])
+
+
+def _record_sent_retrying(engine: Engine, outbox_id: int, external_id: str) -> None:
+    """Record a send the platform accepted. While the database is away (a restart, a failover) keep trying
+    for up to RECORD_RETRY_SECONDS, the row's lease renewed meanwhile, rather than leave the row to another
+    worker, which would have to ask the platform (or, on Telegram and SMTP, which can't be asked, send it
+    again)."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    pause = 0.1
+    while True:
+        log.warning("outbox row %s was sent; the database is away, recording it in %.1f s", outbox_id, pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+        try:
+            _record_sent(engine, outbox_id, external_id)
+            return
+        except OperationalError:
+            if time.monotonic() + pause > deadline:
+                raise
 
 
 def _record_failure(

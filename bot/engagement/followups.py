@@ -11,10 +11,11 @@ failed, `attempts`). They are made by policy:
   conversation is raised to urgent and the reminder audited; it is cancelled if staff answered meanwhile);
 - staff, by hand (the staff API).
 
-`send_due_followups` (an APScheduler job, and once at start so nothing missed while down is lost) claims due
-rows one by one with a conditional update (plus `FOR UPDATE SKIP LOCKED` on PostgreSQL), so any number of
-workers may run it, and queues each in the outbox with the idempotency key `followup:<id>`: a follow-up is
-queued once and the outbox sends it once, retrying with backoff and marking it failed for staff to see.
+`send_due_followups` (an APScheduler job, and once at start so nothing missed while down is lost) takes due
+rows one by one, each in one transaction that locks it (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's
+write lock) and queues it in the outbox with the idempotency key `followup:<id>`, so any number of workers
+may run it and a killed worker leaves no claim behind (its transaction dies with its connection): a follow-up
+is queued once and the outbox sends it once, retrying with backoff and marking it failed for staff to see.
 `sync_followup_delivery` copies the outbox's outcome back onto the row. Quiet hours postpone customer
 follow-ups; an opted-out contact gets none; a customer's new message cancels pending "did that fix it?" rows.
 The clock is a parameter (`now`) everywhere, so tests move time instead of sleeping.
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, and_, or_, text
 from sqlmodel import Session, select
 
 from bot.crm.audit import audit
@@ -51,6 +52,7 @@ from bot.crm.models import (
 )
 from bot.delivery.outbox import enqueue
 from bot.runtime.container import Runtime
+from bot.runtime.leadership import lock_key
 from bot.runtime.settings import FollowupSettings, Settings
 
 if TYPE_CHECKING:
@@ -93,7 +95,6 @@ NUDGES_CANCELLED_BY_REPLY = (RESOLUTION_CHECK,)
 # Channels where the brand may write first: web chat (seen on return), Telegram private chats (the user
 # started the bot), Slack DMs, X only as a reply in the customer's thread, e-mail.
 PROACTIVE_CHANNELS = ("webchat", "telegram", "slack", "twitter", "email")
-CLAIM_SECONDS = 120
 X_MAX_CHARS = 280
 UNSUBSCRIBE_SALT = "socialbot.unsubscribe"
 
@@ -180,14 +181,7 @@ def record_bounce(engine: Engine, bounce: Bounce) -> None:
 def _cancel_followups_to(session: Session, contact_id: int, address: str) -> list[int]:
     """Cancel the contact's pending e-mail follow-ups that would go to `address`; return their ids."""
     cancelled = []
-    for row in session.exec(
-        select(FollowUp).where(
-            FollowUp.contact_id == contact_id,
-            FollowUp.channel == "email",
-            FollowUp.status == FollowUpStatus.PENDING.value,
-            FollowUp.message_id.is_(None),
-        )
-    ).all():
+    for row in _pending_locked(session, FollowUp.contact_id == contact_id, FollowUp.channel == "email"):
         conversation = session.get(Conversation, row.conversation_id)
         if conversation.channel == "email":
             target = conversation.thread_id
@@ -263,15 +257,12 @@ def schedule_followup(
             f"no channel reaches the customer of conversation {conversation.id}: {conversation.channel} "
             "does not allow the brand to write first there and they have no verified e-mail address"
         )
-    for old in session.exec(
-        select(FollowUp).where(
-            FollowUp.conversation_id == conversation.id,
-            FollowUp.template == template,
-            FollowUp.status == FollowUpStatus.PENDING.value,
-            FollowUp.message_id.is_(None),
-            FollowUp.channel.in_(targets),
-        )
-    ).all():
+    for old in _pending_locked(
+        session,
+        FollowUp.conversation_id == conversation.id,
+        FollowUp.template == template,
+        FollowUp.channel.in_(targets),
+    ):
         old.status, old.last_error = FollowUpStatus.CANCELLED.value, "replaced by a newer follow-up"
         session.add(old)
     rows = []
@@ -299,6 +290,22 @@ def schedule_followup(
             )
         rows.append(row)
     return rows
+
+
+def _pending_locked(session: Session, *where: Any) -> list[FollowUp]:
+    """The pending follow-ups matching `where` that are not queued yet, locked for this transaction, for
+    cancelling or replacing them. One a sweep holds at this moment is left out: it is being queued and goes
+    out (cancelling it here would hide a message that is sent). Passing over it rather than waiting also
+    keeps this transaction, which may hold its contact and conversation (a customer's message being
+    decided), from waiting on a sweep that waits on them to queue its message: a deadlock."""
+    return list(
+        session.exec(
+            select(FollowUp)
+            .where(FollowUp.status == FollowUpStatus.PENDING.value, FollowUp.message_id.is_(None), *where)
+            .order_by(FollowUp.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
 
 
 def _was_complaint(session: Session, conversation: Conversation) -> bool:
@@ -381,6 +388,8 @@ def schedule_staff_reminders(
     ).all()
     made = []
     for conversation in waiting:
+        if not _reminding_alone(session, conversation.id):
+            continue
         if _staff_answered_since(session, conversation.id, conversation.escalated_at):
             continue
         already = session.exec(
@@ -395,6 +404,17 @@ def schedule_staff_reminders(
                 session, conversation, template=STAFF_REMINDER, due_at=now, channels=[STAFF_CHANNEL]
             )
     return made
+
+
+def _reminding_alone(session: Session, conversation_id: int) -> bool:
+    """Whether this transaction may make the conversation's staff reminder: every worker's sweep runs
+    `schedule_staff_reminders`, and one reminding staff of it right now (not committed yet) is left to it.
+    On PostgreSQL an advisory lock held to the end of the transaction (not a row lock: the sweep must not
+    hold the conversation while a customer's message being decided waits for it); SQLite runs one writer."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = lock_key(f"staff-reminder:{conversation_id}")
+    return bool(session.exec(text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=key)).scalar())
 
 
 def _staff_answered_since(session: Session, conversation_id: int, since: datetime) -> bool:
@@ -416,9 +436,13 @@ def cancel_followup(session: Session, followup_id: int, *, staff_id: int | None 
     Raises:
         FollowupError: no such follow-up, or it was queued or finished already.
     """
-    row = session.get(FollowUp, followup_id)
+    row = session.exec(
+        select(FollowUp).where(FollowUp.id == followup_id).with_for_update(skip_locked=True)
+    ).first()
     if row is None:
-        raise FollowupError(f"follow-up {followup_id} does not exist")
+        if session.get(FollowUp, followup_id) is None:
+            raise FollowupError(f"follow-up {followup_id} does not exist")
+        raise FollowupError(f"follow-up {followup_id} is being queued to go out now and can't be cancelled")
     if row.status != FollowUpStatus.PENDING or row.message_id is not None:
         raise FollowupError(f"follow-up {followup_id} is {row.status} already and can't be cancelled")
     row.status, row.last_error = FollowUpStatus.CANCELLED.value, "cancelled by staff"
@@ -437,14 +461,9 @@ def cancel_followup(session: Session, followup_id: int, *, staff_id: int | None 
 
 def cancel_nudges_on_reply(session: Session, contact_id: int) -> list[int]:
     """The customer wrote again: pending "did that fix it?" follow-ups no longer make sense."""
-    rows = session.exec(
-        select(FollowUp).where(
-            FollowUp.contact_id == contact_id,
-            FollowUp.status == FollowUpStatus.PENDING.value,
-            FollowUp.message_id.is_(None),
-            FollowUp.template.in_(NUDGES_CANCELLED_BY_REPLY),
-        )
-    ).all()
+    rows = _pending_locked(
+        session, FollowUp.contact_id == contact_id, FollowUp.template.in_(NUDGES_CANCELLED_BY_REPLY)
+    )
     for row in rows:
         row.status, row.last_error = FollowUpStatus.CANCELLED.value, "the customer wrote again"
         session.add(row)
@@ -506,39 +525,41 @@ def in_quiet_hours(now: datetime, settings: FollowupSettings) -> datetime | None
     return datetime.combine(end_day, end, tzinfo=zone).astimezone(now.tzinfo)
 
 
-def _claim_due(engine: Engine, now: datetime, limit: int) -> list[int]:
-    with session_scope(engine) as session:
-        query = (
-            select(FollowUp.id)
-            .where(
-                FollowUp.status == FollowUpStatus.PENDING.value,
-                FollowUp.message_id.is_(None),
-                FollowUp.due_at <= now,
-                or_(FollowUp.claimed_until.is_(None), FollowUp.claimed_until < now),
-            )
-            .order_by(FollowUp.due_at, FollowUp.id)
-            .limit(limit)
+def _due_ids(engine: Engine, now: datetime, limit: int) -> list[int]:
+    """The ids of due follow-ups no worker is queueing right now (a read: nothing is claimed by it)."""
+    with session_scope(engine, read_only=True) as session:
+        return list(
+            session.exec(
+                select(FollowUp.id)
+                .where(_still_due(now), FollowUp.due_at <= now)
+                .order_by(FollowUp.due_at, FollowUp.id)
+                .limit(limit)
+            ).all()
         )
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        candidates = list(session.exec(query).all())
-    claimed = []
-    for followup_id in candidates:
-        # The conditional update is the claim: exactly one worker's update matches (SQLite and PostgreSQL).
-        with session_scope(engine) as session:
-            result = session.exec(
-                update(FollowUp)
-                .where(
-                    FollowUp.id == followup_id,
-                    FollowUp.status == FollowUpStatus.PENDING.value,
-                    FollowUp.message_id.is_(None),
-                    or_(FollowUp.claimed_until.is_(None), FollowUp.claimed_until < now),
-                )
-                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-            )
-            if result.rowcount == 1:
-                claimed.append(followup_id)
-    return claimed
+
+
+def _still_due(now: datetime) -> Any:
+    """Pending, not queued yet, and not under the timed claim of a worker of an older version."""
+    return and_(
+        FollowUp.status == FollowUpStatus.PENDING.value,
+        FollowUp.message_id.is_(None),
+        or_(FollowUp.claimed_until.is_(None), FollowUp.claimed_until < now),
+    )
+
+
+def _take(session: Session, followup_id: int, now: datetime) -> FollowUp | None:
+    """The follow-up, locked for this transaction if it is still due and no other worker holds it; else None.
+
+    The claim is the transaction itself: the row stays locked (PostgreSQL: `FOR UPDATE SKIP LOCKED`, other
+    workers pass over it; SQLite: every write transaction holds the database's write lock) until the row is
+    queued in the outbox, cancelled or postponed and committed. A worker killed in between holds nothing
+    afterwards: its connection closes, its transaction is rolled back and the next sweep takes the row.
+    Cancelling (staff, a newer follow-up, the customer's reply) locks the row too, so it either comes first
+    (the row is no longer pending here) or passes over the row this sweep holds (`_pending_locked`).
+    """
+    return session.exec(
+        select(FollowUp).where(FollowUp.id == followup_id, _still_due(now)).with_for_update(skip_locked=True)
+    ).first()
 
 
 def email_conversation(session: Session, contact_id: int, address: str) -> Conversation:
@@ -593,9 +614,12 @@ def _give_up(session: Session, row: FollowUp, why: str, report: FollowupReport) 
 
 
 def _process(runtime: Runtime, followup_id: int, now: datetime, report: FollowupReport) -> None:
+    """Queue, cancel or postpone one due follow-up, in one transaction that holds it (`_take`)."""
     settings = runtime.settings.followups
     with session_scope(runtime.engine) as session:
-        row = session.get(FollowUp, followup_id)
+        row = _take(session, followup_id, now)
+        if row is None:  # another worker has it in hand, or it was queued or cancelled meanwhile
+            return
         conversation = session.get(Conversation, row.conversation_id)
         contact = session.get(Contact, row.contact_id)
         if row.channel == STAFF_CHANNEL:
@@ -688,7 +712,7 @@ def send_due_followups(runtime: Runtime, *, now: datetime | None = None, limit: 
     report = FollowupReport()
     with session_scope(runtime.engine) as session:
         schedule_staff_reminders(session, settings=runtime.settings.followups, now=now)
-    for followup_id in _claim_due(runtime.engine, now, limit):
+    for followup_id in _due_ids(runtime.engine, now, limit):
         _process(runtime, followup_id, now, report)
     if report.queued or report.failed:
         log.info("follow-ups: %d queued, %d failed", len(report.queued), len(report.failed))
@@ -778,14 +802,7 @@ def unsubscribe(session: Session, address: str) -> int | None:
             actor_kind="customer",
             details={"via": "email unsubscribe link"},
         )
-    for row in session.exec(
-        select(FollowUp).where(
-            FollowUp.contact_id == contact.id,
-            FollowUp.status == FollowUpStatus.PENDING.value,
-            FollowUp.message_id.is_(None),
-            FollowUp.channel != STAFF_CHANNEL,
-        )
-    ).all():
+    for row in _pending_locked(session, FollowUp.contact_id == contact.id, FollowUp.channel != STAFF_CHANNEL):
         row.status, row.last_error = FollowUpStatus.CANCELLED.value, "the contact opted out"
         session.add(row)
     return contact.id
