@@ -1,5 +1,5 @@
-"""`socialbot intents classify | train | eval | import-corrections`: the understanding heads from the command
-line."""
+"""`socialbot intents classify | train [--from-crm] | eval | import-corrections | heads list|rollback`: the
+understanding heads from the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import clear_errors, settings_for
+from bot.cli.common import clear_errors, fail, settings_for
 from intents.encoder import Encoder, EncoderLoadError, load_encoder
 from intents.heads import HeadsError
 from intents.io import InputFileError
@@ -94,12 +94,29 @@ def classify(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")],
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")
+    ] = None,
+    from_crm: Annotated[
+        bool,
+        typer.Option(
+            "--from-crm",
+            help="Retrain the corrected heads on the brand's corrections and install them if better on a "
+            "held-out fifth of those corrections.",
+        ),
+    ] = False,
     head: Annotated[HeadName, typer.Option("--head", help="Which head to train.")] = HeadName.intent,
     out: Annotated[Path, typer.Option("--out", help="Folder to write the heads to.")] = Path("intents-heads"),
     threads: ThreadsOption = None,
 ) -> None:
-    """Train one head on a labelled CSV; the folder written can be set as [intents] heads_dir."""
+    """Train one head on a labelled CSV (the folder written can be set as [intents] heads_dir), or, with
+    --from-crm, learn from the brand's corrections (a new version of the heads, `intents heads` to list)."""
+    if from_crm:
+        _train_from_crm(ctx, threads)
+        return
+    if data is None:
+        raise fail("give --data FILE.csv, or --from-crm to learn from the brand's corrections")
     from intents.io import read_labelled_csv
     from intents.service import train_file
 
@@ -114,6 +131,77 @@ def train(
         + (f" (thresholds: {thresholds})" if thresholds else ""),
         err=True,
     )
+
+
+def _versions(ctx: typer.Context):
+    """The learning loop's versions of the heads, or a clear error when [intents] heads_dir pins a folder."""
+    from bot.runtime.analysis import head_versions
+
+    settings = settings_for(ctx)
+    versions = head_versions(settings)
+    if versions is None:
+        raise fail(
+            f"[intents] heads_dir pins the heads to {settings.intents.heads_dir}; empty it to use the "
+            "learning loop's versions"
+        )
+    return settings, versions
+
+
+def _train_from_crm(ctx: typer.Context, threads: int | None) -> None:
+    from bot.cli.common import open_database
+    from bot.insights.learning import LearningError, train_from_crm
+
+    settings, versions = _versions(ctx)
+    with clear_errors(LearningError, HeadsError, EncoderLoadError):
+        engine = open_database(settings)
+        try:
+            report = train_from_crm(engine, versions, load_encoder(threads=threads or None))
+        finally:
+            engine.dispose()
+    for line in report.lines():
+        typer.echo(line)
+
+
+heads_app = typer.Typer(
+    help="The versions of the heads `train --from-crm` installed: list them, roll back.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(heads_app, name="heads")
+
+
+@heads_app.command("list")
+def heads_list(ctx: typer.Context) -> None:
+    """One line per version, oldest first; the active one is marked with *."""
+    _, versions = _versions(ctx)
+    current = versions.current()
+    for version in ["shipped", *versions.versions()]:
+        manifest = versions.manifest(version)
+        if manifest:
+            figures = "; ".join(
+                f"{head} {h['before']:.3f} -> {h['after']:.3f} ({h['train']}+{h['held_out']} corrections)"
+                for head, h in manifest["heads"].items()
+                if h["installed"]
+            )
+            about = f"{manifest['created_at']}, on {manifest['base']}: {figures}"
+        else:
+            about = "the heads shipped with socialbot"
+        typer.echo(f"{'*' if version == current else ' '} {version}  {about}")
+
+
+@heads_app.command("rollback")
+def heads_rollback(
+    ctx: typer.Context,
+    version: Annotated[
+        str | None, typer.Argument(help="Version to make active (default: the one before the active one).")
+    ] = None,
+) -> None:
+    """Make an earlier version of the heads active (workers load it at their next knowledge refresh)."""
+    _, versions = _versions(ctx)
+    with clear_errors(HeadsError):
+        was = versions.current()
+        now = versions.rollback(version)
+    typer.echo(f"heads {now} active (was {was})")
 
 
 @app.command("eval")

@@ -19,11 +19,12 @@ import numpy as np
 from bot.runtime.batching import MicroBatcher
 from bot.runtime.languages import detect_language
 from bot.runtime.settings import Settings
-from intents import Understander, Understanding
+from intents import HeadsError, Understander, Understanding
 from intents.encoder import Encoder, load_encoder
+from intents.versions import HeadVersions
 from knowledge import Answer, KnowledgeBase
 
-__all__ = ["Analysis", "Models", "load_models", "sample_knowledge_dir"]
+__all__ = ["Analysis", "Models", "head_versions", "load_models", "sample_knowledge_dir"]
 
 log = logging.getLogger("socialbot")
 
@@ -115,6 +116,9 @@ class Models:
     # default.
     languages: tuple[str, ...] = ()
     default_language: str = "en"
+    # The learning loop's versions of the heads and the one loaded (None: [intents] heads_dir pins the heads).
+    heads: HeadVersions | None = None
+    heads_version: str = ""
     _last_refresh: float = field(default_factory=time.monotonic)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
     batcher: MicroBatcher = field(init=False)
@@ -127,7 +131,7 @@ class Models:
     def analyse(self, text: str) -> Analysis:
         """Understand `text` and find its best article, with a single encoder pass (shared with the other
         messages being analysed at the same moment)."""
-        self._maybe_refresh_knowledge()
+        self._maybe_refresh()
         embedding: np.ndarray = self.batcher.encode(text)
         language = detect_language(text, self.languages, default=self.default_language)
         understanding = self.understander.understand(text, embedding)
@@ -166,7 +170,19 @@ class Models:
         )
         return tuple(word for weight, word in weights[:top] if weight >= ABUSE_WORD_MIN_WEIGHT)
 
-    def _maybe_refresh_knowledge(self) -> None:
+    def refresh_heads(self) -> bool:
+        """Load the heads version the learning loop made active, if it is not the one loaded (True then)."""
+        if self.heads is None or self.heads.current() == self.heads_version:
+            return False
+        version = self.heads.current()
+        self.understander = Understander.load(self.heads.folder(version))
+        log.info("heads %s loaded (were %s)", version, self.heads_version)
+        self.heads_version = version
+        return True
+
+    def _maybe_refresh(self) -> None:
+        """Every `refresh_seconds`: reload the knowledge base if its articles changed, and the heads if
+        another version was made active."""
         if not self.refresh_seconds or time.monotonic() - self._last_refresh < self.refresh_seconds:
             return
         if not self._refresh_lock.acquire(blocking=False):
@@ -175,6 +191,10 @@ class Models:
             self._last_refresh = time.monotonic()
             if self.knowledge.refresh():
                 log.info("knowledge base reloaded: %d articles", len(self.knowledge.articles))
+            try:
+                self.refresh_heads()
+            except HeadsError as error:  # a broken version must not stop the worker: it keeps its heads
+                log.error("heads not reloaded: %s", error)
         finally:
             self._refresh_lock.release()
 
@@ -192,7 +212,9 @@ def load_models(settings: Settings) -> Models:
         cache_dir=settings.data.onnx_cache_dir,
         threads=settings.intents.threads or None,
     )
-    understander = Understander.load(settings.intents.heads_dir)
+    heads = head_versions(settings)
+    heads_version = heads.current() if heads else ""
+    understander = Understander.load(heads.folder(heads_version) if heads else settings.intents.heads_dir)
     knowledge_dir = settings.knowledge.dir or sample_knowledge_dir()
     knowledge = KnowledgeBase.build(
         knowledge_dir,
@@ -218,4 +240,11 @@ def load_models(settings: Settings) -> Models:
         batch_wait_ms=settings.intents.batch_wait_ms,
         languages=(settings.brand.default_language, *settings.languages.supported),
         default_language=settings.brand.default_language,
+        heads=heads,
+        heads_version=heads_version,
     )
+
+
+def head_versions(settings: Settings) -> HeadVersions | None:
+    """The learning loop's versions of the heads, or None when `[intents] heads_dir` pins a folder."""
+    return None if settings.intents.heads_dir else HeadVersions(settings.data.heads_versions_dir)

@@ -149,9 +149,15 @@ class DataSettings(_Section):
         """Where the ONNX exports of the encoder are kept."""
         return self.dir / "cache" / "onnx"
 
+    @property
+    def heads_versions_dir(self) -> Path:
+        """Where `socialbot intents train --from-crm` installs versions of the heads (intents/versions.py)."""
+        return self.dir / "heads"
+
 
 class IntentsSettings(_Section):
-    # Folder of heads from `socialbot intents train --out DIR`; empty = the heads shipped in the package.
+    # Folder of heads from `socialbot intents train --out DIR`, pinned; empty = the version the learning loop
+    # made active (`socialbot intents heads list`), else the heads shipped in the package.
     heads_dir: Path | None = None
     # Threads for one encoder call (torch or ONNX Runtime); 0 = one per core.
     threads: int = Field(default=0, ge=0)
