@@ -93,17 +93,18 @@ class FakeX:
         created_at: str | None = None,
     ) -> dict:
         """Publish a post by `author_id` (registering the user) and return it as the API shows it."""
-        with self._lock:
+        with self._lock:  # requests arrive on many threads: the users table changes under a reader otherwise
             self._next_id += 1
             tweet_id = str(self._next_id)
-        self.users.setdefault(
-            author_id,
-            {"id": author_id, "username": username or f"user{author_id}", "name": f"User {author_id}"},
-        )
+            self.users.setdefault(
+                author_id,
+                {"id": author_id, "username": username or f"user{author_id}", "name": f"User {author_id}"},
+            )
+            users = list(self.users.values())
         mentions = [
             {"start": m.start(), "end": m.end(), "username": m.group(1), "id": user["id"]}
             for m in re.finditer(r"@(\w+)", text)
-            for user in self.users.values()
+            for user in users
             if user["username"].lower() == m.group(1).lower()
         ]
         tweet: dict[str, Any] = {
