@@ -161,10 +161,10 @@ class IntentsSettings(_Section):
     heads_dir: Path | None = None
     # Threads for one encoder call (torch or ONNX Runtime); 0 = one per core.
     threads: int = Field(default=0, ge=0)
-    # "onnx" (the default: the same weights exported to ONNX with 8-bit weights; the heads decide as with
-    # torch on ~99 % of messages, at a fraction of its time and memory), "onnx-fp32" (the export unquantised:
-    # torch's decisions) or "torch" (the reference, fp32). Exported once into <data dir>/cache/onnx on first
-    # start, or ahead of time with `socialbot intents export-onnx [--precision fp32]`.
+    # "onnx" (the default, shipped in intents/model: the weights exported to ONNX with 8-bit weights, the
+    # vectors the heads are trained on), "onnx-fp32" (the export unquantised: torch's vectors; exported once
+    # into <data dir>/cache/onnx on first start) or "torch" (the reference, fp32); the last two need the
+    # train extra (PyTorch).
     backend: Literal["torch", "onnx", "onnx-fp32"] = "onnx"
     # Messages analysed at the same moment are encoded in one batch of at most batch_max: those that queued
     # while the previous batch was encoded, plus any arriving within batch_wait_ms (0: no waiting, the
