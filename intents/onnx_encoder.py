@@ -3,9 +3,9 @@
 The product ships the encoder exported and quantised (`intents/model/`, ~25 MB): the packaged
 all-MiniLM-L6-v2 weights exported with `torch.onnx.export` (dynamic batch and sequence axes) by `socialbot
 intents export-onnx`, a maintainers' command that needs the train extra (torch, transformers, the weights
-package). At run time only
-the fast tokenizer (`tokenizers`, its file shipped beside the model) and an `onnxruntime.InferenceSession` are
-used; pooling and normalisation are the torch path's (mean over the attention mask, then L2), in numpy.
+package). At run time only the fast tokenizer (`tokenizers`, its file shipped beside the model) and an
+`onnxruntime.InferenceSession` are used; pooling and normalisation are the torch path's (mean over the
+attention mask, then L2), in numpy.
 
 Quantisation: every weight matrix to 8 bits in blocks of 32 values with a scale each (ONNX Runtime's
 `MatMulNBits`), computed with int8 activations quantised per row and block at run time (`accuracy_level`
@@ -75,9 +75,7 @@ def _weights_digest(model_path: Path) -> str:
         if not file.exists():
             raise EncoderLoadError(f"cannot export the encoder: {file} is missing")
         digest.update(name.encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        _hash_file(digest, file)
     return digest.hexdigest()[:12]
 
 
@@ -298,9 +296,6 @@ class OnnxSentenceEncoder:
         Raises:
             EncoderLoadError: a model file is missing or unreadable, or the fp32 export fails.
         """
-        import onnxruntime
-        from tokenizers import Tokenizer
-
         _recipe(precision)
         if precision == "int8":
             onnx_path, tokenizer_path = SHIPPED_MODEL, SHIPPED_TOKENIZER
@@ -318,6 +313,26 @@ class OnnxSentenceEncoder:
             onnx_path = ensure_exported(cache_dir, model_path, precision=precision)
             tokenizer_path = model_path / "tokenizer.json"
             name = f"{_weights_fingerprint(model_path)}:onnx-{_recipe(precision)}"
+        return cls.from_files(onnx_path, tokenizer_path, name=name, threads=threads, max_length=max_length)
+
+    @classmethod
+    def from_files(
+        cls,
+        onnx_path: Path,
+        tokenizer_path: Path,
+        *,
+        name: str,
+        threads: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> OnnxSentenceEncoder:
+        """An encoder over one exported model file and its tokenizer file (what `load` finds for a precision).
+
+        Raises:
+            EncoderLoadError: a file is unreadable or not a model.
+        """
+        import onnxruntime
+        from tokenizers import Tokenizer
+
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -361,10 +376,15 @@ class OnnxSentenceEncoder:
         return vectors
 
 
-def _file_digest(path: Path) -> str:
-    """sha256 of a file, hex."""
-    digest = hashlib.sha256()
+def _hash_file(digest, path: Path) -> None:
+    """Feed a file's bytes to `digest` (a hashlib object), a megabyte at a time."""
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, hex."""
+    digest = hashlib.sha256()
+    _hash_file(digest, path)
     return digest.hexdigest()

@@ -19,13 +19,7 @@ import pytest
 
 from intents import Understander
 from intents.corpus import own_examples
-from intents.encoder import (
-    DEFAULT_MAX_LENGTH,
-    EncoderLoadError,
-    SentenceEncoder,
-    default_model_path,
-    load_encoder,
-)
+from intents.encoder import EncoderLoadError, SentenceEncoder, default_model_path, load_encoder
 from intents.onnx_encoder import (
     SHIPPED_MODEL,
     SHIPPED_TOKENIZER,
@@ -99,15 +93,8 @@ def test_the_shipped_model_is_what_export_onnx_builds_from_the_packaged_weights(
 ) -> None:
     """Rebuilt from the packaged weights, the model computes the shipped model's vectors (the file's bytes may
     differ with the exporter's version; on the versions the suite installs they are identical)."""
-    import onnxruntime
-    from tokenizers import Tokenizer
-
     rebuilt = export_onnx_model(tmp_path / "int8.onnx", precision="int8")
-    tokenizer = Tokenizer.from_file(str(SHIPPED_TOKENIZER))
-    tokenizer.enable_truncation(max_length=DEFAULT_MAX_LENGTH)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-    session = onnxruntime.InferenceSession(str(rebuilt), providers=["CPUExecutionProvider"])
-    again = OnnxSentenceEncoder(session, tokenizer, name="rebuilt", dim=384)
+    again = OnnxSentenceEncoder.from_files(rebuilt, SHIPPED_TOKENIZER, name="rebuilt")
     texts = [row["text"] for row in own_examples()][:200] + EDGE_CASES
     cosine = (again.encode(texts) * onnx_encoder.encode(texts)).sum(axis=1)
     assert cosine.min() >= 0.99999, "rebuild with: socialbot intents export-onnx --precision int8"

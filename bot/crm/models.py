@@ -53,12 +53,18 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookEvent",
     "utcnow",
+    "as_utc",
 ]
 
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC (the convention of every timestamp column)."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timestamp read back from the database, timezone-aware (SQLite gives naive datetimes, stored UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class LadderStage(StrEnum):

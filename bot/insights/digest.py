@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.crm.audit import audit
 from bot.crm.db import session_scope
-from bot.crm.models import DigestRun, utcnow
+from bot.crm.models import DigestRun, as_utc, utcnow
 from bot.insights.dashboard import dashboard_data
 from bot.insights.ideas import IdeaView, list_ideas
 from bot.runtime.settings import Settings
@@ -572,7 +572,7 @@ def _claim(engine: Engine, week: str, now: datetime) -> bool:
     """Take the week's digest for this worker: insert its row, or retake a stale unsent one."""
     with session_scope(engine, read_only=True) as session:
         run = session.get(DigestRun, week)
-    if run is not None and (run.sent_at is not None or _aware(run.claimed_at) >= now - RECLAIM_AFTER):
+    if run is not None and (run.sent_at is not None or as_utc(run.claimed_at) >= now - RECLAIM_AFTER):
         return False  # the usual answer, read without a failed insert in the database's log
     try:
         with session_scope(engine) as session:
@@ -591,10 +591,6 @@ def _claim(engine: Engine, week: str, now: datetime) -> bool:
             .values(claimed_at=now, attempts=DigestRun.attempts + 1)
         )
         return retaken.rowcount == 1
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _finish(engine: Engine, week: str, **values: Any) -> None:

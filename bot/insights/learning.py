@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
+from bot.crm.db import session_scope
 from bot.crm.models import Correction, Message
 from intents.corpus import OWN_WEIGHT, training_rows
 from intents.embedding_cache import embed_cached
@@ -60,7 +61,7 @@ def _label(aspect: str, value: str) -> str:
 
 def brand_examples(engine: Engine) -> dict[str, list[tuple[str, str]]]:
     """The corrections as (text, label) per head, in a stable order (by text)."""
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         rows = session.exec(
             select(Correction.aspect, Correction.value, Correction.text, Message.text)
             .join(Message, Correction.message_id == Message.id, isouter=True)

@@ -28,6 +28,7 @@ from bot.crm.models import (
     Direction,
     Message,
     Staff,
+    as_utc,
 )
 
 __all__ = [
@@ -296,19 +297,15 @@ def _response_times(session: Session, messages: list[Any]) -> dict[int, float]:
         ).all()
         created = {m.id: m.created_at for m in messages}
         for parent_id, replied_at in first_reply:
-            times[parent_id] = (_aware(replied_at) - created[parent_id]).total_seconds()
+            times[parent_id] = (as_utc(replied_at) - created[parent_id]).total_seconds()
     if parent_ids:
         parents = dict(
             session.exec(select(Message.id, Message.created_at).where(Message.id.in_(parent_ids))).all()
         )
         for m in messages:
             if m.reply_to_id in parents:
-                times[m.id] = (m.created_at - _aware(parents[m.reply_to_id])).total_seconds()
+                times[m.id] = (m.created_at - as_utc(parents[m.reply_to_id])).total_seconds()
     return times
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def response_log(
@@ -437,12 +434,12 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     """Seconds from `start` to `end` (to a tenth), or None when either is missing."""
     if start is None or end is None:
         return None
-    return round((_aware(end) - _aware(start)).total_seconds(), 1)
+    return round((as_utc(end) - as_utc(start)).total_seconds(), 1)
 
 
 def iso_text(moment: datetime | None) -> str:
     """`moment` as ISO 8601 text in UTC, or "" for none (a CSV cell)."""
-    return _aware(moment).isoformat() if moment is not None else ""
+    return as_utc(moment).isoformat() if moment is not None else ""
 
 
 def csv_row(record: list[Any]) -> list[Any]:
@@ -481,7 +478,7 @@ def iter_message_records(
         yield [
             [
                 m.id,
-                _aware(m.created_at),
+                as_utc(m.created_at),
                 m.channel,
                 m.conversation_id,
                 m.state,
@@ -558,7 +555,7 @@ def iter_conversation_records(
                 c.channel,
                 c.contact_id,
                 contact_name or None,
-                _aware(c.opened_at),
+                as_utc(c.opened_at),
                 c.state,
                 c.escalated_at is not None,
                 seconds_between(c.opened_at, c.first_response_at),
