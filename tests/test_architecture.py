@@ -34,3 +34,17 @@ def test_the_chain_on_the_readme_is_the_chain_in_the_code():
     start = next(i for i, line in enumerate(lines) if "decide (bot/pipeline/chain.py)" in line)
     drawn = " -> ".join(lines[start + 1 : start + 3]).replace("then the reviews:", "")
     assert [name.strip() for name in drawn.split("->")] == [step.name for step in STEPS]
+
+
+def test_sessions_are_opened_one_way():
+    """`session_scope` (bot/crm/db.py) is the one way to open a database session: a bare `Session(engine)`
+    would skip its commit-or-rollback and, for a read, take SQLite's write lock (issue 19)."""
+    bare = re.compile(r"\bSession\((?!bind)")
+    found = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in sorted((REPO / "bot").rglob("*.py"))
+        if path.name != "db.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if bare.search(line) and "class " not in line
+    ]
+    assert not found, f"open sessions with bot.crm.db.session_scope: {found}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from bot.crm.audit import audit
 from bot.crm.db import session_scope
@@ -54,7 +54,7 @@ def list_ideas(engine: Engine, *, status: str | None = None, limit: int = 200) -
     )
     if status:
         query = query.where(Idea.status == status)
-    with Session(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         found = session.exec(query.order_by(Idea.votes.desc(), Idea.id.desc()).limit(limit)).all()
         others: dict[int, list[str]] = {}
         for idea_id, message_id, text in session.exec(
