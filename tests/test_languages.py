@@ -71,6 +71,19 @@ def test_a_short_english_question_is_not_switched_to_another_language(text):
     assert detect_language(text, default="en") in (None, "en")
 
 
+def test_english_is_confirmed_by_its_words_without_loading_the_large_models():
+    """Confirming a switch away from English must not load lingua's high-accuracy models (about 20 MB a
+    language, kept for the life of the worker): English words settle it."""
+    from bot.runtime import languages
+
+    languages._pair_detector.cache_clear()
+    assert detect_language("how do i reset my password", default="en") in (None, "en")
+    assert detect_language("Comment retourner un article ?", default="en") == "fr"
+    assert languages._pair_detector.cache_info().currsize == 0
+    # Another default is still confirmed by the two languages' full models.
+    assert detect_language("Wo ist meine Bestellung?", default="fr") == "de"
+
+
 def test_a_french_question_gets_the_french_article(runtime):
     result = _say(runtime, "Comment retourner un article ?")
     assert result.action == "answer"

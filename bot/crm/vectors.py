@@ -36,9 +36,12 @@ def unpack_vector(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f2").astype(np.float32)
 
 
-def store_vector(session: Session, message_id: int, vector: np.ndarray, *, encoder: str) -> None:
-    """Keep `message_id`'s vector by `encoder` in the caller's transaction (replacing an older one)."""
-    row = session.get(MessageVector, message_id)
+def store_vector(
+    session: Session, message_id: int, vector: np.ndarray, *, encoder: str, new: bool = False
+) -> None:
+    """Keep `message_id`'s vector by `encoder` in the caller's transaction (replacing an older one, unless
+    `new`: the message was just decided, so it has none to look up)."""
+    row = None if new else session.get(MessageVector, message_id)
     if row is None:
         row = MessageVector(message_id=message_id, encoder=encoder, vector=pack_vector(vector))
     else:

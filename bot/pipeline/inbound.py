@@ -186,12 +186,12 @@ class _ConcurrentFirstContact(Exception):
 
 
 def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool = False) -> tuple[int, bool]:
-    # A platform's retry of a stored message touches nothing (no locks taken, no timestamps moved).
-    existing = _stored_before(runtime, inbound)
-    if existing is not None:
-        return existing, True
     try:
         with session_scope(runtime.engine) as session:
+            # A platform's retry of a stored message changes nothing (no timestamps moved, no rows locked).
+            existing = _stored_before(session, inbound)
+            if existing is not None:
+                return existing, True
             contact = _identify_contact(session, inbound)
             conversation = _find_or_open_conversation(session, inbound, contact)
             message = Message(
@@ -222,7 +222,8 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
                 reopen_to_assignee=runtime.settings.handoff.reopen_to == "assignee",
             )
     except IntegrityError:
-        existing = _stored_before(runtime, inbound)
+        with session_scope(runtime.engine, read_only=True) as session:
+            existing = _stored_before(session, inbound)
         if existing is None:  # the conflict was something else; let it surface
             if last_attempt:
                 raise
@@ -232,14 +233,13 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
     return message_id, False
 
 
-def _stored_before(runtime: Runtime, inbound: InboundMessage) -> int | None:
+def _stored_before(session: Session, inbound: InboundMessage) -> int | None:
     """The id of the stored message with `inbound`'s channel and external id (a platform retry), or None."""
-    with session_scope(runtime.engine, read_only=True) as session:
-        existing = session.exec(
-            select(Message.id).where(
-                Message.channel == inbound.channel, Message.external_id == inbound.external_id
-            )
-        ).first()
+    existing = session.exec(
+        select(Message.id).where(
+            Message.channel == inbound.channel, Message.external_id == inbound.external_id
+        )
+    ).first()
     if existing is not None:
         DUPLICATES.labels(inbound.channel).inc()
         log.info("message %s: delivered again by %s; not processed again", existing, inbound.channel)
@@ -248,10 +248,17 @@ def _stored_before(runtime: Runtime, inbound: InboundMessage) -> int | None:
 
 def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineResult:
     message = session.get(Message, message_id)
-    conversation = session.get(Conversation, message.conversation_id)
+    return _result_of(
+        session, message, session.get(Conversation, message.conversation_id), duplicate=duplicate
+    )
+
+
+def _result_of(
+    session: Session, message: Message, conversation: Conversation, *, duplicate: bool
+) -> PipelineResult:
     replies = session.exec(
         select(Message)
-        .where(Message.reply_to_id == message_id, Message.direction == Direction.OUTBOUND.value)
+        .where(Message.reply_to_id == message.id, Message.direction == Direction.OUTBOUND.value)
         .order_by(Message.id)
     ).all()
     return PipelineResult(
@@ -285,8 +292,9 @@ def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
     message.processed_at = utcnow()
 
 
-def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> bool:
-    """Record the decision and queue the reply; False if another worker had already done it."""
+def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> PipelineResult | None:
+    """Record the decision and queue the reply; return what happened, or None if another worker had already
+    done it."""
     with session_scope(runtime.engine) as session:
         claimed = session.exec(
             update(Message)
@@ -294,7 +302,7 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
             .values(status=ProcessingStatus.PROCESSED.value)
         )
         if claimed.rowcount != 1:
-            return False
+            return None
         message = session.get(Message, message_id)
         # Lock the contact, then the conversation: the order `store_inbound` takes them in (it updates both),
         # so two workers never wait on each other in a circle.
@@ -310,14 +318,15 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         _record(message, analysis, decision)
         session.add(message)
         if analysis.embedding is not None:  # before carrying out: an idea is grouped by it
-            store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder)
+            store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder, new=True)
         carry_out(turn, priority=1 if analysis.understanding.sentiment == "negative" else 0)
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
         update_ladder(session, contact, brand_handles=runtime.settings.brand.handles, message_id=message.id)
+        result = _result_of(session, message, conversation, duplicate=False)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
     log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
-    return True
+    return result
 
 
 def process_stored(runtime: Runtime, message_id: int) -> None:
@@ -330,7 +339,8 @@ def process_stored(runtime: Runtime, message_id: int) -> None:
     _deliver(runtime, channel)
 
 
-def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> None:
+def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> PipelineResult | None:
+    """What deciding the message did, or None if another worker decided it."""
     started = time.perf_counter()
     analysis = runtime.models.analyse(text)
     MODEL_SECONDS.observe(time.perf_counter() - started)
@@ -346,8 +356,9 @@ def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> None
                 message_id,
                 attempt,
             )
-    if decided:
+    if decided is not None:
         PIPELINE_SECONDS.observe(time.perf_counter() - started)
+    return decided
 
 
 def _deliver(runtime: Runtime, channel: str) -> None:
@@ -383,11 +394,15 @@ def handle_inbound(runtime: Runtime, inbound: InboundMessage) -> PipelineResult:
             should tell the sender to retry.
     """
     message_id, duplicate = store_inbound(runtime, inbound)
+    decided = None
     if not duplicate:
         # Just stored, so still to be decided (unless another worker is at it: the decision is claimed).
-        _understand_and_decide(runtime, message_id, _clean(inbound.text))
+        decided = _understand_and_decide(runtime, message_id, _clean(inbound.text))
         _deliver(runtime, inbound.channel)
-    with session_scope(runtime.engine, read_only=True) as session:
+    adapter = runtime.channels.get(inbound.channel)
+    if decided is not None and (not decided.replies or (adapter is not None and adapter.delivers_by_storing)):
+        return decided  # as the deciding transaction left it: nothing was delivered since
+    with session_scope(runtime.engine, read_only=True) as session:  # the replies' statuses after delivery
         return _result(session, message_id, duplicate=duplicate)
 
 

@@ -2,7 +2,7 @@
 
 Detection uses lingua (`lingua-language-detector`, its models ship in the wheel: no network), restricted to
 the brand's languages plus the most common ones, in lingua's low-accuracy (trigram) mode, which keeps it
-fast and small; a language's model loads on first use. Short or ambiguous texts ("ok", "👍") get no language
+fast and small; a language's model loads on first use. Short or ambiguous texts ("👍") get no language
 (treated as the brand's default); text in a script none of those languages uses gets "und" (undetermined).
 
 What the bot does with the language is the pipeline's language step (bot/pipeline/steps/language.py).
@@ -37,10 +37,39 @@ _SHORT_TEXT_LETTERS = 40
 _MIN_CONFIDENCE_OTHER_SHORT = 0.95
 _MIN_CONFIDENCE_OTHER = 0.7
 # Trigram models can be near-certain and wrong on a short text ("how do i reset my password": Italian 0.996).
-# A switch away from the default on a text shorter than this is confirmed by lingua's high-accuracy models of
-# just the two languages in question (loaded once per pair, about 20 MB a language), needing this confidence.
+# A switch away from the default on a text shorter than this is confirmed first. From English (the default of
+# most brands, and the only language the encoder reads well) by its words: a text with at least
+# _MIN_ENGLISH_WORDS of ENGLISH_WORDS, making up at least _MIN_ENGLISH_SHARE of its words, stays English.
+# From another default by lingua's high-accuracy models of just the two languages in question, needing
+# _MIN_CONFIDENCE_CONFIRMED; those models take about 20 MB a language, kept for the life of the process,
+# which is why English, where the words settle it, doesn't load them (a worker's memory: issue 19).
 _CONFIRM_BELOW_LETTERS = 120
 _MIN_CONFIDENCE_CONFIRMED = 0.8
+_MIN_ENGLISH_WORDS = 2
+_MIN_ENGLISH_SHARE = 0.2
+#: Frequent English words that are not also frequent words of the other COMMON_LANGUAGES written in Latin
+#: script (so not "a", "an", "in", "is", "so", "die", "was", "will", "for", "of", "to", "me", "no", "on",
+#: "am", "im", "u", "kind", "best", "sent", "ok": Italian, German, Dutch, Danish, Polish, Spanish or French
+#: words too, or words of every language).
+ENGLISH_WORDS = frozenset({
+    "the", "and", "you", "your", "yours", "my", "mine", "our", "we", "they", "them", "their", "this",
+    "that", "these", "those", "what", "when", "where", "why", "how", "which", "who", "whom", "whose",
+    "with", "from", "into", "about", "after", "before", "there", "here", "have", "has", "had", "having",
+    "does", "did", "doing", "done", "can", "could", "would", "should", "shall", "must", "not", "don't",
+    "doesn't", "didn't", "can't", "won't", "isn't", "aren't", "wasn't", "it", "it's", "its", "i'm", "i've",
+    "i'll", "i'd", "you're", "we're", "they're", "just", "still", "yet", "been", "being", "were", "are",
+    "be", "get", "got", "getting", "please", "thanks", "thank", "thx", "hi", "hello", "hey", "any", "some",
+    "every", "all", "only", "also", "very", "really", "too", "more", "most", "much", "many", "if", "or",
+    "but", "than", "then", "out", "up", "down", "over", "off", "again", "back", "way", "ever", "never",
+    "always", "order", "ordered", "delivery", "refund", "account", "password", "help", "need", "want",
+    "know", "think", "like", "tried", "trying", "today", "yesterday", "tomorrow", "week", "day", "time",
+    "hours", "one", "two", "use", "used", "make", "made", "go", "going", "went", "come", "coming", "see",
+    "look", "looking", "say", "said", "tell", "told", "give", "take", "new", "good", "great", "bad", "love",
+    "sorry", "yes", "now", "because", "since", "without", "through", "while", "work", "working",
+    "send", "received", "waiting", "wait", "phone", "call", "called", "email", "ur", "pls", "plz", "dont",
+    "cant", "wont", "didnt", "doesnt", "wow", "lol", "omg", "guys",
+})  # fmt: skip
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 # Not words of any language: links, e-mail addresses, @mentions and #tags, numbers.
 _NOISE = re.compile(r"https?://\S+|\S+@\S+|[@#]\w+|\d+")
 _lock = threading.Lock()
@@ -65,7 +94,12 @@ def _pair_detector(default: Language, other: Language) -> LanguageDetector:
 
 
 def _confirmed(text: str, default: str, other: Language) -> bool:
-    """Whether the high-accuracy models of `default` and `other` alone clearly read `text` as `other`."""
+    """Whether `text`, which the trigram models read as `other`, is not in `default` after all: for English
+    by its words, for another default by the high-accuracy models of `default` and `other` alone."""
+    if default == "en":
+        words = [word.lower() for word in _WORD.findall(text.replace("\u2019", "'"))]
+        english = sum(word in ENGLISH_WORDS for word in words)
+        return english < _MIN_ENGLISH_WORDS or english < _MIN_ENGLISH_SHARE * len(words)
     try:
         default_language = Language.from_iso_code_639_1(getattr(IsoCode639_1, default.upper()))
     except (AttributeError, ValueError):
