@@ -60,6 +60,11 @@ RECIPES = {"int8": "q8b32-2", "fp32": "fp32-1"}
 WEIGHT_BITS, BLOCK_SIZE, ACCURACY_LEVEL = 8, 32, 4
 PRECISIONS = tuple(RECIPES)
 OPSET = 17
+# Word pieces in one batch (texts x padded length): 16 tweets of 32, or 2 texts of the full 256. The int8
+# model's working memory grows by ~100 KB a word piece in a batch (measured: 20 texts of 80 at once took a
+# process from 112 to 304 MB), and larger batches were not faster on the 2-core machine (batches of 32 tweets:
+# 46-49 msg/s with this cap, 26-38 without).
+MAX_BATCH_TOKENS = 512
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # The int8 encoder the product runs, and its tokenizer: in the package, built by `export_shipped_model`.
 SHIPPED_DIR = Path(__file__).resolve().parent / "model"
@@ -337,6 +342,11 @@ class OnnxSentenceEncoder:
         if threads:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # No memory arena: ONNX Runtime's arena keeps the largest batch's buffers for the life of the process
+        # (measured: 32 long e-mails left a worker at 700 MB resident, 330 MB without the arena), and a
+        # worker's batches vary in size; single-message latency is the same either way.
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         try:
             session = onnxruntime.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
@@ -350,30 +360,51 @@ class OnnxSentenceEncoder:
         return cls(session, tokenizer, name=name, dim=dim)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
-        """Return an array of shape (len(texts), dim), float32, one unit-length row per text."""
+        """Return an array of shape (len(texts), dim), float32, one unit-length row per text.
+
+        Texts are run in batches of at most `batch_size` texts and `MAX_BATCH_TOKENS` word pieces (padded):
+        attention needs memory in the square of a text's length, so 32 long e-mails or articles at once would
+        take hundreds of megabytes for a moment (and a process keeps the high-water mark)."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # Texts of similar length go together: less padding to compute.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        ordered = [texts[i] if texts[i] else " " for i in order]
         rows: list[np.ndarray] = []
         with self._lock:
-            for start in range(0, len(ordered), batch_size):
-                batch = ordered[start : start + batch_size]
-                encodings = self._tokenizer.encode_batch(batch)
+            # Padded to the longest text; each batch is cut to its own longest (padding is on the right).
+            encodings = self._tokenizer.encode_batch([text if text else " " for text in texts])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            attention = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            lengths = attention.sum(axis=1)
+            order = np.argsort(lengths, kind="stable")  # texts of similar length together: less padding
+            for batch in _batches(lengths[order], batch_size):
+                chosen, width = order[batch], int(lengths[order[batch.stop - 1]])
+                mask = attention[chosen, :width]
                 feed = {
-                    "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                    "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                    "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+                    "input_ids": ids[chosen, :width],
+                    "attention_mask": mask,
+                    "token_type_ids": types[chosen, :width],
                 }
                 output = self._session.run(None, feed)[0]
-                mask = feed["attention_mask"][..., None].astype(np.float32)
-                pooled = (output * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+                weights = mask[..., None].astype(np.float32)
+                pooled = (output * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
                 norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
                 rows.append((pooled / norms).astype(np.float32))
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         vectors[order] = np.concatenate(rows, axis=0)
         return vectors
+
+
+def _batches(sorted_lengths: np.ndarray, batch_size: int) -> list[slice]:
+    """Consecutive slices of texts sorted by length (shortest first), each at most `batch_size` texts and
+    `MAX_BATCH_TOKENS` padded word pieces (one text alone may exceed it)."""
+    batches, start = [], 0
+    for end in range(1, len(sorted_lengths) + 1):
+        too_many = end - start > batch_size or (end - start) * int(sorted_lengths[end - 1]) > MAX_BATCH_TOKENS
+        if too_many and end - 1 > start:
+            batches.append(slice(start, end - 1))
+            start = end - 1
+    batches.append(slice(start, len(sorted_lengths)))
+    return batches
 
 
 def _hash_file(digest, path: Path) -> None:

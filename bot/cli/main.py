@@ -120,11 +120,13 @@ def _serve(
         app_for,
         check_workers,
         database_error,
+        limit_malloc_arenas,
         listen_options,
         serve_workers,
         start_worker,
     )
 
+    limit_malloc_arenas()
     configure_logging(settings.logging.format, settings.logging.level)
     try:
         check_workers(settings, workers)

@@ -33,6 +33,7 @@ from bot.crm.models import (
     Direction,
     Identity,
     Message,
+    ModerationItem,
     ProcessingStatus,
     utcnow,
 )
@@ -358,7 +359,25 @@ def _understand_and_decide(runtime: Runtime, message_id: int, text: str) -> Pipe
             )
     if decided is not None:
         PIPELINE_SECONDS.observe(time.perf_counter() - started)
+        if decided.action == Action.MODERATE.value:
+            _name_flagged_words(runtime, message_id, text, analysis)
     return decided
+
+
+def _name_flagged_words(runtime: Runtime, message_id: int, text: str, analysis: Analysis) -> None:
+    """Show staff why a held-back message was flagged: the words weighing most in its abuse score, on its
+    moderation item. It reads the text again once per word, so it runs only for the few messages held back,
+    and after the decision committed (no database lock held while the model runs)."""
+    if not analysis.understanding.abusive:
+        return
+    words = runtime.models.abuse_words(text, analysis.understanding.abusive_score)
+    if words:
+        with session_scope(runtime.engine) as session:
+            session.exec(
+                update(ModerationItem)
+                .where(ModerationItem.message_id == message_id)
+                .values(flagged_words=list(words))
+            )
 
 
 def _deliver(runtime: Runtime, channel: str) -> None:

@@ -97,8 +97,6 @@ class Analysis:
     # The encoder's vector of the message and the encoder's name (kept for insights and retraining).
     embedding: np.ndarray | None = None
     encoder: str = ""
-    # For a message read as abusive: the words that weigh most in that reading (`Models.abuse_words`).
-    abuse_words: tuple[str, ...] = ()
 
 
 @dataclass
@@ -141,7 +139,6 @@ class Models:
             language=language,
             embedding=embedding,
             encoder=self.encoder.name,
-            abuse_words=self.abuse_words(text, understanding.abusive_score) if understanding.abusive else (),
         )
 
     def abuse_words(self, text: str, score: float, *, top: int = 3) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ Anything a killed worker held is taken over by others when its claim expires.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import secrets
@@ -77,6 +78,26 @@ class Worker:
         log.info("worker %s stopped", os.getpid())
 
 
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX).
+_M_ARENA_MAX = -8
+WORKER_MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """Let the worker's threads share WORKER_MALLOC_ARENAS malloc arenas instead of glibc's default of up to
+    8 a core: each arena keeps the memory its threads freed, and a worker runs dozens of threads (the web
+    server's, the encoder's, the scheduler's). Measured on the 2-core machine, a worker after 400 web chat
+    messages (one at a time, then 8 clients): peak RSS 332 MB without, 271-301 MB with (runs vary by ~20 MB).
+    Call before threads start. A MALLOC_ARENA_MAX set by the operator wins; other C libraries: no change."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, WORKER_MALLOC_ARENAS)
+    except (OSError, AttributeError):
+        return  # not glibc
+
+
 def start_worker(settings: Settings, *, runtime: Runtime | None = None, migrate: bool = True) -> Worker:
     """Build (or take) the runtime, finish messages interrupted by an earlier stop, start the jobs and the
     pollers (on PostgreSQL only the poller whose lock this worker wins)."""
@@ -105,6 +126,7 @@ def app_for(worker: Worker) -> FastAPI:
 def create_worker_app() -> FastAPI:
     """The uvicorn factory each worker process calls: settings from `SOCIALBOT_CONFIG` and the environment,
     the database already migrated by the parent."""
+    limit_malloc_arenas()
     settings = load_settings()
     configure_logging(settings.logging.format, settings.logging.level)
     worker = start_worker(settings, migrate=False)

@@ -48,8 +48,7 @@ def moderation(turn: Turn) -> Decision:
                 conversation_id=turn.conversation.id,
                 reason=decision.reason,
                 score=understanding.abusive_score,
-                flagged_words=list(turn.analysis.abuse_words) or None,
-            )
+            )  # the words behind the flag are named after this commits (bot/pipeline/inbound.py)
         )
     if not turn.bot_may_reply:
         return decision
