@@ -3,7 +3,8 @@
     python scripts/train_intents.py [--head intent|sentiment|abusive] [--out DIR] [--permissive-only]
 
 Deterministic (fixed seeds, stable sampling); a few minutes on 2 CPU cores once embeddings are cached
-(~/.cache/socialbot), about 15 minutes the first time.
+(~/.cache/socialbot), about 15 minutes the first time. The abusive head's threshold is the F1-best on dev rows
+that never train it (intents/data/abuse_at_people.csv split dev, tests/data/fernhill_traffic.csv split dev).
 """
 
 from __future__ import annotations
