@@ -8,6 +8,7 @@ one described in that set's `SOURCE.md`; the files themselves are never copied i
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "complaints",
     "datasets_dir",
     "offensive",
+    "offensive_at_people",
     "suggestions",
     "tweeteval_emotion_sentiment",
     "tweeteval_sentiment",
@@ -166,6 +168,36 @@ def offensive() -> LabelledSet:
         "tweeteval/offensive.csv",
         lambda r: ("abusive" if r["label"] == "1" else "not_abusive", r["split"]),
     )
+
+
+OFFENSIVE_RELABEL = Path(__file__).parent / "data" / "offensive_relabel.csv"
+
+
+def offensive_at_people() -> LabelledSet:
+    """TweetEval offensive under issue 25's definition: abusive only when the row is abuse aimed at people.
+
+    Rows TweetEval labels offensive take the project's relabel (`intents/data/offensive_relabel.csv`, see
+    OFFENSIVE_RELABEL.md): swearing and criticism become not_abusive. Rows it labels not offensive stay
+    not_abusive. Group = split.
+    """
+    with OFFENSIVE_RELABEL.open(encoding="utf-8", newline="") as handle:
+        relabel = {(r["split"], int(r["row"])): r for r in csv.DictReader(handle)}
+    out = LabelledSet("tweeteval_offensive_at_people", offensive().license)
+    position: dict[str, int] = {}
+    for row in _rows("tweeteval/offensive.csv"):
+        split, text = row["split"], row["text"]
+        index = position.get(split, 0)
+        position[split] = index + 1
+        label = "not_abusive"
+        if row["label"] == "1":
+            new = relabel[(split, index)]
+            if new["text_sha1"] != hashlib.sha1(text.encode("utf-8")).hexdigest():
+                raise ValueError(f"offensive_relabel.csv row {split} {index} does not match its text")
+            label = "abusive" if new["abuse_at_people"] == "yes" else "not_abusive"
+        out.texts.append(text)
+        out.labels.append(label)
+        out.groups.append(split)
+    return out
 
 
 _TWEETEVAL_SENTIMENT = {"0": "negative", "1": "neutral", "2": "positive"}

@@ -1,8 +1,9 @@
 """The quality bars of issue 4, measured on the dev splits of ../shared/datasets.
 
 Every figure comes from rows the head did not train on: either a split the training mix never includes
-(SemEval A_trial_test, TweetEval offensive val, Bitext 20k-only rows) or k-fold cross-validation where the
-head is retrained without the fold (twitter complaints, TweetEval sentiment val, airline tweets).
+(SemEval A_trial_test, TweetEval offensive val and its relabel, Bitext 20k-only rows) or k-fold
+cross-validation where the head is retrained without the fold (twitter complaints, TweetEval sentiment val,
+airline tweets).
 """
 
 from __future__ import annotations
@@ -153,10 +154,17 @@ def recommendation_figures(encoder, understander: Understander, prior: float = 0
 
 
 def abusive_figures(encoder, understander: Understander) -> list[Figure]:
-    """Offensive-class F1 on TweetEval offensive val; share of Bitext `W` (rude, legitimate) rows flagged."""
-    data = public_data.offensive().subset(lambda t, lab, g: g == "val")
+    """Abuse-at-people F1 on TweetEval offensive val under the project's relabel (issue 25's definition), the
+    same rows' F1 under TweetEval's own "offensive" label (informative: the head no longer learns it), and
+    the share of Bitext `W` (rude, legitimate) rows flagged."""
+    data = public_data.offensive_at_people().subset(lambda t, lab, g: g == "val")
     results = understander.understand_batch(data.texts, embed_cached(encoder, data.texts))
-    p, r, f1 = binary_f1([lab == "abusive" for lab in data.labels], [x.abusive for x in results])
+    flagged_val = [x.abusive for x in results]
+    p, r, f1 = binary_f1([lab == "abusive" for lab in data.labels], flagged_val)
+    offensive = public_data.offensive().subset(lambda t, lab, g: g == "val")
+    if offensive.texts != data.texts:
+        raise ValueError("TweetEval offensive val and its relabel are not the same rows")
+    po, ro, f1o = binary_f1([lab == "abusive" for lab in offensive.labels], flagged_val)
     seen = set(public_data.bitext_abuse().texts)
     rude = public_data.bitext_abuse("bitext_cs_20k.csv").subset(
         lambda t, lab, g: g == "W" and t not in seen and rude_half(t) == 1
@@ -169,8 +177,15 @@ def abusive_figures(encoder, understander: Understander) -> list[Figure]:
         Figure(
             "abusive_f1",
             f1,
-            f"TweetEval offensive val ({len(data)} rows), offensive class, P {p} R {r}",
+            f"TweetEval offensive val ({len(data)} rows), abuse aimed at people "
+            f"(intents/data/offensive_relabel.csv: {data.labels.count('abusive')} rows), P {p} R {r}",
             BARS["abusive_f1"],
+        ),
+        Figure(
+            "abusive_f1_tweeteval_offensive_label",
+            f1o,
+            f"the same rows under TweetEval's own offensive label "
+            f"({offensive.labels.count('abusive')} rows; swearing and criticism count), P {po} R {ro}",
         ),
         Figure(
             "rude_requests_flagged",

@@ -3,8 +3,9 @@
     python scripts/eval_learning.py [--set offensive|sentiment] [--corrections 200]
 
 A new brand starts from the shipped heads; staff correct 200 messages, taken from a TweetEval val split that
-no shipped head trained on: offensive (the abusive flag; the abusive head trains on its train split) or
-sentiment (the sentiment head trains on its train split). The corrections go into a fresh CRM the product's
+no shipped head trained on: offensive (the abusive flag, under the project's relabel for abuse aimed at
+people; the abusive head trains on its train split) or sentiment (the sentiment head trains on its train
+split). The corrections go into a fresh CRM the product's
 way (`import_corrections`), and `train_from_crm` retrains, scores before / after on the held-out fifth and
 installs the new heads if better, as `socialbot intents train --from-crm` does. Which 200 rows: the first by
 a hash of the text (stable).
@@ -27,7 +28,7 @@ from bot.crm.db import create_db_engine, upgrade_database  # noqa: E402
 from bot.insights.corrections import import_corrections  # noqa: E402
 from bot.insights.learning import train_from_crm  # noqa: E402
 from intents.encoder import load_encoder  # noqa: E402
-from intents.public_data import offensive, tweeteval_sentiment  # noqa: E402
+from intents.public_data import offensive_at_people, tweeteval_sentiment  # noqa: E402
 from intents.versions import HeadVersions  # noqa: E402
 
 
@@ -38,7 +39,9 @@ def main() -> None:
     parser.add_argument("--set", choices=("offensive", "sentiment"), default="offensive")
     parser.add_argument("--corrections", type=int, default=200)
     args = parser.parse_args()
-    source = offensive() if args.set == "offensive" else tweeteval_sentiment()
+    # The abusive flag under the product's definition (issue 25): TweetEval offensive relabelled for abuse
+    # aimed at people.
+    source = offensive_at_people() if args.set == "offensive" else tweeteval_sentiment()
     column = "abusive" if args.set == "offensive" else "sentiment"
     val = source.subset(lambda t, lab, g: g == "val")
     rows = sorted(

@@ -100,7 +100,10 @@ def test_sentiment_and_abuse(encoder, understander):
     assert (
         read(encoder, understander, "@fernhill worst service ever, still no refund").sentiment == "negative"
     )
-    assert read(encoder, understander, "@fernhill you are useless idiots, go to hell").abusive
+    # Abuse is aimed at people (issue 25, tests/data/ABUSE_DEFINITION.md): name-calling at a member of staff.
+    assert read(
+        encoder, understander, "@fernhill the lad who answered your phones today is a spineless halfwit"
+    ).abusive
     assert not read(encoder, understander, "@fernhill where can I change my damn address?").abusive
 
 

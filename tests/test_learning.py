@@ -26,12 +26,12 @@ if not public_data.datasets_dir().is_dir():
 
 NAMES = ["Tom", "Priya", "Sam", "Kate", "Omar", "Lena", "Jack", "Ava"]
 PLACES = ["Leeds store", "warehouse", "head office", "Bristol shop", "call centre"]
-# Veiled threats against staff: no insult in them, and the shipped abusive head reads them as harmless.
+# Stalking questions about a member of staff's private life: no insult or threat word in them, and the shipped
+# abusive head reads them as harmless (the veiled threats it was taught since issue 25, "I know where Tom from
+# your warehouse lives", it now flags; these score up to 0.51 against its threshold of 0.547).
 THREATS = [
-    "I know where {n} from your {p} lives",
-    "{n} at the {p} should watch their back",
-    "tell {n} at the {p} I'll be waiting outside after closing",
-    "{n} from the {p} will regret this, I know their car",
+    "is {n} from the {p} still at the same address? asking for a friend",
+    "does {n} from the {p} still get the 6pm bus? asking for a friend",
 ]
 KIND_WORDS = [
     "{n} at the {p} was so helpful, thank you",

@@ -19,11 +19,12 @@ from tests.test_staff_console import add_staff, csrf_of, log_in
 GROUP = -100777
 ANNA, BORIS, CLARA = 4242, 4343, 4444
 #: Abuse at a person along with a complaint: escalated to a person, never silenced.
-# The examples sit well inside the heads' decisions (abuse ~0.9 and 0.7 against a threshold of ~0.53, the idea
-# clear of its threshold): "your driver is a gormless oaf" scores within 0.01 of the abuse threshold, so which
-# side it falls on moved with the encoder runtime, a miss the model card's abuse recall counts.
+# The examples sit well inside the heads' decisions (abuse 0.995 and 0.69 against a threshold of 0.547 since
+# the head learned issue 25's definition, the idea clear of its threshold); before, "your driver is a gormless
+# oaf" scored within 0.01 of the threshold (0.999 now).
 ABUSIVE_COMPLAINT = "@FernhillBot your driver is a stupid moron and my parcel is soaked"
-#: An idea sworn at the company: not abuse by the definition but the shipped head flags it ("fine" is for it).
+#: An idea sworn at the company: not abuse by the definition but the shipped head still flags it (0.69;
+#: insults at the company are its commonest false flag, MODEL_CARD.md), which is what "fine" is for.
 FLAGGED_IDEA = "@FernhillBot you absolute morons, you should really start selling kids boots"
 #: Abuse aimed at people with nothing to act on: held for moderation without a reply.
 ABUSE = [
