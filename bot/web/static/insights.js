@@ -243,7 +243,12 @@
       item.append(head, examples);
       gaps.appendChild(item);
     });
-    if (!data.knowledge_gaps.length) gaps.textContent = "None: every question found an answer.";
+    if (!data.knowledge_gaps.length) {
+      const none = document.createElement("li");
+      none.className = "gaps__none";
+      none.textContent = "None: no question of this period went unanswered.";
+      gaps.appendChild(none);
+    }
     const csat = document.getElementById("csat");
     const entries = Object.entries(data.csat);
     if (entries.length) {
