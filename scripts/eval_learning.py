@@ -8,8 +8,9 @@ head trained on:
   suggestions; the intent head trains on subtask A (a software forum), never on B. A suggestion is corrected
   to `recommendation`, any other sentence to `not_recommendation` (all the data set says of it). Besides the
   held-out corrections, the script scores recommendation-vs-rest on the B sentences that were not among the
-  200 (the product's decision: the intent it reads), before and after, and on subtask A's trial set (the
-  forum; never trained on) to see what the hotel corrections cost there;
+  200 (the product's decision: the intent it reads), before and after, on subtask A's trial set (the
+  forum; never trained on) to see what the hotel corrections cost there, and how many of the customers'
+  tweets to brands in twcs_sample (unlabelled, never trained on) each head reads as a recommendation;
 - offensive: TweetEval offensive val (the abusive flag; the abusive head trains on its train split);
 - sentiment: TweetEval sentiment val (the sentiment head trains on its train split).
 The corrections go into a fresh CRM the product's way (`import_corrections`), and `train_from_crm`
@@ -35,7 +36,7 @@ from bot.insights.corrections import import_corrections  # noqa: E402
 from bot.insights.learning import train_from_crm  # noqa: E402
 from intents.embedding_cache import embed_cached  # noqa: E402
 from intents.encoder import load_encoder  # noqa: E402
-from intents.public_data import offensive, suggestions, tweeteval_sentiment  # noqa: E402
+from intents.public_data import datasets_dir, offensive, suggestions, tweeteval_sentiment  # noqa: E402
 from intents.understand import Understander  # noqa: E402
 from intents.versions import HeadVersions  # noqa: E402
 
@@ -55,6 +56,18 @@ def recommendation_f1(understander: Understander, texts: list[str], gold: list[s
     fn = sum(g == "recommendation" and r.intent != "recommendation" for g, r in zip(gold, read, strict=True))
     f1 = 2 * tp / max(2 * tp + fp + fn, 1)
     return f"F1 {f1:.3f} (P {tp / max(tp + fp, 1):.3f}, R {tp / max(tp + fn, 1):.3f})"
+
+
+def customer_tweets() -> list[str]:
+    """The customers' tweets to brands in twcs_sample (no label of ours; never trained on)."""
+    with (datasets_dir() / "twcs_sample" / "twcs_sample.csv").open(encoding="utf-8", newline="") as handle:
+        return [row["text"] for row in csv.DictReader(handle) if row["label"] == "True"]
+
+
+def recommendation_share(understander: Understander, texts: list[str], encoder) -> str:
+    read = understander.understand_batch(texts, embed_cached(encoder, texts))
+    flagged = sum(r.intent == "recommendation" for r in read)
+    return f"{flagged} ({flagged / len(texts):.1%})"
 
 
 def main() -> None:
@@ -101,6 +114,13 @@ def main() -> None:
                     before = recommendation_f1(Understander.load(), texts, gold, encoder)
                     after = recommendation_f1(now, texts, gold, encoder)
                     print(f"recommendation vs rest on {name}: {before} -> {after}")
+                tweets = customer_tweets()
+                before = recommendation_share(Understander.load(), tweets, encoder)
+                after = recommendation_share(now, tweets, encoder)
+                print(
+                    f"customer tweets to brands (twcs_sample, {len(tweets)}) read as recommendation: "
+                    f"{before} -> {after}"
+                )
         finally:
             engine.dispose()
     for line in report.lines():
