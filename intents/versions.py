@@ -2,7 +2,9 @@
 
 Under one root folder (`<data dir>/heads`): `v1/`, `v2/`, ... each a complete heads folder (`intent.npz`,
 `sentiment.npz`, `abusive.npz`) with a `manifest.json` (when, from which corrections, the before / after
-figures), and a file `current` naming the active version. No `current` file, or one saying `shipped`, means
+figures) and, once anything was calibrated, a `calibration.json` (settings learnt with the heads, such as the
+knowledge base's answer threshold; a version carries its base's unless it replaces them), and a file
+`current` naming the active version. No `current` file, or one saying `shipped`, means
 the heads shipped in the package. Workers read `current` at start and at each knowledge refresh.
 """
 
@@ -21,6 +23,7 @@ from intents.understand import HEAD_NAMES, SHIPPED_HEADS_DIR
 __all__ = ["SHIPPED", "HeadVersionError", "HeadVersions"]
 
 SHIPPED = "shipped"
+CALIBRATION = "calibration.json"
 _VERSION = re.compile(r"v([1-9][0-9]*)")
 
 
@@ -65,8 +68,18 @@ class HeadVersions:
             return {}
         return json.loads((self.folder(version) / "manifest.json").read_text(encoding="utf-8"))
 
-    def install(self, heads: dict[str, Head], base: str, manifest: dict) -> str:
+    def calibration(self, version: str) -> dict:
+        """What `version` calibrated besides the heads ({} for "shipped" and for a version without any)."""
+        if version == SHIPPED:
+            return {}
+        path = self.folder(version) / CALIBRATION
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def install(
+        self, heads: dict[str, Head], base: str, manifest: dict, calibration: dict | None = None
+    ) -> str:
         """Write `heads` as the next version, the other heads copied from version `base`, and make it active.
+        `calibration` updates what `base` calibrated (kept as it was when None).
 
         Returns the new version's name.
         """
@@ -81,6 +94,10 @@ class HeadVersions:
                 heads[name].save(staging / f"{name}.npz")
             else:
                 shutil.copyfile(base_folder / f"{name}.npz", staging / f"{name}.npz")
+        calibrated = {**self.calibration(base), **(calibration or {})}
+        if calibrated:
+            text = json.dumps(calibrated, indent=2) + "\n"
+            (staging / CALIBRATION).write_text(text, encoding="utf-8")
         manifest = {"version": version, "base": base, **manifest}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         staging.rename(self.root / version)

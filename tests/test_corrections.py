@@ -71,6 +71,7 @@ def test_a_correction_is_stored_once_per_message_and_aspect_and_audited(db_engin
     [
         ("answered", "tone", "x", "aspect: expected one of intent, sentiment, abusive, article"),
         ("answered", "intent", "rant", "intent: expected one of complaint, question"),
+        ("answered", "intent", "not_praise", "intent: expected one of .*, other, got 'not_praise'"),
         ("answered", "abusive", "maybe", "abusive: expected one of true, false"),
         ("unanswered", "article", "right", "the bot used no article for it"),
         ("reply", "intent", "praise", "there is no customer message with this id"),
@@ -89,19 +90,26 @@ def test_a_labelled_csv_is_imported_once_and_checked_before_anything_is_stored(d
         "text,intent,sentiment,abusive\n"
         '"ok thanks",other,positive,\n'
         '"where is my parcel, you clowns",complaint,negative,no\n'
-        '"do you sell tents?",question,,\n',
+        '"do you sell tents?",question,,\n'
+        '"the room was on the fourth floor",not_recommendation,,\n',
         encoding="utf-8",
     )
     report = import_corrections(db_engine, good)
-    assert dict(report.added) == {"intent": 3, "sentiment": 2, "abusive": 1} and report.skipped == 0
-    assert import_corrections(db_engine, good).skipped == 6
+    assert dict(report.added) == {"intent": 4, "sentiment": 2, "abusive": 1} and report.skipped == 0
+    assert import_corrections(db_engine, good).skipped == 7
     bad = tmp_path / "bad.csv"
     bad.write_text("text,intent\nhello,other\nhi,greeting\n", encoding="utf-8")
     with pytest.raises(CorrectionError, match="bad.csv: line 3: intent: expected one of"):
         import_corrections(db_engine, bad)
+    # "not a recommendation" is what a labelled file may know of a text; staff in the console pick an intent.
+    negative = tmp_path / "negative.csv"
+    negative.write_text("text,sentiment\nfine,not_positive\n", encoding="utf-8")
+    with pytest.raises(CorrectionError, match="negative.csv: line 2: sentiment: expected one of"):
+        import_corrections(db_engine, negative)
     with Session(db_engine) as session:
         rows = session.exec(select(Correction)).all()
-    assert len(rows) == 6 and {r.source for r in rows} == {"csv:brand.csv"}
+    assert ("the room was on the fourth floor", "not_recommendation") in {(r.text, r.value) for r in rows}
+    assert len(rows) == 7 and {r.source for r in rows} == {"csv:brand.csv"}
     assert {(r.text, r.aspect, r.value) for r in rows if r.aspect == "abusive"} == {
         ("where is my parcel, you clowns", "abusive", "false")
     }

@@ -39,9 +39,9 @@ from bot.insights.digest import (
     build_digest,
     digest_html,
     send_due_digest,
-    smtp_sender,
     week_key,
 )
+from bot.worker.connectors import smtp_sender
 from tests.fakes.smtp import LocalSMTP
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from channels.base import InboundMessage, OutboundMessage
-from channels.email import Bounce, EmailChannel, ImapAccount, ImapSecurity, SenderAuthenticator
+from channels.email import (
+    Bounce,
+    EmailChannel,
+    ImapAccount,
+    ImapSecurity,
+    SenderAuthenticator,
+    SmtpSender,
+)
 from tests.test_email_imap import MemoryPositions
 
 SECRET = "inbound-shared-secret"
@@ -37,8 +44,7 @@ class Recorder:
 
 def make_channel(recorder: Recorder, **extra) -> EmailChannel:
     return EmailChannel(
-        smtp_host="127.0.0.1",
-        smtp_port=1,
+        smtp=SmtpSender(host="127.0.0.1", port=1),
         from_address="care@fernhill.example",
         inbound_secret=SECRET,
         thread_secret="thread-secret-key-for-tests-0123456789abcdef",

@@ -33,12 +33,15 @@ def make_channel(
 
     context = ssl.create_default_context(cafile=str(certificate / "cert.pem")) if certificate else None
     return EmailChannel(
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        username=extra.pop("username", LOGIN[0] if smtp.login else ""),
-        password=extra.pop("password", LOGIN[1]),
-        smtp_security=security,
-        smtp_ssl_context=context,
+        smtp=SmtpSender(
+            host="127.0.0.1",
+            port=smtp.port,
+            security=security,
+            username=extra.pop("username", LOGIN[0] if smtp.login else ""),
+            password=extra.pop("password", LOGIN[1]),
+            timeout=5,
+            ssl_context=context,
+        ),
         from_address="care@fernhill.example",
         inbound_secret="inbound-secret",
         thread_secret="thread-secret-key-for-tests-0123456789abcdef",
@@ -46,7 +49,6 @@ def make_channel(
         signature="Fernhill Outdoor customer care\nhttps://fernhill.example/help",
         unsubscribe_url=lambda address: f"https://fernhill.example/email/unsubscribe?token=t-{address}",
         sink=lambda message: True,
-        timeout=5,
         **extra,
     )
 

@@ -14,9 +14,9 @@ import pytest
 
 from bot.crm.db import create_db_engine, upgrade_database
 from bot.insights.corrections import import_corrections
-from bot.insights.learning import MIN_HELD_OUT, LearningError, held_out, train_from_crm
+from bot.insights.learning import MIN_HELD_OUT, LearningError, held_out, macro_f1, train_from_crm
 from bot.runtime.analysis import Models, head_versions
-from intents import Understander, public_data
+from intents import INTENTS, Understander, public_data
 from intents.versions import SHIPPED, HeadVersionError, HeadVersions
 
 if not public_data.datasets_dir().is_dir():
@@ -122,6 +122,21 @@ def test_corrections_install_a_better_version_that_workers_load_and_rollback_res
         f"no heads version 'v9' in {versions.root} (installed: shipped, v1)"
     )
     assert "Traceback" not in unknown.stderr
+
+
+def test_held_out_figures_count_a_not_label_only_for_its_own_label():
+    gold = ["recommendation", "recommendation", "not_recommendation", "not_recommendation", "not_question"]
+    read = ["recommendation", "complaint", "praise", "recommendation", "question"]
+    # recommendation: 1 right, 1 missed, 1 false alarm (the praise is right to be no recommendation); the
+    # "not_question" row says nothing about recommendation, and question has no positive example to score.
+    assert macro_f1(gold, read, INTENTS) == round(2 / 4, 4)
+    assert macro_f1(["question", "praise"], ["question", "other"], INTENTS) == round((1 + 0) / 2, 4)
+    assert macro_f1(["not_praise"], ["praise"], INTENTS) is None
+    # the abusive head's labels are abusive and not_abusive: both are whole labels there
+    flags = ("abusive", "not_abusive")
+    assert macro_f1(
+        ["abusive", "not_abusive", "not_abusive"], ["abusive", "abusive", "not_abusive"], flags
+    ) == (round((2 / 3 + 2 / 3) / 2, 4))
 
 
 def test_too_few_or_no_better_corrections_change_nothing(brand, tmp_path, encoder):

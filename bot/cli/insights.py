@@ -31,8 +31,9 @@ def digest(
     """The weekly digest of the dashboard's last 7 days (volumes by channel, sentiment, complaint topics,
     ladder moves, top ideas): write it to an HTML file with --preview, send it with --send. Sending here
     does not count as the week's scheduled digest."""
-    from bot.insights.digest import build_digest, dashboard_url, digest_html, send_digest, smtp_sender
+    from bot.insights.digest import build_digest, dashboard_url, digest_html, send_digest
     from bot.runtime.settings import InsightsSettings
+    from bot.worker.connectors import smtp_sender
     from channels.base import ChannelError
 
     if preview is None and not send:

@@ -155,7 +155,12 @@ def _train_from_crm(ctx: typer.Context, threads: int | None) -> None:
     with clear_errors(LearningError, HeadsError, EncoderLoadError):
         engine = open_database(settings)
         try:
-            report = train_from_crm(engine, versions, load_encoder(threads=threads or None))
+            report = train_from_crm(
+                engine,
+                versions,
+                load_encoder(threads=threads or None),
+                pinned_threshold=settings.knowledge.threshold,
+            )
         finally:
             engine.dispose()
     for line in report.lines():
@@ -183,6 +188,17 @@ def heads_list(ctx: typer.Context) -> None:
                 for head, h in manifest["heads"].items()
                 if h["installed"]
             )
+            threshold = manifest.get("answer_threshold") or {}
+            if threshold.get("installed"):
+                figures = "; ".join(
+                    part
+                    for part in (
+                        figures,
+                        f"answer threshold {threshold['before']:.3f} -> {threshold['after']:.3f} "
+                        f"({threshold['train']}+{threshold['held_out']} marks)",
+                    )
+                    if part
+                )
             about = f"{manifest['created_at']}, on {manifest['base']}: {figures}"
         else:
             about = "the heads shipped with socialbot"

@@ -4,7 +4,8 @@
 sentiment, abusive, or whether the article the bot answered with was right), the moderation queue's "not
 abuse", an API. One row per message and aspect (a later correction replaces an earlier one), each audited.
 `import_corrections` adds labelled examples from a CSV (`text` and any of `intent`, `sentiment`,
-`abusive`). `socialbot intents train --from-crm` (bot/insights/learning.py) retrains the heads from them.
+`abusive`; an intent may also be `not_<intent>`, "not a recommendation", when that is all the file knows).
+`socialbot intents train --from-crm` (bot/insights/learning.py) retrains the heads from them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ ASPECTS: dict[str, tuple[str, ...]] = {
 }
 #: The columns of a labelled CSV that carry labels (besides `text`).
 LABEL_COLUMNS = ("intent", "sentiment", "abusive")
+#: A labelled CSV may say only what a text's intent is not (`not_recommendation`), as public data sets often
+#: do: such an example trains and scores that one intent and says nothing about the others.
+NOT_INTENTS = tuple(f"not_{intent}" for intent in INTENTS)
 _TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
 
 
@@ -48,14 +52,16 @@ class CorrectionError(ValueError):
     """A correction can't be stored as given; the message says what to change."""
 
 
-def _value(aspect: str, value: str | bool) -> str:
+def _value(aspect: str, value: str | bool, *, negative: bool = False) -> str:
+    """`value` as stored; `negative` also accepts `not_<intent>` (labelled files only)."""
     if aspect not in ASPECTS:
         raise CorrectionError(f"aspect: expected one of {', '.join(ASPECTS)}, got {aspect!r}")
     text = str(value).strip().lower()
     if aspect == "abusive":
         text = "true" if text in _TRUE else "false" if text in _FALSE else text
-    if text not in ASPECTS[aspect]:
-        raise CorrectionError(f"{aspect}: expected one of {', '.join(ASPECTS[aspect])}, got {value!r}")
+    allowed = ASPECTS[aspect] + (NOT_INTENTS if negative and aspect == "intent" else ())
+    if text not in allowed:
+        raise CorrectionError(f"{aspect}: expected one of {', '.join(allowed)}, got {value!r}")
     return text
 
 
@@ -154,8 +160,8 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
 
 def import_corrections(engine: Engine, path: Path, *, staff_id: int | None = None) -> ImportReport:
     """Add the labelled examples of a CSV file (`text`, and any of `intent`, `sentiment`, `abusive`; an empty
-    cell says nothing) as corrections with source "csv:<file name>"; an example already stored is skipped.
-    All rows are checked before any is stored. Audited once.
+    cell says nothing; an intent may be `not_<intent>`) as corrections with source "csv:<file name>"; an
+    example already stored is skipped. All rows are checked before any is stored. Audited once.
 
     Raises:
         CorrectionError: the file is missing, not UTF-8 CSV, lacks the columns, or a row has an empty text or
@@ -169,7 +175,7 @@ def import_corrections(engine: Engine, path: Path, *, staff_id: int | None = Non
         for aspect in LABEL_COLUMNS:
             if row.get(aspect):
                 try:
-                    examples.append((row["text"], aspect, _value(aspect, row[aspect])))
+                    examples.append((row["text"], aspect, _value(aspect, row[aspect], negative=True)))
                 except CorrectionError as error:
                     raise CorrectionError(f"{path}: line {line}: {error}") from None
     source = f"csv:{path.name}"

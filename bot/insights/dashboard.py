@@ -4,8 +4,13 @@ mean what they say, complaint topics, the advocacy ladder and who moved on it.
 Every figure comes from the one function that defines it: response times from
 bot/insights/response_times.py (bot response, first reply by a person, wait for a person per handover,
 resolution, SLA breaches; by channel and by agent), complaint topics from bot/insights/topics.py (the
-encoder's vectors clustered, named by their matched article or distinctive words, counted per week). The
+encoder's vectors clustered, named by their matched article or distinctive words, counted per week), the
+knowledge gaps from bot/insights/knowledge_gaps.py (unanswered questions, grouped the same way). The
 README's "Dashboard figures" table defines each one.
+
+Grouping is the costly part (quadratic in the messages grouped): its result is kept for `GROUPS_TTL`
+seconds per period and encoder, and only while no message or vector was added since (the newest ids are
+part of the key), so a marketer reloading the page does not cluster again and a new message is seen at once.
 
 Every query is plain SQLAlchemy that runs the same on SQLite and PostgreSQL. Days are grouped with `date()`,
 which both engines have (SQLite on its ISO text timestamps, PostgreSQL as a function-style cast; timestamps
@@ -15,12 +20,14 @@ are stored in UTC, so days are UTC days).
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+import threading
+import time as clock
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_
+from sqlalchemy import Engine, and_, func
 from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
@@ -35,12 +42,22 @@ from bot.crm.models import (
     MessageVector,
     utcnow,
 )
+from bot.insights.knowledge_gaps import knowledge_gaps
 from bot.insights.response_log import iso_text
 from bot.insights.response_times import response_times
 from bot.insights.topics import complaint_topics
 from bot.runtime.settings import SupportSettings
 
-__all__ = ["dashboard_data", "newest_encoder"]
+__all__ = ["GROUPS_TTL", "dashboard_data", "newest_encoder"]
+
+#: Seconds a period's complaint topics and knowledge gaps are reused while nothing new arrived.
+GROUPS_TTL = 60.0
+#: Knowledge gaps shown, and the questions of each a draft article is made from (by id: a link carries them).
+GAPS_SHOWN = 10
+DRAFT_IDS = 40
+_GROUPS_KEPT = 32
+_groups: OrderedDict[tuple, tuple[float, dict[str, Any]]] = OrderedDict()
+_groups_lock = threading.Lock()
 
 
 def _day_series(rows: Iterable[tuple[Any, str | None, int]], days: list[str]) -> dict[str, list[int]]:
@@ -60,6 +77,57 @@ def newest_encoder(session: Session) -> str | None:
     return session.exec(
         select(MessageVector.encoder).order_by(MessageVector.message_id.desc()).limit(1)
     ).first()
+
+
+def _grouped(
+    session: Session,
+    engine: Engine,
+    *,
+    since: datetime,
+    until: datetime,
+    encoder: str,
+    article_titles: Mapping[str, str],
+) -> dict[str, Any]:
+    """The period's complaint topics and knowledge gaps, clustered again only when something was added or
+    `GROUPS_TTL` passed (see the module doc)."""
+    key = (
+        id(engine),
+        str(engine.url),
+        since,
+        until,
+        encoder,
+        tuple(sorted(article_titles.items())),
+        session.exec(select(func.max(Message.id))).one(),
+        session.exec(select(func.max(MessageVector.message_id))).one(),
+    )
+    now = clock.monotonic()
+    with _groups_lock:
+        kept = _groups.get(key)
+        if kept is not None and now - kept[0] < GROUPS_TTL:
+            _groups.move_to_end(key)
+            return kept[1]
+    gaps = knowledge_gaps(session, since=since, until=until, encoder=encoder, top=GAPS_SHOWN)
+    grouped = {
+        "complaint_topics": complaint_topics(
+            session, since=since, until=until, encoder=encoder, article_titles=article_titles
+        ),
+        "knowledge_gaps": [
+            {
+                "label": gap.label,
+                "questions": gap.questions,
+                "examples": gap.examples,
+                "message_ids": gap.message_ids[-DRAFT_IDS:],
+                "words": gap.words,
+                "last_asked": iso_text(gap.last_asked),
+            }
+            for gap in gaps
+        ],
+    }
+    with _groups_lock:
+        _groups[key] = (now, grouped)
+        while len(_groups) > _GROUPS_KEPT:
+            _groups.popitem(last=False)
+    return grouped
 
 
 def _direction(rank: dict[str, int], change: LadderChange) -> str:
@@ -118,8 +186,9 @@ def dashboard_data(
                 csat[channel].append(score)
 
         # Before any vector is stored (encoder ""), every complaint of the period counts as ungrouped.
-        topics = complaint_topics(
+        grouped = _grouped(
             session,
+            engine,
             since=since,
             until=until,
             encoder=encoder or newest_encoder(session) or "",
@@ -130,16 +199,6 @@ def dashboard_data(
             .where(inbound, Message.action == "answer", Message.kb_article_id.is_not(None))
             .group_by(Message.kb_article_id)
             .order_by(func.count().desc())
-            .limit(10)
-        ).all()
-        gaps = session.exec(
-            select(Message.id, Message.created_at, Message.channel, Message.text)
-            .where(
-                inbound,
-                Message.intent == "question",
-                or_(Message.kb_article_id.is_(None), Message.action != "answer"),
-            )
-            .order_by(Message.id.desc())
             .limit(10)
         ).all()
         ladder = count_by_stage(session)
@@ -163,12 +222,9 @@ def dashboard_data(
             channel: {"average": round(statistics.fmean(scores), 2), "responses": len(scores)}
             for channel, scores in sorted(csat.items())
         },
-        "complaint_topics": topics,
+        "complaint_topics": grouped["complaint_topics"],
         "top_articles": [{"article": a, "answers": n} for a, n in top_articles],
-        "content_gaps": [
-            {"message_id": i, "at": iso_text(at), "channel": channel, "text": text}
-            for i, at, channel, text in gaps
-        ],
+        "knowledge_gaps": grouped["knowledge_gaps"],
         "ladder": [{"stage": stage.value, "contacts": ladder.get(stage.value, 0)} for stage in LadderStage],
         "ladder_moves": [
             {

@@ -40,7 +40,7 @@ from bot.insights.dashboard import dashboard_data
 from bot.insights.ideas import IdeaView, list_ideas
 from bot.runtime.settings import Settings
 from channels.base import ChannelError
-from channels.email import SmtpSecurity, SmtpSender
+from channels.email import SmtpSender
 
 __all__ = [
     "DIGEST_DAYS",
@@ -55,7 +55,6 @@ __all__ = [
     "due_at",
     "send_digest",
     "send_due_digest",
-    "smtp_sender",
     "week_key",
 ]
 
@@ -487,18 +486,6 @@ def compose_digest(digest: Digest, *, sender: Address, recipients: Sequence[str]
             filename=f"{name}.png",
         )
     return mail
-
-
-def smtp_sender(settings: Settings) -> SmtpSender:
-    """The SMTP server of `[email]` (the one follow-ups and replies go out through)."""
-    mail = settings.email
-    return SmtpSender(
-        host=mail.smtp_host,
-        port=mail.smtp_port,
-        security=SmtpSecurity(mail.smtp_security),
-        username=mail.username,
-        password=mail.password.get_secret_value() if mail.password else None,
-    )
 
 
 def _sender_address(settings: Settings) -> Address:

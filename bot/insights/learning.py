@@ -9,8 +9,11 @@
    the shipped head trains on (intents/corpus.py) plus the training corrections, each counting
    `OWN_WEIGHT` times like the project's own examples;
 4. scores the active head and the retrained one on the held-out corrections (macro-F1 over the labels those
-   corrections have, as the product decides: through `Understander`), and installs a new version of the
-   heads (intents/versions.py) with the heads that scored strictly better; the others stay as they were.
+   corrections have, a `not_<intent>` one counting only for that intent; as the product decides: through
+   `Understander`), and installs a new version of the heads (intents/versions.py) with the heads that scored
+   strictly better; the others stay as they were;
+5. recalibrates the knowledge base's answer threshold from staff's right / wrong marks on its answers
+   (bot/insights/answer_threshold.py), stored with the version, unless `[knowledge] threshold` pins it.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from sqlmodel import select
 
 from bot.crm.db import session_scope
 from bot.crm.models import Correction, Message
+from bot.insights.answer_threshold import ThresholdResult, article_marks, calibrate
+from bot.runtime.analysis import THRESHOLD_KEY, answer_threshold
 from intents.corpus import OWN_WEIGHT, training_rows
 from intents.embedding_cache import embed_cached
 from intents.encoder import Encoder
-from intents.evaluation import evaluate
 from intents.heads import Head
 from intents.public_data import DatasetMissingError
 from intents.service import HEAD_LABELS, predict_labels
@@ -36,7 +40,15 @@ from intents.training import RECIPES, train_head
 from intents.understand import HEAD_NAMES, Understander
 from intents.versions import HeadVersions
 
-__all__ = ["MIN_HELD_OUT", "HeadResult", "LearningError", "LearningReport", "held_out", "train_from_crm"]
+__all__ = [
+    "MIN_HELD_OUT",
+    "HeadResult",
+    "LearningError",
+    "LearningReport",
+    "held_out",
+    "macro_f1",
+    "train_from_crm",
+]
 
 #: Fewer held-out corrections than this for a head and its figures would be noise: the head is kept.
 MIN_HELD_OUT = 20
@@ -75,11 +87,28 @@ def brand_examples(engine: Engine) -> dict[str, list[tuple[str, str]]]:
     return {head: sorted(set(examples)) for head, examples in out.items()}
 
 
+def macro_f1(gold: list[str], predicted: list[str], labels: tuple[str, ...]) -> float | None:
+    """Macro-F1 over the labels that `gold` has, None if it has none.
+
+    A gold `not_<label>` that is not itself one of `labels` (an intent correction that only says what the text
+    is not) counts for that label as a negative and is left out of the other labels' F1, as it trains only
+    that label's one-vs-rest model.
+    """
+    scores = []
+    for label in (label for label in labels if label in gold):
+        tp = fp = fn = 0
+        for want, got in zip(gold, predicted, strict=True):
+            if want not in labels and want != f"not_{label}":  # a `not_<other intent>`
+                continue
+            tp += want == label and got == label
+            fp += want != label and got == label
+            fn += want == label and got != label
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return round(float(np.mean(scores)), 4) if scores else None
+
+
 def _score(head: str, understander: Understander, texts: list[str], vectors: np.ndarray, gold: list[str]):
-    predicted = predict_labels(head, understander, texts, vectors)
-    report = evaluate(gold, predicted, HEAD_LABELS[head])
-    present = [label for label in HEAD_LABELS[head] if label in gold]
-    return round(float(np.mean([report.f1(label) for label in present])), 4)
+    return macro_f1(gold, predict_labels(head, understander, texts, vectors), HEAD_LABELS[head])
 
 
 def _with_head(understander: Understander, head: str, new: Head) -> Understander:
@@ -120,10 +149,13 @@ class LearningReport:
 
     base: str
     heads: list[HeadResult] = field(default_factory=list)
+    threshold: ThresholdResult | None = None
     version: str | None = None
 
     def lines(self) -> list[str]:
         out = [result.line() for result in self.heads]
+        if self.threshold is not None:
+            out.append(self.threshold.line())
         if self.version:
             out.append(
                 f"installed heads {self.version} (was {self.base}); undo: socialbot intents heads rollback"
@@ -133,14 +165,23 @@ class LearningReport:
         return out
 
 
-def train_from_crm(engine: Engine, versions: HeadVersions, encoder: Encoder) -> LearningReport:
-    """Retrain each corrected head and install those that beat the active ones on held-out corrections.
+def train_from_crm(
+    engine: Engine, versions: HeadVersions, encoder: Encoder, *, pinned_threshold: float | None = None
+) -> LearningReport:
+    """Retrain each corrected head and install those that beat the active ones on held-out corrections; with
+    the answer threshold recalibrated from the right / wrong marks, if it beats the active one on held-out
+    marks.
+
+    Args:
+        pinned_threshold: `[knowledge] threshold`, when set: the marks can't change the threshold then.
 
     Raises:
-        LearningError: no intent, sentiment or abusive corrections; or the public training data is missing.
+        LearningError: no intent, sentiment or abusive corrections and no marks on answers; or the public
+            training data is missing.
     """
     examples = brand_examples(engine)
-    if not examples:
+    marks = article_marks(engine)
+    if not examples and not marks:
         raise LearningError(
             "no corrections to learn from: correct messages in the console or add labelled examples with "
             "`socialbot intents import-corrections FILE.csv`"
@@ -161,6 +202,9 @@ def train_from_crm(engine: Engine, versions: HeadVersions, encoder: Encoder) -> 
             continue
         if not train:
             result.reason = "no training corrections"
+            continue
+        if not any(not label.startswith("not_") for _, label in test):
+            result.reason = "the held-out corrections only say what the texts are not: nothing to score"
             continue
         try:
             rows = training_rows(head)
@@ -195,7 +239,19 @@ def train_from_crm(engine: Engine, versions: HeadVersions, encoder: Encoder) -> 
             better[head] = trained
         else:
             result.reason = "not better on the held-out corrections"
-    if better:
+    calibration = None
+    if marks:
+        current = answer_threshold(versions, base, None)
+        if pinned_threshold is not None:
+            held = sum(held_out(mark.text) for mark in marks)
+            report.threshold = ThresholdResult(
+                len(marks) - held, held, pinned_threshold, reason="[knowledge] threshold pins it"
+            )
+        else:
+            report.threshold = calibrate(marks, current, held_out)
+            if report.threshold.installed:
+                calibration = {THRESHOLD_KEY: report.threshold.after}
+    if better or calibration:
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "held_out": f"sha1(text) % {HELD_OUT_EVERY} == 0",
@@ -210,5 +266,7 @@ def train_from_crm(engine: Engine, versions: HeadVersions, encoder: Encoder) -> 
                 for r in report.heads
             },
         }
-        report.version = versions.install(better, base, manifest)
+        if report.threshold is not None:
+            manifest["answer_threshold"] = report.threshold.manifest()
+        report.version = versions.install(better, base, manifest, calibration)
     return report

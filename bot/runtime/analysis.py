@@ -22,11 +22,22 @@ from bot.runtime.settings import Settings
 from intents import HeadsError, Understander, Understanding
 from intents.encoder import Encoder, load_encoder
 from intents.versions import HeadVersions
-from knowledge import Answer, KnowledgeBase
+from knowledge import DEFAULT_THRESHOLD, Answer, KnowledgeBase
 
-__all__ = ["Analysis", "Models", "head_versions", "load_models", "sample_knowledge_dir"]
+__all__ = [
+    "THRESHOLD_KEY",
+    "Analysis",
+    "Models",
+    "answer_threshold",
+    "head_versions",
+    "load_models",
+    "sample_knowledge_dir",
+]
 
 log = logging.getLogger("socialbot")
+
+#: The knowledge base's answer threshold in a heads version's calibration (bot/insights/answer_threshold.py).
+THRESHOLD_KEY = "knowledge_threshold"
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # How many words of a flagged message are tried out, and how much leaving a word out must lower the abuse
@@ -117,6 +128,8 @@ class Models:
     # The learning loop's versions of the heads and the one loaded (None: [intents] heads_dir pins the heads).
     heads: HeadVersions | None = None
     heads_version: str = ""
+    # `[knowledge] threshold` when set; else the threshold follows the heads version (`answer_threshold`).
+    pinned_threshold: float | None = None
     _last_refresh: float = field(default_factory=time.monotonic)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
     batcher: MicroBatcher = field(init=False)
@@ -173,7 +186,13 @@ class Models:
             return False
         version = self.heads.current()
         self.understander = Understander.load(self.heads.folder(version))
-        log.info("heads %s loaded (were %s)", version, self.heads_version)
+        self.knowledge.threshold = answer_threshold(self.heads, version, self.pinned_threshold)
+        log.info(
+            "heads %s loaded (were %s), answer threshold %.3f",
+            version,
+            self.heads_version,
+            self.knowledge.threshold,
+        )
         self.heads_version = version
         return True
 
@@ -216,7 +235,7 @@ def load_models(settings: Settings) -> Models:
     knowledge = KnowledgeBase.build(
         knowledge_dir,
         encoder,
-        threshold=settings.knowledge.threshold,
+        threshold=answer_threshold(heads, heads_version, settings.knowledge.threshold),
         cache_dir=settings.data.dir / "cache" / "knowledge",
         on_invalid=settings.knowledge.on_invalid,
     )
@@ -239,7 +258,17 @@ def load_models(settings: Settings) -> Models:
         default_language=settings.brand.default_language,
         heads=heads,
         heads_version=heads_version,
+        pinned_threshold=settings.knowledge.threshold,
     )
+
+
+def answer_threshold(heads: HeadVersions | None, version: str, pinned: float | None) -> float:
+    """The knowledge base's answer threshold: `pinned` (`[knowledge] threshold`) when set, else the one the
+    learning loop calibrated with heads `version` from staff's right / wrong marks, else the default."""
+    if pinned is not None:
+        return pinned
+    calibrated = heads.calibration(version).get(THRESHOLD_KEY) if heads is not None else None
+    return DEFAULT_THRESHOLD if calibrated is None else float(calibrated)
 
 
 def head_versions(settings: Settings) -> HeadVersions | None:

@@ -176,7 +176,8 @@ class IntentsSettings(_Section):
 class KnowledgeSettings(_Section):
     # Folder of Markdown articles; empty = the sample brand's knowledge base shipped with socialbot.
     dir: Path | None = None
-    # Score below which the bot says "I don't know" and escalates; empty = the calibrated default.
+    # Score below which the bot says "I don't know" and escalates; empty = the calibrated default, or the one
+    # the learning loop recalibrated from right / wrong marks (bot/insights/answer_threshold.py). Set: pinned.
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     # What to do with an article whose front matter is invalid: stop start-up ("fail") or skip it ("skip").
     on_invalid: Literal["fail", "skip"] = "fail"

@@ -47,7 +47,7 @@ MIN_PASSWORD_LENGTH = 10
 _DUMMY_HASH = _hasher.hash("socialbot-no-such-account")
 
 #: What each role may do. Agents work conversations; marketers read the log and dashboards and move ideas
-#: through the ideas board; admins do all.
+#: through the ideas board; admins do all, and add articles to the knowledge base.
 PERMISSIONS: dict[str, frozenset[str]] = {
     StaffRole.AGENT: frozenset({"conversations.read", "conversations.write"}),
     StaffRole.MARKETER: frozenset({"log.read", "dashboards.read", "ideas.write"}),
@@ -58,6 +58,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "log.read",
             "dashboards.read",
             "ideas.write",
+            "knowledge.write",
             "staff.manage",
         }
     ),

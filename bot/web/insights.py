@@ -1,6 +1,6 @@
 """Marketers' pages: the response log, the insights dashboard (charts fed by a JSON endpoint), the ideas
-board, and exports as CSV or Parquet for the console (session) and the API (bearer token). Every export is
-audited."""
+board, a knowledge gap's draft article (admins finish and save it into the knowledge base), and exports as
+CSV or Parquet for the console (session) and the API (bearer token). Every export is audited."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from bot.crm.db import session_scope
 from bot.crm.models import ConversationState, Staff
-from bot.insights.dashboard import dashboard_data
+from bot.insights.dashboard import DRAFT_IDS, dashboard_data
 from bot.insights.ideas import IDEA_STATUSES, list_ideas, set_idea_status
+from bot.insights.knowledge_gaps import ArticleRefused, draft_article, save_article
 from bot.insights.response_log import (
     AUTHORS,
     CONVERSATION_COLUMNS,
@@ -32,6 +34,7 @@ from bot.insights.response_log import (
     record_export,
     response_log,
 )
+from bot.runtime.analysis import sample_knowledge_dir
 from bot.runtime.container import Runtime
 from bot.support.staff import may
 from bot.web.auth import api_staff, console_form, console_staff
@@ -95,6 +98,8 @@ DashboardReader = Annotated[Staff, Depends(console_staff("dashboards.read"))]
 IdeaWriter = Annotated[Staff, Depends(console_form("ideas.write"))]
 LogExporter = Annotated[Staff, Depends(console_form("log.read"))]
 ApiLogReader = Annotated[Staff, Depends(api_staff("log.read"))]
+KnowledgeReader = Annotated[Staff, Depends(console_staff("knowledge.write"))]
+KnowledgeWriter = Annotated[Staff, Depends(console_form("knowledge.write"))]
 #: Rows read per query while an export streams.
 EXPORT_BATCH_ROWS = 1000
 
@@ -166,6 +171,7 @@ def dashboard_page(
         ideas=list_ideas(runtime.engine),
         statuses=IDEA_STATUSES,
         can_edit_ideas=may(staff, "ideas.write"),
+        can_draft=may(staff, "knowledge.write"),
         notice=notice,
     )
 
@@ -183,6 +189,72 @@ def dashboard_json(
             article_titles={article.id: article.title for article in runtime.models.knowledge.articles},
         )
     )
+
+
+def _ids(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or len(parts) > DRAFT_IDS or not all(part.isdigit() for part in parts):
+        raise HTTPException(422, f"ids: expected 1 to {DRAFT_IDS} message ids separated by commas")
+    return [int(part) for part in parts]
+
+
+def _article_page(
+    request: Request, runtime: Runtime, staff: Staff, markdown: str, error: str | None = None
+) -> HTMLResponse:
+    directory = runtime.models.knowledge.directory
+    return render(
+        request,
+        "console_article_draft.html",
+        staff,
+        status_code=422 if error else 200,
+        markdown=markdown,
+        error=error,
+        directory=directory,
+        sample=directory.resolve() == sample_knowledge_dir().resolve(),
+    )
+
+
+@router.get("/console/knowledge/draft", include_in_schema=False)
+def article_draft(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: KnowledgeReader,
+    ids: Annotated[str, Query(max_length=1000, description="the gap's message ids, comma-separated")],
+    words: Annotated[str | None, Query(max_length=200, description="the gap's words, for the id")] = None,
+) -> HTMLResponse:
+    """A draft article prefilled from a knowledge gap's questions, for an admin to finish and save."""
+    message_ids = _ids(ids)
+    with session_scope(runtime.engine, read_only=True) as session:
+        try:
+            markdown = draft_article(
+                session, message_ids, words=[w for w in (words or "").split(",") if w.strip()] or None
+            )
+        except ArticleRefused as error:
+            raise HTTPException(404, str(error)) from None
+    return _article_page(request, runtime, staff, markdown)
+
+
+@router.post("/console/knowledge/articles", include_in_schema=False)
+def add_article(
+    request: Request,
+    runtime: RuntimeDep,
+    staff: KnowledgeWriter,
+    markdown: Annotated[str, Form(max_length=50_000)],
+) -> Response:
+    """Save a finished article into the knowledge base (reloaded at once), or show the draft again with
+    what to change."""
+    try:
+        article = save_article(
+            runtime.engine,
+            runtime.models.knowledge,
+            markdown,
+            staff_id=staff.id,
+            sample_dir=sample_knowledge_dir(),
+        )
+    except ArticleRefused as error:
+        return _article_page(request, runtime, staff, markdown, str(error))
+    notice = f"Article {article.id!r} saved: the bot answers from it now."
+    return RedirectResponse(f"/console/insights?{urlencode({'notice': notice})}#gaps", status_code=303)
 
 
 @router.post("/console/ideas/{idea_id}/status", include_in_schema=False)

@@ -21,6 +21,7 @@ from channels.base import Channel, CursorStore, InboundSink
 
 if TYPE_CHECKING:
     from channels.email import MailboxPosition as ReadPosition
+    from channels.email import SmtpSender
 
 __all__ = [
     "DatabaseCursors",
@@ -28,6 +29,7 @@ __all__ = [
     "brand_keywords",
     "build_detached_channels",
     "build_platform_channels",
+    "smtp_sender",
 ]
 
 log = logging.getLogger("socialbot.channels")
@@ -159,6 +161,21 @@ class _NoPositions:
         raise RuntimeError("this e-mail channel was built for a one-off command and reads no mailbox")
 
 
+def smtp_sender(settings: Settings) -> SmtpSender:
+    """The SMTP server of `[email]`: the one replies, follow-ups and the weekly digest go out through (the
+    digest also when the e-mail channel is off)."""
+    from channels.email import SmtpSecurity, SmtpSender
+
+    email = settings.email
+    return SmtpSender(
+        host=email.smtp_host,
+        port=email.smtp_port,
+        security=SmtpSecurity(email.smtp_security),
+        username=email.username,
+        password=_secret(email.password),
+    )
+
+
 def _email_channel(settings: Settings, *, sink: InboundSink, engine: Engine | None) -> Channel:
     from channels.email import EmailChannel, ImapAccount, ImapSecurity, SenderAuthenticator
 
@@ -175,11 +192,7 @@ def _email_channel(settings: Settings, *, sink: InboundSink, engine: Engine | No
             processed_folder=email.imap_processed_folder or None,
         )
     return EmailChannel(
-        smtp_host=email.smtp_host,
-        smtp_port=email.smtp_port,
-        smtp_security=email.smtp_security,
-        username=email.username,
-        password=_secret(email.password),
+        smtp=smtp_sender(settings),
         from_address=email.sender_address,
         inbound_secret=_secret(email.inbound_secret) or "",
         thread_secret=_secret(settings.secret_key) or "",

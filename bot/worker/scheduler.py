@@ -18,12 +18,13 @@ from bot.crm.rate_limits import forget_expired
 from bot.delivery.outbox import deliver_due
 from bot.delivery.webhooks import deliver_webhooks
 from bot.engagement.followups import send_due_followups, sync_followup_delivery
-from bot.insights.digest import send_due_digest, smtp_sender
+from bot.insights.digest import send_due_digest
 from bot.insights.topics import check_complaint_spikes
 from bot.pipeline.inbound import recover_unprocessed
 from bot.runtime.container import Runtime
 from bot.support.slack_posts import deliver_support_posts, support_channel_of
 from bot.support.snooze import wake_due_snoozes
+from bot.worker.connectors import smtp_sender
 
 __all__ = ["run_retention", "start_scheduler"]
 

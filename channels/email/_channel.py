@@ -22,7 +22,6 @@ import hmac
 import json
 import logging
 import re
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -43,7 +42,7 @@ from channels.email._authentication import SenderAuthenticator, SenderVerdict
 from channels.email._bounces import Bounce, parse_bounce
 from channels.email._imap import ImapAccount, ImapPoller, MailboxPositionStore
 from channels.email._parsing import REPLY_LANGUAGES, MalformedMail, parse_mail, strip_reply, subject_topic
-from channels.email._sending import SMTP_TIMEOUT_SECONDS, SmtpSecurity, SmtpSender, compose_mail
+from channels.email._sending import SmtpSender, compose_mail
 from channels.email._threads import ThreadSigner
 
 __all__ = ["SECRET_HEADER", "EmailChannel", "Intake"]
@@ -74,10 +73,8 @@ class EmailChannel(WebhookChannel):
     """Sends mail over SMTP; takes mail from an IMAP mailbox and from the provider's inbound webhook.
 
     Args:
-        smtp_host, smtp_port: the SMTP server (587 with STARTTLS, 465 with implicit TLS, usually).
-        username, password: SMTP login; empty username = no login (a local relay).
+        smtp: the SMTP server mails go out through (its address, security, login and timeout).
         from_address: the brand's address mails come from (its domain names our `Message-ID`s).
-        smtp_security: how the SMTP connection is protected.
         inbound_secret: the shared secret the provider sends in `X-Socialbot-Secret` ("" refuses every
             webhook delivery).
         brand_name: shown as the sender's name and in the subject.
@@ -91,7 +88,6 @@ class EmailChannel(WebhookChannel):
         positions: where the IMAP position is kept (needed with `imap`).
         on_bounce: called with each bounce of a mail we sent (the failed address is the one we mailed).
         reply_languages: the languages whose quote headers and sign-offs are stripped from replies.
-        smtp_ssl_context: certificate checks for SMTP TLS; None = the system's CAs.
     """
 
     name = "email"
@@ -100,17 +96,13 @@ class EmailChannel(WebhookChannel):
     def __init__(
         self,
         *,
-        smtp_host: str,
-        smtp_port: int,
-        username: str = "",
-        password: str | None = None,
+        smtp: SmtpSender,
         from_address: str,
         inbound_secret: str,
         brand_name: str,
         unsubscribe_url: Callable[[str], str],
         sink: InboundSink,
         thread_secret: str,
-        smtp_security: SmtpSecurity | str = SmtpSecurity.STARTTLS,
         signature: str = "",
         authenticator: SenderAuthenticator | None = None,
         imap: ImapAccount | None = None,
@@ -118,18 +110,8 @@ class EmailChannel(WebhookChannel):
         positions: MailboxPositionStore | None = None,
         on_bounce: Callable[[Bounce], None] | None = None,
         reply_languages: Sequence[str] = REPLY_LANGUAGES,
-        smtp_ssl_context: ssl.SSLContext | None = None,
-        timeout: float = SMTP_TIMEOUT_SECONDS,
     ) -> None:
-        self.sender = SmtpSender(
-            smtp_host,
-            smtp_port,
-            SmtpSecurity(smtp_security),
-            username,
-            password,
-            timeout,
-            smtp_ssl_context,
-        )
+        self.sender = smtp
         self.from_address = from_address.lower()
         self.domain = from_address.rpartition("@")[2].lower() or "localhost"
         self.threads = ThreadSigner(thread_secret, self.domain)

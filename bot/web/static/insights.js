@@ -213,17 +213,42 @@
       articles.appendChild(item);
     });
     if (!data.top_articles.length) articles.textContent = "No answers from the knowledge base yet.";
-    const gaps = document.getElementById("content-gaps");
-    data.content_gaps.forEach((g) => {
+    const gaps = document.getElementById("knowledge-gaps");
+    data.knowledge_gaps.forEach((g) => {
       const item = document.createElement("li");
-      item.textContent = g.text;
-      const meta = document.createElement("span");
-      meta.className = "muted";
-      meta.textContent = " (" + g.channel + ", " + g.at.slice(0, 10) + ")";
-      item.appendChild(meta);
+      item.className = "gap";
+      const head = document.createElement("div");
+      head.className = "gap__head";
+      const label = document.createElement("strong");
+      label.textContent = g.label;
+      const count = document.createElement("span");
+      count.className = "muted";
+      count.textContent = " " + g.questions + (g.questions === 1 ? " question" : " questions") +
+        ", last " + g.last_asked.slice(0, 10);
+      head.append(label, count);
+      if (root.dataset.canDraft) {
+        const draft = document.createElement("a");
+        draft.className = "button";
+        draft.href = "/console/knowledge/draft?" + new URLSearchParams({ ids: g.message_ids.join(","), words: g.words.join(",") });
+        draft.textContent = "Draft an article";
+        head.appendChild(draft);
+      }
+      const examples = document.createElement("ul");
+      examples.className = "gap__examples";
+      g.examples.forEach((text) => {
+        const example = document.createElement("li");
+        example.textContent = text;
+        examples.appendChild(example);
+      });
+      item.append(head, examples);
       gaps.appendChild(item);
     });
-    if (!data.content_gaps.length) gaps.textContent = "None: every question found an answer.";
+    if (!data.knowledge_gaps.length) {
+      const none = document.createElement("li");
+      none.className = "gaps__none";
+      none.textContent = "None: no question of this period went unanswered.";
+      gaps.appendChild(none);
+    }
     const csat = document.getElementById("csat");
     const entries = Object.entries(data.csat);
     if (entries.length) {
