@@ -74,11 +74,15 @@ def record_support_post(
 
 
 def support_posts_changed(session: Session, conversation_id: int) -> None:
-    """The conversation changed hands: its posts are to show it (the update goes out after this commits)."""
-    session.exec(
-        update(SupportPost)
-        .where(SupportPost.conversation_id == conversation_id)
-        .values(version=SupportPost.version + 1)
+    """The conversation changed hands: its posts are to show it (the update goes out after this commits).
+
+    A plain SQL UPDATE: it runs for every message in a conversation a person owns, and the ORM's version of
+    it (matching the session's loaded posts) cost about as much as the rest of the decision's bookkeeping;
+    the posts are read fresh by `deliver_support_posts`, in its own session."""
+    session.connection().execute(
+        update(SupportPost.__table__)
+        .where(SupportPost.__table__.c.conversation_id == conversation_id)
+        .values(version=SupportPost.__table__.c.version + 1)
     )
 
 
