@@ -106,6 +106,16 @@ def test_no_route_for_abuse_silences_a_service_request():
     assert insult.action == Action.IGNORE and not insult.replies
 
 
+def test_an_idea_flagged_abusive_is_held_without_a_reply_but_reaches_the_ideas_board(policy):
+    """The abuse head also flags some polite suggestions ("You should sell spare tent poles on your website,
+    I'd buy them" scores 0.65): an idea is something to act on, so it is recorded either way."""
+    flagged = Understood("recommendation", abusive=True, abusive_score=0.65)
+    idea = policy.decide(flagged, NOT_FOUND, public=False)
+    assert idea.action == Action.MODERATE and not idea.replies and idea.record_idea
+    unsure = Understood("recommendation", abusive=True, low_confidence=True, confidence=0.3)
+    assert not policy.decide(unsure, NOT_FOUND, public=False).record_idea
+
+
 def test_small_talk_is_not_posted_in_public(policy):
     assert policy.decide(Understood("other"), NOT_FOUND, public=True).action == Action.IGNORE
 

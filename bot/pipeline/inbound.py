@@ -371,13 +371,17 @@ def _name_flagged_words(runtime: Runtime, message_id: int, text: str, analysis: 
     if not analysis.understanding.abusive:
         return
     words = runtime.models.abuse_words(text, analysis.understanding.abusive_score)
-    if words:
+    if not words:
+        return
+    try:
         with session_scope(runtime.engine) as session:
             session.exec(
                 update(ModerationItem)
                 .where(ModerationItem.message_id == message_id)
                 .values(flagged_words=list(words))
             )
+    except OperationalError as error:  # the message is decided and queued; only the explanation is missing
+        log.warning("message %s: the words behind its abuse flag were not saved: %s", message_id, error)
 
 
 def _deliver(runtime: Runtime, channel: str) -> None:

@@ -12,7 +12,7 @@ flagged, with a neutral reply that does not repeat its words. Only abuse with no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -175,6 +175,11 @@ class Policy:
                     template="abusive_request",
                     escalate=True,
                 )
+            if understanding.intent == "recommendation" and not understanding.low_confidence:
+                # An idea is something to act on: it reaches the ideas board (where staff see it beside the
+                # moderation queue); the message itself gets no reply.
+                decision = self._route("abusive", f"{flagged} with an idea: recorded, no reply", article)
+                return replace(decision, record_idea=True)
             return self._route("abusive", f"{flagged} with nothing to act on: no reply", article)
         if understanding.wants_human:
             return self._route("wants_human", "the customer asked for a person", article)

@@ -35,11 +35,8 @@ def human_owns(turn: Turn) -> Decision | None:
         return None
     silent = f"conversation is {turn.conversation.state}: the bot stays silent"
     understanding = turn.analysis.understanding
-    if (
-        understanding.intent == "recommendation"
-        and not understanding.low_confidence
-        and not understanding.abusive
-    ):
+    if understanding.intent == "recommendation" and not understanding.low_confidence:
+        # Also when flagged abusive: an idea is something to act on (and the person in the thread sees it).
         return Decision(Action.HUMAN_OWNS, f"{silent}; recorded as an idea", record_idea=True)
     return Decision(Action.HUMAN_OWNS, silent)
 
