@@ -51,7 +51,7 @@ def main() -> None:
         settings = load_settings(data={"dir": folder})
         runtime = build_runtime(settings)
         try:
-            outcomes = [_route(runtime, number, row) for number, row in enumerate(rows)]
+            outcomes = [route_row(runtime, number, row) for number, row in enumerate(rows)]
         finally:
             runtime.close()
     right = [
@@ -84,7 +84,7 @@ def main() -> None:
                 print(f"  [{row['channel']}] expected {expected}; decided {decided}: {row['text'][:80]}")
 
 
-def _route(runtime, number: int, row: dict) -> tuple[str, str | None]:
+def route_row(runtime, number: int, row: dict) -> tuple[str, str | None]:
     """The action and article the pipeline records for `row`, sent as a new customer's first message."""
     from bot.crm.db import session_scope
     from bot.crm.models import Message
