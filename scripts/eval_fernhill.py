@@ -27,6 +27,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.crm.db import session_scope  # noqa: E402
+from bot.crm.models import Message  # noqa: E402
 from bot.pipeline.inbound import handle_inbound  # noqa: E402
 from bot.runtime.settings import load_settings  # noqa: E402
 from bot.worker.build import build_runtime  # noqa: E402
@@ -84,11 +86,16 @@ def main() -> None:
                 print(f"  [{row['channel']}] expected {expected}; decided {decided}: {row['text'][:80]}")
 
 
+def is_right(row: dict, action: str, article: str | None) -> bool:
+    """The expected action, and the expected article where the row names one (an escalation may offer an
+    article; that is not judged)."""
+    return action == row["expected_action"] and (
+        not row["expected_article"] or article == row["expected_article"]
+    )
+
+
 def route_row(runtime, number: int, row: dict) -> tuple[str, str | None]:
     """The action and article the pipeline records for `row`, sent as a new customer's first message."""
-    from bot.crm.db import session_scope
-    from bot.crm.models import Message
-
     customer = f"fernhill-eval-{number}"
     inbound = InboundMessage(
         channel=row["channel"],

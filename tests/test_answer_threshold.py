@@ -111,18 +111,22 @@ def test_a_worker_answers_with_the_recalibrated_threshold_after_its_refresh_and_
     after = knowledge.answer(question, encoder.encode([question])[0])
     assert after.article is None and after.best_article_id == "delivery-times"
 
-    env = {**os.environ, "SOCIALBOT_DATA__DIR": str(settings.data.dir)}
-    listed = subprocess.run(
-        [sys.executable, "-m", "bot", "intents", "heads", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    listed = socialbot("intents", "heads", "list", data_dir=settings.data.dir)
     assert listed.returncode == 0, listed.stderr
     assert f"answer threshold {DEFAULT_THRESHOLD:.3f} -> {calibrated:.3f}" in listed.stdout.splitlines()[1]
     versions.rollback()
     assert worker.refresh_heads() and knowledge.threshold == DEFAULT_THRESHOLD
+
+
+def socialbot(*args: str, data_dir, **env: str) -> subprocess.CompletedProcess:
+    """`socialbot ARGS` as an operator runs it, on the CRM in `data_dir`, with `env` added."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SOCIALBOT_DATA__DIR": str(data_dir), **env},
+        timeout=600,
+    )
 
 
 def test_a_pinned_threshold_is_not_recalibrated(make_settings):
@@ -133,17 +137,8 @@ def test_a_pinned_threshold_is_not_recalibrated(make_settings):
         mark_answers(engine, scripted(0.62))
     finally:
         engine.dispose()
-    env = {
-        **os.environ,
-        "SOCIALBOT_DATA__DIR": str(settings.data.dir),
-        "SOCIALBOT_KNOWLEDGE__THRESHOLD": "0.5",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "intents", "train", "--from-crm"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
+    done = socialbot(
+        "intents", "train", "--from-crm", data_dir=settings.data.dir, SOCIALBOT_KNOWLEDGE__THRESHOLD="0.5"
     )
     assert done.returncode == 0, done.stderr
     held = sum(held_out(mark.text) for mark in scripted(0.62))

@@ -25,6 +25,7 @@ __all__ = [
     "Decision",
     "Policy",
     "PolicyError",
+    "carries_an_idea",
 ]
 
 
@@ -175,7 +176,7 @@ class Policy:
                     template="abusive_request",
                     escalate=True,
                 )
-            if understanding.intent == "recommendation" and not understanding.low_confidence:
+            if carries_an_idea(understanding):
                 # An idea is something to act on: it reaches the ideas board (where staff see it beside the
                 # moderation queue); the message itself gets no reply.
                 decision = self._route("abusive", f"{flagged} with an idea: recorded, no reply", article)
@@ -267,6 +268,12 @@ class Policy:
         if action == Action.MODERATE:
             return Decision(Action.MODERATE, f"{why}; flagged for moderation")
         return Decision(Action.IGNORE, f"{why}: routed to ignore")
+
+
+def carries_an_idea(understanding: UnderstandingLike) -> bool:
+    """Whether the message is confidently an idea for the brand: recorded on the ideas board even where the
+    bot says nothing (a person owns the conversation, or it is flagged abusive)."""
+    return understanding.intent == "recommendation" and not understanding.low_confidence
 
 
 def _service_request(understanding: UnderstandingLike) -> str | None:

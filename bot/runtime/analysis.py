@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.runtime.batching import MicroBatcher
-from bot.runtime.languages import detect_language
+from bot.runtime.languages import WORD, detect_language
 from bot.runtime.settings import Settings
 from intents import HeadsError, Understander, Understanding
 from intents.encoder import Encoder, load_encoder
@@ -39,7 +39,6 @@ log = logging.getLogger("socialbot")
 #: The knowledge base's answer threshold in a heads version's calibration (bot/insights/answer_threshold.py).
 THRESHOLD_KEY = "knowledge_threshold"
 
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # How many words of a flagged message are tried out, and how much leaving a word out must lower the abuse
 # score's log-odds for the word to be named as a reason for the flag (log-odds, not probability: a message
 # scored 0.99 stays above 0.98 without any one of its insults, yet each of them moves its log-odds clearly).
@@ -161,7 +160,7 @@ class Models:
         was flagged."""
         words = [
             word
-            for word in dict.fromkeys(m.group().lower() for m in _WORD.finditer(text))
+            for word in dict.fromkeys(m.group().lower() for m in WORD.finditer(text))
             if word not in FUNCTION_WORDS
         ][:ABUSE_WORDS_TRIED]
         if not words:

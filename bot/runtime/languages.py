@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
-__all__ = ["COMMON_LANGUAGES", "UNDETERMINED", "detect_language"]
+__all__ = ["COMMON_LANGUAGES", "ENGLISH_WORDS", "UNDETERMINED", "WORD", "detect_language"]
 
 #: Detected besides the brand's own languages: the most used languages on social media.
 COMMON_LANGUAGES: tuple[str, ...] = (
@@ -69,7 +69,8 @@ ENGLISH_WORDS = frozenset({
     "send", "received", "waiting", "wait", "phone", "call", "called", "email", "ur", "pls", "plz", "dont",
     "cant", "wont", "didnt", "doesnt", "wow", "lol", "omg", "guys",
 })  # fmt: skip
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+#: A word: letters, with one inner apostrophe ("don't"); also what `Models.abuse_words` tries out.
+WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # Not words of any language: links, e-mail addresses, @mentions and #tags, numbers.
 _NOISE = re.compile(r"https?://\S+|\S+@\S+|[@#]\w+|\d+")
 _lock = threading.Lock()
@@ -97,7 +98,7 @@ def _confirmed(text: str, default: str, other: Language) -> bool:
     """Whether `text`, which the trigram models read as `other`, is not in `default` after all: for English
     by its words, for another default by the high-accuracy models of `default` and `other` alone."""
     if default == "en":
-        words = [word.lower() for word in _WORD.findall(text.replace("\u2019", "'"))]
+        words = [word.lower() for word in WORD.findall(text.replace("\u2019", "'"))]
         english = sum(word in ENGLISH_WORDS for word in words)
         return english < _MIN_ENGLISH_WORDS or english < _MIN_ENGLISH_SHARE * len(words)
     try:

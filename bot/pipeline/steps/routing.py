@@ -7,7 +7,7 @@ bot stays silent (an idea in it is still recorded); everything else the policy r
 from __future__ import annotations
 
 from bot.pipeline.turn import Turn
-from bot.policy.routing import Action, Decision
+from bot.policy.routing import Action, Decision, carries_an_idea
 from channels.base import InboundKind
 
 __all__ = ["greeting", "human_owns", "listening", "policy"]
@@ -34,9 +34,7 @@ def human_owns(turn: Turn) -> Decision | None:
     if turn.bot_may_reply:
         return None
     silent = f"conversation is {turn.conversation.state}: the bot stays silent"
-    understanding = turn.analysis.understanding
-    if understanding.intent == "recommendation" and not understanding.low_confidence:
-        # Also when flagged abusive: an idea is something to act on (and the person in the thread sees it).
+    if carries_an_idea(turn.analysis.understanding):  # also when flagged abusive: something to act on
         return Decision(Action.HUMAN_OWNS, f"{silent}; recorded as an idea", record_idea=True)
     return Decision(Action.HUMAN_OWNS, silent)
 
