@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=None, help="encoder threads (default: one per core)")
     args = parser.parse_args()
+    if args.rows < 1:
+        parser.error("--rows: expected a positive number")
     texts, source = load_messages(args.rows)
     load_before = os.getloadavg()[0]
     print(f"{len(texts)} rows from {source}; {os.cpu_count()} CPUs; load average {load_before:.2f} at start")
