@@ -296,7 +296,7 @@ class Policy:
             )
             return Decision(
                 Action.ESCALATE,
-                f"{why}: no article above the threshold ({best})",
+                f"{why}: no article answers it ({best})",
                 template="no_answer",
                 escalate=True,
             )
