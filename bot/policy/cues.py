@@ -78,7 +78,7 @@ _PROBLEM = re.compile(
     r"|thanks\s+for\s+nothing|cheers\s+for\s+that|yeah\s+right|slow|glitchy|unable|outage|error|problems?"
     r"|issues?|kidding|wtf|wth|not\s+(?:arriving|letting|loading|working|answering|responding)|cannot|couldn't"
     r"|couldnt|(?:did|does|do|has|have|had|is|are|was|were|will|would|could)\s+not|no\s+(?:help|reply|response|answer)"
-    r"|really\s*\?"
+    r"|really\s*\?|so\s+long|ages|forever|how\s+much\s+longer"
     r"|apart\s+from|for\s+nothing|not\s+(?:here|arrived|working|received|happy|impressed)|didn't|didnt|doesn't"
     r"|doesnt|won't|wont|can't|cant|haven't|havent|hasn't|hasnt|isn't|isnt|wasn't|wasnt)\b"
     r"|[👏🙄😡😤🤬😠😞😭😢😑☹]|:-?\(|\?!|!\?",
@@ -90,7 +90,7 @@ _RESOLVED = re.compile(r"\b(?:sorted|fixed|resolved|replaced|refunded|sorting|fi
 # A problem the brand already knows of and has not put right: a promise not kept, a wait, something done to
 # the customer. A question carrying one is a complaint, not a request for the help pages.
 _UNRESOLVED = re.compile(
-    r"\b(?:still|again|yet|nobody|no\s+one|(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th))\s+time"
+    r"\b(?:still|again|yet|nobody|no\s+one|(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th))\s+(?:time|day|week|e-?mail|message|call)"
     r"|(?:\d+|a\s+few|few|two|three|four|five|six|several|many)\s+(?:days|weeks|months)\s+(?:ago|now|later|on)"
     r"|(?:sent|sold|charged|gave|told|promised)\s+me|you(?:'ve|\s+have)?\s+(?:sent|sold|charged|lost|cancelled"
     r"|promised))\b",

@@ -267,7 +267,9 @@ class Policy:
         if intent == "complaint":
             # An uncertain complaint is still treated as one: a person reading a non-complaint costs less
             # than a bot answering an upset customer with an article.
-            return self._route("complaint", f"complaint, unsure ({understanding.confidence:.2f})", article)
+            return self._route(
+                "complaint", f"complaint, unsure ({understanding.confidence:.2f})", article, answer, public
+            )
         return Decision(
             Action.ESCALATE,
             f"{why} and no article answers it" if article is None else f"{why}, not asked: to a person",
