@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from bot.crm.db import is_transient_conflict, session_scope
-from bot.crm.ladder import update_ladder
+from bot.crm.ladder import text_signs, update_ladder
 from bot.crm.models import (
     AuthorKind,
     Contact,
@@ -289,6 +289,7 @@ def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
     message.kb_score = answer.score if answer is not None else None
     message.action = decision.action.value
     message.reason = decision.reason
+    message.ladder_signs = text_signs(message.text)  # read once: the ladder reads it on later messages
     message.status = ProcessingStatus.PROCESSED.value
     message.processed_at = utcnow()
 
