@@ -6,8 +6,10 @@ Python time goes.
 Runs `handle_inbound` (store -> understand -> decide -> queue -> deliver) on the same customer tweets as
 bench/pipeline.py (100 customers writing 5 messages each), on a fresh SQLite file with the `onnx` backend, and
 counts with SQLAlchemy's events the statements executed and the transactions committed, per message, with the
-most frequent statements (the first words of each). `--profile FILE` also writes a pyinstrument profile of
-the run to FILE (text; slower per message while it records).
+most frequent statements (the first words of each), and the CPU time of the calling thread per message: the
+message path without the encoder (which runs in the micro-batcher's thread; the heads are in), hardly moved by
+other processes' load.
+`--profile FILE` also writes a pyinstrument profile of the run to FILE (text; slower while it records).
 """
 
 from __future__ import annotations
@@ -67,19 +69,26 @@ def main() -> None:
 
         profiler = Profiler(interval=0.0005)
         profiler.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     try:
         for call in calls[1:]:
             call()
     finally:
         seconds = time.perf_counter() - started
+        # This thread's CPU time: the message path's Python and SQL without the encoder, which runs in the
+        # micro-batcher's thread (and ONNX Runtime's), and without waiting for the CPU on a busy machine.
+        cpu = time.thread_time() - cpu_started
         if profiler is not None:
             profiler.stop()
         runtime.close()
         models.batcher.close()
     count = len(calls) - 1
     print(f"{count} messages from {source}; load average {os.getloadavg()[0]:.2f} at the end")
-    print(f"{seconds / count * 1e3:.1f} ms a message{' (under the profiler)' if profiler else ''}")
+    under = " (under the profiler)" if profiler else ""
+    print(
+        f"{seconds / count * 1e3:.1f} ms a message{under}; "
+        f"CPU outside the encoder {cpu / count * 1e3:.2f} ms a message"
+    )
     per_message = sum(statements.values()) / count
     print(f"statements a message: {per_message:.1f}; commits a message: {commits / count:.2f}")
     for text, times in statements.most_common(25):
