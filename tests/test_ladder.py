@@ -233,7 +233,7 @@ def test_the_ladder_kept_up_message_by_message_equals_the_full_recompute(db_engi
             conversation, text, days * 24 * 60, intent=intent, sentiment=sentiment, ladder_signs=signs, **more
         )
         with session_scope(db_engine) as session:
-            update_ladder(session, session.get(Contact, ann), brand_handles=brands, now=at)
+            update_ladder(session, ann, brand_handles=brands, now=at)
             kept = load_history(session, ann)
             assert all(said.signs is not None for said in kept)
             full = [replace(said, signs=None) for said in kept]  # every message's words read again

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import IntFlag
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, select
 
 from bot.crm.models import (
@@ -49,9 +49,11 @@ __all__ = [
     "Placement",
     "Said",
     "Sign",
+    "Standing",
     "count_by_stage",
     "decide_stage",
     "load_history",
+    "standing",
     "text_signs",
     "update_ladder",
 ]
@@ -363,37 +365,37 @@ def decide_stage(
     )
 
 
+_message, _conversation = Message.__table__.c, Conversation.__table__.c
+# Built once (the values are bound per read).
+_HISTORY = (
+    select(
+        _message.created_at,
+        _message.text,
+        _message.intent,
+        _message.sentiment,
+        _message.abusive,
+        _message.public,
+        _message.low_confidence,
+        _message.ladder_signs,
+        _conversation.contact_id,
+        _conversation.state,
+    )
+    .join_from(Message.__table__, Conversation.__table__, _conversation.id == _message.conversation_id)
+    .where(
+        _message.contact_id == bindparam("contact_id"),
+        _message.direction == Direction.INBOUND.value,
+        _message.author_kind == AuthorKind.CUSTOMER.value,
+    )
+    .order_by(_message.id.desc())
+    .limit(HISTORY_LIMIT)
+)
+
+
 def load_history(session: Session, contact_id: int) -> list[Said]:
     """The contact's inbound messages as the ladder reads them (the newest `HISTORY_LIMIT`), in one query.
 
     Reads what the session has flushed: the caller flushes a message it just decided."""
-    message, conversation = Message.__table__.c, Conversation.__table__.c
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                message.created_at,
-                message.text,
-                message.intent,
-                message.sentiment,
-                message.abusive,
-                message.public,
-                message.low_confidence,
-                message.ladder_signs,
-                conversation.contact_id,
-                conversation.state,
-            )
-            .join_from(Message.__table__, Conversation.__table__, conversation.id == message.conversation_id)
-            .where(
-                message.contact_id == contact_id,
-                message.direction == Direction.INBOUND.value,
-                message.author_kind == AuthorKind.CUSTOMER.value,
-            )
-            .order_by(message.id.desc())
-            .limit(HISTORY_LIMIT)
-        )
-        .all()
-    )
+    rows = session.connection().execute(_HISTORY, {"contact_id": contact_id}).all()
     waiting = (ConversationState.HUMAN.value, ConversationState.SNOOZED.value)
     return [
         Said(
@@ -412,31 +414,68 @@ def load_history(session: Session, contact_id: int) -> list[Said]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a contact stands on the ladder: their stage, and when it was last decided (None: never)."""
+
+    stage: str
+    updated_at: datetime | None
+
+
+_contact = Contact.__table__.c
+_STANDING = select(_contact.ladder_stage, _contact.ladder_updated_at).where(
+    _contact.id == bindparam("contact_id")
+)
+_STANDING_LOCKED = _STANDING.with_for_update()
+_MOVE = (
+    update(Contact.__table__)
+    .where(_contact.id == bindparam("contact_id"))
+    .values(ladder_stage=bindparam("stage"), ladder_updated_at=bindparam("at"))
+)
+
+
+def standing(session: Session, contact_id: int, *, lock: bool = False) -> Standing:
+    """Where `contact_id` stands; `lock`: take the contact's row lock too (PostgreSQL's FOR UPDATE), so no
+    other transaction moves them before this one commits."""
+    stage, updated_at = (
+        session.connection()
+        .execute(_STANDING_LOCKED if lock else _STANDING, {"contact_id": contact_id})
+        .one()
+    )
+    return Standing(stage, updated_at)
+
+
 def update_ladder(
     session: Session,
-    contact: Contact,
+    contact_id: int,
     *,
     brand_handles: Sequence[str] = (),
     message_id: int | None = None,
     now: datetime | None = None,
+    stood: Standing | None = None,
 ) -> LadderChange | None:
-    """Decide `contact`'s stage again from their history; record and return the change, or None if the stage
-    is unchanged."""
+    """Decide `contact_id`'s stage again from their history; record and return the change, or None if the
+    stage is unchanged.
+
+    Args:
+        stood: where they stood, when the caller read it already (with the row's lock); read here if None.
+    """
+    stood = stood or standing(session, contact_id)
     session.flush()  # the history is read with a plain query, which doesn't flush
-    placement = decide_stage(load_history(session, contact.id), now=now, brand_handles=brand_handles)
-    if placement.stage.value == contact.ladder_stage and contact.ladder_updated_at is not None:
+    placement = decide_stage(load_history(session, contact_id), now=now, brand_handles=brand_handles)
+    if placement.stage.value == stood.stage and stood.updated_at is not None:
         return None
     change = LadderChange(
-        contact_id=contact.id,
-        from_stage=contact.ladder_stage if contact.ladder_updated_at is not None else None,
+        contact_id=contact_id,
+        from_stage=stood.stage if stood.updated_at is not None else None,
         to_stage=placement.stage.value,
         reason=placement.reason,
         message_id=message_id,
     )
-    contact.ladder_stage = placement.stage.value
-    contact.ladder_updated_at = utcnow()
-    session.add(contact)
-    session.add(change)
+    session.connection().execute(
+        _MOVE, {"contact_id": contact_id, "stage": placement.stage.value, "at": utcnow()}
+    )
+    session.add(change)  # in the ORM: its flush records the webhook event (bot/delivery/webhooks.py)
     return change
 
 

@@ -464,6 +464,9 @@ def _after_flush(session: OrmSession, _flush_context: object) -> None:
         record_events(session.connection(), found)
 
 
+_SUBSCRIBED = select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
+
+
 def record_events(connection: Connection, found: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """Record events (type, data) in `connection`'s transaction, one delivery per subscribed active endpoint.
 
@@ -471,9 +474,7 @@ def record_events(connection: Connection, found: Sequence[tuple[str, dict[str, A
     SQL statement (the pipeline's storing of a message) records its events with this."""
     if not _tables_exist(connection):
         return
-    subscribed = connection.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
-    ).all()
+    subscribed = connection.execute(_SUBSCRIBED).all()
     if not subscribed:
         return
     now = utcnow()

@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, Row, insert, update
+from sqlalchemy import Connection, Row, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from bot.crm.db import is_transient_conflict, session_scope
-from bot.crm.ladder import text_signs, update_ladder
+from bot.crm.ladder import standing, text_signs, update_ladder
 from bot.crm.models import (
     AuthorKind,
     Contact,
@@ -100,18 +101,46 @@ def _clean(text: str) -> str:
 _MESSAGE, _CONTACT = Message.__table__, Contact.__table__
 _CONVERSATION, _IDENTITY = Conversation.__table__, Identity.__table__
 
+# The message path's statements, built once (building one costs more Python than running it; the values
+# are bound per message).
+_STORED_BEFORE = select(_MESSAGE.c.id).where(
+    _MESSAGE.c.channel == bindparam("channel"), _MESSAGE.c.external_id == bindparam("external_id")
+)
+_IDENTITY_OF = select(
+    _IDENTITY.c.id, _IDENTITY.c.contact_id, _IDENTITY.c.handle, _IDENTITY.c.verified, _IDENTITY.c.bounced_at
+).where(_IDENTITY.c.channel == bindparam("channel"), _IDENTITY.c.external_user_id == bindparam("user"))
+_CONVERSATION_OF = (
+    select(_CONVERSATION.c.id, _CONVERSATION.c.state)
+    .where(_CONVERSATION.c.channel == bindparam("channel"), _CONVERSATION.c.thread_id == bindparam("thread"))
+    .order_by(_CONVERSATION.c.id.desc())
+    .limit(1)
+)
+_INSERT_MESSAGE = insert(_MESSAGE)
+_CONTACT_SEEN = (
+    update(_CONTACT).where(_CONTACT.c.id == bindparam("row_id")).values(last_seen_at=bindparam("at"))
+)
+_CONVERSATION_SPOKEN = (
+    update(_CONVERSATION)
+    .where(_CONVERSATION.c.id == bindparam("row_id"))
+    .values(last_message_at=bindparam("at"))
+)
+_CLAIM = (
+    update(Message)
+    .where(Message.id == bindparam("row_id"), Message.status == ProcessingStatus.RECEIVED.value)
+    .values(status=ProcessingStatus.PROCESSED.value)
+    .returning(Message)
+)
+_RECORD = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("row_id"))
+_CONVERSATION_ROW = select(Conversation).where(Conversation.id == bindparam("row_id"))
+# PostgreSQL: the conversation's row locked (after the contact's: the order `store_inbound` updates them in).
+_CONVERSATION_LOCKED = _CONVERSATION_ROW.with_for_update()
+
 
 def _identify_contact(connection: Connection, inbound: InboundMessage) -> int:
     """The id of the contact `inbound`'s author is (a new one for an author never seen on its channel)."""
     author = inbound.author
     identity = connection.execute(
-        select(
-            _IDENTITY.c.id,
-            _IDENTITY.c.contact_id,
-            _IDENTITY.c.handle,
-            _IDENTITY.c.verified,
-            _IDENTITY.c.bounced_at,
-        ).where(_IDENTITY.c.channel == inbound.channel, _IDENTITY.c.external_user_id == author.external_id)
+        _IDENTITY_OF, {"channel": inbound.channel, "user": author.external_id}
     ).first()
     if identity is not None:
         changes = {}
@@ -142,10 +171,7 @@ def _identify_contact(connection: Connection, inbound: InboundMessage) -> int:
 def _find_or_open_conversation(connection: Connection, inbound: InboundMessage, contact_id: int) -> Row:
     """The thread's latest conversation (id, state), opened for `contact_id` if there is none."""
     found = connection.execute(
-        select(_CONVERSATION.c.id, _CONVERSATION.c.state)
-        .where(_CONVERSATION.c.channel == inbound.channel, _CONVERSATION.c.thread_id == inbound.thread_id)
-        .order_by(_CONVERSATION.c.id.desc())
-        .limit(1)
+        _CONVERSATION_OF, {"channel": inbound.channel, "thread": inbound.thread_id}
     ).first()
     if found is not None:
         return found
@@ -168,11 +194,9 @@ def _touch(
     to staff if it was snoozed."""
     now = utcnow()
     connection = session.connection()
-    connection.execute(update(_CONTACT).where(_CONTACT.c.id == contact_id).values(last_seen_at=now))
+    connection.execute(_CONTACT_SEEN, {"row_id": contact_id, "at": now})
     if conversation.state not in (ConversationState.RESOLVED, ConversationState.SNOOZED):
-        connection.execute(
-            update(_CONVERSATION).where(_CONVERSATION.c.id == conversation.id).values(last_message_at=now)
-        )
+        connection.execute(_CONVERSATION_SPOKEN, {"row_id": conversation.id, "at": now})
         return
     # Rare: the conversation changes hands, through the services that audit it (in the ORM).
     changed = session.get(Conversation, conversation.id)
@@ -235,7 +259,7 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
                 "kind": inbound.kind.value,
                 "sender_verified": inbound.author.verified,
             }
-            message_id = connection.execute(insert(_MESSAGE).values(**values)).inserted_primary_key[0]
+            message_id = connection.execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
             record_events(connection, [("message.received", message_data(values | {"id": message_id}))])
             # Only now update the contact's and conversation's rows. A copy of this message stored by
             # another worker at the same moment (a platform retry) then meets the unique key before it
@@ -262,9 +286,7 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
 def _stored_before(connection: Connection, inbound: InboundMessage) -> int | None:
     """The id of the stored message with `inbound`'s channel and external id (a platform retry), or None."""
     existing = connection.execute(
-        select(_MESSAGE.c.id).where(
-            _MESSAGE.c.channel == inbound.channel, _MESSAGE.c.external_id == inbound.external_id
-        )
+        _STORED_BEFORE, {"channel": inbound.channel, "external_id": inbound.external_id}
     ).scalar()
     if existing is not None:
         DUPLICATES.labels(inbound.channel).inc()
@@ -300,24 +322,30 @@ def _result_of(
     )
 
 
-def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
+def _record(session: Session, message: Message, analysis: Analysis, decision: Decision) -> None:
+    """Write the understanding and the decision on the message's row (one plain UPDATE; the session's copy of
+    the message shows them too)."""
     understanding, answer = analysis.understanding, analysis.answer
-    message.intent = understanding.intent
-    message.intent_confidence = understanding.confidence
-    message.low_confidence = understanding.low_confidence
-    message.sentiment = understanding.sentiment
-    message.sentiment_confidence = understanding.sentiment_confidence
-    message.abusive = understanding.abusive
-    message.abusive_score = understanding.abusive_score
-    message.wants_human = understanding.wants_human
-    message.language = analysis.language
-    message.kb_article_id = decision.article.id if decision.article is not None else None
-    message.kb_score = answer.score if answer is not None else None
-    message.action = decision.action.value
-    message.reason = decision.reason
-    message.ladder_signs = text_signs(message.text)  # read once: the ladder reads it on later messages
-    message.status = ProcessingStatus.PROCESSED.value
-    message.processed_at = utcnow()
+    values = {
+        "intent": understanding.intent,
+        "intent_confidence": understanding.confidence,
+        "low_confidence": understanding.low_confidence,
+        "sentiment": understanding.sentiment,
+        "sentiment_confidence": understanding.sentiment_confidence,
+        "abusive": understanding.abusive,
+        "abusive_score": understanding.abusive_score,
+        "wants_human": understanding.wants_human,
+        "language": analysis.language,
+        "kb_article_id": decision.article.id if decision.article is not None else None,
+        "kb_score": answer.score if answer is not None else None,
+        "action": decision.action.value,
+        "reason": decision.reason,
+        "processed_at": utcnow(),
+        "ladder_signs": text_signs(message.text),  # read once: the ladder reads it on later messages
+    }
+    session.connection().execute(_RECORD, {"row_id": message.id, **values})
+    for name, value in values.items():
+        set_committed_value(message, name, value)
 
 
 def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> PipelineResult | None:
@@ -327,27 +355,20 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         # The claim and the message's row in one statement: only the transaction that moves it from
         # `received` gets it back.
         message = session.scalars(
-            update(Message)
-            .where(Message.id == message_id, Message.status == ProcessingStatus.RECEIVED.value)
-            .values(status=ProcessingStatus.PROCESSED.value)
-            .returning(Message),
-            execution_options={"synchronize_session": False},
+            _CLAIM, {"row_id": message_id}, execution_options={"synchronize_session": False}
         ).first()
         if message is None:
             return None
         # Lock the contact, then the conversation: the order `store_inbound` takes them in (it updates both),
         # so two workers never wait on each other in a circle.
-        contact_query = select(Contact).where(Contact.id == message.contact_id)
-        query = select(Conversation).where(Conversation.id == message.conversation_id)
-        if runtime.engine.dialect.name == "postgresql":
-            contact_query = contact_query.with_for_update()
-            query = query.with_for_update()
-        contact = session.exec(contact_query).one()
-        conversation = session.exec(query).one()
+        locked = runtime.engine.dialect.name == "postgresql"
+        stood = standing(session, message.contact_id, lock=locked)  # all the decision needs of the contact
+        conversation = session.scalars(
+            _CONVERSATION_LOCKED if locked else _CONVERSATION_ROW, {"row_id": message.conversation_id}
+        ).one()
         turn = decide(Turn(runtime, session, message, conversation, analysis))
         decision = turn.decision
-        _record(message, analysis, decision)
-        session.add(message)
+        _record(session, message, analysis, decision)
         if analysis.embedding is not None:  # before carrying out: an idea is grouped by it
             store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder, new=True)
         reply = carry_out(
@@ -355,7 +376,13 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         )
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        update_ladder(session, contact, brand_handles=runtime.settings.brand.handles, message_id=message.id)
+        update_ladder(
+            session,
+            message.contact_id,
+            brand_handles=runtime.settings.brand.handles,
+            message_id=message.id,
+            stood=stood,
+        )
         # What happened, as this transaction leaves it (only it could queue a reply to this message).
         result = _result_of(message, conversation, [reply] if reply is not None else [], duplicate=False)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
