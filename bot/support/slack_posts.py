@@ -77,7 +77,7 @@ _posts = SupportPost.__table__.c
 # Built once (it runs for every message in a conversation a person owns).
 _CHANGED = (
     update(SupportPost.__table__)
-    .where(_posts.conversation_id == bindparam("conversation_id"))
+    .where(_posts.conversation_id == bindparam("posts_of"))
     .values(version=_posts.version + 1)
 )
 
@@ -88,7 +88,7 @@ def support_posts_changed(session: Session, conversation_id: int) -> None:
     A plain SQL UPDATE: it runs for every message in a conversation a person owns, and the ORM's version of
     it (matching the session's loaded posts) cost about as much as the rest of the decision's bookkeeping;
     the posts are read fresh by `deliver_support_posts`, in its own session."""
-    session.connection().execute(_CHANGED, {"conversation_id": conversation_id})
+    session.connection().execute(_CHANGED, {"posts_of": conversation_id})
 
 
 @dataclass
