@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
-from bot.crm.ladder import Said, decide_stage, load_history
+from bot.crm.data_rights import ERASED, erase_contact
+from bot.crm.db import session_scope
+from bot.crm.ladder import Said, decide_stage, load_history, text_signs, update_ladder
 from bot.crm.models import Contact, LadderChange, LadderStage
 from bot.insights.ladder_check import evaluate_ladder, load_histories
 from tests.history import ScriptedHistory
@@ -190,3 +193,64 @@ def test_a_customer_moves_down_the_ladder_with_repeated_angry_complaints(client,
     assert contact.ladder_stage == "detractor"
     assert [(c.from_stage, c.to_stage) for c in changes] == [(None, "owner"), ("owner", "detractor")]
     assert changes[-1].reason.startswith("2 complaints in the last 90 days")
+
+
+def test_the_ladder_kept_up_message_by_message_equals_the_full_recompute(db_engine):
+    """The pipeline reads each message's words once (`text_signs`, kept on the message) and the ladder then
+    reads the rows in one query: on a scripted history, message by message and at later moments, it places
+    the customer exactly as reading every message's words again (the stage and the sentence), and after an
+    erasure as it would read the erased text."""
+    history = ScriptedHistory(db_engine, NOW - timedelta(days=400))
+    ann, bob = history.customer("Ann"), history.customer("Bob")
+    own = history.conversation(ann, "webchat", 0)
+    waiting = history.conversation(ann, "email", 0, state="human")
+    bobs_thread = history.conversation(bob, "twitter", 0)
+    script = [  # days after the start, conversation, intent, sentiment, text, more
+        (0, own, "question", "neutral", "do you ship to Ireland?", {}),
+        (20, own, "question", "neutral", "has my order shipped?", {}),
+        (90, own, "complaint", "negative", "my boots arrived broken", {}),
+        (95, waiting, "complaint", "negative", "still no refund for the boots", {}),
+        (
+            130,
+            bobs_thread,
+            "praise",
+            "positive",
+            "not fair, they always sorted things for me",
+            {"public": True},
+        ),
+        (200, own, "praise", "positive", "just ordered my third pair of your socks", {}),
+        (250, own, "other", "positive", "@sam you should get the Fernhill boots", {"public": True}),
+        (300, own, "other", "negative", "your agent is an idiot", {"abusive": True}),
+        (330, own, "complaint", "negative", "Stay away from @fernhill, leaking tents", {"public": True}),
+        (360, own, "praise", "positive", "sorted now, I've told all my friends about you", {}),
+        (380, own, "question", "neutral", "recommend you add a green colour", {"low_confidence": True}),
+    ]
+    brands = ["fernhill"]
+    for days, conversation, intent, sentiment, text, more in script:
+        at = history.at(days * 24 * 60)
+        signs = text_signs(text)  # as the pipeline keeps them when it decides the message
+        history.says(
+            conversation, text, days * 24 * 60, intent=intent, sentiment=sentiment, ladder_signs=signs, **more
+        )
+        with session_scope(db_engine) as session:
+            update_ladder(session, ann, brand_handles=brands, now=at)
+            kept = load_history(session, ann)
+            assert all(said.signs is not None for said in kept)
+            full = [replace(said, signs=None) for said in kept]  # every message's words read again
+            assert (
+                session.get(Contact, ann).ladder_stage
+                == decide_stage(full, now=at, brand_handles=brands).stage
+            )
+            for later in (at, at + timedelta(days=45), at + timedelta(days=200)):
+                assert decide_stage(kept, now=later, brand_handles=brands) == decide_stage(
+                    full, now=later, brand_handles=brands
+                ), (text, later)
+    with Session(db_engine) as session:
+        stages = [change.to_stage for change in session.exec(select(LadderChange)).all()]
+    assert len(set(stages)) >= 4, stages  # the script walks the ladder: the comparison is not vacuous
+    with session_scope(db_engine) as session:
+        erase_contact(session, ann)
+    with Session(db_engine) as session:
+        read = load_history(session, ann)
+        assert all(said.signs is None and said.text == ERASED for said in read)
+        assert decide_stage(read, now=NOW, brand_handles=brands).stage == LadderStage.TIRE_KICKER

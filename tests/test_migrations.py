@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 import bot.crm.models  # noqa: F401
 from bot.crm.db import alembic_config, create_db_engine, current_revision, in_models, upgrade_database
 
-HEAD = "0011_digest"
+HEAD = "0012_ladder_signs"
 
 
 def test_head_is_the_newest_migration():

@@ -349,7 +349,11 @@ def erase_contact(
     erased = [message for message in messages if message.text != ERASED]
     ids = [message.id for message in messages]
     for message in erased:
-        message.text, message.raw = ERASED, None
+        message.text, message.raw, message.ladder_signs = (
+            ERASED,
+            None,
+            None,
+        )  # the signs were read in the text
         session.add(message)
     if ids:
         session.exec(delete(MessageVector).where(MessageVector.message_id.in_(ids)))
@@ -414,7 +418,9 @@ def purge_old_text(session: Session, retention_days: int, *, now: datetime | Non
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     old = Message.created_at < cutoff
     purged = session.exec(
-        update(Message).where(old, Message.text.not_in((EXPIRED, ERASED))).values(text=EXPIRED, raw=None)
+        update(Message)
+        .where(old, Message.text.not_in((EXPIRED, ERASED)))
+        .values(text=EXPIRED, raw=None, ladder_signs=None)
     ).rowcount
     session.exec(delete(MessageVector).where(MessageVector.message_id.in_(select(Message.id).where(old))))
     session.exec(

@@ -16,18 +16,21 @@ The rungs are about behaviour over time; the first rule that holds decides:
    boots"), or recommends or defends us (speaking from experience);
 5. **tire-kicker** - anyone else: general and pre-purchase questions, small talk.
 What the words mean is decided by the patterns below (English); intent, sentiment and abuse come from the
-models. The stage is recomputed from the history on every inbound message; each change is a `LadderChange`
-with its reason. Measured against hand-labelled histories: `socialbot ladder eval` (README "Insights").
+models. The patterns read each message once: `text_signs` when it is decided, kept on the message
+(`Message.ladder_signs`), so deciding the stage again on every inbound message reads the history's rows in
+one query and matches no pattern against an old message again. Each change is a `LadderChange` with its
+reason. Measured against hand-labelled histories: `socialbot ladder eval` (README "Insights").
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import IntFlag
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, select
 
 from bot.crm.models import (
@@ -45,9 +48,13 @@ from bot.crm.models import (
 __all__ = [
     "Placement",
     "Said",
+    "Sign",
+    "Standing",
     "count_by_stage",
     "decide_stage",
     "load_history",
+    "standing",
+    "text_signs",
     "update_ladder",
 ]
 
@@ -132,6 +139,8 @@ class Said:
         waiting_for_staff: its conversation waits for a person (a complaint in it is still open).
         sure: the intent head was sure of `intent` (an unsure "praise" or "complaint" only counts through the
             sentiment).
+        signs: what the patterns found in `text` (`text_signs`), when they were matched already; None: match
+            them now.
     """
 
     at: datetime
@@ -143,6 +152,7 @@ class Said:
     in_others_thread: bool = False
     waiting_for_staff: bool = False
     sure: bool = True
+    signs: int | None = None
 
     @property
     def positive(self) -> bool:
@@ -170,20 +180,55 @@ def _quote(text: str, limit: int = 60) -> str:
     return f'"{text}"' if len(text) <= limit else f'"{text[: limit - 1].rstrip()}..."'
 
 
+class Sign(IntFlag):
+    """What a message's words say, as the patterns above read them (`text_signs`; none of it depends on the
+    models or the brand's settings, so it is found once per message)."""
+
+    WARNING = 1  # WARNING
+    REFERRAL = 2  # REFERRAL, and not a SUGGESTION
+    NUDGE = 4  # NUDGE
+    HANDLE_NUDGE = 8  # an @handle and a nudge word: telling someone to buy unless every handle is the brand's
+    REPEAT = 16  # REPEAT
+    BOUGHT = 32  # BOUGHT
+
+
+def text_signs(text: str) -> int:
+    """The `Sign`s the patterns find in `text`."""
+    signs = Sign(0)
+    if WARNING.search(text):
+        signs |= Sign.WARNING
+    if REFERRAL.search(text) and not SUGGESTION.search(text):
+        signs |= Sign.REFERRAL
+    if NUDGE.search(text):
+        signs |= Sign.NUDGE
+    if _HANDLE.search(text) and _NUDGE.search(text):
+        signs |= Sign.HANDLE_NUDGE
+    if REPEAT.search(text):
+        signs |= Sign.REPEAT
+    if BOUGHT.search(text):
+        signs |= Sign.BOUGHT
+    return int(signs)
+
+
+def _signs(said: Said) -> int:
+    return said.signs if said.signs is not None else text_signs(said.text)
+
+
 def recommends_us(said: Said, brand_handles: Iterable[str] = ()) -> bool:
     """Whether the message recommends the brand to other people (not an idea for it, not a complaint)."""
-    text = said.text
-    if said.abusive or WARNING.search(text) or (said.intent == "complaint" and said.sure):
+    signs = _signs(said)
+    if said.abusive or signs & Sign.WARNING or (said.intent == "complaint" and said.sure):
         return False
-    if REFERRAL.search(text) and not SUGGESTION.search(text):
+    if signs & Sign.REFERRAL:
         return True
     if said.intent == "recommendation" or said.negative:
         return False
-    if NUDGE.search(text):
+    if signs & Sign.NUDGE:
         return True
+    if not signs & Sign.HANDLE_NUDGE:
+        return False
     brands = {handle.lower().lstrip("@") for handle in brand_handles}
-    others = [h for h in _HANDLE.findall(text) if h.lower() not in brands]
-    return bool(others) and bool(_NUDGE.search(text))
+    return any(handle.lower() not in brands for handle in _HANDLE.findall(said.text))
 
 
 def defends_us(said: Said) -> bool:
@@ -193,14 +238,13 @@ def defends_us(said: Said) -> bool:
 
 
 def warns_others_off(said: Said) -> bool:
-    return said.negative and WARNING.search(said.text) is not None
+    return said.negative and bool(_signs(said) & Sign.WARNING)
 
 
 def shows_purchase(said: Said, brand_handles: Iterable[str] = ()) -> bool:
     """Whether the message shows the customer has bought from us."""
     return (
-        BOUGHT.search(said.text) is not None
-        or REPEAT.search(said.text) is not None
+        bool(_signs(said) & (Sign.BOUGHT | Sign.REPEAT))
         or recommends_us(said, brand_handles)
         or defends_us(said)
     )
@@ -265,7 +309,7 @@ def _guard(history: Sequence[Said], now: datetime) -> str | None:
 
 
 def _loyalty(history: Sequence[Said], now: datetime, brands: Sequence[str]) -> str | None:
-    repeat = next((s for s in reversed(history) if REPEAT.search(s.text) and not s.negative), None)
+    repeat = next((s for s in reversed(history) if _signs(s) & Sign.REPEAT and not s.negative), None)
     if repeat is not None:
         return f"says they keep coming back ({_day(repeat.at)}): {_quote(repeat.text)}"
     year = [s for s in history if now - s.at <= timedelta(days=LOYALTY_DAYS)]
@@ -290,7 +334,11 @@ def decide_stage(
         brand_handles: the brand's own handles (an @mention of the brand is not a nudge to someone else).
     """
     now = now or utcnow()
-    history = sorted(history, key=lambda said: said.at)
+    # Each message's words are read once here (or were when it was decided: `Said.signs`).
+    history = sorted(
+        (said if said.signs is not None else replace(said, signs=text_signs(said.text)) for said in history),
+        key=lambda said: said.at,
+    )
     reason = _detractor(history, now)
     if reason:
         return Placement(LadderStage.DETRACTOR, reason)
@@ -317,29 +365,37 @@ def decide_stage(
     )
 
 
+_message, _conversation = Message.__table__.c, Conversation.__table__.c
+# Built once (the values are bound per read).
+_HISTORY = (
+    select(
+        _message.created_at,
+        _message.text,
+        _message.intent,
+        _message.sentiment,
+        _message.abusive,
+        _message.public,
+        _message.low_confidence,
+        _message.ladder_signs,
+        _conversation.contact_id,
+        _conversation.state,
+    )
+    .join_from(Message.__table__, Conversation.__table__, _conversation.id == _message.conversation_id)
+    .where(
+        _message.contact_id == bindparam("contact_id"),
+        _message.direction == Direction.INBOUND.value,
+        _message.author_kind == AuthorKind.CUSTOMER.value,
+    )
+    .order_by(_message.id.desc())
+    .limit(HISTORY_LIMIT)
+)
+
+
 def load_history(session: Session, contact_id: int) -> list[Said]:
-    """The contact's inbound messages as the ladder reads them (the newest `HISTORY_LIMIT`)."""
-    rows = session.exec(
-        select(
-            Message.created_at,
-            Message.text,
-            Message.intent,
-            Message.sentiment,
-            Message.abusive,
-            Message.public,
-            Message.low_confidence,
-            Conversation.contact_id,
-            Conversation.state,
-        )
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(
-            Message.contact_id == contact_id,
-            Message.direction == Direction.INBOUND.value,
-            Message.author_kind == AuthorKind.CUSTOMER.value,
-        )
-        .order_by(Message.id.desc())
-        .limit(HISTORY_LIMIT)
-    ).all()
+    """The contact's inbound messages as the ladder reads them (the newest `HISTORY_LIMIT`), in one query.
+
+    Reads what the session has flushed: the caller flushes a message it just decided."""
+    rows = session.connection().execute(_HISTORY, {"contact_id": contact_id}).all()
     waiting = (ConversationState.HUMAN.value, ConversationState.SNOOZED.value)
     return [
         Said(
@@ -352,35 +408,74 @@ def load_history(session: Session, contact_id: int) -> list[Said]:
             in_others_thread=bool(public) and owner_id != contact_id,
             waiting_for_staff=state in waiting,
             sure=not low_confidence,
+            signs=signs,
         )
-        for at, text, intent, sentiment, abusive, public, low_confidence, owner_id, state in rows
+        for at, text, intent, sentiment, abusive, public, low_confidence, signs, owner_id, state in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a contact stands on the ladder: their stage, and when it was last decided (None: never)."""
+
+    stage: str
+    updated_at: datetime | None
+
+
+_contact = Contact.__table__.c
+_STANDING = select(_contact.ladder_stage, _contact.ladder_updated_at).where(
+    _contact.id == bindparam("contact_id")
+)
+_STANDING_LOCKED = _STANDING.with_for_update()
+_MOVE = (
+    update(Contact.__table__)
+    .where(_contact.id == bindparam("contact_id"))
+    .values(ladder_stage=bindparam("stage"), ladder_updated_at=bindparam("at"))
+)
+
+
+def standing(session: Session, contact_id: int, *, lock: bool = False) -> Standing:
+    """Where `contact_id` stands; `lock`: take the contact's row lock too (PostgreSQL's FOR UPDATE), so no
+    other transaction moves them before this one commits."""
+    stage, updated_at = (
+        session.connection()
+        .execute(_STANDING_LOCKED if lock else _STANDING, {"contact_id": contact_id})
+        .one()
+    )
+    return Standing(stage, updated_at)
 
 
 def update_ladder(
     session: Session,
-    contact: Contact,
+    contact_id: int,
     *,
     brand_handles: Sequence[str] = (),
     message_id: int | None = None,
     now: datetime | None = None,
+    stood: Standing | None = None,
 ) -> LadderChange | None:
-    """Decide `contact`'s stage again from their history; record and return the change, or None if the stage
-    is unchanged."""
-    placement = decide_stage(load_history(session, contact.id), now=now, brand_handles=brand_handles)
-    if placement.stage.value == contact.ladder_stage and contact.ladder_updated_at is not None:
+    """Decide `contact_id`'s stage again from their history; record and return the change, or None if the
+    stage is unchanged.
+
+    Args:
+        stood: where they stood, when the caller read it already (with the row's lock); read here if None.
+    """
+    stood = stood or standing(session, contact_id)
+    session.flush()  # the history is read with a plain query, which doesn't flush
+    placement = decide_stage(load_history(session, contact_id), now=now, brand_handles=brand_handles)
+    if placement.stage.value == stood.stage and stood.updated_at is not None:
         return None
     change = LadderChange(
-        contact_id=contact.id,
-        from_stage=contact.ladder_stage if contact.ladder_updated_at is not None else None,
+        contact_id=contact_id,
+        from_stage=stood.stage if stood.updated_at is not None else None,
         to_stage=placement.stage.value,
         reason=placement.reason,
         message_id=message_id,
     )
-    contact.ladder_stage = placement.stage.value
-    contact.ladder_updated_at = utcnow()
-    session.add(contact)
-    session.add(change)
+    session.connection().execute(
+        _MOVE, {"contact_id": contact_id, "stage": placement.stage.value, "at": utcnow()}
+    )
+    session.add(change)  # in the ORM: its flush records the webhook event (bot/delivery/webhooks.py)
     return change
 
 

@@ -229,6 +229,9 @@ class Message(SQLModel, table=True):
     action: str | None = None
     reason: str | None = None
     processed_at: datetime | None = None
+    # Inbound: what the advocacy ladder's patterns found in `text` (bot.crm.ladder.text_signs), found once
+    # when the message is decided; None: not yet (they are matched when read), or the text was erased.
+    ladder_signs: int | None = None
     raw: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     # Inbound: whether the channel vouched that the author wrote it (channels.base.Author.verified): an e-mail
     # whose sender failed authentication is False, and its author is trusted with nothing.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from bot.crm.models import MessageVector
@@ -20,6 +21,7 @@ __all__ = ["pack_vector", "store_vector", "unpack_vector", "vectors_of"]
 
 #: Rows read per `IN (...)` query (SQLite allows a few thousand parameters).
 CHUNK = 900
+_INSERT = insert(MessageVector.__table__)
 
 
 def pack_vector(vector: np.ndarray) -> bytes:
@@ -40,8 +42,13 @@ def store_vector(
     session: Session, message_id: int, vector: np.ndarray, *, encoder: str, new: bool = False
 ) -> None:
     """Keep `message_id`'s vector by `encoder` in the caller's transaction (replacing an older one, unless
-    `new`: the message was just decided, so it has none to look up)."""
-    row = None if new else session.get(MessageVector, message_id)
+    `new`: the message was just decided, so it has none to look up, and the row is inserted at once)."""
+    if new:
+        session.connection().execute(
+            _INSERT, {"message_id": message_id, "encoder": encoder, "vector": pack_vector(vector)}
+        )
+        return
+    row = session.get(MessageVector, message_id)
     if row is None:
         row = MessageVector(message_id=message_id, encoder=encoder, vector=pack_vector(vector))
     else:

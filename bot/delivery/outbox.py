@@ -72,17 +72,21 @@ def enqueue(
     author_kind: AuthorKind = AuthorKind.BOT,
     staff_id: int | None = None,
     channels: Mapping[str, Channel] | None = None,
+    new: bool = False,
 ) -> Message:
     """Queue `text` for the conversation's channel and thread; return the outbound message row.
 
-    If a row with `idempotency_key` exists already, nothing is queued and its message is returned.
+    If a row with `idempotency_key` exists already, nothing is queued and its message is returned; `new`: the
+    caller knows there is none (the transaction that claimed a message's first decision), so it is not looked
+    up (the key is unique all the same: a second row would fail the transaction).
     `channels`: the worker's channels; when the conversation's channel delivers by storing (web chat), the
     message is delivered when this transaction commits, and the row is recorded as sent at once instead of
     waiting for `deliver_due` (two transactions fewer per web chat reply).
     """
-    existing = session.exec(select(Outbox).where(Outbox.idempotency_key == idempotency_key)).first()
-    if existing is not None:
-        return session.get(Message, existing.message_id)
+    if not new:
+        existing = session.exec(select(Outbox).where(Outbox.idempotency_key == idempotency_key)).first()
+        if existing is not None:
+            return session.get(Message, existing.message_id)
     message = Message(
         conversation_id=conversation.id,
         contact_id=conversation.contact_id,

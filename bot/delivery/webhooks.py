@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,6 +62,7 @@ from bot.runtime.settings import Settings, WebhooksSettings
 
 __all__ = [
     "EVENT_TYPES",
+    "MESSAGE_COLUMNS",
     "DeliveryReport",
     "WebhookError",
     "add_endpoint",
@@ -70,7 +71,9 @@ __all__ = [
     "deliver_webhooks",
     "list_deliveries",
     "list_endpoints",
+    "message_data",
     "payload",
+    "record_events",
     "remove_endpoint",
     "set_endpoint_active",
     "sign",
@@ -405,20 +408,41 @@ def _events_in(session: OrmSession) -> Iterator[tuple[str, dict[str, Any]]]:
             )
 
 
-def _message_data(message: Message) -> dict[str, Any]:
+#: The columns of a message an event carries (`message_data`).
+MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "contact_id",
+    "channel",
+    "direction",
+    "author_kind",
+    "staff_id",
+    "text",
+    "public",
+    "reply_to_id",
+    "created_at",
+)
+
+
+def message_data(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A message event's data from the message's `MESSAGE_COLUMNS` (a row written without the ORM)."""
     return {
-        "message_id": message.id,
-        "conversation_id": message.conversation_id,
-        "contact_id": message.contact_id,
-        "channel": message.channel,
-        "direction": message.direction,
-        "author": message.author_kind,
-        "staff_id": message.staff_id,
-        "text": message.text,
-        "public": message.public,
-        "reply_to_id": message.reply_to_id,
-        "created_at": _iso(message.created_at),
+        "message_id": values["id"],
+        "conversation_id": values["conversation_id"],
+        "contact_id": values["contact_id"],
+        "channel": values["channel"],
+        "direction": values["direction"],
+        "author": values["author_kind"],
+        "staff_id": values["staff_id"],
+        "text": values["text"],
+        "public": values["public"],
+        "reply_to_id": values["reply_to_id"],
+        "created_at": _iso(values["created_at"]),
     }
+
+
+def _message_data(message: Message) -> dict[str, Any]:
+    return message_data({column: getattr(message, column) for column in MESSAGE_COLUMNS})
 
 
 _ready_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -436,14 +460,21 @@ def _tables_exist(connection: Connection) -> bool:
 
 def _after_flush(session: OrmSession, _flush_context: object) -> None:
     found = list(_events_in(session))
-    if not found:
-        return
-    connection = session.connection()
+    if found:
+        record_events(session.connection(), found)
+
+
+_SUBSCRIBED = select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
+
+
+def record_events(connection: Connection, found: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Record events (type, data) in `connection`'s transaction, one delivery per subscribed active endpoint.
+
+    The ORM's flushes record theirs by themselves (`capture_webhook_events`); a change written with a plain
+    SQL statement (the pipeline's storing of a message) records its events with this."""
     if not _tables_exist(connection):
         return
-    subscribed = connection.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
-    ).all()
+    subscribed = connection.execute(_SUBSCRIBED).all()
     if not subscribed:
         return
     now = utcnow()

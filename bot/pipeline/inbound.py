@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Connection, Row, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from bot.crm.db import is_transient_conflict, session_scope
-from bot.crm.ladder import update_ladder
+from bot.crm.ladder import standing, text_signs, update_ladder
 from bot.crm.models import (
     AuthorKind,
     Contact,
@@ -39,6 +41,7 @@ from bot.crm.models import (
 )
 from bot.crm.vectors import store_vector
 from bot.delivery.outbox import deliver_due
+from bot.delivery.webhooks import message_data, record_events
 from bot.pipeline.chain import decide
 from bot.pipeline.outcome import carry_out
 from bot.pipeline.turn import Turn
@@ -95,28 +98,66 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
+_MESSAGE, _CONTACT = Message.__table__, Contact.__table__
+_CONVERSATION, _IDENTITY = Conversation.__table__, Identity.__table__
+
+# The message path's statements, built once (building one costs more Python than running it; the values
+# are bound per message).
+_STORED_BEFORE = select(_MESSAGE.c.id).where(
+    _MESSAGE.c.channel == bindparam("channel"), _MESSAGE.c.external_id == bindparam("external_id")
+)
+_IDENTITY_OF = select(
+    _IDENTITY.c.id, _IDENTITY.c.contact_id, _IDENTITY.c.handle, _IDENTITY.c.verified, _IDENTITY.c.bounced_at
+).where(_IDENTITY.c.channel == bindparam("channel"), _IDENTITY.c.external_user_id == bindparam("user"))
+_CONVERSATION_OF = (
+    select(_CONVERSATION.c.id, _CONVERSATION.c.state)
+    .where(_CONVERSATION.c.channel == bindparam("channel"), _CONVERSATION.c.thread_id == bindparam("thread"))
+    .order_by(_CONVERSATION.c.id.desc())
+    .limit(1)
+)
+_INSERT_MESSAGE = insert(_MESSAGE)
+_CONTACT_SEEN = (
+    update(_CONTACT).where(_CONTACT.c.id == bindparam("row_id")).values(last_seen_at=bindparam("at"))
+)
+_CONVERSATION_SPOKEN = (
+    update(_CONVERSATION)
+    .where(_CONVERSATION.c.id == bindparam("row_id"))
+    .values(last_message_at=bindparam("at"))
+)
+_CLAIM = (
+    update(Message)
+    .where(Message.id == bindparam("row_id"), Message.status == ProcessingStatus.RECEIVED.value)
+    .values(status=ProcessingStatus.PROCESSED.value)
+    .returning(Message)
+)
+_RECORD = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("row_id"))
+_CONVERSATION_ROW = select(Conversation).where(Conversation.id == bindparam("row_id"))
+# PostgreSQL: the conversation's row locked (after the contact's: the order `store_inbound` updates them in).
+_CONVERSATION_LOCKED = _CONVERSATION_ROW.with_for_update()
+
+
+def _identify_contact(connection: Connection, inbound: InboundMessage) -> int:
+    """The id of the contact `inbound`'s author is (a new one for an author never seen on its channel)."""
     author = inbound.author
-    identity = session.exec(
-        select(Identity).where(
-            Identity.channel == inbound.channel, Identity.external_user_id == author.external_id
-        )
+    identity = connection.execute(
+        _IDENTITY_OF, {"channel": inbound.channel, "user": author.external_id}
     ).first()
     if identity is not None:
+        changes = {}
         if author.handle and identity.handle != author.handle:
-            identity.handle = author.handle
-            session.add(identity)
+            changes["handle"] = author.handle
         if author.verified and (not identity.verified or identity.bounced_at is not None):
             # The channel vouches for this author (an authenticated mail): the address is theirs and works.
-            identity.verified, identity.bounced_at, identity.bounce_detail = True, None, None
-            session.add(identity)
-        return session.get(Contact, identity.contact_id)
-    contact = Contact(display_name=author.display_name or author.handle)
-    session.add(contact)
-    session.flush()
-    session.add(
-        Identity(
-            contact_id=contact.id,
+            changes.update(verified=True, bounced_at=None, bounce_detail=None)
+        if changes:
+            connection.execute(update(_IDENTITY).where(_IDENTITY.c.id == identity.id).values(**changes))
+        return identity.contact_id
+    contact_id = connection.execute(
+        insert(_CONTACT).values(display_name=author.display_name or author.handle)
+    ).inserted_primary_key[0]
+    connection.execute(
+        insert(_IDENTITY).values(
+            contact_id=contact_id,
             channel=inbound.channel,
             external_user_id=author.external_id,
             handle=author.handle,
@@ -124,42 +165,47 @@ def _identify_contact(session: Session, inbound: InboundMessage) -> Contact:
             verified=author.verified,  # chat platforms vouch for their ids; e-mail only when authenticated
         )
     )
-    return contact
+    return contact_id
 
 
-def _find_or_open_conversation(session: Session, inbound: InboundMessage, contact: Contact) -> Conversation:
-    conversation = session.exec(
-        select(Conversation)
-        .where(Conversation.channel == inbound.channel, Conversation.thread_id == inbound.thread_id)
-        .order_by(Conversation.id.desc())
+def _find_or_open_conversation(connection: Connection, inbound: InboundMessage, contact_id: int) -> Row:
+    """The thread's latest conversation (id, state), opened for `contact_id` if there is none."""
+    found = connection.execute(
+        _CONVERSATION_OF, {"channel": inbound.channel, "thread": inbound.thread_id}
     ).first()
-    if conversation is None:
-        conversation = Conversation(
-            contact_id=contact.id, channel=inbound.channel, thread_id=inbound.thread_id
-        )
-        session.add(conversation)
-        session.flush()
-    return conversation
+    if found is not None:
+        return found
+    return connection.execute(
+        insert(_CONVERSATION)
+        .values(contact_id=contact_id, channel=inbound.channel, thread_id=inbound.thread_id)
+        .returning(_CONVERSATION.c.id, _CONVERSATION.c.state)
+    ).one()
 
 
 def _touch(
     session: Session,
-    message: Message,
-    contact: Contact,
-    conversation: Conversation,
+    message_id: int,
+    contact_id: int,
+    conversation: Row,
     *,
     reopen_to_assignee: bool,
 ) -> None:
     """The customer was seen and spoke in the conversation, which reopens if it was resolved and comes back
     to staff if it was snoozed."""
     now = utcnow()
-    contact.last_seen_at = now
-    if conversation.state == ConversationState.RESOLVED:
-        reopen_conversation(session, conversation, message_id=message.id, to_assignee=reopen_to_assignee)
-    elif conversation.state == ConversationState.SNOOZED:
-        wake_conversation(session, conversation, why="the customer wrote", message_id=message.id)
-    conversation.last_message_at = now
-    session.add_all([contact, conversation])
+    connection = session.connection()
+    connection.execute(_CONTACT_SEEN, {"row_id": contact_id, "at": now})
+    if conversation.state not in (ConversationState.RESOLVED, ConversationState.SNOOZED):
+        connection.execute(_CONVERSATION_SPOKEN, {"row_id": conversation.id, "at": now})
+        return
+    # Rare: the conversation changes hands, through the services that audit it (in the ORM).
+    changed = session.get(Conversation, conversation.id)
+    if changed.state == ConversationState.RESOLVED:
+        reopen_conversation(session, changed, message_id=message_id, to_assignee=reopen_to_assignee)
+    else:
+        wake_conversation(session, changed, why="the customer wrote", message_id=message_id)
+    changed.last_message_at = now
+    session.add(changed)
 
 
 def store_inbound(runtime: Runtime, inbound: InboundMessage) -> tuple[int, bool]:
@@ -189,42 +235,45 @@ class _ConcurrentFirstContact(Exception):
 def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool = False) -> tuple[int, bool]:
     try:
         with session_scope(runtime.engine) as session:
+            # Plain SQL statements: the ORM's unit of work cost more than the statements themselves here.
+            connection = session.connection()
             # A platform's retry of a stored message changes nothing (no timestamps moved, no rows locked).
-            existing = _stored_before(session, inbound)
+            existing = _stored_before(connection, inbound)
             if existing is not None:
                 return existing, True
-            contact = _identify_contact(session, inbound)
-            conversation = _find_or_open_conversation(session, inbound, contact)
-            message = Message(
-                conversation_id=conversation.id,
-                contact_id=contact.id,
-                channel=inbound.channel,
-                external_id=inbound.external_id,
-                direction=Direction.INBOUND.value,
-                author_kind=AuthorKind.CUSTOMER.value,
-                text=_clean(inbound.text),
-                public=inbound.public,
-                created_at=inbound.received_at,
-                raw=inbound.raw or None,
-                kind=inbound.kind.value,
-                sender_verified=inbound.author.verified,
-            )
-            session.add(message)
-            session.flush()
-            message_id = message.id
+            contact_id = _identify_contact(connection, inbound)
+            conversation = _find_or_open_conversation(connection, inbound, contact_id)
+            values = {
+                "conversation_id": conversation.id,
+                "contact_id": contact_id,
+                "channel": inbound.channel,
+                "external_id": inbound.external_id,
+                "direction": Direction.INBOUND.value,
+                "author_kind": AuthorKind.CUSTOMER.value,
+                "staff_id": None,
+                "text": _clean(inbound.text),
+                "public": inbound.public,
+                "created_at": inbound.received_at,
+                "reply_to_id": None,
+                "raw": inbound.raw or None,
+                "kind": inbound.kind.value,
+                "sender_verified": inbound.author.verified,
+            }
+            message_id = connection.execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
+            record_events(connection, [("message.received", message_data(values | {"id": message_id}))])
             # Only now update the contact's and conversation's rows. A copy of this message stored by
             # another worker at the same moment (a platform retry) then meets the unique key before it
             # locks them, so it can't deadlock with the decision on the first copy, which locks them.
             _touch(
                 session,
-                message,
-                contact,
+                message_id,
+                contact_id,
                 conversation,
                 reopen_to_assignee=runtime.settings.handoff.reopen_to == "assignee",
             )
     except IntegrityError:
         with session_scope(runtime.engine, read_only=True) as session:
-            existing = _stored_before(session, inbound)
+            existing = _stored_before(session.connection(), inbound)
         if existing is None:  # the conflict was something else; let it surface
             if last_attempt:
                 raise
@@ -234,13 +283,11 @@ def _store_once(runtime: Runtime, inbound: InboundMessage, *, last_attempt: bool
     return message_id, False
 
 
-def _stored_before(session: Session, inbound: InboundMessage) -> int | None:
+def _stored_before(connection: Connection, inbound: InboundMessage) -> int | None:
     """The id of the stored message with `inbound`'s channel and external id (a platform retry), or None."""
-    existing = session.exec(
-        select(Message.id).where(
-            Message.channel == inbound.channel, Message.external_id == inbound.external_id
-        )
-    ).first()
+    existing = connection.execute(
+        _STORED_BEFORE, {"channel": inbound.channel, "external_id": inbound.external_id}
+    ).scalar()
     if existing is not None:
         DUPLICATES.labels(inbound.channel).inc()
         log.info("message %s: delivered again by %s; not processed again", existing, inbound.channel)
@@ -248,20 +295,21 @@ def _stored_before(session: Session, inbound: InboundMessage) -> int | None:
 
 
 def _result(session: Session, message_id: int, *, duplicate: bool) -> PipelineResult:
+    """What happened to a stored message, read back (its replies' statuses after delivery)."""
     message = session.get(Message, message_id)
-    return _result_of(
-        session, message, session.get(Conversation, message.conversation_id), duplicate=duplicate
-    )
-
-
-def _result_of(
-    session: Session, message: Message, conversation: Conversation, *, duplicate: bool
-) -> PipelineResult:
     replies = session.exec(
         select(Message)
         .where(Message.reply_to_id == message.id, Message.direction == Direction.OUTBOUND.value)
         .order_by(Message.id)
     ).all()
+    return _result_of(
+        message, session.get(Conversation, message.conversation_id), replies, duplicate=duplicate
+    )
+
+
+def _result_of(
+    message: Message, conversation: Conversation, replies: Sequence[Message], *, duplicate: bool
+) -> PipelineResult:
     return PipelineResult(
         message_id=message.id,
         conversation_id=conversation.id,
@@ -274,57 +322,69 @@ def _result_of(
     )
 
 
-def _record(message: Message, analysis: Analysis, decision: Decision) -> None:
+def _record(session: Session, message: Message, analysis: Analysis, decision: Decision) -> None:
+    """Write the understanding and the decision on the message's row (one plain UPDATE; the session's copy of
+    the message shows them too)."""
     understanding, answer = analysis.understanding, analysis.answer
-    message.intent = understanding.intent
-    message.intent_confidence = understanding.confidence
-    message.low_confidence = understanding.low_confidence
-    message.sentiment = understanding.sentiment
-    message.sentiment_confidence = understanding.sentiment_confidence
-    message.abusive = understanding.abusive
-    message.abusive_score = understanding.abusive_score
-    message.wants_human = understanding.wants_human
-    message.language = analysis.language
-    message.kb_article_id = decision.article.id if decision.article is not None else None
-    message.kb_score = answer.score if answer is not None else None
-    message.action = decision.action.value
-    message.reason = decision.reason
-    message.status = ProcessingStatus.PROCESSED.value
-    message.processed_at = utcnow()
+    values = {
+        "intent": understanding.intent,
+        "intent_confidence": understanding.confidence,
+        "low_confidence": understanding.low_confidence,
+        "sentiment": understanding.sentiment,
+        "sentiment_confidence": understanding.sentiment_confidence,
+        "abusive": understanding.abusive,
+        "abusive_score": understanding.abusive_score,
+        "wants_human": understanding.wants_human,
+        "language": analysis.language,
+        "kb_article_id": decision.article.id if decision.article is not None else None,
+        "kb_score": answer.score if answer is not None else None,
+        "action": decision.action.value,
+        "reason": decision.reason,
+        "processed_at": utcnow(),
+        "ladder_signs": text_signs(message.text),  # read once: the ladder reads it on later messages
+    }
+    session.connection().execute(_RECORD, {"row_id": message.id, **values})
+    for name, value in values.items():
+        set_committed_value(message, name, value)
 
 
 def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> PipelineResult | None:
     """Record the decision and queue the reply; return what happened, or None if another worker had already
     done it."""
     with session_scope(runtime.engine) as session:
-        claimed = session.exec(
-            update(Message)
-            .where(Message.id == message_id, Message.status == ProcessingStatus.RECEIVED.value)
-            .values(status=ProcessingStatus.PROCESSED.value)
-        )
-        if claimed.rowcount != 1:
+        # The claim and the message's row in one statement: only the transaction that moves it from
+        # `received` gets it back.
+        message = session.scalars(
+            _CLAIM, {"row_id": message_id}, execution_options={"synchronize_session": False}
+        ).first()
+        if message is None:
             return None
-        message = session.get(Message, message_id)
         # Lock the contact, then the conversation: the order `store_inbound` takes them in (it updates both),
         # so two workers never wait on each other in a circle.
-        contact_query = select(Contact).where(Contact.id == message.contact_id)
-        query = select(Conversation).where(Conversation.id == message.conversation_id)
-        if runtime.engine.dialect.name == "postgresql":
-            contact_query = contact_query.with_for_update()
-            query = query.with_for_update()
-        contact = session.exec(contact_query).one()
-        conversation = session.exec(query).one()
+        locked = runtime.engine.dialect.name == "postgresql"
+        stood = standing(session, message.contact_id, lock=locked)  # all the decision needs of the contact
+        conversation = session.scalars(
+            _CONVERSATION_LOCKED if locked else _CONVERSATION_ROW, {"row_id": message.conversation_id}
+        ).one()
         turn = decide(Turn(runtime, session, message, conversation, analysis))
         decision = turn.decision
-        _record(message, analysis, decision)
-        session.add(message)
+        _record(session, message, analysis, decision)
         if analysis.embedding is not None:  # before carrying out: an idea is grouped by it
             store_vector(session, message.id, analysis.embedding, encoder=analysis.encoder, new=True)
-        carry_out(turn, priority=1 if analysis.understanding.sentiment == "negative" else 0)
+        reply = carry_out(
+            turn, priority=1 if analysis.understanding.sentiment == "negative" else 0, first=True
+        )
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        update_ladder(session, contact, brand_handles=runtime.settings.brand.handles, message_id=message.id)
-        result = _result_of(session, message, conversation, duplicate=False)
+        update_ladder(
+            session,
+            message.contact_id,
+            brand_handles=runtime.settings.brand.handles,
+            message_id=message.id,
+            stood=stood,
+        )
+        # What happened, as this transaction leaves it (only it could queue a reply to this message).
+        result = _result_of(message, conversation, [reply] if reply is not None else [], duplicate=False)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
     log.info("message %s: %s", message_id, decision.action.value, extra={"message_id": message_id})
     return result

@@ -6,6 +6,7 @@ conversation escalated, the idea recorded.
 from __future__ import annotations
 
 from bot.crm.ideas import record_idea
+from bot.crm.models import Message
 from bot.delivery.outbox import enqueue
 from bot.pipeline.turn import Turn
 from bot.policy.routing import Action, Decision
@@ -31,19 +32,27 @@ def reply_text(runtime: Runtime, decision: Decision, channel: str) -> str | None
     return f"{runtime.policy.render('language_note')}\n\n{text}" if decision.language_note else text
 
 
-def carry_out(turn: Turn, *, priority: int = 0) -> None:
+def carry_out(turn: Turn, *, priority: int = 0, first: bool = False) -> Message | None:
     """What `turn`'s decision does, in its transaction: queue the reply (keyed `reply:<message id>`, so it is
-    sent once however often this runs), escalate with `priority`, record the idea."""
+    sent once however often this runs), escalate with `priority`, record the idea. Returns the queued reply
+    (or the one queued before), if any.
+
+    Args:
+        first: this transaction claimed the message's first decision, so no reply can have been queued for it
+            (none is looked for; the key still refuses a second).
+    """
     runtime, session, message, decision = turn.runtime, turn.session, turn.message, turn.decision
     text = reply_text(runtime, decision, message.channel)
+    reply = None
     if text:
-        enqueue(
+        reply = enqueue(
             session,
             conversation=turn.conversation,
             text=text,
             reply_to=message,
             idempotency_key=f"reply:{message.id}",
             channels=runtime.channels,
+            new=first,
         )
     if decision.escalate:
         escalate_conversation(
@@ -56,3 +65,4 @@ def carry_out(turn: Turn, *, priority: int = 0) -> None:
         )
     if decision.record_idea:
         record_idea(session, message, encoder=runtime.models.encoder.name)
+    return reply

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, select
 
 from bot.crm.db import session_scope
@@ -73,17 +73,22 @@ def record_support_post(
     return post
 
 
+_posts = SupportPost.__table__.c
+# Built once (it runs for every message in a conversation a person owns).
+_CHANGED = (
+    update(SupportPost.__table__)
+    .where(_posts.conversation_id == bindparam("posts_of"))
+    .values(version=_posts.version + 1)
+)
+
+
 def support_posts_changed(session: Session, conversation_id: int) -> None:
     """The conversation changed hands: its posts are to show it (the update goes out after this commits).
 
     A plain SQL UPDATE: it runs for every message in a conversation a person owns, and the ORM's version of
     it (matching the session's loaded posts) cost about as much as the rest of the decision's bookkeeping;
     the posts are read fresh by `deliver_support_posts`, in its own session."""
-    session.connection().execute(
-        update(SupportPost.__table__)
-        .where(SupportPost.__table__.c.conversation_id == conversation_id)
-        .values(version=SupportPost.__table__.c.version + 1)
-    )
+    session.connection().execute(_CHANGED, {"posts_of": conversation_id})
 
 
 @dataclass
