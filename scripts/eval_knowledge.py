@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import random
+import os
 import re
 import shutil
 import sys
@@ -34,10 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from intents.encoder import Encoder, load_encoder  # noqa: E402
+from intents.public_data import banking77_halves  # noqa: E402
 from knowledge import KnowledgeBase, evaluate, threshold_curve  # noqa: E402
 
-SEED = 5
-BANKING_KB_FRACTION = 0.5
 CURVE = [round(0.30 + 0.025 * step, 3) for step in range(17)]
 
 
@@ -103,18 +102,7 @@ def build(directory: Path, encoder: Encoder, cache: Path | None) -> tuple[Knowle
 
 
 def banking77(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | None) -> None:
-    rows = [row for row in read_rows(datasets / "banking77" / "banking77.csv") if row["split"] == "train"]
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        by_label[row["label"]].append(row["text"])
-    random_state = random.Random(SEED)
-    kb_questions, held_out = {}, []
-    for label, texts in sorted(by_label.items()):
-        shuffled = texts[:]
-        random_state.shuffle(shuffled)
-        cut = round(len(shuffled) * BANKING_KB_FRACTION)
-        kb_questions[label] = shuffled[:cut]
-        held_out += [(text, label) for text in shuffled[cut:]]
+    kb_questions, held_out = banking77_halves()
     write_label_kb(work / "banking77", kb_questions)
     knowledge_base, seconds = build(work / "banking77", embed.encoder, cache)
     result = evaluate(
@@ -249,6 +237,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.datasets.is_dir():
         sys.exit(f"error: {args.datasets}: no such folder (the shared datasets)")
+    os.environ["SOCIALBOT_DATASETS"] = str(args.datasets)  # intents.public_data reads Banking77 from there
     encoder = load_encoder()  # the shipped model
     embed = EmbeddingCache(encoder, args.cache)
     started = time.perf_counter()

@@ -1,5 +1,5 @@
-"""`socialbot intents classify | train [--from-crm] | eval | import-corrections | heads list|rollback`: the
-understanding heads from the command line."""
+"""`socialbot intents classify | train [--from-crm] | train-encoder | eval | import-corrections | heads
+list|rollback`: the understanding heads (and the encoder under them) from the command line."""
 
 from __future__ import annotations
 
@@ -243,6 +243,42 @@ def evaluate(
     else:
         typer.echo(f"{head.value} head on {data} ({report.total} rows)\n")
         typer.echo(format_report(report))
+
+
+@app.command("train-encoder")
+def train_encoder_command(
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps.")] = 900,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the trained weights (the original model's layout).")
+    ] = Path("encoder-weights"),
+    work: Annotated[
+        Path | None,
+        typer.Option("--work", help="Checkpoint folder; a stopped run resumes from it (default: ~/.cache)."),
+    ] = None,
+    ship: Annotated[
+        bool,
+        typer.Option(
+            "--ship/--no-ship",
+            help="Then make it the shipped encoder (intents/model; retrain the heads after: "
+            "scripts/train_intents.py).",
+        ),
+    ] = False,
+    permissive_only: Annotated[
+        bool, typer.Option("--permissive-only", help="Own examples and CC BY / CDLA data sets only.")
+    ] = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Fine-tune the sentence encoder on every task at once (needs the train extra and ../shared/datasets;
+    fixed seeds; a checkpoint every 5 minutes)."""
+    from intents.public_data import DatasetMissingError
+    from intents.train_encoder import DEFAULT_WORK_DIR, TrainConfig, train_encoder
+    from intents.train_encoder import ship as ship_weights
+
+    with clear_errors(EncoderLoadError, DatasetMissingError):
+        config = TrainConfig(steps=steps, permissive_only=permissive_only)
+        train_encoder(config, out=out, work_dir=work or DEFAULT_WORK_DIR, threads=threads)
+        if ship:
+            ship_weights(out)
 
 
 @app.command("export-onnx")
