@@ -84,7 +84,7 @@ def _stderr(message: str) -> None:
 class TrainConfig:
     """Everything that decides the trained model (a checkpoint only resumes a run with the same config)."""
 
-    steps: int = 900
+    steps: int = 1200
     seed: int = 17
     max_length: int = 64
     intent_rows: int = 12
@@ -92,7 +92,7 @@ class TrainConfig:
     abusive_rows: int = 10
     pairs: int = 8
     frozen_layers: int = 3
-    encoder_lr: float = 4e-5
+    encoder_lr: float = 5e-5
     head_lr: float = 2e-3
     warmup: float = 0.06
     weight_decay: float = 0.01

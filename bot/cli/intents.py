@@ -17,6 +17,7 @@ from bot.cli.common import clear_errors, fail, settings_for
 from intents.encoder import Encoder, EncoderLoadError, load_encoder
 from intents.heads import HeadsError
 from intents.io import InputFileError
+from intents.train_encoder import TrainConfig
 from intents.understand import Understander
 
 app = typer.Typer(
@@ -247,7 +248,7 @@ def evaluate(
 
 @app.command("train-encoder")
 def train_encoder_command(
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps.")] = 900,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps.")] = TrainConfig.steps,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the trained weights (the original model's layout).")
     ] = Path("encoder-weights"),
@@ -271,7 +272,7 @@ def train_encoder_command(
     """Fine-tune the sentence encoder on every task at once (needs the train extra and ../shared/datasets;
     fixed seeds; a checkpoint every 5 minutes)."""
     from intents.public_data import DatasetMissingError
-    from intents.train_encoder import DEFAULT_WORK_DIR, TrainConfig, train_encoder
+    from intents.train_encoder import DEFAULT_WORK_DIR, train_encoder
     from intents.train_encoder import ship as ship_weights
 
     with clear_errors(EncoderLoadError, DatasetMissingError):
