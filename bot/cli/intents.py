@@ -4,17 +4,14 @@ list|rollback`: the understanding heads (and the encoder under them) from the co
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bot.cli.common import clear_errors, fail, settings_for
-from intents.encoder import Encoder, EncoderLoadError, load_encoder
+from bot.cli.common import clear_errors, fail, progress_bar, settings_for
+from intents.encoder import Encoder, EncoderLoadError
 from intents.heads import HeadsError
 from intents.io import InputFileError
 from intents.train_encoder import TrainConfig
@@ -38,32 +35,17 @@ class HeadName(StrEnum):
     abusive = "abusive"
 
 
-@contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+def _encoder(ctx: typer.Context, threads: int | None) -> Encoder:
+    """The encoder the settings name (`[intents] backend`): heads trained or scored here see the vectors a
+    worker computes."""
+    from bot.runtime.analysis import encoder_for
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    return encoder_for(settings_for(ctx), threads)
 
 
-def _load(heads: Path | None, threads: int | None) -> tuple[Encoder, Understander]:
-    """The heads, and the encoder the product runs (the shipped int8 model): heads trained or scored here
-    see the vectors a worker computes."""
+def _load(ctx: typer.Context, heads: Path | None, threads: int | None) -> tuple[Encoder, Understander]:
     understander = Understander.load(heads)
-    return load_encoder(threads=threads or None), understander
+    return _encoder(ctx, threads), understander
 
 
 InputOption = Annotated[Path, typer.Option("--input", help="CSV file with a 'text' column.")]
@@ -76,6 +58,7 @@ ThreadsOption = Annotated[int | None, typer.Option("--threads", min=1, help="CPU
 
 @app.command()
 def classify(
+    ctx: typer.Context,
     input: InputOption,
     output: OutputOption,
     heads: HeadsOption = None,
@@ -87,8 +70,8 @@ def classify(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_texts_csv(input))
-        encoder, understander = _load(heads, threads)
-        with _progress("classifying", total) as advance:
+        encoder, understander = _load(ctx, heads, threads)
+        with progress_bar("classifying", total) as advance:
             written = classify_file(input, output, encoder, understander, advance)
     typer.echo(f"{written} rows classified -> {output}", err=True)
 
@@ -123,8 +106,8 @@ def train(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
-        encoder = load_encoder(threads=threads or None)
-        with _progress("embedding", total) as advance:
+        encoder = _encoder(ctx, threads)
+        with progress_bar("embedding", total) as advance:
             trained = train_file(data, head.value, out, encoder, progress=advance)
     thresholds = ", ".join(f"{k} {v:.2f}" for k, v in trained.thresholds.items())
     typer.echo(
@@ -159,7 +142,7 @@ def _train_from_crm(ctx: typer.Context, threads: int | None) -> None:
             report = train_from_crm(
                 engine,
                 versions,
-                load_encoder(threads=threads or None),
+                _encoder(ctx, threads),
                 pinned_threshold=settings.knowledge.threshold,
             )
         finally:
@@ -223,6 +206,7 @@ def heads_rollback(
 
 @app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")],
     head: Annotated[HeadName, typer.Option("--head", help="Which head to evaluate.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -236,8 +220,8 @@ def evaluate(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
-        encoder, understander = _load(heads, threads)
-        with _progress("evaluating", total) as advance:
+        encoder, understander = _load(ctx, heads, threads)
+        with progress_bar("evaluating", total) as advance:
             report = evaluate_file(data, head.value, encoder, understander, advance)
     if as_json:
         typer.echo(json.dumps({"head": head.value, **report.to_dict()}, indent=2))
