@@ -99,8 +99,10 @@ def apply_fine_tuned_layers(start: Path, layers: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent) as work:
         staged = Path(work) / "weights"
         staged.mkdir()
-        for file in start.iterdir():
-            if file.is_file() and file.name != "model.safetensors":
+        for file in start.iterdir():  # the config, tokenizer and sentence-transformers files (1_Pooling/)
+            if file.is_dir():
+                shutil.copytree(file, staged / file.name)
+            elif file.name != "model.safetensors":
                 shutil.copyfile(file, staged / file.name)
         save_file(weights, str(staged / "model.safetensors"), metadata={"format": "pt"})
         try:

@@ -82,6 +82,7 @@ def test_the_reference_weights_are_the_starting_ones_with_the_shipped_layers(tmp
     other = "encoder.layer.0.output.dense.bias"
     assert np.array_equal(assembled[other], load_file(str(start / "model.safetensors"))[other])
     assert (tmp_path / "reference" / "tokenizer.json").read_bytes() == (start / "tokenizer.json").read_bytes()
+    assert (tmp_path / "reference" / "1_Pooling" / "config.json").is_file()  # sentence-transformers' layout
 
     save_file({name: np.zeros(3, dtype=np.float16)}, str(layers))
     with pytest.raises(EncoderLoadError, match="does not fit"):
