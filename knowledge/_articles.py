@@ -25,7 +25,7 @@ logger = logging.getLogger("knowledge")
 CHANNELS: tuple[str, ...] = ("webchat", "slack", "telegram", "twitter", "email", "cli")
 """The channel names an article's `channels:` list may contain."""
 
-_FIELDS = {"id", "title", "questions", "tags", "channels", "url", "language"}
+_FIELDS = {"id", "title", "questions", "tags", "channels", "url", "language", "hand_over"}
 _FENCE = "---"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
@@ -62,6 +62,9 @@ class Article:
         channels: the channels the article may be sent on; empty means every channel.
         url: link to the full article on the brand's site, if any.
         language: BCP 47 language tag, "en" by default.
+        hand_over: the questions it gathers are for a person (product specifications, orders for clubs,
+            jobs, ...): it is matched like any article, so those questions don't land on a near one, but never
+            sent (front matter `hand_over: true`).
         path: the file the article was read from (None for articles built in code).
     """
 
@@ -73,6 +76,7 @@ class Article:
     channels: tuple[str, ...] = ()
     url: str | None = None
     language: str = "en"
+    hand_over: bool = False
     path: Path | None = None
 
     def serves(self, channel: str) -> bool:
@@ -156,6 +160,10 @@ def parse_article(path: Path, text: str) -> Article:
     if not isinstance(language, str) or not _LANGUAGE.match(language.strip()):
         raise KnowledgeBaseError(path, line_of("language"), "'language' must be a language tag such as 'en'")
 
+    hand_over = data.get("hand_over", False)
+    if not isinstance(hand_over, bool):
+        raise KnowledgeBaseError(path, line_of("hand_over"), "'hand_over' must be true or false")
+
     body = "\n".join(lines[closing + 1 :]).strip()
     if not body:
         raise KnowledgeBaseError(path, closing + 2, "empty body: write the answer below the front matter")
@@ -169,6 +177,7 @@ def parse_article(path: Path, text: str) -> Article:
         channels=channels,
         url=url.strip() if url else None,
         language=language.strip(),
+        hand_over=hand_over,
         path=path,
     )
 

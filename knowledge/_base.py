@@ -206,6 +206,8 @@ class KnowledgeBase:
             article = next(
                 (a for a in index.articles if a.id == article.id and a.language == language), article
             )
+        if article.hand_over:  # the questions a person answers: matched, never sent
+            return Answer(article=None, score=score, best_article_id=article.id)
         if score >= self.threshold and float(scores.probability[0]) >= MIN_PROBABILITY:
             return Answer(article=article, score=score, best_article_id=article.id)
         return Answer(article=None, score=score, best_article_id=article.id)

@@ -10,8 +10,9 @@ message on its channel (a post on X is public; "/start" on Telegram opens a conv
 runs. A row is right when the recorded action is the expected one and, where the row names an article (every
 expected answer), the article too (an escalation may offer an article; that is not judged).
 
-`dev` rows chose the abusive head's threshold (scripts/train_intents.py); report on `test`, which nothing
-trained or tuned on. --verbose lists the wrong rows of the chosen split.
+`dev` rows chose the abusive head's threshold (scripts/train_intents.py) and, by their mistakes, the policy's
+word cues (bot/policy/cues.py) and the sample knowledge base's hand-over article; report on `test`, which
+nothing trained or tuned on. --verbose lists the wrong rows of the chosen split.
 """
 
 from __future__ import annotations

@@ -67,12 +67,12 @@ def main(verbose: bool = False) -> None:
         embedding = models.encoder.encode([text])[0]
         understanding = models.understander.understand(text, embedding)
         blind = models.knowledge.answer(text, embedding)
-        before = policy.decide(understanding, blind, public=False)
+        before = policy.decide(understanding, blind, public=False, text=text)
         language = detected[text]
         aware = models.knowledge.answer(text, embedding, language=language)
         after = apply_language(
             runtime,
-            policy.decide(understanding, aware, public=False),
+            policy.decide(understanding, aware, public=False, text=text),
             Analysis(understanding, aware, language),
             public=False,
         )

@@ -1,8 +1,10 @@
 """The sample brand routes right (issue 17, item 7): the `dev` rows of tests/data/fernhill_traffic.csv through
 the whole pipeline with the shipped models, each as a new customer's first message (`route_row` of
-scripts/eval_fernhill.py, which reports the figure on the `test` rows). A floor, not the target: the issue
-asks for 95 %; measured 93/115 (80.9 %) with the heads shipped on 2026-12-04, so a change that makes the
-product decide worse on the brand's own kind of traffic fails here."""
+scripts/eval_fernhill.py, which reports the figure on the `test` rows). A floor below the measured figure:
+the issue asks for 95 %; measured 93/115 (80.9 %) with the heads shipped on 2026-12-04, 112/115 (97.4 %) once
+the policy read the words beside the heads and the knowledge base handed specification, bulk-order and hire
+questions over (these rows chose those changes, so the floor leaves room for another encoder), so a change
+that makes the product decide worse on the brand's own kind of traffic fails here."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import importlib.util
 
 from tests.conftest import REPO
 
-FLOOR = 0.78
+FLOOR = 0.90
 
 
 def _eval_script():

@@ -53,7 +53,15 @@ def test_the_id_defaults_to_the_file_name_and_subfolders_are_read(tmp_path):
     [article] = load_articles(tmp_path)
 
     assert article.id == "track-order"
-    assert article.questions == () and article.url is None
+    assert article.questions == () and article.url is None and not article.hand_over
+
+
+def test_an_article_can_hand_its_questions_over(tmp_path):
+    write(tmp_path, "jobs.md", "---\ntitle: Jobs\nhand_over: true\n---\nThe team answers these.\n")
+
+    [article] = load_articles(tmp_path)
+
+    assert article.hand_over is True
 
 
 @pytest.mark.parametrize(
@@ -69,6 +77,7 @@ def test_the_id_defaults_to_the_file_name_and_subfolders_are_read(tmp_path):
         ("---\ntitle: A\nurl: fernhill.example\n---\nbody\n", 3, "'url' must be"),
         ("---\ntitle: A\ntitle: B\n---\nbody\n", 3, "appears twice"),
         ("---\ntitle: A\n---\n\n   \n", 4, "empty body"),
+        ("---\ntitle: A\nhand_over: sometimes\n---\nbody\n", 3, "'hand_over' must be true or false"),
     ],
 )
 def test_an_invalid_article_is_an_error_naming_file_and_line(tmp_path, text, line, words):

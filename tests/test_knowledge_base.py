@@ -119,6 +119,27 @@ def test_an_unrelated_question_gets_no_article(knowledge_base, question):
     assert answer.best_article_id in ARTICLES
 
 
+def test_a_hand_over_article_gathers_its_questions_but_is_never_sent(kb_dir, encoder):
+    """Questions for a person (here: jobs) match the hand-over article rather than a near one, and decline."""
+    lines = [
+        "---",
+        "id: jobs",
+        "title: Jobs at the shop",
+        "questions:",
+        "  - are you hiring",
+        "  - how do i apply",
+    ]
+    lines += ["hand_over: true", "---", "A person from the team answers these.", ""]
+    (kb_dir / "jobs.md").write_text("\n".join(lines), encoding="utf-8")
+    knowledge_base = KnowledgeBase.build(kb_dir, encoder)
+
+    answer = knowledge_base.answer_text("are you hiring at the moment?")
+
+    assert answer.article is None and answer.best_article_id == "jobs"
+    assert answer.score >= knowledge_base.threshold
+    assert knowledge_base.answer_text("how do i return something").article.id == "returns"
+
+
 def test_the_pipeline_embedding_is_used_as_given(knowledge_base, encoder):
     question = "when will my parcel arrive?"
     embedding = encoder.encode([question])[0]

@@ -133,6 +133,7 @@ class _Understanding:
     abusive_score: float = 0.0
     wants_human: bool = False
     sentiment: str = "neutral"
+    sentiment_confidence: float = 0.5
 
 
 @dataclass
@@ -149,8 +150,8 @@ def _analysis(runtime, language: str, *, low_confidence: bool = False, score: fl
     return Analysis(_Understanding(low_confidence=low_confidence), _Answer(found, score, article), language)
 
 
-def _decide(runtime, analysis):
-    decision = runtime.policy.decide(analysis.understanding, analysis.answer, public=False)
+def _decide(runtime, analysis, text="how do i send something back?"):
+    decision = runtime.policy.decide(analysis.understanding, analysis.answer, public=False, text=text)
     return apply_language(runtime, decision, analysis, public=False)
 
 

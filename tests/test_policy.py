@@ -18,6 +18,7 @@ class Understood:
     abusive_score: float = 0.0
     wants_human: bool = False
     sentiment: str = "neutral"
+    sentiment_confidence: float = 0.5
 
 
 @dataclass
@@ -34,6 +35,10 @@ class Answer:
     best_article_id: str | None = "delivery-times"
 
 
+def unsure(intent: str, confidence: float) -> Understood:
+    return Understood(intent, confidence=confidence, low_confidence=True)
+
+
 FOUND = Answer(Article())
 NOT_FOUND = Answer(None, 0.2)
 
@@ -44,22 +49,44 @@ def policy() -> Policy:
 
 
 @pytest.mark.parametrize(
-    ("understood", "answer", "action", "escalate", "template"),
+    ("understood", "answer", "text", "action", "escalate", "template"),
     [
-        (Understood("question"), FOUND, Action.ANSWER, False, None),
-        (Understood("question"), NOT_FOUND, Action.ESCALATE, True, "no_answer"),
-        (Understood("complaint"), NOT_FOUND, Action.ESCALATE, True, "complaint"),
-        (Understood("praise"), NOT_FOUND, Action.THANK, False, "praise"),
-        (Understood("recommendation"), NOT_FOUND, Action.RECORD_IDEA, False, "recommendation"),
-        (Understood("other"), NOT_FOUND, Action.SMALL_TALK, False, "small_talk"),
-        (Understood("praise", abusive=True, abusive_score=0.97), FOUND, Action.MODERATE, False, None),
-        (Understood("other", abusive=True, abusive_score=0.97), FOUND, Action.MODERATE, False, None),
+        (Understood("question"), FOUND, "how long does delivery take?", Action.ANSWER, False, None),
+        (Understood("question"), NOT_FOUND, "do you do tent hire?", Action.ESCALATE, True, "no_answer"),
+        (Understood("complaint"), NOT_FOUND, "my parcel never came", Action.ESCALATE, True, "complaint"),
+        (Understood("praise"), NOT_FOUND, "love my new boots", Action.THANK, False, "praise"),
+        (
+            Understood("recommendation"),
+            NOT_FOUND,
+            "sell tent pegs",
+            Action.RECORD_IDEA,
+            False,
+            "recommendation",
+        ),
+        (Understood("other"), NOT_FOUND, "hiya", Action.SMALL_TALK, False, "small_talk"),
+        (Understood("praise", abusive=True, abusive_score=0.97), FOUND, "x", Action.MODERATE, False, None),
+        (Understood("other", abusive=True, abusive_score=0.97), FOUND, "x", Action.MODERATE, False, None),
         # Abuse never silences a service request: it goes to a person with a reply that doesn't repeat it.
-        (Understood("complaint", abusive=True), NOT_FOUND, Action.ESCALATE, True, "abusive_request"),
-        (Understood("question", abusive=True), FOUND, Action.ESCALATE, True, "abusive_request"),
+        (
+            Understood("complaint", abusive=True),
+            NOT_FOUND,
+            "you idiots sent me the wrong size",
+            Action.ESCALATE,
+            True,
+            "abusive_request",
+        ),
+        (
+            Understood("question", abusive=True),
+            FOUND,
+            "how long does delivery take, morons?",
+            Action.ESCALATE,
+            True,
+            "abusive_request",
+        ),
         (
             Understood("other", abusive=True, wants_human=True),
             FOUND,
+            "get me a person, idiot",
             Action.ESCALATE,
             True,
             "abusive_request",
@@ -67,42 +94,132 @@ def policy() -> Policy:
         (
             Understood("other", abusive=True, low_confidence=True, confidence=0.3),
             NOT_FOUND,
+            "where is my order FH-1234, you clowns",
             Action.ESCALATE,
             True,
             "abusive_request",
         ),
-        (Understood("question", wants_human=True), FOUND, Action.ESCALATE, True, "wants_human"),
+        # A confident complaint is a request whatever its words (real complaints insult staff too); an unsure
+        # read of words with nothing of the customer's own and no question an article answers is held.
+        (
+            Understood("complaint", abusive=True),
+            NOT_FOUND,
+            "the lad on your tills is a waste of oxygen",
+            Action.ESCALATE,
+            True,
+            "abusive_request",
+        ),
+        (
+            Understood("complaint", abusive=True, low_confidence=True, confidence=0.4),
+            NOT_FOUND,
+            "imagine buying their boots, you absolute muppet",
+            Action.MODERATE,
+            False,
+            None,
+        ),
+        (
+            Understood("other", abusive=True, low_confidence=True, confidence=0.3),
+            FOUND,
+            "CHEAP GEAR 80% OFF visit deals.example",
+            Action.MODERATE,
+            False,
+            None,
+        ),
+        (
+            Understood("question", wants_human=True),
+            FOUND,
+            "a person please",
+            Action.ESCALATE,
+            True,
+            "wants_human",
+        ),
         (
             Understood("question", low_confidence=True, confidence=0.3),
             NOT_FOUND,
+            "what about the thing",
             Action.ESCALATE,
             True,
             "unsure",
         ),
-        (Understood("praise", low_confidence=True, confidence=0.3), FOUND, Action.ANSWER, False, None),
+        (
+            Understood("praise", low_confidence=True, confidence=0.3),
+            FOUND,
+            "can i return it?",
+            Action.ANSWER,
+            False,
+            None,
+        ),
         (
             Understood("complaint", low_confidence=True, confidence=0.5),
             FOUND,
+            "the box was soaked when it came",
             Action.ESCALATE,
             True,
             "complaint",
         ),
     ],
 )
-def test_routing(policy, understood, answer, action, escalate, template):
-    decision = policy.decide(understood, answer, public=False)
+def test_routing(policy, understood, answer, text, action, escalate, template):
+    decision = policy.decide(understood, answer, public=False, text=text)
     assert decision.action == action
     assert decision.escalate is escalate
     assert decision.template == template
     assert decision.reason
 
 
+@pytest.mark.parametrize(
+    ("understood", "answer", "text", "action"),
+    [
+        # Asked as a question an article answers, with no problem left open: answered, however upset.
+        (Understood("complaint"), FOUND, "why does my card keep getting declined?", Action.ANSWER),
+        (unsure("complaint", 0.4), FOUND, "what if it arrives damaged?", Action.ANSWER),
+        # ... a problem already open (a wait, something done to the customer) stays a complaint.
+        (Understood("complaint"), FOUND, "where is my refund? i sent it back 3 weeks ago", Action.ESCALATE),
+        (Understood("complaint"), FOUND, "why have you sent me the wrong jacket?", Action.ESCALATE),
+        # Praise never waits in the staff queue; sarcasm names what went wrong, and stays a complaint.
+        (Understood("complaint"), NOT_FOUND, "your Leeds team were brilliant, thank you", Action.THANK),
+        (
+            Understood("complaint"),
+            NOT_FOUND,
+            "2 hours on hold then cut off. amazing service 👏",
+            Action.ESCALATE,
+        ),
+        (Understood("complaint"), NOT_FOUND, "great, still no parcel. brilliant.", Action.ESCALATE),
+        (unsure("praise", 0.4), NOT_FOUND, "the tent was superb", Action.THANK),
+        # A suggestion is recorded, whether the heads are unsure or read a question no article answers.
+        (Understood("question"), NOT_FOUND, "how about a repair kit in every tent?", Action.RECORD_IDEA),
+        (unsure("other", 0.3), NOT_FOUND, "it would be great if you sold spare poles", Action.RECORD_IDEA),
+        # A closing needs nothing; small talk near an article is not answered with it.
+        (unsure("other", 0.2), NOT_FOUND, "never mind, sorted it", Action.SMALL_TALK),
+        (Understood("other"), FOUND, "good morning all", Action.SMALL_TALK),
+        (Understood("other"), FOUND, "do you do student discount?", Action.ANSWER),
+        # An unsure read that is neither asked nor anything else goes to a person, even near an article.
+        (unsure("question", 0.5), FOUND, "ordered a 2 got a 12", Action.ESCALATE),
+    ],
+)
+def test_the_words_decide_where_the_heads_are_unsure_or_the_form_says_otherwise(
+    policy, understood, answer, text, action
+):
+    decision = policy.decide(understood, answer, public=False, text=text)
+    assert decision.action == action, decision.reason
+
+
+def test_strongly_negative_small_talk_goes_to_a_person():
+    policy = Policy(brand="B", support_hours="h", human_reply_estimate="e", strongly_negative_confidence=0.9)
+    angry = Understood("other", sentiment="negative", sentiment_confidence=0.95)
+    assert policy.decide(angry, NOT_FOUND, public=True, text="go away, never again").action == Action.ESCALATE
+    calm = Understood("other", sentiment="negative", sentiment_confidence=0.6)
+    assert policy.decide(calm, NOT_FOUND, public=False, text="meh").action == Action.SMALL_TALK
+
+
 def test_no_route_for_abuse_silences_a_service_request():
     policy = Policy(brand="B", support_hours="h", human_reply_estimate="e", routes={"abusive": "ignore"})
-    complaint = policy.decide(Understood("complaint", abusive=True), NOT_FOUND, public=True)
+    complaint = policy.decide(
+        Understood("complaint", abusive=True), NOT_FOUND, public=True, text="my order, idiots"
+    )
     assert complaint.action == Action.ESCALATE and complaint.escalate and "flagged" in complaint.reason
     assert "person" in policy.render(complaint.template)
-    insult = policy.decide(Understood("other", abusive=True), NOT_FOUND, public=True)
+    insult = policy.decide(Understood("other", abusive=True), NOT_FOUND, public=True, text="idiots")
     assert insult.action == Action.IGNORE and not insult.replies
 
 
@@ -110,18 +227,18 @@ def test_an_idea_flagged_abusive_is_held_without_a_reply_but_reaches_the_ideas_b
     """The abuse head also flags some polite suggestions ("You should sell spare tent poles on your website,
     I'd buy them" scores 0.65): an idea is something to act on, so it is recorded either way."""
     flagged = Understood("recommendation", abusive=True, abusive_score=0.65)
-    idea = policy.decide(flagged, NOT_FOUND, public=False)
+    idea = policy.decide(flagged, NOT_FOUND, public=False, text="sell tent poles")
     assert idea.action == Action.MODERATE and not idea.replies and idea.record_idea
     unsure = Understood("recommendation", abusive=True, low_confidence=True, confidence=0.3)
-    assert not policy.decide(unsure, NOT_FOUND, public=False).record_idea
+    assert not policy.decide(unsure, NOT_FOUND, public=False, text="sell tent poles").record_idea
 
 
 def test_small_talk_is_not_posted_in_public(policy):
-    assert policy.decide(Understood("other"), NOT_FOUND, public=True).action == Action.IGNORE
+    assert policy.decide(Understood("other"), NOT_FOUND, public=True, text="hiya").action == Action.IGNORE
 
 
 def test_a_complaint_offers_a_matching_article_while_escalating(policy):
-    decision = policy.decide(Understood("complaint"), FOUND, public=False)
+    decision = policy.decide(Understood("complaint"), FOUND, public=False, text="the parcel is late")
     text = policy.render(decision.template, article=decision.article)
     assert "sorry" in text.lower() and "https://fernhill.example/help/delivery-times" in text
     assert "Fernhill Outdoor" in text and "9-5" in text
@@ -135,7 +252,7 @@ def test_the_operator_can_change_a_route_and_a_template():
         routes={"other": "ignore"},
         templates={"praise": "Cheers from {{ brand }}!"},
     )
-    assert policy.decide(Understood("other"), NOT_FOUND, public=False).action == Action.IGNORE
+    assert policy.decide(Understood("other"), NOT_FOUND, public=False, text="hiya").action == Action.IGNORE
     assert policy.render("praise") == "Cheers from B!"
 
 

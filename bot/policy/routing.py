@@ -5,9 +5,17 @@ decision carries the reason it was taken, stored with the message so staff and m
 did what it did, and names the template of its reply (the texts themselves are bot/policy/templates.py).
 
 Abuse (aimed at people: tests/data/ABUSE_DEFINITION.md) never silences a service request: an abusive
-message that is a complaint or a question, asks for a person, or whose intent is unsure goes to a person,
-flagged, with a neutral reply that does not repeat its words. Only abuse with nothing to act on takes the
-"abusive" route (held for moderation, no reply).
+message that is a complaint or a question, or asks for a person, goes to a person, flagged, with a neutral
+reply that does not repeat its words; so does one whose intent is unsure when its words carry something to act
+on (the customer's own order or item, a question an article answers). Only abuse with nothing to act on takes
+the "abusive" route (held for moderation, no reply).
+
+Beside the heads, the message's words (bot/policy/cues.py) settle what the heads can't: a complaint asked as
+a question an article answers, naming no problem, is answered (sentiment alone is not a complaint); thanks or
+praise naming no problem is thanked, never queued for staff; a suggestion no article answers is recorded as an
+idea; a closing ("never mind, sorted it") is small talk; small talk near an article is not answered with it;
+small talk read as strongly negative goes to a person. An unsure intent is answered only when the words ask
+something an article answers; otherwise by its words, else by a person.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.policy.cues import Cues, read_cues
 from bot.policy.templates import PolicyError, Templates
 
 __all__ = [
@@ -69,6 +78,8 @@ class UnderstandingLike(Protocol):
     abusive: bool
     abusive_score: float
     wants_human: bool
+    sentiment: str
+    sentiment_confidence: float
 
 
 class ArticleLike(Protocol):
@@ -130,8 +141,13 @@ class Policy:
         routes: dict[str, str] | None = None,
         templates: dict[str, str] | None = None,
         templates_by_language: dict[str, dict[str, str]] | None = None,
+        strongly_negative_confidence: float | None = None,
     ) -> None:
+        """`strongly_negative_confidence`: a message read as small talk whose sentiment is negative with at
+        least this confidence goes to a person instead ("go to hell, never again" is no small talk); None:
+        small talk is small talk (bot/worker/build.py passes `[moderation] strongly_negative_confidence`)."""
         self.routes = {**DEFAULT_ROUTES, **(routes or {})}
+        self.strongly_negative_confidence = strongly_negative_confidence
         self.templates = Templates(
             {"brand": brand, "support_hours": support_hours, "human_reply_estimate": human_reply_estimate},
             templates,
@@ -156,7 +172,7 @@ class Policy:
         return self.templates.render(template, language=language, article=article, **variables)
 
     def decide(
-        self, understanding: UnderstandingLike, answer: AnswerLike | None, *, public: bool
+        self, understanding: UnderstandingLike, answer: AnswerLike | None, *, public: bool, text: str
     ) -> Decision:
         """Route one understood message.
 
@@ -164,11 +180,13 @@ class Policy:
             understanding: what the message is (intent, confidence, flags).
             answer: the knowledge base's best answer for it (its `article` is None below the threshold).
             public: whether the message was posted where others see it; small talk is not posted in public.
+            text: the message's words, for what their form says beside the heads (bot/policy/cues.py).
         """
         article = answer.article if answer is not None else None
+        cues = read_cues(text)
         if understanding.abusive:
             flagged = f"abusive (score {understanding.abusive_score:.2f})"
-            request = _service_request(understanding)
+            request = _service_request(understanding, cues, article)
             if request is not None:
                 return Decision(
                     Action.ESCALATE,
@@ -185,31 +203,79 @@ class Policy:
         if understanding.wants_human:
             return self._route("wants_human", "the customer asked for a person", article)
         intent = understanding.intent
+        read = f"{intent} ({understanding.confidence:.2f})"
         if understanding.low_confidence:
-            if intent == "complaint":
-                # An uncertain complaint is still treated as one: a person reading a non-complaint costs
-                # less than a bot answering an upset customer with an article.
+            return self._unsure(understanding, cues, article, answer, public)
+        if intent == "complaint":
+            if article is not None and cues.question and not (cues.unresolved or cues.problem):
+                # Asked as a question the help pages answer, naming no problem ("do you fix zips out of
+                # warranty?"): a question, however negative it reads; sentiment alone is not a complaint.
                 return self._route(
-                    "complaint",
-                    f"complaint, unsure ({understanding.confidence:.2f})",
-                    article,
-                    answer,
-                    public,
+                    "question", f"{read} but asked as a question naming no problem", article, answer
                 )
-            if article is not None:
-                return Decision(
-                    Action.ANSWER,
-                    f"intent unsure ({intent} {understanding.confidence:.2f}) but article {article.id} "
-                    f"matches (score {answer.score:.2f})",
-                    article=article,
-                )
-            return Decision(
-                Action.ESCALATE,
-                f"intent unsure ({intent} {understanding.confidence:.2f}) and no article matches",
-                template="unsure",
-                escalate=True,
+            if cues.praise and not _asks(cues):
+                # Praise must never wait in the staff queue; sarcasm names what went wrong, which `praise`
+                # excludes.
+                return self._route("praise", f"{read} but thanks or praise with no problem named", article)
+        if intent == "question" and article is None and cues.suggestion:
+            return self._route("recommendation", f"{read} but put as a suggestion, no article", article)
+        if intent == "other" and self._strongly_negative(understanding):
+            # Hostility with no detail ("go to hell, never again") is a customer to win back, not small talk.
+            why = f"{read} but strongly negative ({understanding.sentiment_confidence:.2f})"
+            return self._route("complaint", why, article)
+        if intent == "other" and article is not None and not _asks(cues) and not cues.own_matter:
+            # "morning all": small talk that happens to sit near an article is not a question to answer.
+            return self._route(
+                "other", f"{read}, not a question: article {article.id} not sent", None, None, public
             )
-        return self._route(intent, f"{intent} ({understanding.confidence:.2f})", article, answer, public)
+        return self._route(intent, read, article, answer, public)
+
+    def _strongly_negative(self, understanding: UnderstandingLike) -> bool:
+        threshold = self.strongly_negative_confidence
+        return (
+            threshold is not None
+            and understanding.sentiment == "negative"
+            and understanding.sentiment_confidence >= threshold
+        )
+
+    def _unsure(
+        self,
+        understanding: UnderstandingLike,
+        cues: Cues,
+        article: ArticleLike | None,
+        answer: AnswerLike | None,
+        public: bool,
+    ) -> Decision:
+        """Route a message no intent head is sure of by what its words say, else to a person."""
+        intent = understanding.intent
+        why = f"intent unsure ({intent} {understanding.confidence:.2f})"
+        if article is not None and _asks(cues) and not (intent == "complaint" and cues.unresolved):
+            return Decision(
+                Action.ANSWER,
+                f"{why} but asked, and article {article.id} matches (score {answer.score:.2f})",
+                article=article,
+            )
+        if not _asks(cues):
+            if cues.suggestion or (intent == "recommendation" and not cues.problem):
+                return self._route("recommendation", f"{why}; put as a suggestion", None)
+            if cues.praise or (intent == "praise" and not cues.problem):
+                return self._route("praise", f"{why}; thanks or praise with no problem named", None)
+            if cues.closing:
+                return self._route("other", f"{why}; a closing with nothing left to do", None, None, public)
+        elif cues.suggestion and article is None:
+            return self._route("recommendation", f"{why}; a suggestion asked as a question", None)
+        if intent == "complaint":
+            # An uncertain complaint is still treated as one: a person reading a non-complaint costs less
+            # than a bot answering an upset customer with an article.
+            return self._route(
+                "complaint", f"complaint, unsure ({understanding.confidence:.2f})", article, answer, public
+            )
+        return Decision(
+            Action.ESCALATE,
+            f"{why} and no article answers it" if article is None else f"{why}, not asked: to a person",
+            template="unsure",
+            escalate=True,
+        )
 
     def _route(
         self,
@@ -232,7 +298,7 @@ class Policy:
             )
             return Decision(
                 Action.ESCALATE,
-                f"{why}: no article above the threshold ({best})",
+                f"{why}: no article answers it ({best})",
                 template="no_answer",
                 escalate=True,
             )
@@ -276,14 +342,27 @@ def carries_an_idea(understanding: UnderstandingLike) -> bool:
     return understanding.intent == "recommendation" and not understanding.low_confidence
 
 
-def _service_request(understanding: UnderstandingLike) -> str | None:
+def _asks(cues: Cues) -> bool:
+    """Whether the words ask for something the help pages may give: a question, or a request."""
+    return cues.question or cues.request
+
+
+def _service_request(understanding: UnderstandingLike, cues: Cues, article: ArticleLike | None) -> str | None:
     """What an abusive message asks of the brand, in words for the decision's reason; None when it asks
-    nothing (a confident intent outside `SERVICE_REQUEST_INTENTS`, no request for a person). An unsure intent
-    counts as a request: wrongly silencing a customer costs more than a person reading one more message."""
+    nothing: a confident intent outside `SERVICE_REQUEST_INTENTS` with no request for a person, or an unsure
+    intent whose words carry nothing to act on (nothing of the customer's own such as "my order" or "sent me",
+    no question an article answers: a threat or an advert the heads can't place). A confident complaint or
+    question is a request whatever its words: real complaints insult the brand's people too ("the worlds
+    dumbest driver"), and wrongly silencing a customer costs more than a person reading one more message."""
     if understanding.wants_human:
         return "asks for a person"
-    if understanding.intent in SERVICE_REQUEST_INTENTS:
+    if understanding.intent in SERVICE_REQUEST_INTENTS and not understanding.low_confidence:
         return f"a {understanding.intent}"
-    if understanding.low_confidence:
-        return f"an unsure intent ({understanding.intent} {understanding.confidence:.2f})"
+    unsure = f"an unsure intent ({understanding.intent} {understanding.confidence:.2f})"
+    if not understanding.low_confidence:
+        return None
+    if cues.own_matter:
+        return f"{unsure} about the customer's own matter"
+    if cues.question and article is not None:
+        return f"{unsure} asking what article {article.id} answers"
     return None

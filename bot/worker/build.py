@@ -29,6 +29,7 @@ def build_policy(settings: Settings) -> Policy:
         routes=settings.policy.routes,
         templates=settings.policy.templates,
         templates_by_language=settings.policy.templates_by_language,
+        strongly_negative_confidence=settings.moderation.strongly_negative_confidence,
     )
 
 

@@ -42,4 +42,6 @@ def human_owns(turn: Turn) -> Decision | None:
 def policy(turn: Turn) -> Decision:
     """The policy routes the understood message by its intent (answer, escalate, thank, ...)."""
     analysis = turn.analysis
-    return turn.runtime.policy.decide(analysis.understanding, analysis.answer, public=turn.message.public)
+    return turn.runtime.policy.decide(
+        analysis.understanding, analysis.answer, public=turn.message.public, text=turn.message.text
+    )

@@ -1,0 +1,144 @@
+"""What a message's own words say about what it asks for, where the intent heads are unsure or read it one way
+while its form says another: is it asked as a question, put as a suggestion, thanks or praise, a closing
+("never mind, sorted it"), a problem still open, about the customer's own matter. Plain English patterns that
+hold whatever the encoder: the policy (routing.py) reads them beside the heads, never instead of a confident
+head except where a rule says why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Cues", "read_cues"]
+
+_I = re.IGNORECASE
+
+# A sentence (or clause) opening with a question word, or with an auxiliary before its subject ("do you ...",
+# "is the ...", "can i ..."), after any @handles or a greeting. "?" anywhere counts too.
+_QUESTION_OPENING = re.compile(
+    r"(?:^|[.!,;:\n]\s*)(?:(?:@\w+|hi|hiya|hello|hey|morning|evening|quick\s+question|sorry|all|there|guys|team)"
+    r"[\s,!:-]*)*"
+    r"(?:(?:how|hw|what|whats|what's|where|wheres|where's|when|whens|when's|why|who|which|whose)\b"
+    r"|(?:can|could|do|does|did|is|are|was|were|will|would|should|shall|may|have|has|any)\s+"
+    r"(?:i|you|u|we|it|there|the|my|this|that|these|those|your|ur|a|an|anyone|someone|somebody|they|he|she"
+    r"|idea|chance|way|news)\b)",
+    _I,
+)
+_QUESTION_PHRASE = re.compile(
+    r"\b(?:i\s+(?:was\s+)?wondering|is\s+it\s+possible|i(?:'d|\s+would)\s+like\s+to\s+know|i\s+want\s+to\s+know"
+    r"|(?:can|could)\s+(?:you\s+)?(?:tell|let)\s+me|please\s+(?:advise|let\s+me\s+know)"
+    r"|(?:please|pls|plz)\s+(?:can|could|would)\s+(?:you|someone|somebody))\b",
+    _I,
+)
+
+# A request the help pages may meet, said without a question: "i need to change my address".
+_REQUEST = re.compile(
+    r"\b(?:i\s+(?:need|want|have)\s+to|i(?:'d|\s+would)\s+like\s+to|how\s+to|help\s+(?:me\s+)?with"
+    r"|(?:i'm|im|i\s+am)\s+(?:looking\s+for|trying\s+to))\b",
+    _I,
+)
+
+# Put as a suggestion for the brand: "how about ...", "it would be great if ...", "you should ...".
+_SUGGESTION = re.compile(
+    r"\b(?:how|what)\s+about\s+(?:a|an|some|adding|having|doing|offering|making|selling|stocking|putting)\b"
+    r"|\b(?:it\s+would|it'd|would|it\s+will|that\s+would|that'd|'d)\s+(?:be|help|make)\b[^.!?]*?\bif\b"
+    r"|\bwould\s+be\s+(?:great|nice|good|amazing|brilliant|class|handy|helpful|cool|awesome|lovely|ace|ideal)\b"
+    r"|\b(?:it'd|it\s+would|that\s+would|that'd)\s+be\s+(?:great|nice|good|amazing|brilliant|handy|helpful|cool)\b"
+    r"|\byou\s+(?:should|could|ought\s+to)\s+(?:really\s+|definitely\s+|totally\s+|also\s+)?"
+    r"(?:add|make|sell|stock|offer|do|start|have|bring|put|open|run|let|consider|think|try)\b"
+    r"|\bwhy\s+(?:not|don't\s+you|dont\s+you|do\s+you\s+not)\s+(?:add|make|sell|stock|offer|do|start|have|bring|"
+    r"put|open|run|let)\b"
+    r"|\b(?:please|pls|plz)\s+(?:add|stock|make|bring\s+back|bring|start|sell|offer|consider)\b"
+    r"|\b(?:could|can)\s+(?:the|your)\s+(?:app|site|website|web\s+site|checkout|basket|product\s+pages?|pages?)"
+    r"\s+(?:remember|show|let|have|save|tell|offer|include|add|list|say)\b"
+    r"|\bi\s+wish\s+(?:you|your|there)\b|\b(?:suggestion|idea|feature\s+request)\s*[:\-]"
+    r"|\bmaybe\s+(?:offer|add|make|do|have|put|start|sell|stock|bring|consider)\b",
+    _I,
+)
+
+# Thanks or praise, in words or emoji ("thank you", "you lot are fab", "fitted them perfectly", "🙌").
+_PRAISE = re.compile(
+    r"\b(?:thank(?:s|\s+you|ing)?|thx|cheers|ta\s+very\s+much|grateful|kudos|shout[\s-]?out|props\s+to"
+    r"|well\s+done|fab|fabulous|brilliant|amazing|excellent|superb|perfect(?:ly)?|fantastic|awesome|wonderful"
+    r"|outstanding|legends?|spot\s+on|top\s+notch|first\s+class|impressed|impressive|delighted|chuffed"
+    r"|love(?:d|s)?|loving|best|great|lovely|recommend(?:ed)?|bang\s+on)\b"
+    r"|[🙌❤💚💙😍🥰👍⭐🌟💯🤩]",
+    _I,
+)
+
+# A problem, or a turn that keeps praise words from being praise ("amazing customer service 👏" after two
+# hours on hold): waiting, something gone wrong, a contrast.
+_PROBLEM = re.compile(
+    r"\b(?:still|again|yet|never|nobody|no\s+one|waiting|waited|wait|queue|on\s+hold|cut\s+off|hung\s+up"
+    r"|late|broken|broke|faulty|damaged|missing|lost|wrong|refund|cancel(?:led)?|useless|waste|wasted|joke"
+    r"|rubbish|awful|terrible|worst|disappointed|disappointing|unfortunately|sadly|shame|but|however|except"
+    r"|pieces|ruined|soaked|leak(?:s|ed|ing)?|ripped|torn|tore|snapped|fell\s+apart|disgrace(?:ful)?|ridiculous"
+    r"|appalling|shocking|pathetic|unacceptable|rude|ignored|charged|overcharged|sick\s+of|fed\s+up|ffs"
+    r"|thanks\s+for\s+nothing|cheers\s+for\s+that|yeah\s+right|slow|glitchy|unable|outage|error|problems?"
+    r"|issues?|kidding|wtf|wth|not\s+(?:arriving|letting|loading|working|answering|responding)|cannot|couldn't"
+    r"|couldnt|(?:did|does|do|has|have|had|is|are|was|were|will|would|could)\s+not|no\s+(?:help|reply|response|answer)"
+    r"|really\s*\?|so\s+long|ages|forever|how\s+much\s+longer"
+    r"|apart\s+from|for\s+nothing|not\s+(?:here|arrived|working|received|happy|impressed)|didn't|didnt|doesn't"
+    r"|doesnt|won't|wont|can't|cant|haven't|havent|hasn't|hasnt|isn't|isnt|wasn't|wasnt)\b"
+    r"|[👏🙄😡😤🤬😠😞😭😢😑☹]|:-?\(|\?!|!\?",
+    _I,
+)
+# ...unless the problem was put right (thanks for sorting a missing item is praise).
+_RESOLVED = re.compile(r"\b(?:sorted|fixed|resolved|replaced|refunded|sorting|fixing)\b", _I)
+
+# A problem the brand already knows of and has not put right: a promise not kept, a wait, something done to
+# the customer. A question carrying one is a complaint, not a request for the help pages.
+_UNRESOLVED = re.compile(
+    r"\b(?:still|again|yet|nobody|no\s+one|(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th))\s+(?:time|day|week|e-?mail|message|call)"
+    r"|(?:\d+|a\s+few|few|two|three|four|five|six|several|many)\s+(?:days|weeks|months)\s+(?:ago|now|later|on)"
+    r"|(?:sent|sold|charged|gave|told|promised)\s+me|you(?:'ve|\s+have)?\s+(?:sent|sold|charged|lost|cancelled"
+    r"|promised))\b",
+    _I,
+)
+
+# A closing with nothing left to do: "never mind, sorted it myself", "all good now", "no worries".
+_CLOSING = re.compile(
+    r"^\W*(?:ok(?:ay)?\W+|oh\W+|ah+\W+|right\W+|cool\W+)?(?:never\s*mind|nvm|no\s+worries|all\s+(?:good|sorted|done)"
+    r"|sorted(?:\s+it)?(?:\s+now)?|(?:i\s+)?(?:found|figured)\s+it(?:\s+out)?|forget\s+it|ignore\s+(?:me|that)"
+    r"|don'?t\s+worry)\b",
+    _I,
+)
+
+# The customer's own matter: something of theirs or done to them, or an order reference.
+_OWN_MATTER = re.compile(
+    r"\b(?:me|my|mine|myself|our|ours|us)\b|#\s*\d{3,}|\b[A-Z]{1,4}-?\d{3,}\b"
+    r"|\border\s*(?:no\.?|number|#)?\s*\d{3,}",
+    _I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cues:
+    """What the words of one message say (see the module's docstring)."""
+
+    question: bool = False  # asked as a question
+    request: bool = False  # asks for something without a question ("i need to change my address")
+    suggestion: bool = False  # put as a suggestion for the brand
+    praise: bool = False  # thanks or praise with no problem named (or the problem put right)
+    problem: bool = False  # names something gone wrong, or sounds upset or sarcastic
+    unresolved: bool = False  # a problem already open: a wait, a promise not kept, something done to them
+    closing: bool = False  # a closing with nothing left to do
+    own_matter: bool = False  # about the customer's own order, item or experience
+
+
+def read_cues(text: str) -> Cues:
+    """The cues of `text` (an empty text has none)."""
+    text = (text or "").replace("\u2019", "'").replace("\u2018", "'")  # curly apostrophes as typed on phones
+    praise_words = bool(_PRAISE.search(text))
+    problem = bool(_PROBLEM.search(text))
+    return Cues(
+        question="?" in text or bool(_QUESTION_OPENING.search(text) or _QUESTION_PHRASE.search(text)),
+        request=bool(_REQUEST.search(text)),
+        suggestion=bool(_SUGGESTION.search(text)),
+        praise=praise_words and (not problem or bool(_RESOLVED.search(text))),
+        problem=problem,
+        unresolved=bool(_UNRESOLVED.search(text)),
+        closing=bool(_CLOSING.search(text)),
+        own_matter=bool(_OWN_MATTER.search(text)),
+    )
