@@ -195,6 +195,34 @@ def test_routing(policy, understood, answer, text, action, escalate, template):
         (Understood("other"), FOUND, "do you do student discount?", Action.ANSWER),
         # An unsure read that is neither asked nor anything else goes to a person, even near an article.
         (unsure("question", 0.5), FOUND, "ordered a 2 got a 12", Action.ESCALATE),
+        # A new problem asked as "what should i do?" is answered with the procedure; one left open is not.
+        (Understood("complaint"), FOUND, "my stove arrived dented, what should i do?", Action.ANSWER),
+        (Understood("complaint"), FOUND, "still no stove, what should i do?", Action.ESCALATE),
+        # Rudely put is not a problem: "cut off" as a time is not a call cut off.
+        (Understood("complaint"), FOUND, "wtf is the cut off time for ordering", Action.ANSWER),
+        (Understood("complaint"), FOUND, "on the phone an hour and got cut off", Action.ESCALATE),
+        # Praise beside something else is that something else, never only thanked.
+        (Understood("praise"), FOUND, "love the shop! can i pay with paypal?", Action.ANSWER),
+        (Understood("praise"), NOT_FOUND, "great staff. do you do a loyalty card?", Action.ESCALATE),
+        (Understood("praise"), NOT_FOUND, "great stoves, pls bring back the blue one", Action.RECORD_IDEA),
+        (Understood("praise"), NOT_FOUND, "cheers, that's all i needed", Action.SMALL_TALK),
+        (Understood("praise"), NOT_FOUND, "thanks to Jo, who stayed late to help me", Action.THANK),
+        (
+            Understood("complaint"),
+            NOT_FOUND,
+            "brilliant, it would be even better in green",
+            Action.RECORD_IDEA,
+        ),
+        (
+            unsure("praise", 0.5),
+            NOT_FOUND,
+            "thanks for the blog, would be better with maps",
+            Action.RECORD_IDEA,
+        ),
+        # An idea the heads read right stays one; a question read as an idea is answered.
+        (Understood("recommendation"), FOUND, "best boots ever, how do i clean them?", Action.ANSWER),
+        (Understood("recommendation"), FOUND, "could you add a size filter?", Action.RECORD_IDEA),
+        (Understood("question"), FOUND, "wud be gud if u sold spare pegs", Action.RECORD_IDEA),
     ],
 )
 def test_the_words_decide_where_the_heads_are_unsure_or_the_form_says_otherwise(

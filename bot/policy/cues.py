@@ -17,7 +17,8 @@ _I = re.IGNORECASE
 # A sentence (or clause) opening with a question word, or with an auxiliary before its subject ("do you ...",
 # "is the ...", "can i ..."), after any @handles or a greeting. "?" anywhere counts too.
 _QUESTION_OPENING = re.compile(
-    r"(?:^|[.!,;:\n]\s*)(?:(?:@\w+|hi|hiya|hello|hey|morning|evening|quick\s+question|sorry|all|there|guys|team)"
+    r"(?:^|[.!,;:\n]\s*)(?:(?:@\w+|hi|hiya|hello|hey|morning|evening|quick\s+question|sorry|all|there|guys|team"
+    r"|ok|okay|so|and|but|wtf|wth|ffs|seriously)"
     r"[\s,!:-]*)*"
     r"(?:(?:how|hw|what|whats|what's|where|wheres|where's|when|whens|when's|why|who|which|whose)\b"
     r"|(?:can|could|do|does|did|is|are|was|were|will|would|should|shall|may|have|has|any)\s+"
@@ -42,9 +43,11 @@ _REQUEST = re.compile(
 # Put as a suggestion for the brand: "how about ...", "it would be great if ...", "you should ...".
 _SUGGESTION = re.compile(
     r"\b(?:how|what)\s+about\s+(?:a|an|some|adding|having|doing|offering|making|selling|stocking|putting)\b"
-    r"|\b(?:it\s+would|it'd|would|it\s+will|that\s+would|that'd|'d)\s+(?:be|help|make)\b[^.!?]*?\bif\b"
-    r"|\bwould\s+be\s+(?:great|nice|good|amazing|brilliant|class|handy|helpful|cool|awesome|lovely|ace|ideal)\b"
-    r"|\b(?:it'd|it\s+would|that\s+would|that'd)\s+be\s+(?:great|nice|good|amazing|brilliant|handy|helpful|cool)\b"
+    r"|\b(?:it\s+would|it'd|would|wud|wld|it\s+will|that\s+would|that'd|'d)\s+(?:be|help|make)\b[^.!?]*?\bif\b"
+    r"|\b(?:would|wud|wld)\s+be\s+(?:even\s+|so\s+much\s+|much\s+|really\s+)?(?:great|nice|good|gud|amazing"
+    r"|brilliant|class|handy|helpful|cool|awesome|lovely|ace|ideal|better)\b"
+    r"|\b(?:it'd|it\s+would|that\s+would|that'd)\s+be\s+(?:even\s+|so\s+much\s+|much\s+)?(?:great|nice|good"
+    r"|amazing|brilliant|handy|helpful|cool|better)\b"
     r"|\byou\s+(?:should|could|ought\s+to)\s+(?:really\s+|definitely\s+|totally\s+|also\s+)?"
     r"(?:add|make|sell|stock|offer|do|start|have|bring|put|open|run|let|consider|think|try)\b"
     r"|\bwhy\s+(?:not|don't\s+you|dont\s+you|do\s+you\s+not)\s+(?:add|make|sell|stock|offer|do|start|have|bring|"
@@ -52,6 +55,8 @@ _SUGGESTION = re.compile(
     r"|\b(?:please|pls|plz)\s+(?:add|stock|make|bring\s+back|bring|start|sell|offer|consider)\b"
     r"|\b(?:could|can)\s+(?:the|your)\s+(?:app|site|website|web\s+site|checkout|basket|product\s+pages?|pages?)"
     r"\s+(?:remember|show|let|have|save|tell|offer|include|add|list|say)\b"
+    r"|\b(?:could|can|would|will)\s+you\s+(?:please\s+|pls\s+|ever\s+)?(?:add|introduce|start\s+(?:selling|stocking|doing)"
+    r"|bring\s+back|consider|think\s+about)\b(?![^.!?]*\b(?:my|our)\s+(?:order|basket|account|parcel))"
     r"|\bi\s+wish\s+(?:you|your|there)\b|\b(?:suggestion|idea|feature\s+request)\s*[:\-]"
     r"|\bmaybe\s+(?:offer|add|make|do|have|put|start|sell|stock|bring|consider)\b",
     _I,
@@ -70,13 +75,14 @@ _PRAISE = re.compile(
 # A problem, or a turn that keeps praise words from being praise ("amazing customer service 👏" after two
 # hours on hold): waiting, something gone wrong, a contrast.
 _PROBLEM = re.compile(
-    r"\b(?:still|again|yet|never|nobody|no\s+one|waiting|waited|wait|queue|on\s+hold|cut\s+off|hung\s+up"
+    r"\b(?:still|again|yet|never|nobody|no\s+one|waiting|waited|wait|queue|on\s+hold|hung\s+up"
+    r"|(?:got|was|were|been|then|and|call)\s+cut\s+off|cut\s+(?:me|us)\s+off"
     r"|late|broken|broke|faulty|damaged|missing|lost|wrong|refund|cancel(?:led)?|useless|waste|wasted|joke"
     r"|rubbish|awful|terrible|worst|disappointed|disappointing|unfortunately|sadly|shame|but|however|except"
     r"|pieces|ruined|soaked|leak(?:s|ed|ing)?|ripped|torn|tore|snapped|fell\s+apart|disgrace(?:ful)?|ridiculous"
-    r"|appalling|shocking|pathetic|unacceptable|rude|ignored|charged|overcharged|sick\s+of|fed\s+up|ffs"
+    r"|appalling|shocking|pathetic|unacceptable|rude|ignored|charged|overcharged|sick\s+of|fed\s+up"
     r"|thanks\s+for\s+nothing|cheers\s+for\s+that|yeah\s+right|slow|glitchy|unable|outage|error|problems?"
-    r"|issues?|kidding|wtf|wth|not\s+(?:arriving|letting|loading|working|answering|responding)|cannot|couldn't"
+    r"|issues?|kidding|not\s+(?:arriving|letting|loading|working|answering|responding)|cannot|couldn't"
     r"|couldnt|(?:did|does|do|has|have|had|is|are|was|were|will|would|could)\s+not|no\s+(?:help|reply|response|answer)"
     r"|really\s*\?|so\s+long|ages|forever|how\s+much\s+longer"
     r"|apart\s+from|for\s+nothing|not\s+(?:here|arrived|working|received|happy|impressed)|didn't|didnt|doesn't"
@@ -84,6 +90,21 @@ _PROBLEM = re.compile(
     r"|[👏🙄😡😤🤬😠😞😭😢😑☹]|:-?\(|\?!|!\?",
     _I,
 )
+# Swearing or an exasperated aside: it keeps praise words from being praise, but names no problem by itself
+# ("wtf is the cut off for next day delivery" is a question, rudely put).
+_EXASPERATED = re.compile(r"\b(?:ffs|wtf|wth|omfg|seriously)\b", _I)
+
+# Asks what to do about a problem, in the customer's own words: the help pages' procedure is the answer
+# ("one of the poles was missing, what should i do?", "is that covered?").
+_WHAT_TO_DO = re.compile(
+    r"\b(?:what\s+(?:should|do|can|shall|must)\s+i\s+do|what\s+do\s+i\s+(?:need\s+to\s+)?do|what\s+now"
+    r"|what\s+are\s+my\s+options|what'?s\s+the\s+(?:process|procedure|next\s+step)"
+    r"|how\s+do\s+i\s+(?:get|claim|report|return|send|sort|fix|make\s+a\s+claim)"
+    r"|(?:is|would|will)\s+(?:that|this|it)\s+(?:be\s+)?covered"
+    r"|(?:can|could|should)\s+i\s+(?:get|return|exchange|swap|claim|send))\b",
+    _I,
+)
+
 # ...unless the problem was put right (thanks for sorting a missing item is praise).
 _RESOLVED = re.compile(r"\b(?:sorted|fixed|resolved|replaced|refunded|sorting|fixing)\b", _I)
 
@@ -101,7 +122,8 @@ _UNRESOLVED = re.compile(
 _CLOSING = re.compile(
     r"^\W*(?:ok(?:ay)?\W+|oh\W+|ah+\W+|right\W+|cool\W+)?(?:never\s*mind|nvm|no\s+worries|all\s+(?:good|sorted|done)"
     r"|sorted(?:\s+it)?(?:\s+now)?|(?:i\s+)?(?:found|figured)\s+it(?:\s+out)?|forget\s+it|ignore\s+(?:me|that)"
-    r"|don'?t\s+worry)\b",
+    r"|don'?t\s+worry"
+    r"|(?:(?:thanks|thank\s+you|thx|cheers|ta)\W+)?(?:that'?s|thats)\s+(?:all|everything)(?:\s+i\s+needed)?\W*$)",
     _I,
 )
 
@@ -118,6 +140,7 @@ class Cues:
     """What the words of one message say (see the module's docstring)."""
 
     question: bool = False  # asked as a question
+    question_mark: bool = False  # a "?": asked outright (", who spent an hour helping" is no question)
     request: bool = False  # asks for something without a question ("i need to change my address")
     suggestion: bool = False  # put as a suggestion for the brand
     praise: bool = False  # thanks or praise with no problem named (or the problem put right)
@@ -125,6 +148,7 @@ class Cues:
     unresolved: bool = False  # a problem already open: a wait, a promise not kept, something done to them
     closing: bool = False  # a closing with nothing left to do
     own_matter: bool = False  # about the customer's own order, item or experience
+    what_to_do: bool = False  # asks what to do about a problem ("what should i do?", "is that covered?")
 
 
 def read_cues(text: str) -> Cues:
@@ -132,13 +156,16 @@ def read_cues(text: str) -> Cues:
     text = (text or "").replace("\u2019", "'").replace("\u2018", "'")  # curly apostrophes as typed on phones
     praise_words = bool(_PRAISE.search(text))
     problem = bool(_PROBLEM.search(text))
+    exasperated = bool(_EXASPERATED.search(text))
     return Cues(
         question="?" in text or bool(_QUESTION_OPENING.search(text) or _QUESTION_PHRASE.search(text)),
+        question_mark="?" in text,
         request=bool(_REQUEST.search(text)),
         suggestion=bool(_SUGGESTION.search(text)),
-        praise=praise_words and (not problem or bool(_RESOLVED.search(text))),
+        praise=praise_words and not exasperated and (not problem or bool(_RESOLVED.search(text))),
         problem=problem,
         unresolved=bool(_UNRESOLVED.search(text)),
         closing=bool(_CLOSING.search(text)),
         own_matter=bool(_OWN_MATTER.search(text)),
+        what_to_do=bool(_WHAT_TO_DO.search(text)),
     )

@@ -11,9 +11,11 @@ on (the customer's own order or item, a question an article answers). Only abuse
 the "abusive" route (held for moderation, no reply).
 
 Beside the heads, the message's words (bot/policy/cues.py) settle what the heads can't: a complaint asked as
-a question an article answers, naming no problem, is answered (sentiment alone is not a complaint); thanks or
-praise naming no problem is thanked, never queued for staff; a suggestion no article answers is recorded as an
-idea; a closing ("never mind, sorted it") is small talk; small talk near an article is not answered with it;
+a question an article answers, naming no problem or asking what to do about a new one, is answered (sentiment
+alone is not a complaint); thanks or praise naming no problem is thanked, never queued for staff, but only
+when it asks, suggests and closes nothing (praise with a question is the question, with an idea the idea); a
+suggestion not asked, or asked where no article answers, is recorded as an idea; a closing ("never mind,
+sorted it", "thanks, that's all") is small talk; small talk near an article is not answered with it;
 small talk read as strongly negative goes to a person. An unsure intent is answered only when the words ask
 something an article answers; otherwise by its words, else by a person.
 """
@@ -207,18 +209,41 @@ class Policy:
         if understanding.low_confidence:
             return self._unsure(understanding, cues, article, answer, public)
         if intent == "complaint":
-            if article is not None and cues.question and not (cues.unresolved or cues.problem):
+            if (
+                article is not None
+                and cues.question
+                and not cues.unresolved
+                and (not cues.problem or cues.what_to_do)
+            ):
                 # Asked as a question the help pages answer, naming no problem ("do you fix zips out of
-                # warranty?"): a question, however negative it reads; sentiment alone is not a complaint.
+                # warranty?") or asking what to do about a new one ("a pole was missing, what should i
+                # do?"): a question, however negative it reads; sentiment alone is not a complaint.
                 return self._route(
-                    "question", f"{read} but asked as a question naming no problem", article, answer
+                    "question", f"{read} but asked as a question with nothing left open", article, answer
                 )
-            if cues.praise and not _asks(cues):
+            if _only_praise(cues):
                 # Praise must never wait in the staff queue; sarcasm names what went wrong, which `praise`
                 # excludes.
                 return self._route("praise", f"{read} but thanks or praise with no problem named", article)
-        if intent == "question" and article is None and cues.suggestion:
-            return self._route("recommendation", f"{read} but put as a suggestion, no article", article)
+            if cues.praise and cues.suggestion and not _asks(cues):
+                # "brilliant, would be even better in green": praise with an idea and no problem is the idea.
+                return self._route("recommendation", f"{read} but praise with a suggestion, no problem", None)
+        if intent == "praise":
+            # Thanks beside something else is that something else: praise must ask, suggest and close nothing
+            # to be only thanked. Praise is read as asking only when asked outright ("?" or a request): its
+            # relative clauses ("Amira, who spent half an hour...") open like questions.
+            asks_outright = cues.question_mark or cues.request
+            if cues.closing and not asks_outright:
+                return self._route("other", f"{read} but a closing", None, None, public)
+            if asks_outright and not cues.suggestion:
+                return self._route("question", f"{read} but it asks", article, answer)
+            if cues.suggestion:
+                return self._route("recommendation", f"{read} but it suggests", None)
+        if intent == "recommendation" and article is not None and cues.question and not cues.suggestion:
+            # "best tent ever! how should i store it?": a question the help pages answer, not an idea.
+            return self._route("question", f"{read} but asked, not put as a suggestion", article, answer)
+        if intent == "question" and cues.suggestion and (article is None or not _asks(cues)):
+            return self._route("recommendation", f"{read} but put as a suggestion", None)
         if intent == "other" and self._strongly_negative(understanding):
             # Hostility with no detail ("go to hell, never again") is a customer to win back, not small talk.
             why = f"{read} but strongly negative ({understanding.sentiment_confidence:.2f})"
@@ -258,10 +283,10 @@ class Policy:
         if not _asks(cues):
             if cues.suggestion or (intent == "recommendation" and not cues.problem):
                 return self._route("recommendation", f"{why}; put as a suggestion", None)
-            if cues.praise or (intent == "praise" and not cues.problem):
-                return self._route("praise", f"{why}; thanks or praise with no problem named", None)
             if cues.closing:
                 return self._route("other", f"{why}; a closing with nothing left to do", None, None, public)
+            if cues.praise or (intent == "praise" and not cues.problem):
+                return self._route("praise", f"{why}; thanks or praise with no problem named", None)
         elif cues.suggestion and article is None:
             return self._route("recommendation", f"{why}; a suggestion asked as a question", None)
         if intent == "complaint":
@@ -340,6 +365,12 @@ def carries_an_idea(understanding: UnderstandingLike) -> bool:
     """Whether the message is confidently an idea for the brand: recorded on the ideas board even where the
     bot says nothing (a person owns the conversation, or it is flagged abusive)."""
     return understanding.intent == "recommendation" and not understanding.low_confidence
+
+
+def _only_praise(cues: Cues) -> bool:
+    """Whether the words are thanks or praise and nothing else: no problem named, no question, request,
+    suggestion or closing beside it."""
+    return cues.praise and not (_asks(cues) or cues.suggestion or cues.closing)
 
 
 def _asks(cues: Cues) -> bool:
