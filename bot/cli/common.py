@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from bot.runtime.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-__all__ = ["EXIT_BAD_INPUT", "clear_errors", "fail", "open_database", "settings_for"]
+__all__ = ["EXIT_BAD_INPUT", "clear_errors", "fail", "open_database", "progress_bar", "settings_for"]
 
 #: The exit code of a command stopped by input the user can fix.
 EXIT_BAD_INPUT = 2
@@ -53,3 +54,24 @@ def open_database(settings: Settings) -> Engine:
 
     upgrade_database(settings.database_url)
     return create_db_engine(settings.database_url)
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A Rich progress bar on stderr when it is a terminal (yields `advance(n)`); None otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,22 +1,20 @@
-"""`socialbot intents classify | train [--from-crm] | eval | import-corrections | heads list|rollback`: the
-understanding heads from the command line."""
+"""`socialbot intents classify | train [--from-crm] | train-encoder | eval | import-corrections | heads
+list|rollback`: the understanding heads (and the encoder under them) from the command line."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bot.cli.common import clear_errors, fail, settings_for
-from intents.encoder import Encoder, EncoderLoadError, load_encoder
+from bot.cli.common import clear_errors, fail, progress_bar, settings_for
+from intents.encoder import Encoder, EncoderLoadError
 from intents.heads import HeadsError
 from intents.io import InputFileError
+from intents.train_encoder import TrainConfig
 from intents.understand import Understander
 
 app = typer.Typer(
@@ -37,32 +35,17 @@ class HeadName(StrEnum):
     abusive = "abusive"
 
 
-@contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+def _encoder(ctx: typer.Context, threads: int | None) -> Encoder:
+    """The encoder the settings name (`[intents] backend`): heads trained or scored here see the vectors a
+    worker computes."""
+    from bot.runtime.analysis import encoder_for
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+    return encoder_for(settings_for(ctx), threads)
 
 
-def _load(heads: Path | None, threads: int | None) -> tuple[Encoder, Understander]:
-    """The heads, and the encoder the product runs (the shipped int8 model): heads trained or scored here
-    see the vectors a worker computes."""
+def _load(ctx: typer.Context, heads: Path | None, threads: int | None) -> tuple[Encoder, Understander]:
     understander = Understander.load(heads)
-    return load_encoder(threads=threads or None), understander
+    return _encoder(ctx, threads), understander
 
 
 InputOption = Annotated[Path, typer.Option("--input", help="CSV file with a 'text' column.")]
@@ -75,6 +58,7 @@ ThreadsOption = Annotated[int | None, typer.Option("--threads", min=1, help="CPU
 
 @app.command()
 def classify(
+    ctx: typer.Context,
     input: InputOption,
     output: OutputOption,
     heads: HeadsOption = None,
@@ -86,8 +70,8 @@ def classify(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_texts_csv(input))
-        encoder, understander = _load(heads, threads)
-        with _progress("classifying", total) as advance:
+        encoder, understander = _load(ctx, heads, threads)
+        with progress_bar("classifying", total) as advance:
             written = classify_file(input, output, encoder, understander, advance)
     typer.echo(f"{written} rows classified -> {output}", err=True)
 
@@ -122,8 +106,8 @@ def train(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
-        encoder = load_encoder(threads=threads or None)
-        with _progress("embedding", total) as advance:
+        encoder = _encoder(ctx, threads)
+        with progress_bar("embedding", total) as advance:
             trained = train_file(data, head.value, out, encoder, progress=advance)
     thresholds = ", ".join(f"{k} {v:.2f}" for k, v in trained.thresholds.items())
     typer.echo(
@@ -158,7 +142,7 @@ def _train_from_crm(ctx: typer.Context, threads: int | None) -> None:
             report = train_from_crm(
                 engine,
                 versions,
-                load_encoder(threads=threads or None),
+                _encoder(ctx, threads),
                 pinned_threshold=settings.knowledge.threshold,
             )
         finally:
@@ -222,6 +206,7 @@ def heads_rollback(
 
 @app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="CSV file with 'text' and 'label' columns.")],
     head: Annotated[HeadName, typer.Option("--head", help="Which head to evaluate.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -235,14 +220,50 @@ def evaluate(
 
     with clear_errors(InputFileError, HeadsError, EncoderLoadError):
         total = len(read_labelled_csv(data).texts)
-        encoder, understander = _load(heads, threads)
-        with _progress("evaluating", total) as advance:
+        encoder, understander = _load(ctx, heads, threads)
+        with progress_bar("evaluating", total) as advance:
             report = evaluate_file(data, head.value, encoder, understander, advance)
     if as_json:
         typer.echo(json.dumps({"head": head.value, **report.to_dict()}, indent=2))
     else:
         typer.echo(f"{head.value} head on {data} ({report.total} rows)\n")
         typer.echo(format_report(report))
+
+
+@app.command("train-encoder")
+def train_encoder_command(
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps.")] = TrainConfig.steps,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the trained weights (the original model's layout).")
+    ] = Path("encoder-weights"),
+    work: Annotated[
+        Path | None,
+        typer.Option("--work", help="Checkpoint folder; a stopped run resumes from it (default: ~/.cache)."),
+    ] = None,
+    ship: Annotated[
+        bool,
+        typer.Option(
+            "--ship/--no-ship",
+            help="Then make it the shipped encoder (intents/model; retrain the heads after: "
+            "scripts/train_intents.py).",
+        ),
+    ] = False,
+    permissive_only: Annotated[
+        bool, typer.Option("--permissive-only", help="Own examples and CC BY / CDLA data sets only.")
+    ] = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Fine-tune the sentence encoder on every task at once (needs the train extra and ../shared/datasets;
+    fixed seeds; a checkpoint every 5 minutes)."""
+    from intents.public_data import DatasetMissingError
+    from intents.train_encoder import DEFAULT_WORK_DIR, train_encoder
+    from intents.train_encoder import ship as ship_weights
+
+    with clear_errors(EncoderLoadError, DatasetMissingError):
+        config = TrainConfig(steps=steps, permissive_only=permissive_only)
+        train_encoder(config, out=out, work_dir=work or DEFAULT_WORK_DIR, threads=threads)
+        if ship:
+            ship_weights(out)
 
 
 @app.command("export-onnx")

@@ -13,7 +13,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from bot.cli.common import EXIT_BAD_INPUT, clear_errors, settings_for
+from bot.cli.common import EXIT_BAD_INPUT, clear_errors, progress_bar, settings_for
+from bot.runtime.analysis import current_answer_threshold, encoder_for
 from intents.encoder import EncoderLoadError
 from knowledge import KnowledgeBase, KnowledgeBaseError, evaluate, scan_articles
 
@@ -28,7 +29,11 @@ KbOption = Annotated[
     Path, typer.Option("--kb", help="knowledge base folder (Markdown articles with front matter)")
 ]
 ThresholdOption = Annotated[
-    float | None, typer.Option("--threshold", help="answer only at or above this score (default: calibrated)")
+    float | None,
+    typer.Option(
+        "--threshold",
+        help="answer only at or above this score (default: a worker's: pinned, else calibrated)",
+    ),
 ]
 CacheOption = Annotated[
     Path | None, typer.Option("--cache", help="folder for the cached index (default: none, in memory)")
@@ -57,6 +62,7 @@ def check(directory: Annotated[Path, typer.Argument(help="knowledge base folder"
 
 @app.command()
 def answer(
+    ctx: typer.Context,
     kb: KbOption,
     input: Annotated[Path, typer.Option("--input", help="CSV with a `text` column")],
     output: Annotated[Path, typer.Option("--output", help="JSON Lines file to write ('-' for stdout)")],
@@ -66,7 +72,7 @@ def answer(
     """Answer a CSV of questions: one JSON line per row, in order: {"article": id or null, "score": x}."""
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         texts = [row["text"] for row in _read_csv(input, required=("text",))]
-        knowledge_base, encoder = _build(kb, threshold, cache)
+        knowledge_base, encoder = _build(ctx, kb, threshold, cache)
         embeddings = _encode(encoder, texts)
         lines = []
         for text, embedding in zip(texts, embeddings, strict=True):
@@ -80,6 +86,7 @@ def answer(
 
 @app.command("eval")
 def evaluate_command(
+    ctx: typer.Context,
     kb: KbOption,
     data: Annotated[
         Path, typer.Option("--data", help="CSV with `text,article` (empty article: should decline)")
@@ -90,7 +97,7 @@ def evaluate_command(
     """Print top-1 / top-3 accuracy, answer rate and wrong-answer rate on a labelled CSV."""
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         rows = _read_csv(data, required=("text", "article"))
-        knowledge_base, encoder = _build(kb, threshold, cache)
+        knowledge_base, encoder = _build(ctx, kb, threshold, cache)
         known = {article.id for article in knowledge_base.articles}
         for number, row in enumerate(rows, start=2):
             if row["article"].strip() and row["article"].strip() not in known:
@@ -115,7 +122,7 @@ def reindex(
     with clear_errors(KnowledgeBaseError, InputFileError, EncoderLoadError):
         cache_dir = cache or _default_cache_dir(ctx)
         started = time.perf_counter()
-        counting = _CountingEncoder(_load_encoder())
+        counting = _CountingEncoder(encoder_for(settings_for(ctx)))
         _show_warnings()
         knowledge_base = KnowledgeBase.build(kb, counting, cache_dir=cache_dir)
     typer.echo(
@@ -141,15 +148,13 @@ def _default_cache_dir(ctx: typer.Context | None) -> Path:
     return settings_for(ctx).data.dir / "cache" / "knowledge"
 
 
-def _load_encoder():
-    """The encoder the product runs (the shipped int8 model): an index built here is the one serve reads."""
-    from intents.encoder import load_encoder
-
-    return load_encoder()
-
-
-def _build(directory: Path, threshold: float | None, cache: Path | None):
-    encoder = _load_encoder()
+def _build(ctx: typer.Context, directory: Path, threshold: float | None, cache: Path | None):
+    """The knowledge base over the encoder a worker runs (`[intents] backend`), answering at `threshold` or,
+    when None, at the threshold a worker uses now (pinned, else calibrated by the learning loop)."""
+    settings = settings_for(ctx)
+    encoder = encoder_for(settings)
+    if threshold is None:
+        threshold = current_answer_threshold(settings)
     _show_warnings()
     return KnowledgeBase.build(directory, encoder, threshold=threshold, cache_dir=cache), encoder
 
@@ -164,14 +169,20 @@ def _show_warnings() -> None:
     logging.getLogger("knowledge").addHandler(handler)
 
 
-def _encode(encoder, texts: list[str]) -> np.ndarray:
+def _encode(encoder, texts: list[str], *, batch: int = 256) -> np.ndarray:
+    """The texts' vectors, in batches of similar length (less padding), with a progress bar on a terminal."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    # Similar lengths in a batch mean less padding.
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-    encoded = np.asarray(encoder.encode([texts[index] for index in order]), dtype=np.float32)
-    embeddings = np.empty_like(encoded)
-    embeddings[order] = encoded
+    parts = []
+    with progress_bar("encoding", len(texts)) as advance:
+        for start in range(0, len(order), batch):
+            chunk = [texts[index] for index in order[start : start + batch]]
+            parts.append(np.asarray(encoder.encode(chunk), dtype=np.float32))
+            if advance:
+                advance(len(chunk))
+    embeddings = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+    embeddings[order] = np.concatenate(parts)
     return embeddings
 
 

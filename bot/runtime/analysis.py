@@ -219,14 +219,26 @@ def _log_odds(probability: float) -> float:
     return math.log(p / (1 - p))
 
 
+def encoder_for(settings: Settings, threads: int | None = None) -> Encoder:
+    """The encoder the settings name (`[intents] backend` and `threads`; `threads` here wins): what a worker
+    runs, so a command line tool computes the vectors a worker would."""
+    return load_encoder(
+        settings.intents.backend,
+        cache_dir=settings.data.onnx_cache_dir,
+        threads=threads or settings.intents.threads or None,
+    )
+
+
+def current_answer_threshold(settings: Settings) -> float:
+    """The answer threshold a worker started with these settings would use now."""
+    heads = head_versions(settings)
+    return answer_threshold(heads, heads.current() if heads else "", settings.knowledge.threshold)
+
+
 def load_models(settings: Settings) -> Models:
     """Load the encoder, the heads and the knowledge base named by the settings."""
     started = time.perf_counter()
-    encoder = load_encoder(
-        settings.intents.backend,
-        cache_dir=settings.data.onnx_cache_dir,
-        threads=settings.intents.threads or None,
-    )
+    encoder = encoder_for(settings)
     heads = head_versions(settings)
     heads_version = heads.current() if heads else ""
     understander = Understander.load(heads.folder(heads_version) if heads else settings.intents.heads_dir)
