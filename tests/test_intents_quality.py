@@ -1,8 +1,8 @@
 """Quality of the shipped heads on held-out public data (skipped when ../shared/datasets is absent).
 
 Each test guards the level measured when the heads were trained (a regression guard); the issue's bar is
-checked separately and marked xfail where a frozen MiniLM with linear heads does not reach it (see
-intents/MODEL_CARD.md). The cross-validated figures (complaints, sentiment) retrain heads per fold and run in
+checked where the shipped models reach it; the bars they miss are in intents/MODEL_CARD.md, not in xfail tests
+that could never fail. The cross-validated figures (complaints, sentiment) retrain heads per fold and run in
 scripts/eval_intents.py, not here, to keep this file within a few minutes.
 """
 
@@ -35,24 +35,20 @@ def abusive():
 
 
 def test_recommendation_on_semeval_trial_set(recommendation):
-    assert recommendation["recommendation_f1_A_trial_test"].value >= 0.74
-    assert recommendation["recommendation_f1_A_trial_test_balanced_threshold"].value >= 0.78
+    assert recommendation["recommendation_f1_A_trial_test"].value >= 0.79
+    assert recommendation["recommendation_f1_A_trial_test_balanced_threshold"].value >= 0.83
 
 
-@pytest.mark.xfail(reason="frozen MiniLM + linear head at the traffic-prior threshold; see MODEL_CARD.md")
 def test_recommendation_reaches_the_issue_bar(recommendation):
+    # 0.810 with the fine-tuned encoder (0.773 on the frozen one), on the half-suggestion trial set.
     figure = recommendation["recommendation_f1_A_trial_test"]
     assert figure.value >= figure.bar
 
 
 def test_abusive_on_tweeteval_val(abusive):
-    # Abuse aimed at people (issue 25), TweetEval val under the project's relabel: 0.535 when trained.
-    assert abusive["abusive_f1"].value >= 0.52
-
-
-@pytest.mark.xfail(reason="frozen MiniLM + linear head: 0.535 on the relabelled val rows; see MODEL_CARD.md")
-def test_abusive_reaches_the_issue_bar(abusive):
-    assert abusive["abusive_f1"].value >= abusive["abusive_f1"].bar
+    # Abuse aimed at people (issue 25), TweetEval val under the project's relabel: 0.602 with the fine-tuned
+    # encoder (0.527 on the frozen one).
+    assert abusive["abusive_f1"].value >= 0.58
 
 
 def test_rude_but_legitimate_requests_are_not_flagged(abusive):

@@ -216,7 +216,7 @@ def test_french_praise_is_thanked_in_french_when_the_brand_wrote_it(make_setting
     try:
         analysis = _analysis(runtime, "fr")
         analysis.understanding.intent = "praise"
-        decision = _decide(runtime, analysis)
+        decision = _decide(runtime, analysis, text="merci, votre équipe est formidable !")
         assert decision.action == Action.THANK and decision.language == "fr"
         assert runtime.policy.render(decision.template, language=decision.language) == "Merci beaucoup !"
     finally:
