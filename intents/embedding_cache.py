@@ -8,7 +8,6 @@ a data set reuse earlier work, and an interrupted run keeps what it had finished
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sqlite3
 from collections import Counter
@@ -17,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from intents.encoder import cache_root
+
 __all__ = ["cache_dir", "embed_cached"]
 
 
 def cache_dir() -> Path:
     """Folder holding cached embeddings."""
-    configured = os.environ.get("SOCIALBOT_CACHE_DIR")
-    base = Path(configured) if configured else Path.home() / ".cache" / "socialbot"
-    return base / "embeddings"
+    return cache_root() / "embeddings"
 
 
 def _key(text: str) -> str:

@@ -19,9 +19,12 @@ import numpy as np
 
 __all__ = [
     "BACKENDS",
+    "FINE_TUNED_LAYERS",
     "Encoder",
     "EncoderLoadError",
     "SentenceEncoder",
+    "apply_fine_tuned_layers",
+    "cache_root",
     "default_model_path",
     "load_encoder",
     "onnx_precision",
@@ -39,6 +42,13 @@ BACKENDS = ("torch", "onnx", "onnx-fp32")
 
 class EncoderLoadError(RuntimeError):
     """The encoder's weights could not be found or loaded."""
+
+
+def cache_root() -> Path:
+    """Where the maintainers' tools keep what they compute once: `$SOCIALBOT_CACHE_DIR`, else
+    `~/.cache/socialbot` (embeddings, the assembled reference weights, training checkpoints)."""
+    configured = os.environ.get("SOCIALBOT_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "socialbot"
 
 
 def starting_model_path() -> Path:
@@ -74,9 +84,7 @@ def default_model_path() -> Path:
     if not FINE_TUNED_LAYERS.is_file():
         return start
     digest = hashlib.sha256(FINE_TUNED_LAYERS.read_bytes()).hexdigest()[:12]
-    configured = os.environ.get("SOCIALBOT_CACHE_DIR")
-    base = Path(configured) if configured else Path.home() / ".cache" / "socialbot"
-    folder = base / "weights" / f"fine-tuned-{digest}"
+    folder = cache_root() / "weights" / f"fine-tuned-{digest}"
     if not (folder / "model.safetensors").is_file():
         apply_fine_tuned_layers(start, FINE_TUNED_LAYERS, folder)
     return folder

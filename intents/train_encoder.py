@@ -53,6 +53,7 @@ from intents.corpus import HELD_OUT_FOLD, TrainingRows, fold_of, training_rows
 from intents.encoder import (
     FINE_TUNED_LAYERS,
     EncoderLoadError,
+    cache_root,
     import_training_stack,
     starting_model_path,
 )
@@ -71,7 +72,7 @@ __all__ = [
 TASKS = ("intent", "sentiment", "abusive")
 HEAD_SCALE = 16.0  # the heads read the unit vector times this (confident logits without huge weights)
 SIMILARITY_SCALE = 20.0  # inverse temperature of the ranking loss (sentence-transformers' default)
-DEFAULT_WORK_DIR = Path.home() / ".cache" / "socialbot" / "train-encoder"
+DEFAULT_WORK_DIR = cache_root() / "train-encoder"
 
 Log = Callable[[str], None]
 

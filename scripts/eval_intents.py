@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intents.encoder import BACKENDS, load_encoder  # noqa: E402
+from intents.encoder import BACKENDS, cache_root, load_encoder  # noqa: E402
 from intents.quality import (  # noqa: E402
     abusive_figures,
     complaint_figures,
@@ -46,7 +46,7 @@ def main() -> None:
         "--backend", choices=BACKENDS, default="onnx", help="encoder runtime (default: the shipped one)"
     )
     args = parser.parse_args()
-    encoder = load_encoder(args.backend, cache_dir=Path.home() / ".cache" / "socialbot" / "onnx")
+    encoder = load_encoder(args.backend, cache_dir=cache_root() / "onnx")
     understander = Understander.load(args.heads)
     figures = []
     for name in args.only.split(","):
