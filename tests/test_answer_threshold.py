@@ -24,6 +24,10 @@ from tests.history import ScriptedHistory
 NOW = datetime(2026, 3, 25, 15, 0, tzinfo=UTC)
 
 
+# The threshold in use before the marks, below every scripted mark (marks exist only for answers given).
+BEFORE = 0.45
+
+
 def scripted(boundary: float, n: int = 120, low: float = 0.46, high: float = 0.98) -> list[Mark]:
     """`n` marks on distinct questions, scores evenly from `low` to `high`, right from `boundary` up."""
     step = (high - low) / (n - 1)
@@ -33,7 +37,7 @@ def scripted(boundary: float, n: int = 120, low: float = 0.46, high: float = 0.9
 
 def test_the_threshold_is_where_the_marks_turn_right_and_beats_the_old_one_on_held_out_marks():
     marks = scripted(0.62)
-    result = calibrate(marks, DEFAULT_THRESHOLD, held_out)
+    result = calibrate(marks, BEFORE, held_out)
     wrong_below = max(m.score for m in marks if not m.right and not held_out(m.text))
     right_above = min(m.score for m in marks if m.right and not held_out(m.text))
     assert wrong_below < result.after <= right_above and result.after == pytest.approx(0.62, abs=0.01)
@@ -46,17 +50,17 @@ def test_the_threshold_is_where_the_marks_turn_right_and_beats_the_old_one_on_he
 
 
 def test_marks_that_say_nothing_new_keep_the_threshold():
-    all_right = calibrate(scripted(0.0), DEFAULT_THRESHOLD, held_out)
-    assert all_right.after == DEFAULT_THRESHOLD and not all_right.installed
+    all_right = calibrate(scripted(0.0), BEFORE, held_out)
+    assert all_right.after == BEFORE and not all_right.installed
     assert all_right.reason == "not better on the held-out marks"
-    few = calibrate(scripted(0.62, n=20), DEFAULT_THRESHOLD, held_out)
+    few = calibrate(scripted(0.62, n=20), BEFORE, held_out)
     assert few.after is None and not few.installed and few.held_out < MIN_HELD_OUT_MARKS
     assert few.line().endswith(
         f"kept: too few held-out marks to tell better from worse (need {MIN_HELD_OUT_MARKS})"
     )
     # Marks exist only for answers given: the threshold never goes below the lowest mark's score.
-    lower = calibrate(scripted(0.0, low=0.70), 0.45, held_out)
-    assert lower.after == 0.45 and not lower.installed
+    lower = calibrate(scripted(0.0, low=0.70), BEFORE, held_out)
+    assert lower.after == BEFORE and not lower.installed
 
 
 def mark_answers(engine, marks: list[Mark]) -> None:
