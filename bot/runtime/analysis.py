@@ -29,6 +29,8 @@ __all__ = [
     "Analysis",
     "Models",
     "answer_threshold",
+    "current_answer_threshold",
+    "encoder_for",
     "head_versions",
     "load_models",
     "sample_knowledge_dir",
