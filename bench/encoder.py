@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--onnx", type=Path, nargs="+", default=None, help="compare these ONNX files")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds must be at least 1 and --seconds above 0")
     if args.onnx:
         compare_onnx(args.onnx, args.seconds, args.rounds, args.threads)
         return

@@ -34,6 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from intents.corpus import fold_of  # noqa: E402
 from intents.encoder import Encoder, load_encoder  # noqa: E402
 from intents.public_data import banking77_halves  # noqa: E402
 from knowledge import KnowledgeBase, evaluate, threshold_curve  # noqa: E402
@@ -136,7 +137,7 @@ def clinc150(datasets: Path, work: Path, embed: EmbeddingCache, cache: Path | No
     knowledge_base, seconds = build(work / "clinc150", embed.encoder, cache)
 
     def half(row: dict[str, str]) -> int:
-        return int(hashlib.sha1(row["text"].encode()).hexdigest(), 16) % 2
+        return fold_of(row["text"], folds=2)
 
     calibration = [r for r in rows if (r["split"] == "val" and half(r) == 0) or r["split"] == "oos_train"]
     reported = [r for r in rows if (r["split"] == "val" and half(r) == 1) or r["split"] == "oos_val"]

@@ -90,23 +90,24 @@ def knowledge_base(kb_dir, encoder) -> KnowledgeBase:
         ("ordered yesterday, when is it going to get here?", "delivery-times"),
         ("I can't remember my login password", "password-reset"),
         ("is the store open on a Sunday afternoon?", "opening-hours"),
-        ("how much is left on my gift voucher", "gift-cards"),
     ],
 )
 def test_a_paraphrased_question_gets_the_right_article(knowledge_base, question, article_id):
     answer = knowledge_base.answer_text(question)
 
-    assert answer.best_article_id == article_id, answer
-    if question == "how much is left on my gift voucher":
-        # 0.45 against three example questions that all say "gift card": under the default threshold (0.50)
-        # with the fine-tuned encoder (0.52 with the original one), so a person answers it; never another
-        # article.
-        assert answer.article is None and answer.score < DEFAULT_THRESHOLD, answer
-        return
     assert answer.article is not None, answer
     assert answer.article.id == article_id
     assert answer.best_article_id == article_id
     assert answer.score >= knowledge_base.threshold
+
+
+def test_a_paraphrase_below_the_threshold_goes_to_a_person_not_to_another_article(knowledge_base):
+    # 0.45 against three example questions that all say "gift card": under the default threshold (0.50)
+    # with the fine-tuned encoder (0.52 with the original one), so a person answers it.
+    answer = knowledge_base.answer_text("how much is left on my gift voucher")
+
+    assert answer.best_article_id == "gift-cards", answer
+    assert answer.article is None and answer.score < DEFAULT_THRESHOLD, answer
 
 
 @pytest.mark.parametrize(

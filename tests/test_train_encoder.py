@@ -97,3 +97,15 @@ def test_train_encoder_refuses_bad_steps_in_one_line():
     result = CliRunner().invoke(app, ["intents", "train-encoder", "--steps", "0"])
     assert result.exit_code == 2
     assert "--steps" in result.output and "Traceback" not in result.output
+
+
+def test_train_encoder_refuses_a_file_for_a_folder_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from bot.cli.main import app
+
+    file = tmp_path / "weights"
+    file.write_text("not a folder")
+    result = CliRunner().invoke(app, ["intents", "train-encoder", "--out", str(file)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"socialbot: --out {file}: not a folder"

@@ -259,6 +259,9 @@ def train_encoder_command(
     from intents.train_encoder import DEFAULT_WORK_DIR, train_encoder
     from intents.train_encoder import ship as ship_weights
 
+    for option, folder in (("--out", out), ("--work", work)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise fail(f"{option} {folder}: not a folder")
     with clear_errors(EncoderLoadError, DatasetMissingError):
         config = TrainConfig(steps=steps, permissive_only=permissive_only)
         train_encoder(config, out=out, work_dir=work or DEFAULT_WORK_DIR, threads=threads)
