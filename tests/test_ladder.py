@@ -226,6 +226,7 @@ def test_the_ladder_kept_up_message_by_message_equals_the_full_recompute(db_engi
         (380, own, "question", "neutral", "recommend you add a green colour", {"low_confidence": True}),
     ]
     brands = ["fernhill"]
+    left_out = 0  # the most messages a decision at a later moment did not read
     for days, conversation, intent, sentiment, text, more in script:
         at = history.at(days * 24 * 60)
         signs = text_signs(text)  # as the pipeline keeps them when it decides the message
@@ -241,13 +242,17 @@ def test_the_ladder_kept_up_message_by_message_equals_the_full_recompute(db_engi
                 session.get(Contact, ann).ladder_stage
                 == decide_stage(full, now=at, brand_handles=brands).stage
             )
-            for later in (at, at + timedelta(days=45), at + timedelta(days=200)):
-                assert decide_stage(kept, now=later, brand_handles=brands) == decide_stage(
-                    full, now=later, brand_handles=brands
-                ), (text, later)
+            for later in (at, at + timedelta(days=45), at + timedelta(days=200), at + timedelta(days=800)):
+                expected = decide_stage(full, now=later, brand_handles=brands)
+                assert decide_stage(kept, now=later, brand_handles=brands) == expected, (text, later)
+                # What a decision at `later` reads: the windows' messages and the older ones that count.
+                recent = load_history(session, ann, at=later)
+                assert decide_stage(recent, now=later, brand_handles=brands) == expected, (text, later)
+                left_out = max(left_out, len(kept) - len(recent))
     with Session(db_engine) as session:
         stages = [change.to_stage for change in session.exec(select(LadderChange)).all()]
     assert len(set(stages)) >= 4, stages  # the script walks the ladder: the comparison is not vacuous
+    assert left_out > 0, left_out  # and the later moments' reads left old messages out
     with session_scope(db_engine) as session:
         erase_contact(session, ann)
     with Session(db_engine) as session:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import IntFlag
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import and_, bindparam, func, insert, or_, update
 from sqlmodel import Session, select
 
 from bot.crm.models import (
@@ -391,26 +391,65 @@ _HISTORY = (
 )
 
 
-def load_history(session: Session, contact_id: int) -> list[Said]:
+#: The longest window a rule looks back over; older messages count only through `_LASTING`.
+WINDOW_DAYS = max(
+    DETRACTOR_WARNING_DAYS, DETRACTOR_COMPLAINT_DAYS, ABUSE_BLOCKS_ADVOCACY_DAYS, ADVOCACY_DAYS, LOYALTY_DAYS
+)
+#: The words that count at any age: coming back and buying (loyal, owner), recommending (owner).
+_LASTING_SIGNS = int(Sign.REPEAT | Sign.BOUGHT | Sign.REFERRAL | Sign.NUDGE | Sign.HANDLE_NUDGE)
+_WAITING = (ConversationState.HUMAN.value, ConversationState.SNOOZED.value)
+_newest = Message.__table__.alias("newest")
+# What a decision at `since` + WINDOW_DAYS reads: every message inside the windows, and of the older ones
+# only those a rule reads at any age (see `decide_stage`): words of buying, coming back or recommending (or
+# not read yet), a public post (defending us), a complaint still waiting for staff (the advocate's guard),
+# and the newest message (the tire-kicker's sentence). A long-standing customer's decision reads tens of
+# rows instead of up to `HISTORY_LIMIT`, and places them the same (tests/test_ladder.py).
+_RECENT_HISTORY = _HISTORY.where(
+    or_(
+        _message.created_at >= bindparam("since"),
+        _message.ladder_signs.is_(None),
+        _message.ladder_signs.op("&")(_LASTING_SIGNS) != 0,
+        _message.public.is_(True),
+        and_(_message.intent == "complaint", _conversation.state.in_(_WAITING)),
+        _message.created_at
+        >= select(func.max(_newest.c.created_at))
+        .where(
+            _newest.c.contact_id == bindparam("contact_id"),
+            _newest.c.direction == Direction.INBOUND.value,
+            _newest.c.author_kind == AuthorKind.CUSTOMER.value,
+        )
+        .scalar_subquery(),
+    )
+)
+
+
+def load_history(session: Session, contact_id: int, *, at: datetime | None = None) -> list[Said]:
     """The contact's inbound messages as the ladder reads them (the newest `HISTORY_LIMIT`), in one query.
 
+    Args:
+        at: read only what a decision at this moment reads (`_RECENT_HISTORY`); every message if None.
+
     Reads what the session has flushed: the caller flushes a message it just decided."""
-    rows = session.connection().execute(_HISTORY, {"contact_id": contact_id}).all()
-    waiting = (ConversationState.HUMAN.value, ConversationState.SNOOZED.value)
+    connection = session.connection()
+    if at is None:
+        rows = connection.execute(_HISTORY, {"contact_id": contact_id}).all()
+    else:
+        since = at - timedelta(days=WINDOW_DAYS)
+        rows = connection.execute(_RECENT_HISTORY, {"contact_id": contact_id, "since": since}).all()
     return [
         Said(
-            at=at if at.tzinfo else at.replace(tzinfo=UTC),
+            at=said_at if said_at.tzinfo else said_at.replace(tzinfo=UTC),
             text=text,
             intent=intent,
             sentiment=sentiment,
             abusive=bool(abusive),
             public=bool(public),
             in_others_thread=bool(public) and owner_id != contact_id,
-            waiting_for_staff=state in waiting,
+            waiting_for_staff=state in _WAITING,
             sure=not low_confidence,
             signs=signs,
         )
-        for at, text, intent, sentiment, abusive, public, low_confidence, signs, owner_id, state in rows
+        for said_at, text, intent, sentiment, abusive, public, low_confidence, signs, owner_id, state in rows
     ]
 
 
@@ -427,6 +466,8 @@ _STANDING = select(_contact.ladder_stage, _contact.ladder_updated_at).where(
     _contact.id == bindparam("contact_id")
 )
 _STANDING_LOCKED = _STANDING.with_for_update()
+_RECORD_CHANGE = insert(LadderChange.__table__)
+_CHANGE_COLUMNS = ("contact_id", "from_stage", "to_stage", "reason", "message_id", "changed_at")
 _MOVE = (
     update(Contact.__table__)
     .where(_contact.id == bindparam("contact_id"))
@@ -454,28 +495,36 @@ def update_ladder(
     now: datetime | None = None,
     stood: Standing | None = None,
 ) -> LadderChange | None:
-    """Decide `contact_id`'s stage again from their history; record and return the change, or None if the
-    stage is unchanged.
+    """Decide `contact_id`'s stage again from their history; record and return the change (its row inserted,
+    not in the session), or None if the stage is unchanged. The caller records its webhook event.
 
     Args:
         stood: where they stood, when the caller read it already (with the row's lock); read here if None.
     """
     stood = stood or standing(session, contact_id)
     session.flush()  # the history is read with a plain query, which doesn't flush
-    placement = decide_stage(load_history(session, contact_id), now=now, brand_handles=brand_handles)
+    now = now or utcnow()
+    history = load_history(session, contact_id, at=now)
+    placement = decide_stage(history, now=now, brand_handles=brand_handles)
     if placement.stage.value == stood.stage and stood.updated_at is not None:
         return None
+    moved_at = utcnow()
     change = LadderChange(
         contact_id=contact_id,
         from_stage=stood.stage if stood.updated_at is not None else None,
         to_stage=placement.stage.value,
         reason=placement.reason,
         message_id=message_id,
+        changed_at=moved_at,
     )
-    session.connection().execute(
-        _MOVE, {"contact_id": contact_id, "stage": placement.stage.value, "at": utcnow()}
-    )
-    session.add(change)  # in the ORM: its flush records the webhook event (bot/delivery/webhooks.py)
+    connection = session.connection()
+    connection.execute(_MOVE, {"contact_id": contact_id, "stage": placement.stage.value, "at": moved_at})
+    # Plain INSERTs: the ORM's unit of work cost more than the statements here. The caller records the
+    # `contact.ladder_changed` webhook event (bot/pipeline/inbound.py; the CRM is below the webhooks).
+    change.id = connection.execute(
+        _RECORD_CHANGE,
+        {column: getattr(change, column) for column in _CHANGE_COLUMNS},
+    ).inserted_primary_key[0]
     return change
 
 

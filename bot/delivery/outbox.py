@@ -87,6 +87,15 @@ def enqueue(
         existing = session.exec(select(Outbox).where(Outbox.idempotency_key == idempotency_key)).first()
         if existing is not None:
             return session.get(Message, existing.message_id)
+    row = Outbox(
+        idempotency_key=idempotency_key,
+        channel=conversation.channel,
+        thread_id=conversation.thread_id,
+        reply_to_external_id=reply_to.external_id if reply_to is not None else None,
+        subject=_subject_of(reply_to),
+        thread_references=_references_of(reply_to),
+        text=text,
+    )
     message = Message(
         conversation_id=conversation.id,
         contact_id=conversation.contact_id,
@@ -98,24 +107,17 @@ def enqueue(
         reply_to_id=reply_to.id if reply_to is not None else None,
         status=DeliveryStatus.PENDING.value,
     )
-    session.add(message)
-    session.flush()
-    row = Outbox(
-        idempotency_key=idempotency_key,
-        message_id=message.id,
-        channel=conversation.channel,
-        thread_id=conversation.thread_id,
-        reply_to_external_id=reply_to.external_id if reply_to is not None else None,
-        subject=_subject_of(reply_to),
-        thread_references=_references_of(reply_to),
-        text=text,
-    )
     channel = (channels or {}).get(conversation.channel)
     if channel is not None and channel.delivers_by_storing:
+        # Sent before the rows are written, so they are inserted as sent (no UPDATE of what was just
+        # inserted); the flush records the `message.sent` event (bot/delivery/webhooks.py).
         external_id = channel.send(_outbound(row))
         _mark_sent(row, message, conversation, external_id)
         counted = MESSAGES_OUT.labels(row.channel)
         event.listen(session, "after_commit", lambda _session: counted.inc(), once=True)
+    session.add(message)
+    session.flush()
+    row.message_id = message.id
     session.add(row)
     return message
 

@@ -69,6 +69,7 @@ __all__ = [
     "address_policy",
     "capture_webhook_events",
     "deliver_webhooks",
+    "ladder_change_event",
     "list_deliveries",
     "list_endpoints",
     "message_data",
@@ -333,6 +334,8 @@ def _events_in(session: OrmSession) -> Iterator[tuple[str, dict[str, Any]]]:
             and obj.author_kind == AuthorKind.CUSTOMER
         ):
             yield "message.received", _message_data(obj)
+        elif isinstance(obj, Message) and obj.direction == Direction.OUTBOUND and obj.status == "sent":
+            yield "message.sent", _message_data(obj)  # sent as it was stored (web chat: outbox.enqueue)
         elif isinstance(obj, Idea):
             yield (
                 "idea.created",
@@ -359,16 +362,7 @@ def _events_in(session: OrmSession) -> Iterator[tuple[str, dict[str, Any]]]:
                 },
             )
         elif isinstance(obj, LadderChange):
-            yield (
-                "contact.ladder_changed",
-                {
-                    "contact_id": obj.contact_id,
-                    "from_stage": obj.from_stage,
-                    "to_stage": obj.to_stage,
-                    "reason": obj.reason,
-                    "message_id": obj.message_id,
-                },
-            )
+            yield ladder_change_event(obj)
         elif isinstance(obj, AuditEvent) and obj.action in (
             "conversation.escalated",
             "conversation.resolved",
@@ -441,6 +435,20 @@ def message_data(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def ladder_change_event(change: LadderChange) -> tuple[str, dict[str, Any]]:
+    """The `contact.ladder_changed` event of a change (`update_ladder` writes it without the ORM)."""
+    return (
+        "contact.ladder_changed",
+        {
+            "contact_id": change.contact_id,
+            "from_stage": change.from_stage,
+            "to_stage": change.to_stage,
+            "reason": change.reason,
+            "message_id": change.message_id,
+        },
+    )
+
+
 def _message_data(message: Message) -> dict[str, Any]:
     return message_data({column: getattr(message, column) for column in MESSAGE_COLUMNS})
 
@@ -459,12 +467,29 @@ def _tables_exist(connection: Connection) -> bool:
 
 
 def _after_flush(session: OrmSession, _flush_context: object) -> None:
+    if any(isinstance(obj, WebhookEndpoint) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.connection().info.pop(_SUBSCRIPTIONS, None)  # read them again in this transaction
     found = list(_events_in(session))
     if found:
         record_events(session.connection(), found)
 
 
 _SUBSCRIBED = select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
+#: Where a connection keeps the endpoints it read, with the transaction they were read in.
+_SUBSCRIPTIONS = "socialbot.webhook_subscriptions"
+
+
+def _subscribed(connection: Connection) -> Sequence[tuple[int, list[str] | None]]:
+    """The active endpoints and their events, read once per transaction (the message path records events
+    when it stores a message and again for its ladder change or escalation)."""
+    transaction = connection.get_transaction()
+    kept = connection.info.get(_SUBSCRIPTIONS)
+    if kept is not None and transaction is not None and kept[0] is transaction:
+        return kept[1]
+    subscribed = connection.execute(_SUBSCRIBED).all()
+    if transaction is not None:
+        connection.info[_SUBSCRIPTIONS] = (transaction, subscribed)
+    return subscribed
 
 
 def record_events(connection: Connection, found: Sequence[tuple[str, dict[str, Any]]]) -> None:
@@ -474,7 +499,7 @@ def record_events(connection: Connection, found: Sequence[tuple[str, dict[str, A
     SQL statement (the pipeline's storing of a message) records its events with this."""
     if not _tables_exist(connection):
         return
-    subscribed = connection.execute(_SUBSCRIBED).all()
+    subscribed = _subscribed(connection)
     if not subscribed:
         return
     now = utcnow()

@@ -41,7 +41,7 @@ from bot.crm.models import (
 )
 from bot.crm.vectors import store_vector
 from bot.delivery.outbox import deliver_due
-from bot.delivery.webhooks import message_data, record_events
+from bot.delivery.webhooks import ladder_change_event, message_data, record_events
 from bot.pipeline.chain import decide
 from bot.pipeline.outcome import carry_out
 from bot.pipeline.turn import Turn
@@ -376,13 +376,15 @@ def _decide_and_queue(runtime: Runtime, message_id: int, analysis: Analysis) -> 
         )
         if decision.action == Action.HUMAN_OWNS:
             support_posts_changed(session, conversation.id)  # its Slack post shows the customer's new words
-        update_ladder(
+        change = update_ladder(
             session,
             message.contact_id,
             brand_handles=runtime.settings.brand.handles,
             message_id=message.id,
             stood=stood,
         )
+        if change is not None:
+            record_events(session.connection(), [ladder_change_event(change)])
         # What happened, as this transaction leaves it (only it could queue a reply to this message).
         result = _result_of(message, conversation, [reply] if reply is not None else [], duplicate=False)
     DECISIONS.labels(decision.action.value, analysis.understanding.intent).inc()
