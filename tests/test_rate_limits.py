@@ -49,3 +49,12 @@ def test_old_windows_are_forgotten(tmp_path):
         take(session, THREE_A_MINUTE, "recent", now=1000.0 + KEEP_SECONDS)
         assert forget_expired(session, now=1001.0 + KEEP_SECONDS) == 1
         assert len(session.exec(select(RateLimitWindow.key)).scalars().all()) == 1
+
+
+def test_the_upsert_counts_on_postgresql_too(pg_url):
+    upgrade_database(pg_url)
+    engine = create_db_engine(pg_url)
+    with session_scope(engine) as session:
+        waits = [take(session, THREE_A_MINUTE, "203.0.113.9", now=1000.0 + n) for n in range(5)]
+        assert waits == [0.0, 0.0, 0.0, 57.0, 56.0]
+        assert take(session, THREE_A_MINUTE, "203.0.113.9", now=1060.0) == 0.0  # a new window

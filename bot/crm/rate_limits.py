@@ -13,7 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete
+from sqlalchemy import Float, bindparam, case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -39,19 +39,15 @@ class Limit:
         return f"{self.name}:{digest}"
 
 
-def take(session: Session, limit: Limit, *parts: str, now: float | None = None) -> float:
-    """Count a hit for `parts` under `limit`; 0 if it is allowed, else the seconds until it would be.
-
-    Runs in `session`'s transaction (on PostgreSQL the key's row stays locked until it ends).
-    """
-    if limit.hits <= 0:
-        return 0.0
-    now = time.time() if now is None else now
+def _upsert(insert):
+    """The statement `take` runs (built once per dialect: building it cost more than running it; the key and
+    the moment are bound per hit)."""
     table = RateLimitWindow.__table__
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-    expired = table.c.started <= now - limit.window_seconds
-    statement = (
-        insert.values(key=limit.key(*parts), started=now, hits=1)
+    now = bindparam("now", type_=Float)
+    expired = table.c.started <= bindparam("expired_before", type_=Float)
+    return (
+        insert(table)
+        .values(key=bindparam("row_key"), started=now, hits=1)
         .on_conflict_do_update(
             index_elements=[table.c.key],
             set_={
@@ -61,7 +57,23 @@ def take(session: Session, limit: Limit, *parts: str, now: float | None = None) 
         )
         .returning(table.c.hits, table.c.started)
     )
-    hits, started = session.execute(statement).one()
+
+
+#: `take`'s upsert on SQLite (False) and PostgreSQL (True).
+_UPSERTS = {False: _upsert(sqlite.insert), True: _upsert(postgresql.insert)}
+
+
+def take(session: Session, limit: Limit, *parts: str, now: float | None = None) -> float:
+    """Count a hit for `parts` under `limit`; 0 if it is allowed, else the seconds until it would be.
+
+    Runs in `session`'s transaction (on PostgreSQL the key's row stays locked until it ends).
+    """
+    if limit.hits <= 0:
+        return 0.0
+    now = time.time() if now is None else now
+    statement = _UPSERTS[session.get_bind().dialect.name == "postgresql"]
+    values = {"row_key": limit.key(*parts), "now": now, "expired_before": now - limit.window_seconds}
+    hits, started = session.execute(statement, values).one()
     if hits <= limit.hits:
         return 0.0
     return max(started + limit.window_seconds - now, 0.001)
