@@ -39,6 +39,8 @@ _ABUSIVE_ALIASES = {
     "false": "not_abusive",
 }
 BATCH_SIZE = 32
+#: Rows `classify_file` reads, encodes and writes at a time (the progress bar moves by this much).
+CLASSIFY_CHUNK = 1024
 
 Progress = Callable[[int], None]
 
@@ -69,13 +71,24 @@ def classify_file(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".part")
     with tmp.open("w", encoding="utf-8") as out:
-        for start in range(0, len(texts), BATCH_SIZE):
-            batch = texts[start : start + BATCH_SIZE]
-            vectors = encoder.encode(batch, batch_size=BATCH_SIZE)
-            for result in understander.understand_batch(batch, vectors):
-                out.write(json.dumps(classification(result), ensure_ascii=False) + "\n")
+        for start in range(0, len(texts), CLASSIFY_CHUNK):
+            chunk = texts[start : start + CLASSIFY_CHUNK]
+            # Each distinct text once; the encoder sorts the chunk by length into its batches of
+            # `BATCH_SIZE` (less padding than batching the file's rows in order: ~1/4 less encoder time on
+            # tweets). The heads read `BATCH_SIZE` texts at a time: their n-grams are cached for the three
+            # heads of the same texts (`hashed_ngrams`).
+            distinct = list(dict.fromkeys(chunk))
+            vectors = encoder.encode(distinct, batch_size=BATCH_SIZE)
+            understood = []
+            for at in range(0, len(distinct), BATCH_SIZE):
+                batch = slice(at, at + BATCH_SIZE)
+                understood += understander.understand_batch(distinct[batch], vectors[batch])
+            results = dict(zip(distinct, understood, strict=True))
+            out.writelines(
+                json.dumps(classification(results[text]), ensure_ascii=False) + "\n" for text in chunk
+            )
             if progress:
-                progress(len(batch))
+                progress(len(chunk))
     tmp.replace(output_path)
     return len(texts)
 

@@ -47,6 +47,35 @@ def test_classify_writes_one_object_per_row_in_order(tmp_path):
     assert lines[2]["confidence"] == 0.0
 
 
+def test_classify_encodes_each_distinct_text_once_and_keeps_the_rows_order(tmp_path, monkeypatch):
+    import numpy as np
+
+    from intents import service
+    from intents.understand import Understander
+
+    class CountingEncoder:
+        """Vectors that name their text (the heads read them), and every text it was asked for."""
+
+        dim = 384
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def encode(self, texts, *, batch_size=32):
+            self.seen += texts
+            return np.stack([np.random.default_rng(len(text)).standard_normal(self.dim) for text in texts])
+
+    monkeypatch.setattr(service, "CLASSIFY_CHUNK", 4)  # rows over three chunks
+    texts = ["where is my order", "love it", "where is my order", "ok", "hi", "love it", "hi", "a", "ok"]
+    source = write(tmp_path / "rows.csv", "text\n" + "\n".join(texts) + "\n")
+    encoder, understander = CountingEncoder(), Understander.load()
+    assert service.classify_file(source, tmp_path / "out.jsonl", encoder, understander) == len(texts)
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    expected = understander.understand_batch(texts, encoder.encode(texts))
+    assert lines == [json.dumps(service.classification(result), ensure_ascii=False) for result in expected]
+    assert encoder.seen[:7] == ["where is my order", "love it", "ok", "hi", "love it", "a", "ok"]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
