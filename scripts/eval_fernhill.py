@@ -16,8 +16,8 @@ nothing trained or tuned on. `dev2` and `test2` are newer rows, written after th
 article (split by the SHA-1 of the text: the lower half of the sorted digests is `dev2`): `test2` checks that
 those changes generalise; `dev2` may tune the next ones. `dev3` (82 rows) was written while tuning the
 2026-12-05 changes, as probes of traffic unlike the rows before (praise said with a negation, sarcasm, reports
-of what happened, false abuse reads): a tuning split, never a figure to report. `all` is every row. --verbose lists the wrong rows of
-the chosen split.
+of what happened, false abuse reads): a tuning split, never a figure to report. `all` is every row.
+--verbose lists the wrong rows of the chosen split.
 """
 
 from __future__ import annotations
