@@ -1,6 +1,6 @@
 """Does the sample brand route right? Every row of tests/data/fernhill_traffic.csv through the whole pipeline.
 
-    python scripts/eval_fernhill.py [--split test|dev|test2|dev2|all] [--verbose]
+    python scripts/eval_fernhill.py [--split test|dev|test2|dev2|dev3|all] [--verbose]
 
 The file is realistic traffic written for the sample brand (questions for its articles, complaints, ideas,
 praise, abuse, small talk, typos, handles, emoji, sarcasm), each row with the decision a good agent would take
@@ -14,8 +14,10 @@ expected answer), the article too (an escalation may offer an article; that is n
 word cues (bot/policy/cues.py) and the sample knowledge base's hand-over article; report on `test`, which
 nothing trained or tuned on. `dev2` and `test2` are newer rows, written after the cues and the hand-over
 article (split by the SHA-1 of the text: the lower half of the sorted digests is `dev2`): `test2` checks that
-those changes generalise; `dev2` may tune the next ones. `all` is every row. --verbose lists the wrong rows of
-the chosen split.
+those changes generalise; `dev2` may tune the next ones. `dev3` (82 rows) was written while tuning the
+2026-12-05 changes, as probes of traffic unlike the rows before (praise said with a negation, sarcasm, reports
+of what happened, false abuse reads): a tuning split, never a figure to report. `all` is every row.
+--verbose lists the wrong rows of the chosen split.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from bot.worker.build import build_runtime  # noqa: E402
 from channels.base import Author, InboundKind, InboundMessage  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "fernhill_traffic.csv"
-SPLITS = ("test", "dev", "test2", "dev2")
+SPLITS = ("test", "dev", "test2", "dev2", "dev3")
 
 
 def main() -> None:

@@ -223,6 +223,24 @@ def test_routing(policy, understood, answer, text, action, escalate, template):
         (Understood("recommendation"), FOUND, "best boots ever, how do i clean them?", Action.ANSWER),
         (Understood("recommendation"), FOUND, "could you add a size filter?", Action.RECORD_IDEA),
         (Understood("question"), FOUND, "wud be gud if u sold spare pegs", Action.RECORD_IDEA),
+        # Praise said with a negation is praise, whatever the heads read; its clauses don't make it asked.
+        (Understood("complaint"), NOT_FOUND, "couldn't be happier with my tent", Action.THANK),
+        (unsure("question", 0.3), FOUND, "can't rate them enough, did the coast path in them", Action.THANK),
+        # Praise words said with a wink, or around a problem still open, are a complaint.
+        (Understood("praise"), NOT_FOUND, "oh great, delivery missed again 🙃", Action.ESCALATE),
+        (Understood("praise"), NOT_FOUND, "great, still no refund, thanks a lot", Action.ESCALATE),
+        (unsure("praise", 0.5), FOUND, 'cheers for the "express" delivery, 9 days', Action.ESCALATE),
+        (Understood("praise"), NOT_FOUND, "ordered monday, here tuesday. impressive 👏", Action.THANK),
+        # Telling what happened is not asking: the article its words sit near is no answer.
+        (Understood("question"), FOUND, "ordered a medium and got a large", Action.ESCALATE),
+        (Understood("question"), FOUND, "ordered a medium, can i swap it for a large?", Action.ANSWER),
+        # An abusive read of a plain question or suggestion, with no rude word, threat or spam, is the head's
+        # mistake; a threat beside a question stays a flagged request for a person.
+        (Understood("question", abusive=True), FOUND, "where's your nearest shop to leeds?", Action.ANSWER),
+        (Understood("recommendation", abusive=True), NOT_FOUND, "you need a wide fit", Action.RECORD_IDEA),
+        (Understood("question", abusive=True), FOUND, "where is it? i'll break your legs", Action.ESCALATE),
+        # Small talk that names a problem of the customer's own is no small talk.
+        (Understood("other"), NOT_FOUND, "on hold an hour, is anyone working today", Action.ESCALATE),
     ],
 )
 def test_the_words_decide_where_the_heads_are_unsure_or_the_form_says_otherwise(

@@ -58,7 +58,11 @@ _SUGGESTION = re.compile(
     r"|\b(?:could|can|would|will)\s+you\s+(?:please\s+|pls\s+|ever\s+)?(?:add|introduce|start\s+(?:selling|stocking|doing)"
     r"|bring\s+back|consider|think\s+about)\b(?![^.!?]*\b(?:my|our)\s+(?:order|basket|account|parcel))"
     r"|\bi\s+wish\s+(?:you|your|there)\b|\b(?:suggestion|idea|feature\s+request)\s*[:\-]"
-    r"|\bmaybe\s+(?:offer|add|make|do|have|put|start|sell|stock|bring|consider)\b",
+    r"|\bmaybe\s+(?:offer|add|make|do|have|put|start|sell|stock|bring|consider)\b"
+    r"|\bany\s+plans\s+(?:to|for|on)\s+(?:do|doing|make|making|sell|selling|stock|stocking|bring|bringing|add"
+    r"|adding|offer|offering|launch|launching|start|starting|a|an|some)\b"
+    r"|\b(?:i'?d|i\s+would|we'?d|we\s+would|would)\s+(?:definitely\s+|totally\s+|so\s+)?buy\b"
+    r"|\byou\s+(?:need|want)\s+(?:to\s+(?:add|make|sell|stock|offer|do|start|bring)|an?\s+|more\s+|some\s+)",
     _I,
 )
 
@@ -67,8 +71,47 @@ _PRAISE = re.compile(
     r"\b(?:thank(?:s|\s+you|ing)?|thx|cheers|ta\s+very\s+much|grateful|kudos|shout[\s-]?out|props\s+to"
     r"|well\s+done|fab|fabulous|brilliant|amazing|excellent|superb|perfect(?:ly)?|fantastic|awesome|wonderful"
     r"|outstanding|legends?|spot\s+on|top\s+notch|first\s+class|impressed|impressive|delighted|chuffed"
-    r"|love(?:d|s)?|loving|best|great|lovely|recommend(?:ed)?|bang\s+on)\b"
+    r"|love(?:d|s)?|loving|best|great|lovely|recommend(?:ed)?|bang\s+on|comfy|comfiest|comfortable|cosy|toasty"
+    r"|faultless|flawless|gorgeous|stunning|beautiful|pleased|happy|made\s+my\s+day|hero(?:es)?|stars?|ace"
+    r"|cracking|smashing|top\s+(?:bloke|lass|class|job|service)|worth\s+every\s+penny|bone\s+dry|survived"
+    r"|five\s+stars|10\s*/\s*10)(?!\w)"
     r"|[🙌❤💚💙😍🥰👍⭐🌟💯🤩]",
+    _I,
+)
+
+# Praise said with a negation or a "still", which would otherwise read as a problem: "can't recommend them
+# enough", "couldn't be happier", "never had a tent this easy to pitch", "still going strong after 6 years",
+# "not one blister". Read as praise, and left out when looking for a problem.
+_PRAISE_IDIOM = re.compile(
+    r"\b(?:can'?t|cannot|couldn'?t|could\s+not)\s+(?:recommend|rate|praise|thank)\b[^.!?]{0,40}?\benough\b"
+    r"|\b(?:can'?t|cannot|couldn'?t|could\s+not)\s+(?:be\s+(?:happier|more\s+pleased)|ask\s+for\s+(?:more|better)"
+    r"|fault)\b"
+    r"|\bno\s+(?:complaints|regrets)\b|\bnot\s+(?:a|one)\s+(?:single\s+)?(?:blister|drop|leak|problem|issue"
+    r"|complaint)\b|\bzero\s+(?:blisters|leaks|problems|issues|complaints)\b"
+    r"|\bnever\s+(?:lets?|let\s+(?:me|us))\s+(?:me\s+|us\s+)?down\b|\bnever\s+disappoints?\b"
+    r"|\bnever\s+(?:had|owned|worn|used|slept\s+in|seen|been)\s+(?:a|an|such|anything|one|boots|shoes|kit|gear"
+    r"|so|this)\b[^.!?]{0,30}?\b(?:this|so|as|more|better|comfier|warmer|easier|lighter|drier)\b"
+    r"|\bwouldn'?t\s+(?:shop|go|buy)\s+anywhere\s+else\b"
+    r"|\b(?:won'?t|will\s+not|wouldn'?t)\s+be\s+(?:the|my|our)\s+last\b"
+    r"|\bstill\s+(?:going\s+strong|(?:as\s+)?good\s+as\s+new|like\s+new|bone\s+dry|my\s+(?:favourite|fave|go-to))\b",
+    _I,
+)
+
+# Said with a wink: praise words that mean the opposite ("love that for me 🙃", cheers for the "express"
+# delivery). A few quoted lower-case words are a claim the customer doubts; capitalised quotes are names.
+_SARCASM = re.compile(
+    r"🙃|\blove\s+that\s+for\s+(?:me|us)\b|\b(?:oh|just)\s+(?:great|brilliant|lovely|perfect|fab)\b"
+    r"|\bgreat,?\s+(?:another|more)\b|\b(?:thanks|cheers)\s+a\s+(?:lot|bunch)\W*$|\bwell\s+done\s+(?:again\s+)?guys\W*$"
+    r"|[\"“](?-i:[a-z][a-z'-]*(?:\s+[a-z][a-z'-]*){0,3})[\"”]",
+    _I,
+)
+
+# Tells what happened, without asking: "ordered a kids size 2 and got an adult size 2". A report about the
+# customer's own order is for a person, not for the article its words sit near.
+_REPORT = re.compile(
+    r"\b(?:i|we|i've|ive|we've)\s+(?:just\s+)?(?:ordered|bought|got|received|paid|returned|sent|opened|unpacked"
+    r"|picked\s+up|collected)\b[^.!?]*\b(?:and|but)\s+(?:got|received|it|they|the|there|you)\b"
+    r"|\b(?:ordered|bought)\b[^.!?]*\b(?:and|but)\s+(?:got|received)\b",
     _I,
 )
 
@@ -77,7 +120,7 @@ _PRAISE = re.compile(
 _PROBLEM = re.compile(
     r"\b(?:still|again|yet|never|nobody|no\s+one|waiting|waited|wait|queue|on\s+hold|hung\s+up"
     r"|(?:got|was|were|been|then|and|call)\s+cut\s+off|cut\s+(?:me|us)\s+off"
-    r"|late|broken|broke|faulty|damaged|missing|lost|wrong|refund|cancel(?:led)?|useless|waste|wasted|joke"
+    r"|late|broken|broke|faulty|damaged|missing|missed|lost|wrong|poor|poorly|refund|cancel(?:led)?|useless|waste|wasted|joke"
     r"|rubbish|awful|terrible|worst|disappointed|disappointing|unfortunately|sadly|shame|but|however|except"
     r"|pieces|ruined|soaked|leak(?:s|ed|ing)?|ripped|torn|tore|snapped|fell\s+apart|disgrace(?:ful)?|ridiculous"
     r"|appalling|shocking|pathetic|unacceptable|rude|ignored|charged|overcharged|sick\s+of|fed\s+up"
@@ -101,7 +144,8 @@ _WHAT_TO_DO = re.compile(
     r"|what\s+are\s+my\s+options|what'?s\s+the\s+(?:process|procedure|next\s+step)"
     r"|how\s+do\s+i\s+(?:get|claim|report|return|send|sort|fix|make\s+a\s+claim)"
     r"|(?:is|would|will)\s+(?:that|this|it)\s+(?:be\s+)?covered"
-    r"|(?:can|could|should)\s+i\s+(?:get|return|exchange|swap|claim|send))\b",
+    r"|(?:can|could|should)\s+i\s+(?:get|return|exchange|swap|claim|send)"
+    r"|(?:is|would|will)\s+(?:that|this|it)\s+(?:be\s+)?(?:under|covered\s+by)\s+(?:the\s+)?(?:warranty|guarantee))\b",
     _I,
 )
 
@@ -127,6 +171,20 @@ _CLOSING = re.compile(
     _I,
 )
 
+# Rude words aimed at someone, threats and the marks of spam: without any of these an abusive read of a plain
+# question or suggestion is the head's mistake ("where's your nearest shop?" is nobody's abuse).
+_RUDE = re.compile(
+    r"\b(?:f+u*c+k\w*|f\*+\w*|fk\w*|fuc+in\w*|sh[i!1*]t\w*|crap\w*|bloody|damn\w*|hell|arse\w*|ass|asses"
+    r"|bastards?|bitch\w*|bollocks|piss\w*|twats?|wank\w*|dick\w*|cunts?|prick\w*|tossers?|knobs?|bs|wtf|wth"
+    r"|tf|ffs|stfu|idiot\w*|moron\w*|muppets?|clowns?|dumb\w*|stupid\w*|thick|useless|pathetic|incompetent"
+    r"|imbecile\w*|cretin\w*|scum\w*|losers?|jokers?|numpt\w*|plonkers?|inbred|brain-?dead|retard\w*|die|kill\w*"
+    r"|hurt|smash\w*|burn|break\s+(?:his|her|your|their|you|him|them)|legs|punch\w*|batter\w*|kick\w*|slap\w*"
+    r"|stab\w*|deck|watch\s+(?:yourself|your\s+back|out)|bus|hope\s+you|shut\s+up|hate|disgusting"
+    r"|gtfo|rt|follow|followers?|dm|giveaway|free|crypto|earn|link\s+in\s+bio|click)\b"
+    r"|https?://|www\.|\.(?:com|net|io|example|biz|xyz)\b|(?-i:[A-Z]{4,}\s+[A-Z]{4,})|\*{2,}",
+    _I,
+)
+
 # The customer's own matter: something of theirs or done to them, or an order reference.
 _OWN_MATTER = re.compile(
     r"\b(?:me|my|mine|myself|our|ours|us)\b|#\s*\d{3,}|\b[A-Z]{1,4}-?\d{3,}\b"
@@ -149,23 +207,35 @@ class Cues:
     closing: bool = False  # a closing with nothing left to do
     own_matter: bool = False  # about the customer's own order, item or experience
     what_to_do: bool = False  # asks what to do about a problem ("what should i do?", "is that covered?")
+    sarcasm: bool = False  # praise words meant the other way ("love that for me 🙃", the "express" delivery)
+    report: bool = False  # tells what happened without asking ("ordered a size 2 and got a 12")
+    rude: bool = False  # a rude word, a threat or the marks of spam (an abusive read needs one)
 
 
 def read_cues(text: str) -> Cues:
     """The cues of `text` (an empty text has none)."""
     text = (text or "").replace("\u2019", "'").replace("\u2018", "'")  # curly apostrophes as typed on phones
-    praise_words = bool(_PRAISE.search(text))
-    problem = bool(_PROBLEM.search(text))
+    idiom = bool(_PRAISE_IDIOM.search(text))
+    praise_words = idiom or bool(_PRAISE.search(text))
+    plain = _PRAISE_IDIOM.sub(" ", text)  # what is left to name a problem
+    problem = bool(_PROBLEM.search(plain))
     exasperated = bool(_EXASPERATED.search(text))
+    sarcasm = bool(_SARCASM.search(text))
     return Cues(
         question="?" in text or bool(_QUESTION_OPENING.search(text) or _QUESTION_PHRASE.search(text)),
         question_mark="?" in text,
         request=bool(_REQUEST.search(text)),
         suggestion=bool(_SUGGESTION.search(text)),
-        praise=praise_words and not exasperated and (not problem or bool(_RESOLVED.search(text))),
+        praise=praise_words
+        and not exasperated
+        and not sarcasm
+        and (not problem or bool(_RESOLVED.search(text))),
         problem=problem,
-        unresolved=bool(_UNRESOLVED.search(text)),
+        unresolved=bool(_UNRESOLVED.search(plain)),
         closing=bool(_CLOSING.search(text)),
         own_matter=bool(_OWN_MATTER.search(text)),
         what_to_do=bool(_WHAT_TO_DO.search(text)),
+        sarcasm=sarcasm,
+        report=bool(_REPORT.search(text)),
+        rude=bool(_RUDE.search(text)),
     )

@@ -186,6 +186,10 @@ class Policy:
         """
         article = answer.article if answer is not None else None
         cues = read_cues(text)
+        if understanding.abusive and _polite_request(understanding, cues, article):
+            # A plain question an article answers, or a suggestion, with no rude word, threat or spam in it:
+            # the abusive read is the head's mistake, and the customer gets what they asked for.
+            understanding = replace(understanding, abusive=False)
         if understanding.abusive:
             flagged = f"abusive (score {understanding.abusive_score:.2f})"
             request = _service_request(understanding, cues, article)
@@ -228,11 +232,15 @@ class Policy:
             if cues.praise and cues.suggestion and not _asks(cues):
                 # "brilliant, would be even better in green": praise with an idea and no problem is the idea.
                 return self._route("recommendation", f"{read} but praise with a suggestion, no problem", None)
+        if intent == "praise" and (cues.sarcasm or (cues.problem and cues.unresolved)):
+            # "great, another 'sorry' e-mail and still no refund 🙃": praise words around a problem still
+            # open, or said with a wink, are a complaint.
+            return self._route("complaint", f"{read} but sarcastic or naming a problem still open", article)
         if intent == "praise":
             # Thanks beside something else is that something else: praise must ask, suggest and close nothing
             # to be only thanked. Praise is read as asking only when asked outright ("?" or a request): its
             # relative clauses ("Amira, who spent half an hour...") open like questions.
-            asks_outright = cues.question_mark or cues.request
+            asks_outright = _asks_outright(cues)
             if cues.closing and not asks_outright:
                 return self._route("other", f"{read} but a closing", None, None, public)
             if asks_outright and not cues.suggestion:
@@ -244,6 +252,19 @@ class Policy:
             return self._route("question", f"{read} but asked, not put as a suggestion", article, answer)
         if intent == "question" and cues.suggestion and (article is None or not _asks(cues)):
             return self._route("recommendation", f"{read} but put as a suggestion", None)
+        if intent == "question" and cues.report and not _asks(cues):
+            # "ordered a kids size 2 and got an adult size 2": telling what happened, not asking; the article
+            # its words sit near is no answer.
+            return self._unsure(understanding, cues, article, answer, public)
+        if (
+            intent == "other"
+            and cues.problem
+            and not (cues.closing or cues.praise)
+            and (cues.own_matter or cues.unresolved or _asks(cues))
+        ):
+            # "been on hold 45 mins, is anyone working today": a problem of the customer's own, still open or
+            # asked about, is no small talk.
+            return self._route("complaint", f"{read} but it names a problem of the customer's", article)
         if intent == "other" and self._strongly_negative(understanding):
             # Hostility with no detail ("go to hell, never again") is a customer to win back, not small talk.
             why = f"{read} but strongly negative ({understanding.sentiment_confidence:.2f})"
@@ -274,13 +295,18 @@ class Policy:
         """Route a message no intent head is sure of by what its words say, else to a person."""
         intent = understanding.intent
         why = f"intent unsure ({intent} {understanding.confidence:.2f})"
-        if article is not None and _asks(cues) and not (intent == "complaint" and cues.unresolved):
+        # Praise asks only outright: its clauses open like questions ("can't recommend them enough, did the
+        # whole route in them").
+        asks = _asks_outright(cues) if cues.praise else _asks(cues)
+        if article is not None and asks and not (intent == "complaint" and cues.unresolved):
             return Decision(
                 Action.ANSWER,
                 f"{why} but asked, and article {article.id} matches (score {answer.score:.2f})",
                 article=article,
             )
-        if not _asks(cues):
+        if cues.sarcasm and not cues.suggestion:
+            return self._route("complaint", f"{why}; praise words said with a wink", article, answer, public)
+        if not asks:
             if cues.suggestion or (intent == "recommendation" and not cues.problem):
                 return self._route("recommendation", f"{why}; put as a suggestion", None)
             if cues.closing:
@@ -370,12 +396,28 @@ def carries_an_idea(understanding: UnderstandingLike) -> bool:
 def _only_praise(cues: Cues) -> bool:
     """Whether the words are thanks or praise and nothing else: no problem named, no question, request,
     suggestion or closing beside it."""
-    return cues.praise and not (_asks(cues) or cues.suggestion or cues.closing)
+    return cues.praise and not (_asks_outright(cues) or cues.suggestion or cues.closing)
+
+
+def _asks_outright(cues: Cues) -> bool:
+    """Whether the words ask with a "?" or a request: relative and narrative clauses ("Amira, who spent half
+    an hour...", "..., did the whole route in them") open like questions."""
+    return cues.question_mark or cues.request
 
 
 def _asks(cues: Cues) -> bool:
     """Whether the words ask for something the help pages may give: a question, or a request."""
     return cues.question or cues.request
+
+
+def _polite_request(understanding: UnderstandingLike, cues: Cues, article: ArticleLike | None) -> bool:
+    """Whether an abusive read sits on a plain request: confidently a question asked where an article answers
+    it, or put as a suggestion, with no rude word, threat or mark of spam (`Cues.rude`)."""
+    if cues.rude or understanding.low_confidence:
+        return False
+    if understanding.intent == "question":
+        return article is not None and _asks(cues)
+    return understanding.intent == "recommendation" and cues.suggestion
 
 
 def _service_request(understanding: UnderstandingLike, cues: Cues, article: ArticleLike | None) -> str | None:
