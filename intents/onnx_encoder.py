@@ -14,6 +14,15 @@ Quantisation: every weight matrix to 8 bits in blocks of 32 values with a scale 
 as with torch on only ~97 % of dev messages in every variant measured (intents/MODEL_CARD.md), and a text's
 vector moved with the batch it was encoded in.
 
+The permissive variant (`[intents] variant = "permissive"`) runs the original all-MiniLM-L6-v2 weights
+without a second model file: the original and the fine-tuned encoder differ only in the layers fine-tuning
+changed, so the original exported with the same recipe differs from the shipped graph only in those layers'
+tensors (quantised weights, scales, biases, layer norms). Those tensors are shipped (`ORIGINAL_LAYERS`, ~5 MB)
+and given to ONNX Runtime in place of the shipped graph's (`SessionOptions.add_initializer`) when the session
+is made: one graph, one pass per message, the original model's numbers (tests/test_encoder_onnx.py checks
+them against a direct export of the original weights). `export_shipped_model` writes them again whenever the
+shipped graph is rebuilt.
+
 The "fp32" precision (the reference's numbers) is not shipped: it is exported from the weights into a cache
 folder on first use, so it needs the train extra too.
 """
@@ -36,11 +45,14 @@ from intents.encoder import (
     DEFAULT_MAX_LENGTH,
     EncoderLoadError,
     _weights_fingerprint,
+    check_variant,
     default_model_path,
     import_training_stack,
+    starting_model_path,
 )
 
 __all__ = [
+    "ORIGINAL_LAYERS",
     "PRECISIONS",
     "SHIPPED_MODEL",
     "SHIPPED_TOKENIZER",
@@ -48,7 +60,9 @@ __all__ = [
     "cached_model_path",
     "ensure_exported",
     "export_onnx_model",
+    "export_original_layers",
     "export_shipped_model",
+    "graph_differences",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +84,9 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 SHIPPED_DIR = Path(__file__).resolve().parent / "model"
 SHIPPED_MODEL = SHIPPED_DIR / f"minilm-l6-fine-tuned-{RECIPES['int8']}.onnx"
 SHIPPED_TOKENIZER = SHIPPED_DIR / "tokenizer.json"
+# The permissive variant's tensors: the original weights' values of every tensor of the shipped graph that
+# fine-tuning changed, exported with the same recipe (NumPy .npz, keyed by initialiser name).
+ORIGINAL_LAYERS = SHIPPED_DIR / f"minilm-l6-original-layers-{RECIPES['int8']}.npz"
 
 
 def _weights_digest(model_path: Path) -> str:
@@ -170,8 +187,9 @@ def export_onnx_model(out: Path, model_path: Path | None = None, *, precision: s
 
 
 def export_shipped_model(model_path: Path | None = None) -> Path:
-    """Rebuild the shipped int8 encoder and its tokenizer in `intents/model/` from the packaged weights (a
-    maintainers' step: needs the train extra). Returns the model file's path.
+    """Rebuild the shipped int8 encoder and its tokenizer in `intents/model/` from the packaged weights, and
+    the permissive variant's tensors for it (`export_original_layers`) (a maintainers' step: needs the train
+    extra). Returns the model file's path.
 
     Raises:
         EncoderLoadError: the weights cannot be loaded or the export fails.
@@ -179,7 +197,56 @@ def export_shipped_model(model_path: Path | None = None) -> Path:
     model_path = model_path or default_model_path()
     export_onnx_model(SHIPPED_MODEL, model_path, precision="int8")
     shutil.copyfile(model_path / "tokenizer.json", SHIPPED_TOKENIZER)
+    export_original_layers()
     return SHIPPED_MODEL
+
+
+def export_original_layers(shipped: Path = SHIPPED_MODEL, out: Path = ORIGINAL_LAYERS) -> Path:
+    """Write `out`: the tensors of the original all-MiniLM-L6-v2, exported with the shipped recipe, that
+    differ from `shipped`'s (what the permissive variant overrides; see the module). Needs the train extra.
+
+    Raises:
+        EncoderLoadError: the original weights cannot be exported, or their graph is not `shipped`'s.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as work:
+        original = export_onnx_model(Path(work) / "original.onnx", starting_model_path(), precision="int8")
+        changed = graph_differences(Path(shipped), original)
+        staged = Path(work) / out.name
+        with staged.open("wb") as handle:
+            np.savez_compressed(handle, **changed)
+        os.replace(staged, out)
+    return out
+
+
+def graph_differences(base: Path, other: Path) -> dict[str, np.ndarray]:
+    """The initialisers of the ONNX model `other` whose values differ from `base`'s, by name.
+
+    Raises:
+        EncoderLoadError: the two graphs differ in more than initialiser values (nodes, names, shapes, types).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    first, second = onnx.load(str(base)), onnx.load(str(other))
+    if [node.SerializeToString() for node in first.graph.node] != [
+        node.SerializeToString() for node in second.graph.node
+    ]:
+        raise EncoderLoadError(f"{other} and {base} are not the same graph: their nodes differ")
+    ours = {tensor.name: numpy_helper.to_array(tensor) for tensor in first.graph.initializer}
+    theirs = {tensor.name: numpy_helper.to_array(tensor) for tensor in second.graph.initializer}
+    if ours.keys() != theirs.keys():
+        raise EncoderLoadError(f"{other} and {base} are not the same graph: their tensors' names differ")
+    changed = {}
+    for name, value in theirs.items():
+        if value.shape != ours[name].shape or value.dtype != ours[name].dtype:
+            raise EncoderLoadError(
+                f"{other} and {base} are not the same graph: tensor {name}'s shape differs"
+            )
+        if not np.array_equal(value, ours[name]):
+            changed[name] = value
+    return changed
 
 
 def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precision: str = "fp32") -> Path:
@@ -276,6 +343,7 @@ class OnnxSentenceEncoder:
         self._session = session
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
+        self._overrides: list = []
         self.name = name
         self.dim = dim
 
@@ -288,6 +356,7 @@ class OnnxSentenceEncoder:
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
         precision: str = "int8",
+        variant: str = "default",
     ) -> OnnxSentenceEncoder:
         """Load the shipped int8 encoder, or the fp32 export from `cache_dir` (exporting it first if needed).
 
@@ -297,20 +366,31 @@ class OnnxSentenceEncoder:
             threads: ONNX Runtime intra-op threads; None lets it use one per core.
             max_length: word pieces kept per text; longer texts are truncated.
             precision: "int8" (the shipped model) or "fp32" (same numbers as the torch reference).
+            variant: for "int8", "default" (the shipped graph as it is) or "permissive" (its fine-tuned
+                tensors replaced by `ORIGINAL_LAYERS`); "fp32" exports the weights in `model_path`.
 
         Raises:
             EncoderLoadError: a model file is missing or unreadable, or the fp32 export fails.
         """
         _recipe(precision)
+        check_variant(variant)
+        overrides = None
         if precision == "int8":
             onnx_path, tokenizer_path = SHIPPED_MODEL, SHIPPED_TOKENIZER
-            for path in (onnx_path, tokenizer_path):
+            needed = (onnx_path, tokenizer_path, *([ORIGINAL_LAYERS] if variant == "permissive" else []))
+            for path in needed:
                 if not path.is_file():
                     raise EncoderLoadError(
                         f"the shipped encoder file {path} is missing; rebuild it with `socialbot intents "
                         "export-onnx` (needs pip install 'socialbot[train]')"
                     )
             name = f"all-MiniLM-L6-v2:onnx-{_recipe(precision)}:{_file_digest(onnx_path)[:12]}"
+            if variant == "permissive":
+                # Named by the overriding tensors alone: with them in place the shipped graph is the original
+                # model whatever fine-tuned model it ships (a re-ship writes them again), so the vectors, and
+                # the caches and heads keyed on this name, outlive a new default encoder.
+                overrides = ORIGINAL_LAYERS
+                name = f"all-MiniLM-L6-v2:onnx-{_recipe(precision)}:original-{_file_digest(overrides)[:12]}"
         else:
             if cache_dir is None:
                 raise EncoderLoadError("the onnx-fp32 encoder needs a cache folder for the exported model")
@@ -318,7 +398,9 @@ class OnnxSentenceEncoder:
             onnx_path = ensure_exported(cache_dir, model_path, precision=precision)
             tokenizer_path = model_path / "tokenizer.json"
             name = f"{_weights_fingerprint(model_path)}:onnx-{_recipe(precision)}"
-        return cls.from_files(onnx_path, tokenizer_path, name=name, threads=threads, max_length=max_length)
+        return cls.from_files(
+            onnx_path, tokenizer_path, name=name, threads=threads, max_length=max_length, overrides=overrides
+        )
 
     @classmethod
     def from_files(
@@ -329,8 +411,10 @@ class OnnxSentenceEncoder:
         name: str,
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        overrides: Path | None = None,
     ) -> OnnxSentenceEncoder:
-        """An encoder over one exported model file and its tokenizer file (what `load` finds for a precision).
+        """An encoder over one exported model file and its tokenizer file (what `load` finds for a precision),
+        with the tensors in the .npz file `overrides` in place of the graph's of the same names.
 
         Raises:
             EncoderLoadError: a file is unreadable or not a model.
@@ -347,17 +431,27 @@ class OnnxSentenceEncoder:
         # worker's batches vary in size; single-message latency is the same either way.
         options.enable_cpu_mem_arena = False
         options.enable_mem_pattern = False
+        # ONNX Runtime reads the overriding tensors' memory, without copying it, while the session lives.
+        kept = []
         try:
+            if overrides is not None:
+                with np.load(overrides, allow_pickle=False) as tensors:
+                    for tensor_name in tensors.files:
+                        kept.append(onnxruntime.OrtValue.ortvalue_from_numpy(tensors[tensor_name]))
+                        options.add_initializer(tensor_name, kept[-1])
             session = onnxruntime.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
             )
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
         except Exception as error:  # onnxruntime raises its own untyped errors for a corrupt file
-            raise EncoderLoadError(f"cannot load the ONNX encoder {onnx_path}: {error}") from error
+            also = f" with the tensors of {overrides}" if overrides is not None else ""
+            raise EncoderLoadError(f"cannot load the ONNX encoder {onnx_path}{also}: {error}") from error
         tokenizer.enable_truncation(max_length=max_length)
         tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         dim = int(session.get_outputs()[0].shape[-1])
-        return cls(session, tokenizer, name=name, dim=dim)
+        encoder = cls(session, tokenizer, name=name, dim=dim)
+        encoder._overrides = kept
+        return encoder
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """Return an array of shape (len(texts), dim), float32, one unit-length row per text.
