@@ -23,7 +23,9 @@ from intents.onnx_encoder import (
     SHIPPED_MODEL,
     SHIPPED_TOKENIZER,
     OnnxSentenceEncoder,
+    _same_tensors,
     export_onnx_model,
+    graph_differences,
 )
 from intents.understand import SHIPPED_HEADS_DIR, Understander, shipped_heads_dir
 from knowledge import ANSWER_THRESHOLDS
@@ -52,6 +54,8 @@ def test_the_override_computes_the_original_models_int8_export(
     original = export_onnx_model(tmp_path / "original.onnx", reference_model_path("permissive"))
     direct = OnnxSentenceEncoder.from_files(original, SHIPPED_TOKENIZER, name="original")
     np.testing.assert_allclose(permissive.encode(TEXTS), direct.encode(TEXTS), rtol=0, atol=1e-6)
+    # What export_original_layers (run by every re-ship) would write is the shipped file, which it then keeps.
+    assert _same_tensors(ORIGINAL_LAYERS, graph_differences(SHIPPED_MODEL, original))
 
 
 def test_the_override_file_names_tensors_of_the_shipped_graph_with_their_shapes() -> None:
