@@ -14,14 +14,14 @@ Quantisation: every weight matrix to 8 bits in blocks of 32 values with a scale 
 as with torch on only ~97 % of dev messages in every variant measured (intents/MODEL_CARD.md), and a text's
 vector moved with the batch it was encoded in.
 
-The permissive variant (`[intents] variant = "permissive"`) runs the original all-MiniLM-L6-v2 weights
-without a second model file: the original and the fine-tuned encoder differ only in the layers fine-tuning
-changed, so the original exported with the same recipe differs from the shipped graph only in those layers'
-tensors (quantised weights, scales, biases, layer norms). Those tensors are shipped (`ORIGINAL_LAYERS`, ~5 MB)
-and given to ONNX Runtime in place of the shipped graph's (`SessionOptions.add_initializer`) when the session
-is made: one graph, one pass per message, the original model's numbers (tests/test_encoder_onnx.py checks
-them against a direct export of the original weights). `export_shipped_model` writes them again whenever the
-shipped graph is rebuilt.
+The shipped graph is the ORIGINAL all-MiniLM-L6-v2 (Apache-2.0) exported this way: what the permissive
+variant (`[intents] variant = "permissive"`) runs as it is. The default variant is the same graph with the
+layers fine-tuning changed (`intents/model/fine_tuned_layers.safetensors`, float16) put in place of the
+original's when the session is made (`SessionOptions.add_initializer`): their weight matrices quantised here
+in numpy by the export's own rule (`quantise_8bit`, bit for bit what the quantiser writes), their biases and
+layer norms as they are. One graph for both variants, one pass per message, no second model file; the export
+names each weight's tensors after the weight (`bert.<weight>_Q8`, `bert.<weight>_scales`) so the fine-tuned
+tensors find their place by name. tests/test_model_variants.py checks both variants against direct exports.
 
 The "fp32" precision (the reference's numbers) is not shipped: it is exported from the weights into a cache
 folder on first use, so it needs the train extra too.
@@ -43,6 +43,7 @@ import numpy as np
 
 from intents.encoder import (
     DEFAULT_MAX_LENGTH,
+    FINE_TUNED_LAYERS,
     EncoderLoadError,
     _weights_fingerprint,
     check_variant,
@@ -52,24 +53,24 @@ from intents.encoder import (
 )
 
 __all__ = [
-    "ORIGINAL_LAYERS",
     "PRECISIONS",
     "SHIPPED_MODEL",
     "SHIPPED_TOKENIZER",
     "OnnxSentenceEncoder",
     "cached_model_path",
+    "check_fits",
     "ensure_exported",
     "export_onnx_model",
-    "export_original_layers",
     "export_shipped_model",
-    "graph_differences",
+    "fine_tuned_tensors",
+    "quantise_8bit",
 ]
 
 log = logging.getLogger(__name__)
 
 # Per precision, the export recipe; bump one when its export or quantisation changes: it is part of the
 # cached file's name and of the encoder's name.
-RECIPES = {"int8": "q8b32-2", "fp32": "fp32-1"}
+RECIPES = {"int8": "q8b32-3", "fp32": "fp32-1"}
 # MatMulNBits quantisation: bits per weight, values per scale, and int8 compute.
 WEIGHT_BITS, BLOCK_SIZE, ACCURACY_LEVEL = 8, 32, 4
 PRECISIONS = tuple(RECIPES)
@@ -80,13 +81,13 @@ OPSET = 17
 # 46-49 msg/s with this cap, 26-38 without).
 MAX_BATCH_TOKENS = 512
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# The int8 encoder the product runs, and its tokenizer: in the package, built by `export_shipped_model`.
+# The int8 graph the product runs (the original weights; the default variant puts `FINE_TUNED_LAYERS` in
+# place at load), and its tokenizer: in the package, built by `export_shipped_model`.
 SHIPPED_DIR = Path(__file__).resolve().parent / "model"
-SHIPPED_MODEL = SHIPPED_DIR / f"minilm-l6-fine-tuned-{RECIPES['int8']}.onnx"
+SHIPPED_MODEL = SHIPPED_DIR / f"minilm-l6-{RECIPES['int8']}.onnx"
 SHIPPED_TOKENIZER = SHIPPED_DIR / "tokenizer.json"
-# The permissive variant's tensors: the original weights' values of every tensor of the shipped graph that
-# fine-tuning changed, exported with the same recipe (NumPy .npz, keyed by initialiser name).
-ORIGINAL_LAYERS = SHIPPED_DIR / f"minilm-l6-original-layers-{RECIPES['int8']}.npz"
+# The exported graph names a model weight `encoder.layer.3...` as its wrapper's: `bert.encoder.layer.3...`.
+GRAPH_PREFIX = "bert."
 
 
 def _weights_digest(model_path: Path) -> str:
@@ -179,87 +180,103 @@ def export_onnx_model(out: Path, model_path: Path | None = None, *, precision: s
             if precision == "fp32":
                 os.replace(fp32, out)
                 return out
-            _quantise(fp32, int8)
+            matrices = {k: v.detach().numpy() for k, v in model.state_dict().items() if v.ndim == 2}
+            _quantise(fp32, int8, matrices)
         except Exception as error:  # the exporter and quantiser raise many kinds; all mean "no model"
             raise EncoderLoadError(f"exporting the encoder to ONNX failed: {error}") from error
         os.replace(int8, out)
     return out
 
 
-def export_shipped_model(model_path: Path | None = None) -> Path:
-    """Rebuild the shipped int8 encoder and its tokenizer in `intents/model/` from the packaged weights, and
-    the permissive variant's tensors for it (`export_original_layers`) (a maintainers' step: needs the train
-    extra). Returns the model file's path.
+def export_shipped_model() -> Path:
+    """Rebuild the shipped int8 graph and its tokenizer in `intents/model/` from the packaged original
+    weights, and check that the shipped fine-tuned layers fit it (a maintainers' step: needs the train extra).
+    Returns the model file's path.
 
     Raises:
-        EncoderLoadError: the weights cannot be loaded or the export fails.
+        EncoderLoadError: the weights cannot be loaded, the export fails, or a fine-tuned tensor has no place
+            in the graph.
     """
-    model_path = model_path or default_model_path()
-    export_onnx_model(SHIPPED_MODEL, model_path, precision="int8")
-    shutil.copyfile(model_path / "tokenizer.json", SHIPPED_TOKENIZER)
-    export_original_layers()
+    original = starting_model_path()
+    export_onnx_model(SHIPPED_MODEL, original, precision="int8")
+    shutil.copyfile(original / "tokenizer.json", SHIPPED_TOKENIZER)
+    if FINE_TUNED_LAYERS.is_file():
+        check_fits(SHIPPED_MODEL, fine_tuned_tensors(FINE_TUNED_LAYERS))
     return SHIPPED_MODEL
 
 
-def export_original_layers(shipped: Path = SHIPPED_MODEL, out: Path = ORIGINAL_LAYERS) -> Path:
-    """Write `out`: the tensors of the original all-MiniLM-L6-v2, exported with the shipped recipe, that
-    differ from `shipped`'s (what the permissive variant overrides; see the module). Needs the train extra.
-
-    Raises:
-        EncoderLoadError: the original weights cannot be exported, or their graph is not `shipped`'s.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as work:
-        original = export_onnx_model(Path(work) / "original.onnx", starting_model_path(), precision="int8")
-        changed = graph_differences(Path(shipped), original)
-        if _same_tensors(out, changed):  # a zip's bytes carry the time: keep the file, its digest, names
-            return out
-        staged = Path(work) / out.name
-        with staged.open("wb") as handle:
-            np.savez_compressed(handle, **changed)
-        os.replace(staged, out)
-    return out
-
-
-def _same_tensors(path: Path, tensors: dict[str, np.ndarray]) -> bool:
-    """Whether the .npz file `path` exists and holds exactly `tensors`."""
-    if not path.is_file():
-        return False
-    with np.load(path, allow_pickle=False) as stored:
-        return set(stored.files) == set(tensors) and all(
-            np.array_equal(stored[name], value) and stored[name].dtype == value.dtype
-            for name, value in tensors.items()
-        )
-
-
-def graph_differences(base: Path, other: Path) -> dict[str, np.ndarray]:
-    """The initialisers of the ONNX model `other` whose values differ from `base`'s, by name.
-
-    Raises:
-        EncoderLoadError: the two graphs differ in more than initialiser values (nodes, names, shapes, types).
-    """
+def check_fits(onnx_path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """Raise EncoderLoadError unless every tensor in `tensors` replaces one of the graph's of the same shape
+    and type (ONNX Runtime ignores a tensor whose name the graph lacks). Needs the train extra (onnx)."""
     import onnx
-    from onnx import numpy_helper
 
-    first, second = onnx.load(str(base)), onnx.load(str(other))
-    if [node.SerializeToString() for node in first.graph.node] != [
-        node.SerializeToString() for node in second.graph.node
-    ]:
-        raise EncoderLoadError(f"{other} and {base} are not the same graph: their nodes differ")
-    ours = {tensor.name: numpy_helper.to_array(tensor) for tensor in first.graph.initializer}
-    theirs = {tensor.name: numpy_helper.to_array(tensor) for tensor in second.graph.initializer}
-    if ours.keys() != theirs.keys():
-        raise EncoderLoadError(f"{other} and {base} are not the same graph: their tensors' names differ")
-    changed = {}
-    for name, value in theirs.items():
-        if value.shape != ours[name].shape or value.dtype != ours[name].dtype:
-            raise EncoderLoadError(
-                f"{other} and {base} are not the same graph: tensor {name}'s shape differs"
-            )
-        if not np.array_equal(value, ours[name]):
-            changed[name] = value
-    return changed
+    graph = {t.name: t for t in onnx.load(str(onnx_path), load_external_data=False).graph.initializer}
+    for name, value in tensors.items():
+        known = graph.get(name)
+        if known is None or tuple(known.dims) != value.shape:
+            raise EncoderLoadError(f"the fine-tuned tensor {name} {value.shape} has no place in {onnx_path}")
+        if onnx.helper.tensor_dtype_to_np_dtype(known.data_type) != value.dtype:
+            raise EncoderLoadError(f"the fine-tuned tensor {name} is {value.dtype}, not the graph's type")
+
+
+def quantise_8bit(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A linear layer's weight (out x in, float) as MatMulNBits stores it with 8 bits in blocks of 32: codes
+    (out, in / 32, 32) uint8 and scales (out, in / 32) float32. The quantiser's rule, reproduced bit for bit
+    (in float32): a block's scale is its value of largest magnitude (the smaller one on a tie) over -128, and
+    a code is floor(w * (1 / scale) + 128.5), clipped to 0..255."""
+    blocks = np.asarray(weight, dtype=np.float32).reshape(weight.shape[0], -1, BLOCK_SIZE)
+    low, high = blocks.min(axis=2), blocks.max(axis=2)
+    extreme = np.where(np.abs(low) >= np.abs(high), low, high)
+    scales = (extreme / np.float32(-128.0)).astype(np.float32)
+    inverse = (np.float32(1.0) / np.where(scales == 0, np.float32(1.0), scales)).astype(np.float32)
+    inverse = np.where(scales == 0, np.float32(0.0), inverse)
+    codes = np.floor((blocks * inverse[..., None]).astype(np.float32) + np.float32(128.5))
+    return np.clip(codes, 0, 255).astype(np.uint8), scales
+
+
+def fine_tuned_tensors(path: Path) -> dict[str, np.ndarray]:
+    """The shipped graph's tensors that the fine-tuned layers in the safetensors file `path` replace, by name:
+    each weight matrix quantised (`quantise_8bit`), the others (biases, layer norms) as float32.
+
+    Raises:
+        EncoderLoadError: the file is not a safetensors file of float tensors.
+    """
+    tensors = {}
+    for name, value in _read_safetensors(path).items():
+        if value.ndim == 2:
+            codes, scales = quantise_8bit(value)
+            tensors[f"{GRAPH_PREFIX}{name}_Q{WEIGHT_BITS}"] = codes
+            tensors[f"{GRAPH_PREFIX}{name}_scales"] = scales
+        else:
+            tensors[f"{GRAPH_PREFIX}{name}"] = value.astype(np.float32)
+    return tensors
+
+
+_SAFETENSORS_TYPES = {"F16": np.float16, "F32": np.float32, "BF16": None}
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """A safetensors file's tensors, read with numpy (the format: an 8-byte header length, a JSON header
+    naming each tensor's type, shape and byte range, then the bytes)."""
+    import json
+
+    try:
+        data = Path(path).read_bytes()
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        tensors = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            kind = _SAFETENSORS_TYPES.get(entry["dtype"])
+            if kind is None:
+                raise ValueError(f"tensor {name} is {entry['dtype']}")
+            start, end = entry["data_offsets"]
+            raw = data[8 + size + start : 8 + size + end]
+            tensors[name] = np.frombuffer(raw, dtype=kind).reshape(entry["shape"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EncoderLoadError(f"cannot read the fine-tuned layers {path}: {error}") from error
+    return tensors
 
 
 def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precision: str = "fp32") -> Path:
@@ -271,8 +288,9 @@ def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precisio
     return onnx_path
 
 
-def _quantise(fp32: Path, out: Path) -> None:
-    """Write `fp32`'s model to `out` with every constant weight matrix in 8-bit blocks (see the module)."""
+def _quantise(fp32: Path, out: Path, matrices: dict[str, np.ndarray]) -> None:
+    """Write `fp32`'s model to `out` with every constant weight matrix in 8-bit blocks (see the module), its
+    tensors named after the weight in `matrices` (the model's 2-D weights by name) they hold."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -286,8 +304,10 @@ def _quantise(fp32: Path, out: Path) -> None:
         bits=WEIGHT_BITS,
         op_types_to_quantize=("MatMul",),
     )
+    model = onnx.load(str(fp32))
+    _name_weights(model, matrices)
     quantizer = MatMulNBitsQuantizer(
-        onnx.load(str(fp32)),
+        model,
         bits=WEIGHT_BITS,
         block_size=BLOCK_SIZE,
         is_symmetric=True,
@@ -301,6 +321,29 @@ def _quantise(fp32: Path, out: Path) -> None:
     model = quantizer.model.model
     _quantise_word_vectors(model)
     onnx.save_model(model, str(out))
+
+
+def _name_weights(model, matrices: dict[str, np.ndarray]) -> None:
+    """Rename the exporter's anonymous MatMul weights (`onnx::MatMul_940`, a linear weight transposed) after
+    the weight they hold (`bert.encoder.layer.3.attention.self.query.weight`), in the graph's nodes too."""
+    from onnx import numpy_helper
+
+    by_shape: dict[tuple, list[str]] = {}
+    for name, value in matrices.items():
+        by_shape.setdefault(value.T.shape, []).append(name)
+    renamed = {}
+    for tensor in model.graph.initializer:
+        if not tensor.name.startswith("onnx::MatMul"):
+            continue
+        value = numpy_helper.to_array(tensor)
+        match = [n for n in by_shape.get(value.shape, []) if np.array_equal(matrices[n].T, value)]
+        if len(match) == 1:
+            renamed[tensor.name] = GRAPH_PREFIX + match[0]
+            tensor.name = renamed[tensor.name]
+    for node in model.graph.node:
+        for position, name in enumerate(node.input):
+            if name in renamed:
+                node.input[position] = renamed[name]
 
 
 def _quantise_word_vectors(model) -> None:
@@ -379,8 +422,9 @@ class OnnxSentenceEncoder:
             threads: ONNX Runtime intra-op threads; None lets it use one per core.
             max_length: word pieces kept per text; longer texts are truncated.
             precision: "int8" (the shipped model) or "fp32" (same numbers as the torch reference).
-            variant: for "int8", "default" (the shipped graph as it is) or "permissive" (its fine-tuned
-                tensors replaced by `ORIGINAL_LAYERS`); "fp32" exports the weights in `model_path`.
+            variant: for "int8", "default" (the shipped graph with `FINE_TUNED_LAYERS` in place) or
+                "permissive" (the shipped graph as it is: the original weights); "fp32" exports the weights
+                in `model_path`.
 
         Raises:
             EncoderLoadError: a model file is missing or unreadable, or the fp32 export fails.
@@ -390,20 +434,16 @@ class OnnxSentenceEncoder:
         overrides = None
         if precision == "int8":
             onnx_path, tokenizer_path = SHIPPED_MODEL, SHIPPED_TOKENIZER
-            needed = (onnx_path, tokenizer_path, *([ORIGINAL_LAYERS] if variant == "permissive" else []))
-            for path in needed:
+            for path in (onnx_path, tokenizer_path):
                 if not path.is_file():
                     raise EncoderLoadError(
                         f"the shipped encoder file {path} is missing; rebuild it with `socialbot intents "
                         "export-onnx` (needs pip install 'socialbot[train]')"
                     )
             name = f"all-MiniLM-L6-v2:onnx-{_recipe(precision)}:{_file_digest(onnx_path)[:12]}"
-            if variant == "permissive":
-                # Named by the overriding tensors alone: with them in place the shipped graph is the original
-                # model whatever fine-tuned model it ships (a re-ship writes them again), so the vectors, and
-                # the caches and heads keyed on this name, outlive a new default encoder.
-                overrides = ORIGINAL_LAYERS
-                name = f"all-MiniLM-L6-v2:onnx-{_recipe(precision)}:original-{_file_digest(overrides)[:12]}"
+            if variant == "default" and FINE_TUNED_LAYERS.is_file():
+                overrides = fine_tuned_tensors(FINE_TUNED_LAYERS)
+                name += f":fine-tuned-{_file_digest(FINE_TUNED_LAYERS)[:12]}"
         else:
             if cache_dir is None:
                 raise EncoderLoadError("the onnx-fp32 encoder needs a cache folder for the exported model")
@@ -424,10 +464,10 @@ class OnnxSentenceEncoder:
         name: str,
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
-        overrides: Path | None = None,
+        overrides: dict[str, np.ndarray] | None = None,
     ) -> OnnxSentenceEncoder:
         """An encoder over one exported model file and its tokenizer file (what `load` finds for a precision),
-        with the tensors in the .npz file `overrides` in place of the graph's of the same names.
+        with the tensors in `overrides` in place of the graph's of the same names.
 
         Raises:
             EncoderLoadError: a file is unreadable or not a model.
@@ -447,18 +487,15 @@ class OnnxSentenceEncoder:
         # ONNX Runtime reads the overriding tensors' memory, without copying it, while the session lives.
         kept = []
         try:
-            if overrides is not None:
-                with np.load(overrides, allow_pickle=False) as tensors:
-                    for tensor_name in tensors.files:
-                        kept.append(onnxruntime.OrtValue.ortvalue_from_numpy(tensors[tensor_name]))
-                        options.add_initializer(tensor_name, kept[-1])
+            for tensor_name, value in (overrides or {}).items():
+                kept.append(onnxruntime.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value)))
+                options.add_initializer(tensor_name, kept[-1])
             session = onnxruntime.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
             )
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
         except Exception as error:  # onnxruntime raises its own untyped errors for a corrupt file
-            also = f" with the tensors of {overrides}" if overrides is not None else ""
-            raise EncoderLoadError(f"cannot load the ONNX encoder {onnx_path}{also}: {error}") from error
+            raise EncoderLoadError(f"cannot load the ONNX encoder {onnx_path}: {error}") from error
         tokenizer.enable_truncation(max_length=max_length)
         tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         dim = int(session.get_outputs()[0].shape[-1])

@@ -1,8 +1,8 @@
-"""The permissive model variant (`[intents] variant = "permissive"`, issue 17 item 6): the original
-all-MiniLM-L6-v2 run as the shipped graph with its fine-tuned tensors overridden, heads trained on
-permissively licensed rows only, and everything model-dependent (heads, their learning-loop versions, the
-answer threshold, idea grouping, caches) following the one setting. The worker on it without torch is in
-test_encoder_onnx.py.
+"""The model variants (`[intents] variant`, issue 17 item 6): one shipped graph, the original
+all-MiniLM-L6-v2 (the permissive variant, with heads trained on permissively licensed rows only), with the
+fine-tuned layers put in place at load for the default one; and everything model-dependent (heads, their
+learning-loop versions, the answer threshold, idea grouping, caches) following the one setting. The worker
+on either without torch is in test_encoder_onnx.py.
 """
 
 from __future__ import annotations
@@ -17,15 +17,22 @@ from bot.crm.ideas import IDEA_SIMILARITIES
 from bot.runtime.analysis import current_answer_threshold, head_versions, load_models
 from bot.runtime.settings import IntentsSettings, SettingsError, load_settings
 from intents.corpus import OWN_LICENSE, PERMISSIVE_LICENSES, own_examples
-from intents.encoder import VARIANTS, EncoderLoadError, load_encoder, reference_model_path
+from intents.encoder import (
+    FINE_TUNED_LAYERS,
+    VARIANTS,
+    EncoderLoadError,
+    load_encoder,
+    reference_model_path,
+)
 from intents.onnx_encoder import (
-    ORIGINAL_LAYERS,
+    SHIPPED_DIR,
     SHIPPED_MODEL,
     SHIPPED_TOKENIZER,
     OnnxSentenceEncoder,
-    _same_tensors,
+    check_fits,
     export_onnx_model,
-    graph_differences,
+    fine_tuned_tensors,
+    quantise_8bit,
 )
 from intents.understand import SHIPPED_HEADS_DIR, Understander, shipped_heads_dir
 from knowledge import ANSWER_THRESHOLDS
@@ -45,35 +52,42 @@ def test_every_model_dependent_fact_has_a_value_for_each_variant() -> None:
         assert (shipped_heads_dir(variant) / "intent.npz").is_file()
 
 
-def test_the_override_computes_the_original_models_int8_export(
-    tmp_path: Path, permissive: OnnxSentenceEncoder
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_computes_its_weights_exported_with_the_shipped_recipe(
+    tmp_path: Path, variant: str
 ) -> None:
-    """The shipped graph with `ORIGINAL_LAYERS` in place is the original weights exported with the shipped
-    recipe: the same vectors, bit for bit (rebuild the file with `socialbot intents export-onnx --precision
-    int8`, which a re-ship runs)."""
-    original = export_onnx_model(tmp_path / "original.onnx", reference_model_path("permissive"))
-    direct = OnnxSentenceEncoder.from_files(original, SHIPPED_TOKENIZER, name="original")
-    np.testing.assert_allclose(permissive.encode(TEXTS), direct.encode(TEXTS), rtol=0, atol=1e-6)
-    # What export_original_layers (run by every re-ship) would write is the shipped file, which it then keeps.
-    assert _same_tensors(ORIGINAL_LAYERS, graph_differences(SHIPPED_MODEL, original))
+    """The shipped graph is the original weights' export (the permissive variant as it is); with the
+    fine-tuned layers quantised at load in place (the default variant) it computes the fine-tuned reference's
+    export: the same vectors, bit for bit."""
+    exported = export_onnx_model(tmp_path / f"{variant}.onnx", reference_model_path(variant))
+    direct = OnnxSentenceEncoder.from_files(exported, SHIPPED_TOKENIZER, name=variant)
+    encoder = load_encoder(variant=variant)
+    np.testing.assert_allclose(encoder.encode(TEXTS), direct.encode(TEXTS), rtol=0, atol=1e-6)
 
 
-def test_the_override_file_names_tensors_of_the_shipped_graph_with_their_shapes() -> None:
-    onnx = pytest.importorskip("onnx")
-    from onnx import numpy_helper
+def test_the_fine_tuned_layers_fit_the_shipped_graph() -> None:
+    tensors = fine_tuned_tensors(FINE_TUNED_LAYERS)
+    check_fits(SHIPPED_MODEL, tensors)  # every name and shape is the graph's (ONNX Runtime ignores others)
+    assert any(name.endswith("_Q8") for name in tensors) and any(name.endswith(".bias") for name in tensors)
 
-    graph = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(SHIPPED_MODEL)).graph.initializer}
-    with np.load(ORIGINAL_LAYERS, allow_pickle=False) as tensors:
-        assert tensors.files, "no tensor to override"
-        for name in tensors.files:
-            assert name in graph, f"{name} is not a tensor of {SHIPPED_MODEL.name}"
-            assert (tensors[name].shape, tensors[name].dtype) == (graph[name].shape, graph[name].dtype), name
-    assert ORIGINAL_LAYERS.stat().st_size < 8e6  # the upper layers only, not a second model
+
+def test_the_8_bit_rule_on_ties_and_zero_blocks() -> None:
+    weight = np.zeros((2, 64), dtype=np.float32)
+    weight[0, :32] = np.linspace(-1.0, 1.0, 32)  # -1 and 1: a tie, the smaller one sets the scale
+    codes, scales = quantise_8bit(weight)
+    assert codes.shape == (2, 2, 32) and scales.shape == (2, 2)
+    assert scales[0, 0] == np.float32(1 / 128) and codes[0, 0, 0] == 0 and codes[0, 0, -1] == 255
+    assert scales[1].tolist() == [0.0, 0.0] and (codes[1] == 128).all()
+
+
+def test_the_shipped_model_files_fit_the_40_mb_budget() -> None:
+    files = [*SHIPPED_DIR.iterdir(), *SHIPPED_HEADS_DIR.rglob("*.npz")]
+    assert sum(f.stat().st_size for f in files if f.is_file()) <= 40e6
 
 
 def test_the_variants_have_their_own_names_and_vectors(permissive: OnnxSentenceEncoder) -> None:
     default = load_encoder()
-    assert permissive.name != default.name and "original-" in permissive.name
+    assert permissive.name != default.name and "fine-tuned-" in default.name
     cosine = (permissive.encode(TEXTS[:20]) * default.encode(TEXTS[:20])).sum(axis=1)
     assert cosine.min() < 0.99  # really another model
 
