@@ -21,6 +21,8 @@ __all__ = [
     "ABUSE_AT_PEOPLE",
     "ABUSE_EXAMPLES",
     "OWN_EXAMPLES",
+    "OWN_LICENSE",
+    "PERMISSIVE_LICENSES",
     "TrainingRows",
     "abuse_at_people",
     "fold_of",
@@ -37,6 +39,8 @@ ABUSE_EXAMPLES = DATA / "brand_abuse_examples.csv"
 # More of the same, with a `kind` and a `split`: `dev` rows never train, they choose the abuse threshold.
 ABUSE_AT_PEOPLE = DATA / "abuse_at_people.csv"
 OWN_LICENSE = "Apache-2.0 (written for this project)"
+# The public data sets' licences a permissive-only training mix (the permissive variant's) may use.
+PERMISSIVE_LICENSES = ("CC BY 4.0", "CC BY 3.0", "CDLA-Sharing-1.0")
 # Hand-written brand posts are few but exactly our domain: each counts as this many scraped rows.
 OWN_WEIGHT = 3.0
 # The written abuse rows are the definition itself; the relabelled TweetEval rows are mostly political
@@ -144,10 +148,8 @@ def training_rows(
                 continue
             rows.add(items.name, items.license, [text], [mapped], weight)
 
-    permissive = ("CC BY 4.0", "CC BY 3.0", "CDLA-Sharing-1.0")
-
     def allowed(items: public_data.LabelledSet) -> bool:
-        return not permissive_only or items.license in permissive
+        return not permissive_only or items.license in PERMISSIVE_LICENSES
 
     if head == "intent":
         rows.add("own", OWN_LICENSE, [r["text"] for r in own], [r["intent"] for r in own], OWN_WEIGHT)

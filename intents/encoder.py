@@ -20,14 +20,17 @@ import numpy as np
 __all__ = [
     "BACKENDS",
     "FINE_TUNED_LAYERS",
+    "VARIANTS",
     "Encoder",
     "EncoderLoadError",
     "SentenceEncoder",
     "apply_fine_tuned_layers",
     "cache_root",
+    "check_variant",
     "default_model_path",
     "load_encoder",
     "onnx_precision",
+    "reference_model_path",
     "starting_model_path",
 ]
 
@@ -38,6 +41,11 @@ DEFAULT_MAX_LENGTH = 256
 # "torch" is the reference; "onnx" is the 8-bit ONNX Runtime export of the same weights (onnx_encoder.py);
 # "onnx-fp32" is that export without quantisation: the reference's numbers, a little slower than "onnx".
 BACKENDS = ("torch", "onnx", "onnx-fp32")
+
+# The model variants (`[intents] variant`): "default", the encoder fine-tuned on data that includes
+# non-commercial and unlicensed sets, and "permissive", the original all-MiniLM-L6-v2 (Apache-2.0) with heads
+# trained on permissively licensed rows only (intents/MODEL_CARD.md, "Variants").
+VARIANTS = ("default", "permissive")
 
 
 class EncoderLoadError(RuntimeError):
@@ -90,6 +98,27 @@ def default_model_path() -> Path:
     return folder
 
 
+def check_variant(variant: str) -> str:
+    """`variant` if it is one of `VARIANTS`.
+
+    Raises:
+        EncoderLoadError: it is not.
+    """
+    if variant not in VARIANTS:
+        raise EncoderLoadError(f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return variant
+
+
+def reference_model_path(variant: str = "default") -> Path:
+    """The reference weights of a variant: the fine-tuned ones (`default_model_path`) or, for "permissive",
+    the packaged original ones (`starting_model_path`).
+
+    Raises:
+        EncoderLoadError: unknown variant, or the weights package is not installed.
+    """
+    return default_model_path() if check_variant(variant) == "default" else starting_model_path()
+
+
 def apply_fine_tuned_layers(start: Path, layers: Path, out: Path) -> None:
     """Write `out`: the weights in `start` with the tensors in `layers` replacing theirs (the other files
     copied), atomically (a folder renamed into place)."""
@@ -137,26 +166,38 @@ def onnx_precision(backend: str) -> str | None:
 
 
 def load_encoder(
-    backend: str = "onnx", *, cache_dir: Path | None = None, threads: int | None = None
+    backend: str = "onnx",
+    *,
+    variant: str = "default",
+    cache_dir: Path | None = None,
+    threads: int | None = None,
 ) -> Encoder:
     """Load the sentence encoder with the chosen backend.
 
     Args:
         backend: "onnx" (the shipped int8 model: what the product runs), "onnx-fp32" (exported once into
             `cache_dir`) or "torch" (the reference); the last two need the train extra (torch).
+        variant: "default" (the fine-tuned encoder) or "permissive" (the original weights; see `VARIANTS`).
         cache_dir: folder for the exported fp32 model; needed for "onnx-fp32" only.
         threads: CPU threads for one encoding call; None = the runtime's default (one per core).
 
     Raises:
-        EncoderLoadError: unknown backend, missing cache folder, or the model cannot be loaded.
+        EncoderLoadError: unknown backend or variant, missing cache folder, or the model cannot be loaded.
     """
+    check_variant(variant)
     if backend == "torch":
-        return SentenceEncoder.load(threads=threads)
+        return SentenceEncoder.load(reference_model_path(variant), threads=threads)
     precision = onnx_precision(backend)
+    if precision == "int8":
+        from intents.onnx_encoder import OnnxSentenceEncoder
+
+        return OnnxSentenceEncoder.load(threads=threads, variant=variant)
     if precision is not None:
         from intents.onnx_encoder import OnnxSentenceEncoder
 
-        return OnnxSentenceEncoder.load(cache_dir, threads=threads, precision=precision)
+        return OnnxSentenceEncoder.load(
+            cache_dir, model_path=reference_model_path(variant), threads=threads, precision=precision
+        )
     raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

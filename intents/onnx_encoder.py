@@ -14,6 +14,15 @@ Quantisation: every weight matrix to 8 bits in blocks of 32 values with a scale 
 as with torch on only ~97 % of dev messages in every variant measured (intents/MODEL_CARD.md), and a text's
 vector moved with the batch it was encoded in.
 
+The shipped graph is the ORIGINAL all-MiniLM-L6-v2 (Apache-2.0) exported this way: what the permissive
+variant (`[intents] variant = "permissive"`) runs as it is. The default variant is the same graph with the
+layers fine-tuning changed (`intents/model/fine_tuned_layers.safetensors`, float16) put in place of the
+original's when the session is made (`SessionOptions.add_initializer`): their weight matrices quantised here
+in numpy by the export's own rule (`quantise_8bit`, bit for bit what the quantiser writes), their biases and
+layer norms as they are. One graph for both variants, one pass per message, no second model file; the export
+names each weight's tensors after the weight (`bert.<weight>_Q8`, `bert.<weight>_scales`) so the fine-tuned
+tensors find their place by name. tests/test_model_variants.py checks both variants against direct exports.
+
 The "fp32" precision (the reference's numbers) is not shipped: it is exported from the weights into a cache
 folder on first use, so it needs the train extra too.
 """
@@ -34,10 +43,13 @@ import numpy as np
 
 from intents.encoder import (
     DEFAULT_MAX_LENGTH,
+    FINE_TUNED_LAYERS,
     EncoderLoadError,
     _weights_fingerprint,
+    check_variant,
     default_model_path,
     import_training_stack,
+    starting_model_path,
 )
 
 __all__ = [
@@ -46,16 +58,19 @@ __all__ = [
     "SHIPPED_TOKENIZER",
     "OnnxSentenceEncoder",
     "cached_model_path",
+    "check_fits",
     "ensure_exported",
     "export_onnx_model",
     "export_shipped_model",
+    "fine_tuned_tensors",
+    "quantise_8bit",
 ]
 
 log = logging.getLogger(__name__)
 
 # Per precision, the export recipe; bump one when its export or quantisation changes: it is part of the
 # cached file's name and of the encoder's name.
-RECIPES = {"int8": "q8b32-2", "fp32": "fp32-1"}
+RECIPES = {"int8": "q8b32-3", "fp32": "fp32-1"}
 # MatMulNBits quantisation: bits per weight, values per scale, and int8 compute.
 WEIGHT_BITS, BLOCK_SIZE, ACCURACY_LEVEL = 8, 32, 4
 PRECISIONS = tuple(RECIPES)
@@ -66,10 +81,13 @@ OPSET = 17
 # 46-49 msg/s with this cap, 26-38 without).
 MAX_BATCH_TOKENS = 512
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# The int8 encoder the product runs, and its tokenizer: in the package, built by `export_shipped_model`.
+# The int8 graph the product runs (the original weights; the default variant puts `FINE_TUNED_LAYERS` in
+# place at load), and its tokenizer: in the package, built by `export_shipped_model`.
 SHIPPED_DIR = Path(__file__).resolve().parent / "model"
-SHIPPED_MODEL = SHIPPED_DIR / f"minilm-l6-fine-tuned-{RECIPES['int8']}.onnx"
+SHIPPED_MODEL = SHIPPED_DIR / f"minilm-l6-{RECIPES['int8']}.onnx"
 SHIPPED_TOKENIZER = SHIPPED_DIR / "tokenizer.json"
+# The exported graph names a model weight `encoder.layer.3...` as its wrapper's: `bert.encoder.layer.3...`.
+GRAPH_PREFIX = "bert."
 
 
 def _weights_digest(model_path: Path) -> str:
@@ -162,24 +180,103 @@ def export_onnx_model(out: Path, model_path: Path | None = None, *, precision: s
             if precision == "fp32":
                 os.replace(fp32, out)
                 return out
-            _quantise(fp32, int8)
+            matrices = {k: v.detach().numpy() for k, v in model.state_dict().items() if v.ndim == 2}
+            _quantise(fp32, int8, matrices)
         except Exception as error:  # the exporter and quantiser raise many kinds; all mean "no model"
             raise EncoderLoadError(f"exporting the encoder to ONNX failed: {error}") from error
         os.replace(int8, out)
     return out
 
 
-def export_shipped_model(model_path: Path | None = None) -> Path:
-    """Rebuild the shipped int8 encoder and its tokenizer in `intents/model/` from the packaged weights (a
-    maintainers' step: needs the train extra). Returns the model file's path.
+def export_shipped_model() -> Path:
+    """Rebuild the shipped int8 graph and its tokenizer in `intents/model/` from the packaged original
+    weights, and check that the shipped fine-tuned layers fit it (a maintainers' step: needs the train extra).
+    Returns the model file's path.
 
     Raises:
-        EncoderLoadError: the weights cannot be loaded or the export fails.
+        EncoderLoadError: the weights cannot be loaded, the export fails, or a fine-tuned tensor has no place
+            in the graph.
     """
-    model_path = model_path or default_model_path()
-    export_onnx_model(SHIPPED_MODEL, model_path, precision="int8")
-    shutil.copyfile(model_path / "tokenizer.json", SHIPPED_TOKENIZER)
+    original = starting_model_path()
+    export_onnx_model(SHIPPED_MODEL, original, precision="int8")
+    shutil.copyfile(original / "tokenizer.json", SHIPPED_TOKENIZER)
+    if FINE_TUNED_LAYERS.is_file():
+        check_fits(SHIPPED_MODEL, fine_tuned_tensors(FINE_TUNED_LAYERS))
     return SHIPPED_MODEL
+
+
+def check_fits(onnx_path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """Raise EncoderLoadError unless every tensor in `tensors` replaces one of the graph's of the same shape
+    and type (ONNX Runtime ignores a tensor whose name the graph lacks). Needs the train extra (onnx)."""
+    import onnx
+
+    graph = {t.name: t for t in onnx.load(str(onnx_path), load_external_data=False).graph.initializer}
+    for name, value in tensors.items():
+        known = graph.get(name)
+        if known is None or tuple(known.dims) != value.shape:
+            raise EncoderLoadError(f"the fine-tuned tensor {name} {value.shape} has no place in {onnx_path}")
+        if onnx.helper.tensor_dtype_to_np_dtype(known.data_type) != value.dtype:
+            raise EncoderLoadError(f"the fine-tuned tensor {name} is {value.dtype}, not the graph's type")
+
+
+def quantise_8bit(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A linear layer's weight (out x in, float) as MatMulNBits stores it with 8 bits in blocks of 32: codes
+    (out, in / 32, 32) uint8 and scales (out, in / 32) float32. The quantiser's rule, reproduced bit for bit
+    (in float32): a block's scale is its value of largest magnitude (the smaller one on a tie) over -128, and
+    a code is floor(w * (1 / scale) + 128.5), clipped to 0..255."""
+    blocks = np.asarray(weight, dtype=np.float32).reshape(weight.shape[0], -1, BLOCK_SIZE)
+    low, high = blocks.min(axis=2), blocks.max(axis=2)
+    extreme = np.where(np.abs(low) >= np.abs(high), low, high)
+    scales = (extreme / np.float32(-128.0)).astype(np.float32)
+    inverse = (np.float32(1.0) / np.where(scales == 0, np.float32(1.0), scales)).astype(np.float32)
+    inverse = np.where(scales == 0, np.float32(0.0), inverse)
+    codes = np.floor((blocks * inverse[..., None]).astype(np.float32) + np.float32(128.5))
+    return np.clip(codes, 0, 255).astype(np.uint8), scales
+
+
+def fine_tuned_tensors(path: Path) -> dict[str, np.ndarray]:
+    """The shipped graph's tensors that the fine-tuned layers in the safetensors file `path` replace, by name:
+    each weight matrix quantised (`quantise_8bit`), the others (biases, layer norms) as float32.
+
+    Raises:
+        EncoderLoadError: the file is not a safetensors file of float tensors.
+    """
+    tensors = {}
+    for name, value in _read_safetensors(path).items():
+        if value.ndim == 2:
+            codes, scales = quantise_8bit(value)
+            tensors[f"{GRAPH_PREFIX}{name}_Q{WEIGHT_BITS}"] = codes
+            tensors[f"{GRAPH_PREFIX}{name}_scales"] = scales
+        else:
+            tensors[f"{GRAPH_PREFIX}{name}"] = value.astype(np.float32)
+    return tensors
+
+
+_SAFETENSORS_TYPES = {"F16": np.float16, "F32": np.float32, "BF16": None}
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """A safetensors file's tensors, read with numpy (the format: an 8-byte header length, a JSON header
+    naming each tensor's type, shape and byte range, then the bytes)."""
+    import json
+
+    try:
+        data = Path(path).read_bytes()
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        tensors = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            kind = _SAFETENSORS_TYPES.get(entry["dtype"])
+            if kind is None:
+                raise ValueError(f"tensor {name} is {entry['dtype']}")
+            start, end = entry["data_offsets"]
+            raw = data[8 + size + start : 8 + size + end]
+            tensors[name] = np.frombuffer(raw, dtype=kind).reshape(entry["shape"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EncoderLoadError(f"cannot read the fine-tuned layers {path}: {error}") from error
+    return tensors
 
 
 def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precision: str = "fp32") -> Path:
@@ -191,8 +288,9 @@ def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precisio
     return onnx_path
 
 
-def _quantise(fp32: Path, out: Path) -> None:
-    """Write `fp32`'s model to `out` with every constant weight matrix in 8-bit blocks (see the module)."""
+def _quantise(fp32: Path, out: Path, matrices: dict[str, np.ndarray]) -> None:
+    """Write `fp32`'s model to `out` with every constant weight matrix in 8-bit blocks (see the module), its
+    tensors named after the weight in `matrices` (the model's 2-D weights by name) they hold."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -206,8 +304,10 @@ def _quantise(fp32: Path, out: Path) -> None:
         bits=WEIGHT_BITS,
         op_types_to_quantize=("MatMul",),
     )
+    model = onnx.load(str(fp32))
+    _name_weights(model, matrices)
     quantizer = MatMulNBitsQuantizer(
-        onnx.load(str(fp32)),
+        model,
         bits=WEIGHT_BITS,
         block_size=BLOCK_SIZE,
         is_symmetric=True,
@@ -221,6 +321,29 @@ def _quantise(fp32: Path, out: Path) -> None:
     model = quantizer.model.model
     _quantise_word_vectors(model)
     onnx.save_model(model, str(out))
+
+
+def _name_weights(model, matrices: dict[str, np.ndarray]) -> None:
+    """Rename the exporter's anonymous MatMul weights (`onnx::MatMul_940`, a linear weight transposed) after
+    the weight they hold (`bert.encoder.layer.3.attention.self.query.weight`), in the graph's nodes too."""
+    from onnx import numpy_helper
+
+    by_shape: dict[tuple, list[str]] = {}
+    for name, value in matrices.items():
+        by_shape.setdefault(value.T.shape, []).append(name)
+    renamed = {}
+    for tensor in model.graph.initializer:
+        if not tensor.name.startswith("onnx::MatMul"):
+            continue
+        value = numpy_helper.to_array(tensor)
+        match = [n for n in by_shape.get(value.shape, []) if np.array_equal(matrices[n].T, value)]
+        if len(match) == 1:
+            renamed[tensor.name] = GRAPH_PREFIX + match[0]
+            tensor.name = renamed[tensor.name]
+    for node in model.graph.node:
+        for position, name in enumerate(node.input):
+            if name in renamed:
+                node.input[position] = renamed[name]
 
 
 def _quantise_word_vectors(model) -> None:
@@ -276,6 +399,7 @@ class OnnxSentenceEncoder:
         self._session = session
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
+        self._overrides: list = []
         self.name = name
         self.dim = dim
 
@@ -288,6 +412,7 @@ class OnnxSentenceEncoder:
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
         precision: str = "int8",
+        variant: str = "default",
     ) -> OnnxSentenceEncoder:
         """Load the shipped int8 encoder, or the fp32 export from `cache_dir` (exporting it first if needed).
 
@@ -297,11 +422,16 @@ class OnnxSentenceEncoder:
             threads: ONNX Runtime intra-op threads; None lets it use one per core.
             max_length: word pieces kept per text; longer texts are truncated.
             precision: "int8" (the shipped model) or "fp32" (same numbers as the torch reference).
+            variant: for "int8", "default" (the shipped graph with `FINE_TUNED_LAYERS` in place) or
+                "permissive" (the shipped graph as it is: the original weights); "fp32" exports the weights
+                in `model_path`.
 
         Raises:
             EncoderLoadError: a model file is missing or unreadable, or the fp32 export fails.
         """
         _recipe(precision)
+        check_variant(variant)
+        overrides = None
         if precision == "int8":
             onnx_path, tokenizer_path = SHIPPED_MODEL, SHIPPED_TOKENIZER
             for path in (onnx_path, tokenizer_path):
@@ -311,6 +441,9 @@ class OnnxSentenceEncoder:
                         "export-onnx` (needs pip install 'socialbot[train]')"
                     )
             name = f"all-MiniLM-L6-v2:onnx-{_recipe(precision)}:{_file_digest(onnx_path)[:12]}"
+            if variant == "default" and FINE_TUNED_LAYERS.is_file():
+                overrides = fine_tuned_tensors(FINE_TUNED_LAYERS)
+                name += f":fine-tuned-{_file_digest(FINE_TUNED_LAYERS)[:12]}"
         else:
             if cache_dir is None:
                 raise EncoderLoadError("the onnx-fp32 encoder needs a cache folder for the exported model")
@@ -318,7 +451,9 @@ class OnnxSentenceEncoder:
             onnx_path = ensure_exported(cache_dir, model_path, precision=precision)
             tokenizer_path = model_path / "tokenizer.json"
             name = f"{_weights_fingerprint(model_path)}:onnx-{_recipe(precision)}"
-        return cls.from_files(onnx_path, tokenizer_path, name=name, threads=threads, max_length=max_length)
+        return cls.from_files(
+            onnx_path, tokenizer_path, name=name, threads=threads, max_length=max_length, overrides=overrides
+        )
 
     @classmethod
     def from_files(
@@ -329,8 +464,10 @@ class OnnxSentenceEncoder:
         name: str,
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        overrides: dict[str, np.ndarray] | None = None,
     ) -> OnnxSentenceEncoder:
-        """An encoder over one exported model file and its tokenizer file (what `load` finds for a precision).
+        """An encoder over one exported model file and its tokenizer file (what `load` finds for a precision),
+        with the tensors in `overrides` in place of the graph's of the same names.
 
         Raises:
             EncoderLoadError: a file is unreadable or not a model.
@@ -347,7 +484,12 @@ class OnnxSentenceEncoder:
         # worker's batches vary in size; single-message latency is the same either way.
         options.enable_cpu_mem_arena = False
         options.enable_mem_pattern = False
+        # ONNX Runtime reads the overriding tensors' memory, without copying it, while the session lives.
+        kept = []
         try:
+            for tensor_name, value in (overrides or {}).items():
+                kept.append(onnxruntime.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value)))
+                options.add_initializer(tensor_name, kept[-1])
             session = onnxruntime.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
             )
@@ -357,7 +499,9 @@ class OnnxSentenceEncoder:
         tokenizer.enable_truncation(max_length=max_length)
         tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         dim = int(session.get_outputs()[0].shape[-1])
-        return cls(session, tokenizer, name=name, dim=dim)
+        encoder = cls(session, tokenizer, name=name, dim=dim)
+        encoder._overrides = kept
+        return encoder
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """Return an array of shape (len(texts), dim), float32, one unit-length row per text.

@@ -59,18 +59,26 @@ def _with_intent(understander: Understander, head) -> Understander:
     return Understander(head, understander.sentiment_head, understander.abusive_head)
 
 
-def _head_without_held_out_fold(name: str, data_set: str, encoder):
-    """The shipped `name` head's recipe and mix, trained without `data_set`'s held-out fold."""
-    rows = training_rows(name, exclude={data_set: lambda t, lab, g: fold_of(t) == HELD_OUT_FOLD})
+def _head_without_held_out_fold(name: str, data_set: str, encoder, permissive_only: bool = False):
+    """The shipped `name` head's recipe and mix (the permissive variant's with `permissive_only`), trained
+    without `data_set`'s held-out fold."""
+    rows = training_rows(
+        name,
+        exclude={data_set: lambda t, lab, g: fold_of(t) == HELD_OUT_FOLD},
+        permissive_only=permissive_only,
+    )
     embeddings = embed_cached(encoder, rows.texts)
     return train_head(RECIPES[name], rows.texts, rows.labels, embeddings, sample_weight=rows.weights)
 
 
-def complaint_figures(encoder, understander: Understander, log: Callable = print) -> list[Figure]:
+def complaint_figures(
+    encoder, understander: Understander, log: Callable = print, *, permissive_only: bool = False
+) -> list[Figure]:
     """Complaint vs rest on the held-out fold of twitter_complaints (`corpus.HELD_OUT_FOLD`, a fifth no
-    encoder training sees): the intent head is retrained without that fold, then scores it."""
+    encoder training sees): the intent head is retrained without that fold (on permissively licensed rows
+    only with `permissive_only`, as the permissive variant's), then scores it."""
     data = public_data.complaints().subset(lambda t, lab, g: fold_of(t) == HELD_OUT_FOLD)
-    head = _head_without_held_out_fold("intent", data.name, encoder)
+    head = _head_without_held_out_fold("intent", data.name, encoder, permissive_only)
     results = _with_intent(understander, head).understand_batch(data.texts, embed_cached(encoder, data.texts))
     log("  complaint fold scored")
     predicted = np.array([r.intent == "complaint" for r in results])
@@ -183,9 +191,12 @@ def abusive_figures(encoder, understander: Understander) -> list[Figure]:
     ]
 
 
-def sentiment_figures(encoder, understander: Understander, log: Callable = print) -> list[Figure]:
+def sentiment_figures(
+    encoder, understander: Understander, log: Callable = print, *, permissive_only: bool = False
+) -> list[Figure]:
     """Sentiment macro-F1 of the shipped head on TweetEval sentiment val (2,000 rows it never trained on),
-    and on airline tweets k-fold cross-validated (they train the shipped head)."""
+    and on airline tweets k-fold cross-validated (they train the default head; `permissive_only`: the head
+    is retrained on permissively licensed rows, as the permissive variant's)."""
     tweeteval = public_data.tweeteval_sentiment().subset(lambda t, lab, g: g == "val")
     vectors = embed_cached(encoder, tweeteval.texts)
     report = evaluate(
@@ -206,7 +217,7 @@ def sentiment_figures(encoder, understander: Understander, log: Callable = print
     ]
     # Airline tweets train the shipped head: the head is retrained without the held-out fold to score it.
     data = public_data.airline_sentiment().subset(lambda t, lab, g: fold_of(t) == HELD_OUT_FOLD)
-    head = _head_without_held_out_fold("sentiment", data.name, encoder)
+    head = _head_without_held_out_fold("sentiment", data.name, encoder, permissive_only)
     probabilities = head.probabilities(data.texts, embed_cached(encoder, data.texts))
     predicted = [head.labels[int(np.argmax(row))] for row in probabilities]
     log(f"  sentiment {data.name} fold scored")

@@ -564,9 +564,10 @@ def save_weights(bert, start_path: Path, out: Path, config: TrainConfig, corpus,
 
 def ship(weights: Path, log: Log = _stderr) -> Path:
     """Make the trained weights in `weights` the product's encoder: the tensors fine-tuning changed go to
-    `intents/model/fine_tuned_layers.safetensors` (float16), and the shipped int8 model is exported from the
-    packaged weights with them in place. Returns the shipped model's path. The heads must then be retrained on
-    its vectors (`scripts/train_intents.py`)."""
+    `intents/model/fine_tuned_layers.safetensors` (float16), which the default variant puts in place in the
+    shipped int8 graph of the original weights at load (intents/onnx_encoder.py); the graph is exported again
+    and checked to take them. Returns the shipped graph's path. The default heads must then be retrained on
+    the new vectors (`scripts/train_intents.py`); the permissive variant does not change."""
     from safetensors.numpy import load_file, save_file
 
     from intents.onnx_encoder import export_shipped_model

@@ -17,12 +17,20 @@ __all__ = [
     "SHIPPED_HEADS_DIR",
     "Understander",
     "Understanding",
+    "shipped_heads_dir",
 ]
 
 INTENTS = ("complaint", "question", "recommendation", "praise", "other")
 SENTIMENTS = ("negative", "neutral", "positive")
 HEAD_NAMES = ("intent", "sentiment", "abusive")
 SHIPPED_HEADS_DIR = Path(__file__).parent / "heads"
+
+
+def shipped_heads_dir(variant: str = "default") -> Path:
+    """The heads shipped for a model variant (intents.encoder.VARIANTS): `SHIPPED_HEADS_DIR` for the default
+    one, its subfolder named after the variant for the others."""
+    return SHIPPED_HEADS_DIR if variant == "default" else SHIPPED_HEADS_DIR / variant
+
 
 # Texts longer than this are cut before n-gram features are computed; the encoder truncates on its own
 # (256 word pieces), so nothing past this point could change the answer much.
@@ -75,14 +83,14 @@ class Understander:
         self.abusive_head = abusive
 
     @classmethod
-    def load(cls, heads_dir: Path | None = None) -> Understander:
+    def load(cls, heads_dir: Path | None = None, *, variant: str = "default") -> Understander:
         """Load `intent.npz`, `sentiment.npz` and `abusive.npz` from `heads_dir` (default: the shipped heads).
 
         Raises:
             HeadFileError: a head file is missing or corrupt (the message names it).
             HeadsError: a head does not have the labels this package expects.
         """
-        folder = Path(heads_dir) if heads_dir is not None else SHIPPED_HEADS_DIR
+        folder = Path(heads_dir) if heads_dir is not None else shipped_heads_dir(variant)
         if not folder.is_dir():
             raise HeadFileError(f"heads folder not found: {folder}")
         heads = [Head.load(folder / f"{name}.npz") for name in HEAD_NAMES]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from intents.heads import Head, HeadsError
-from intents.understand import HEAD_NAMES, SHIPPED_HEADS_DIR
+from intents.understand import HEAD_NAMES, shipped_heads_dir
 
 __all__ = ["SHIPPED", "HeadVersionError", "HeadVersions"]
 
@@ -33,9 +33,11 @@ class HeadVersionError(HeadsError):
 
 @dataclass(frozen=True)
 class HeadVersions:
-    """The installed versions of the heads under `root`."""
+    """The installed versions of the heads under `root`, on top of the heads shipped for `variant` (a model
+    variant, intents.encoder.VARIANTS: each variant's versions have their own root)."""
 
     root: Path
+    variant: str = "default"
 
     def versions(self) -> list[str]:
         """The installed versions, oldest first (without "shipped", which is always there)."""
@@ -56,7 +58,7 @@ class HeadVersions:
             HeadVersionError: no such version is installed.
         """
         if version == SHIPPED:
-            return SHIPPED_HEADS_DIR
+            return shipped_heads_dir(self.variant)
         if version not in self.versions():
             known = ", ".join([SHIPPED, *self.versions()])
             raise HeadVersionError(f"no heads version {version!r} in {self.root} (installed: {known})")

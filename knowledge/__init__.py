@@ -14,7 +14,14 @@ from knowledge._articles import (
     parse_article,
     scan_articles,
 )
-from knowledge._base import DEFAULT_THRESHOLD, MIN_PROBABILITY, Answer, BatchScores, KnowledgeBase
+from knowledge._base import (
+    ANSWER_THRESHOLDS,
+    DEFAULT_THRESHOLD,
+    MIN_PROBABILITY,
+    Answer,
+    BatchScores,
+    KnowledgeBase,
+)
 from knowledge._encoder import TextEncoder
 from knowledge._evaluation import Evaluation, ThresholdPoint, evaluate, threshold_curve
 from knowledge._reply import CHAT_REPLY_LIMIT, X_REPLY_LIMIT, format_reply, x_length
@@ -22,6 +29,7 @@ from knowledge._reply import CHAT_REPLY_LIMIT, X_REPLY_LIMIT, format_reply, x_le
 __all__ = [
     "CHANNELS",
     "CHAT_REPLY_LIMIT",
+    "ANSWER_THRESHOLDS",
     "DEFAULT_THRESHOLD",
     "MIN_PROBABILITY",
     "X_REPLY_LIMIT",

@@ -22,6 +22,7 @@ from knowledge._scorer import SoftmaxScorer, train_softmax
 
 __all__ = [
     "BatchScores",
+    "ANSWER_THRESHOLDS",
     "DEFAULT_THRESHOLD",
     "INDEX_VERSION",
     "MIN_PROBABILITY",
@@ -42,6 +43,12 @@ France?" (0.46) get an article. 0.50 declines those two and, on CLINC150's repor
 in-scope questions correctly and declines 82 % of out-of-scope ones. The learning loop recalibrates it per
 brand from staff's right / wrong marks.
 """
+
+ANSWER_THRESHOLDS = {"default": DEFAULT_THRESHOLD, "permissive": 0.45}
+"""The answer threshold by model variant (`[intents] variant`; intents.encoder.VARIANTS): each encoder scores
+on its own scale. "permissive" runs the original all-MiniLM-L6-v2, for which the rule on CLINC150's
+calibration half picks 0.45 (`python scripts/eval_knowledge.py --variant permissive`; on the reported half
+0.952 of in-scope questions answered correctly, 0.83 of out-of-scope ones declined)."""
 
 MIN_PROBABILITY = 0.2
 """Below this scorer probability the question sits between articles: decline rather than guess."""

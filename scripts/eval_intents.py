@@ -1,7 +1,7 @@
 """Print every quality figure of issue 4 on the dev splits of ../shared/datasets.
 
     python scripts/eval_intents.py [--heads DIR] [--only complaint,recommendation,abusive,sentiment] [--json]
-                                   [--backend torch|onnx|onnx-fp32]
+                                   [--backend torch|onnx|onnx-fp32] [--variant default|permissive]
 
 Cross-validated figures retrain heads per fold (a few minutes on 2 cores with cached embeddings).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from intents.encoder import BACKENDS, cache_root, load_encoder  # noqa: E402
+from intents.encoder import BACKENDS, VARIANTS, cache_root, load_encoder  # noqa: E402
 from intents.quality import (  # noqa: E402
     abusive_figures,
     complaint_figures,
@@ -45,15 +45,21 @@ def main() -> None:
     parser.add_argument(
         "--backend", choices=BACKENDS, default="onnx", help="encoder runtime (default: the shipped one)"
     )
+    parser.add_argument(
+        "--variant", choices=VARIANTS, default="default", help="model variant (encoder + heads)"
+    )
     args = parser.parse_args()
-    encoder = load_encoder(args.backend, cache_dir=cache_root() / "onnx")
-    understander = Understander.load(args.heads)
+    encoder = load_encoder(args.backend, variant=args.variant, cache_dir=cache_root() / "onnx")
+    understander = Understander.load(args.heads, variant=args.variant)
     figures = []
     for name in args.only.split(","):
         started = time.perf_counter()
         function = GROUPS[name]
         kwargs = (
-            {"log": lambda m: print(m, file=sys.stderr, flush=True)}
+            {
+                "log": lambda m: print(m, file=sys.stderr, flush=True),
+                "permissive_only": args.variant == "permissive",
+            }
             if name in ("complaint", "sentiment")
             else {}
         )

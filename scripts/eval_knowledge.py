@@ -13,6 +13,9 @@ Every knowledge base is written as Markdown files in a temporary folder and buil
 `knowledge.KnowledgeBase.build`, the same path the bot takes.
 
 Usage: python scripts/eval_knowledge.py [--datasets ../shared/datasets] [--cache DIR] [--only NAME]
+                                       [--variant default|permissive]
+
+The knowledge bases answer at the variant's default threshold (knowledge.ANSWER_THRESHOLDS).
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from intents.corpus import fold_of  # noqa: E402
-from intents.encoder import Encoder, load_encoder  # noqa: E402
+from intents.encoder import VARIANTS, Encoder, load_encoder  # noqa: E402
 from intents.public_data import banking77_halves  # noqa: E402
-from knowledge import KnowledgeBase, evaluate, threshold_curve  # noqa: E402
+from knowledge import ANSWER_THRESHOLDS, KnowledgeBase, evaluate, threshold_curve  # noqa: E402
 
 CURVE = [round(0.30 + 0.025 * step, 3) for step in range(17)]
+# The answer threshold the knowledge bases are built with: the --variant's default (set by main).
+THRESHOLD = {"in use": ANSWER_THRESHOLDS["default"]}
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -99,7 +104,7 @@ class EmbeddingCache:
 
 def build(directory: Path, encoder: Encoder, cache: Path | None) -> tuple[KnowledgeBase, float]:
     started = time.perf_counter()
-    knowledge_base = KnowledgeBase.build(directory, encoder, cache_dir=cache)
+    knowledge_base = KnowledgeBase.build(directory, encoder, threshold=THRESHOLD["in use"], cache_dir=cache)
     return knowledge_base, time.perf_counter() - started
 
 
@@ -253,11 +258,13 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--cache", type=Path, default=None, help="keep embeddings here between runs")
     parser.add_argument("--only", choices=["banking77", "clinc150", "twitter"], default=None)
+    parser.add_argument("--variant", choices=VARIANTS, default="default", help="model variant (encoder)")
     args = parser.parse_args()
+    THRESHOLD["in use"] = ANSWER_THRESHOLDS[args.variant]
     if not args.datasets.is_dir():
         sys.exit(f"error: {args.datasets}: no such folder (the shared datasets)")
     os.environ["SOCIALBOT_DATASETS"] = str(args.datasets)  # intents.public_data reads Banking77 from there
-    encoder = load_encoder()  # the shipped model
+    encoder = load_encoder(variant=args.variant)  # the shipped model
     embed = EmbeddingCache(encoder, args.cache)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as temporary:

@@ -1,6 +1,10 @@
 """Retrain the shipped heads (intents/heads/*.npz) from ../shared/datasets and intents/data.
 
     python scripts/train_intents.py [--head intent|sentiment|abusive] [--out DIR] [--permissive-only]
+        [--variant default|permissive]
+
+`--variant permissive` trains the permissive variant's heads (intents/heads/permissive) on its encoder's
+vectors, from permissively licensed rows only.
 
 Deterministic (fixed seeds, stable sampling); a few minutes on 2 CPU cores once embeddings are cached
 (~/.cache/socialbot), about 15 minutes the first time. The abusive head's threshold is the F1-best on dev rows
@@ -22,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from intents.corpus import abuse_at_people, training_rows  # noqa: E402
 from intents.embedding_cache import embed_cached  # noqa: E402
-from intents.encoder import load_encoder  # noqa: E402
+from intents.encoder import VARIANTS, load_encoder  # noqa: E402
 from intents.training import RECIPES, f1_threshold, train_head  # noqa: E402
-from intents.understand import SHIPPED_HEADS_DIR  # noqa: E402
+from intents.understand import shipped_heads_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The sample brand's written traffic: its `dev` rows may tune, its `test` rows only report.
@@ -45,14 +49,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--head", choices=sorted(RECIPES), action="append", help="default: all three")
-    parser.add_argument("--out", type=Path, default=SHIPPED_HEADS_DIR)
+    parser.add_argument("--out", type=Path, default=None, help="default: the variant's shipped heads")
     parser.add_argument(
         "--permissive-only", action="store_true", help="own examples + CC BY / CDLA sets only"
     )
+    parser.add_argument("--variant", choices=VARIANTS, default="default")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    # The vectors the heads will see at run time: the shipped int8 model's.
-    encoder = load_encoder(threads=args.threads)
+    if args.variant == "permissive":
+        args.permissive_only = True
+    args.out = args.out or shipped_heads_dir(args.variant)
+    # The vectors the heads will see at run time: the shipped int8 model's (of that variant).
+    encoder = load_encoder(variant=args.variant, threads=args.threads)
     for name in args.head or ["intent", "sentiment", "abusive"]:
         started = time.perf_counter()
         rows = training_rows(name, permissive_only=args.permissive_only)
@@ -68,6 +76,7 @@ def main() -> None:
                 "trained_on": rows.counts(),
                 "licenses": rows.licenses,
                 "permissive_only": args.permissive_only,
+                "variant": args.variant,
                 "script": "scripts/train_intents.py",
             },
         )

@@ -85,7 +85,7 @@ def test_the_backends_have_different_names_so_caches_keyed_on_them_are_rebuilt(
     assert len({encoder.name, onnx_encoder.name, exact.name}) == 3
     assert exact.name.startswith(encoder.name)  # same weights, another runtime
     digest = hashlib.sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
-    assert onnx_encoder.name.endswith(digest[:12])  # a rebuilt model file is a new name
+    assert digest[:12] in onnx_encoder.name  # a rebuilt model file is a new name
 
 
 def test_the_shipped_model_is_what_export_onnx_builds_from_the_packaged_weights(
@@ -182,12 +182,16 @@ def test_the_unquantised_export_gives_the_references_vectors_and_decisions(
         cached_model_path(onnx_cache, precision="int4")
 
 
-def test_a_worker_runs_the_shipped_model_where_torch_cannot_be_imported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", ["default", "permissive"])
+def test_a_worker_runs_the_shipped_model_where_torch_cannot_be_imported(tmp_path: Path, variant: str) -> None:
     """The runtime contract: the product installs without PyTorch. A worker's models load and understand a
     message in a process where importing torch, transformers, sentence-transformers or the original weights
-    fails, and nothing is exported into the data folder."""
+    fails, and nothing is exported into the data folder; on either model variant."""
     config = tmp_path / "settings.toml"
-    config.write_text(f'[data]\ndir = "{tmp_path / "data"}"\n[knowledge]\nrefresh_seconds = 0\n')
+    config.write_text(
+        f'[data]\ndir = "{tmp_path / "data"}"\n[knowledge]\nrefresh_seconds = 0\n'
+        f'[intents]\nvariant = "{variant}"\n'
+    )
     script = textwrap.dedent(
         f"""
         import importlib.abc, sys
@@ -215,6 +219,7 @@ def test_a_worker_runs_the_shipped_model_where_torch_cannot_be_imported(tmp_path
     intent, name = done.stdout.split()[-2:]
     assert intent == "complaint"
     assert "onnx-q8b32" in name
+    assert ("fine-tuned-" in name) == (variant == "default")
     assert not (tmp_path / "data" / "cache" / "onnx").exists()
 
 

@@ -15,7 +15,7 @@ from intents.encoder import Encoder, EncoderLoadError
 from intents.heads import HeadsError
 from intents.io import InputFileError
 from intents.train_encoder import TrainConfig
-from intents.understand import Understander
+from intents.understand import Understander, shipped_heads_dir
 
 app = typer.Typer(
     help="Understand posts (intent, sentiment, abuse): classify a CSV, train a head, evaluate a head.",
@@ -44,14 +44,15 @@ def _encoder(ctx: typer.Context, threads: int | None) -> Encoder:
 
 
 def _load(ctx: typer.Context, heads: Path | None, threads: int | None) -> tuple[Encoder, Understander]:
-    understander = Understander.load(heads)
+    understander = Understander.load(heads, variant=settings_for(ctx).intents.variant)
     return _encoder(ctx, threads), understander
 
 
 InputOption = Annotated[Path, typer.Option("--input", help="CSV file with a 'text' column.")]
 OutputOption = Annotated[Path, typer.Option("--output", help="JSON Lines file to write, one object per row.")]
 HeadsOption = Annotated[
-    Path | None, typer.Option("--heads", help="Folder of trained heads (default: the shipped heads).")
+    Path | None,
+    typer.Option("--heads", help="Folder of trained heads (default: the shipped ones of [intents] variant)."),
 ]
 ThreadsOption = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the encoder.")]
 
@@ -108,7 +109,8 @@ def train(
         total = len(read_labelled_csv(data).texts)
         encoder = _encoder(ctx, threads)
         with progress_bar("embedding", total) as advance:
-            trained = train_file(data, head.value, out, encoder, progress=advance)
+            base = shipped_heads_dir(settings_for(ctx).intents.variant)
+            trained = train_file(data, head.value, out, encoder, base_heads=base, progress=advance)
     thresholds = ", ".join(f"{k} {v:.2f}" for k, v in trained.thresholds.items())
     typer.echo(
         f"{head.value} head written to {out / (head.value + '.npz')}"
@@ -276,8 +278,9 @@ def export_onnx(
     precision: Annotated[
         Precision,
         typer.Option(
-            help="int8: rebuild the shipped model in intents/model (maintainers); fp32: the export for "
-            '[intents] backend = "onnx-fp32", into [data] dir.'
+            help="int8: rebuild the shipped model in intents/model and the permissive variant's tensors "
+            '(maintainers); fp32: the export for [intents] backend = "onnx-fp32" of [intents] variant, into '
+            "[data] dir."
         ),
     ] = Precision.fp32,
 ) -> None:
@@ -294,11 +297,15 @@ def export_onnx(
         if precision is Precision.int8:
             out = export_shipped_model()
         else:
-            out = cached_model_path(settings_for(ctx).data.onnx_cache_dir, precision=precision.value)
+            from intents.encoder import reference_model_path
+
+            settings = settings_for(ctx)
+            weights = reference_model_path(settings.intents.variant)
+            out = cached_model_path(settings.data.onnx_cache_dir, weights, precision=precision.value)
             if out.exists() and not force:
                 typer.echo(f"{out} is already exported (--force to export again)", err=True)
                 return
-            export_onnx_model(out, precision=precision.value)
+            export_onnx_model(out, weights, precision=precision.value)
     size_mb = out.stat().st_size / 1e6
     typer.echo(
         f"encoder exported to {out} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)", err=True

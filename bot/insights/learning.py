@@ -207,7 +207,8 @@ def train_from_crm(
             result.reason = "the held-out corrections only say what the texts are not: nothing to score"
             continue
         try:
-            rows = training_rows(head)
+            # The permissive variant's heads learn from permissively licensed rows only, as shipped.
+            rows = training_rows(head, permissive_only=versions.variant == "permissive")
         except DatasetMissingError as error:
             raise LearningError(f"cannot retrain the {head} head: {error}") from None
         rows.add(
@@ -241,7 +242,7 @@ def train_from_crm(
             result.reason = "not better on the held-out corrections"
     calibration = None
     if marks:
-        current = answer_threshold(versions, base, None)
+        current = answer_threshold(versions, base, None, variant=versions.variant)
         if pinned_threshold is not None:
             held = sum(held_out(mark.text) for mark in marks)
             report.threshold = ThresholdResult(

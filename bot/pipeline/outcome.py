@@ -5,7 +5,7 @@ conversation escalated, the idea recorded.
 
 from __future__ import annotations
 
-from bot.crm.ideas import record_idea
+from bot.crm.ideas import IDEA_SIMILARITIES, record_idea
 from bot.crm.models import Message
 from bot.delivery.outbox import enqueue
 from bot.pipeline.turn import Turn
@@ -64,5 +64,10 @@ def carry_out(turn: Turn, *, priority: int = 0, first: bool = False) -> Message 
             support_channel=support_channel_of(runtime.settings),
         )
     if decision.record_idea:
-        record_idea(session, message, encoder=runtime.models.encoder.name)
+        record_idea(
+            session,
+            message,
+            encoder=runtime.models.encoder.name,
+            join_at=IDEA_SIMILARITIES[runtime.models.variant],
+        )
     return reply

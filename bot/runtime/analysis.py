@@ -22,7 +22,7 @@ from bot.runtime.settings import Settings
 from intents import HeadsError, Understander, Understanding
 from intents.encoder import Encoder, load_encoder
 from intents.versions import HeadVersions
-from knowledge import DEFAULT_THRESHOLD, Answer, KnowledgeBase
+from knowledge import ANSWER_THRESHOLDS, Answer, KnowledgeBase
 
 __all__ = [
     "THRESHOLD_KEY",
@@ -131,6 +131,8 @@ class Models:
     heads_version: str = ""
     # `[knowledge] threshold` when set; else the threshold follows the heads version (`answer_threshold`).
     pinned_threshold: float | None = None
+    # `[intents] variant`: the model variant the encoder and heads are (intents.encoder.VARIANTS).
+    variant: str = "default"
     _last_refresh: float = field(default_factory=time.monotonic)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock)
     batcher: MicroBatcher = field(init=False)
@@ -187,7 +189,9 @@ class Models:
             return False
         version = self.heads.current()
         self.understander = Understander.load(self.heads.folder(version))
-        self.knowledge.threshold = answer_threshold(self.heads, version, self.pinned_threshold)
+        self.knowledge.threshold = answer_threshold(
+            self.heads, version, self.pinned_threshold, variant=self.variant
+        )
         log.info(
             "heads %s loaded (were %s), answer threshold %.3f",
             version,
@@ -222,10 +226,11 @@ def _log_odds(probability: float) -> float:
 
 
 def encoder_for(settings: Settings, threads: int | None = None) -> Encoder:
-    """The encoder the settings name (`[intents] backend` and `threads`; `threads` here wins): what a worker
-    runs, so a command line tool computes the vectors a worker would."""
+    """The encoder the settings name (`[intents] backend`, `variant` and `threads`; `threads` here wins): what
+    a worker runs, so a command line tool computes the vectors a worker would."""
     return load_encoder(
         settings.intents.backend,
+        variant=settings.intents.variant,
         cache_dir=settings.data.onnx_cache_dir,
         threads=threads or settings.intents.threads or None,
     )
@@ -234,7 +239,8 @@ def encoder_for(settings: Settings, threads: int | None = None) -> Encoder:
 def current_answer_threshold(settings: Settings) -> float:
     """The answer threshold a worker started with these settings would use now."""
     heads = head_versions(settings)
-    return answer_threshold(heads, heads.current() if heads else "", settings.knowledge.threshold)
+    version = heads.current() if heads else ""
+    return answer_threshold(heads, version, settings.knowledge.threshold, variant=settings.intents.variant)
 
 
 def load_models(settings: Settings) -> Models:
@@ -243,22 +249,27 @@ def load_models(settings: Settings) -> Models:
     encoder = encoder_for(settings)
     heads = head_versions(settings)
     heads_version = heads.current() if heads else ""
-    understander = Understander.load(heads.folder(heads_version) if heads else settings.intents.heads_dir)
+    understander = Understander.load(
+        heads.folder(heads_version) if heads else settings.intents.heads_dir, variant=settings.intents.variant
+    )
     knowledge_dir = settings.knowledge.dir or sample_knowledge_dir()
     knowledge = KnowledgeBase.build(
         knowledge_dir,
         encoder,
-        threshold=answer_threshold(heads, heads_version, settings.knowledge.threshold),
+        threshold=answer_threshold(
+            heads, heads_version, settings.knowledge.threshold, variant=settings.intents.variant
+        ),
         cache_dir=settings.data.dir / "cache" / "knowledge",
         on_invalid=settings.knowledge.on_invalid,
     )
     if not knowledge.articles:
         log.warning("knowledge base %s has no articles: every question will be escalated", knowledge_dir)
     log.info(
-        "models loaded in %.2f s (encoder %s, %s backend)",
+        "models loaded in %.2f s (encoder %s, %s backend, %s variant)",
         time.perf_counter() - started,
         encoder.name,
         settings.intents.backend,
+        settings.intents.variant,
     )
     return Models(
         encoder,
@@ -272,18 +283,28 @@ def load_models(settings: Settings) -> Models:
         heads=heads,
         heads_version=heads_version,
         pinned_threshold=settings.knowledge.threshold,
+        variant=settings.intents.variant,
     )
 
 
-def answer_threshold(heads: HeadVersions | None, version: str, pinned: float | None) -> float:
+def answer_threshold(
+    heads: HeadVersions | None, version: str, pinned: float | None, *, variant: str = "default"
+) -> float:
     """The knowledge base's answer threshold: `pinned` (`[knowledge] threshold`) when set, else the one the
-    learning loop calibrated with heads `version` from staff's right / wrong marks, else the default."""
+    learning loop calibrated with heads `version` from staff's right / wrong marks, else the model variant's
+    default (`heads`' variant when given)."""
     if pinned is not None:
         return pinned
     calibrated = heads.calibration(version).get(THRESHOLD_KEY) if heads is not None else None
-    return DEFAULT_THRESHOLD if calibrated is None else float(calibrated)
+    if calibrated is not None:
+        return float(calibrated)
+    return ANSWER_THRESHOLDS[heads.variant if heads is not None else variant]
 
 
 def head_versions(settings: Settings) -> HeadVersions | None:
-    """The learning loop's versions of the heads, or None when `[intents] heads_dir` pins a folder."""
-    return None if settings.intents.heads_dir else HeadVersions(settings.data.heads_versions_dir)
+    """The learning loop's versions of the heads of the settings' model variant, or None when `[intents]
+    heads_dir` pins a folder."""
+    if settings.intents.heads_dir:
+        return None
+    variant = settings.intents.variant
+    return HeadVersions(settings.data.heads_versions_dir(variant), variant=variant)

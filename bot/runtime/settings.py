@@ -149,10 +149,10 @@ class DataSettings(_Section):
         """Where the ONNX exports of the encoder are kept."""
         return self.dir / "cache" / "onnx"
 
-    @property
-    def heads_versions_dir(self) -> Path:
-        """Where `socialbot intents train --from-crm` installs versions of the heads (intents/versions.py)."""
-        return self.dir / "heads"
+    def heads_versions_dir(self, variant: str = "default") -> Path:
+        """Where `socialbot intents train --from-crm` installs versions of a model variant's heads
+        (intents/versions.py): `heads`, or `heads-<variant>` for a variant other than the default."""
+        return self.dir / ("heads" if variant == "default" else f"heads-{variant}")
 
 
 class IntentsSettings(_Section):
@@ -166,6 +166,11 @@ class IntentsSettings(_Section):
     # into <data dir>/cache/onnx on first start) or "torch" (the reference, fp32); the last two need the
     # train extra (PyTorch).
     backend: Literal["torch", "onnx", "onnx-fp32"] = "onnx"
+    # The model variant (intents.encoder.VARIANTS): "default" (the fine-tuned encoder; its training data
+    # includes non-commercial and unlicensed sets) or "permissive" (the original all-MiniLM-L6-v2,
+    # Apache-2.0, with heads trained on permissively licensed data only). Everything model-dependent follows
+    # it: the heads, the learning loop's versions, the answer threshold, idea grouping, the knowledge index.
+    variant: Literal["default", "permissive"] = "default"
     # Messages analysed at the same moment are encoded in one batch of at most batch_max: those that queued
     # while the previous batch was encoded, plus any arriving within batch_wait_ms (0: no waiting, the
     # default; a wait only pays when the encoder, not the database, is the bottleneck).

@@ -183,9 +183,11 @@ def serve_workers(
         os.environ[SECRET_KEY_ENV] = secrets.token_urlsafe(32)
     precision = onnx_precision(settings.intents.backend)
     if precision == "fp32":  # export once here, not once per worker at the same moment (int8 is shipped)
+        from intents.encoder import reference_model_path
         from intents.onnx_encoder import ensure_exported
 
-        ensure_exported(settings.data.onnx_cache_dir, precision=precision)
+        weights = reference_model_path(settings.intents.variant)
+        ensure_exported(settings.data.onnx_cache_dir, weights, precision=precision)
     if config is not None:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     metrics_dir = Path(tempfile.mkdtemp(prefix="socialbot-metrics-"))
