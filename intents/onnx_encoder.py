@@ -252,31 +252,15 @@ def fine_tuned_tensors(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-_SAFETENSORS_TYPES = {"F16": np.float16, "F32": np.float32, "BF16": None}
-
-
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """A safetensors file's tensors, read with numpy (the format: an 8-byte header length, a JSON header
-    naming each tensor's type, shape and byte range, then the bytes)."""
-    import json
+    """A safetensors file's tensors as numpy arrays (the `safetensors` package's numpy reader: no torch)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
 
     try:
-        data = Path(path).read_bytes()
-        size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + size])
-        tensors = {}
-        for name, entry in header.items():
-            if name == "__metadata__":
-                continue
-            kind = _SAFETENSORS_TYPES.get(entry["dtype"])
-            if kind is None:
-                raise ValueError(f"tensor {name} is {entry['dtype']}")
-            start, end = entry["data_offsets"]
-            raw = data[8 + size + start : 8 + size + end]
-            tensors[name] = np.frombuffer(raw, dtype=kind).reshape(entry["shape"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as error:
         raise EncoderLoadError(f"cannot read the fine-tuned layers {path}: {error}") from error
-    return tensors
 
 
 def ensure_exported(cache_dir: Path, model_path: Path | None = None, *, precision: str = "fp32") -> Path:
@@ -441,7 +425,13 @@ class OnnxSentenceEncoder:
                         "export-onnx` (needs pip install 'socialbot[train]')"
                     )
             name = f"all-MiniLM-L6-v2:onnx-{_recipe(precision)}:{_file_digest(onnx_path)[:12]}"
-            if variant == "default" and FINE_TUNED_LAYERS.is_file():
+            if variant == "default":
+                # Without them the original's vectors would reach heads not trained on them.
+                if not FINE_TUNED_LAYERS.is_file():
+                    raise EncoderLoadError(
+                        f"the default variant's fine-tuned layers are missing: {FINE_TUNED_LAYERS} "
+                        '(reinstall socialbot, or set [intents] variant = "permissive")'
+                    )
                 overrides = fine_tuned_tensors(FINE_TUNED_LAYERS)
                 name += f":fine-tuned-{_file_digest(FINE_TUNED_LAYERS)[:12]}"
         else:

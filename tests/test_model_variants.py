@@ -139,3 +139,21 @@ def test_one_setting_switches_encoder_heads_versions_threshold_and_ideas(
         assert analysis.encoder == permissive.name
     finally:
         models.batcher.close()
+
+
+def test_missing_or_broken_fine_tuned_layers_are_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default variant never runs the original weights under heads trained on the fine-tuned ones."""
+    import intents.onnx_encoder as onnx_encoder
+
+    monkeypatch.setattr(onnx_encoder, "FINE_TUNED_LAYERS", tmp_path / "missing.safetensors")
+    with pytest.raises(EncoderLoadError, match="fine-tuned layers are missing") as missing:
+        OnnxSentenceEncoder.load(variant="default")
+    assert "\n" not in str(missing.value)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    monkeypatch.setattr(onnx_encoder, "FINE_TUNED_LAYERS", broken)
+    with pytest.raises(EncoderLoadError, match="cannot read the fine-tuned layers"):
+        OnnxSentenceEncoder.load(variant="default")
+    assert OnnxSentenceEncoder.load(variant="permissive").encode(["still fine"]).shape == (1, 384)
